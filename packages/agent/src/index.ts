@@ -1,0 +1,1 @@
+export type { ExecutionOutcome, ExecutionSink, Executor } from './executor/executor.js';

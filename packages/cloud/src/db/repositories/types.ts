@@ -1,0 +1,326 @@
+import type { TaskPriority, TaskStatus, TaskSubmit } from '@bematic/protocol';
+
+/**
+ * Repository contracts. Every implementation (SQLite and PostgreSQL through
+ * the same Kysely code) must pass the conformance suite in db/conformance.
+ * Timestamps are epoch milliseconds. JSON columns are parsed on read.
+ */
+
+export type Role = 'admin' | 'developer' | 'viewer';
+
+export interface Project {
+  id: string;
+  name: string;
+  channelId: string;
+  agentId: string;
+  localPath: string;
+  defaultModel: string | null;
+  maxBudgetUsd: number | null;
+  createdAt: number;
+  updatedAt: number;
+}
+export type NewProject = Omit<Project, 'id' | 'createdAt' | 'updatedAt'> & { id?: string };
+
+export interface TaskMetricsColumns {
+  inputTokens: number;
+  outputTokens: number;
+  cacheReadTokens: number;
+  cacheCreationTokens: number;
+  costUsd: number;
+  durationMs: number;
+  numTurns: number;
+  continuations: number;
+}
+
+export interface Task extends TaskMetricsColumns {
+  id: string;
+  projectId: string;
+  agentId: string;
+  botName: string;
+  command: string;
+  prompt: string;
+  model: string;
+  priority: TaskPriority;
+  status: TaskStatus;
+  userId: string;
+  /** Where the conversation lives: Slack channel + thread, or a console thread. */
+  channelId: string;
+  threadTs: string | null;
+  /** The user's own message (reactions go on it). */
+  messageTs: string | null;
+  /** The single progress message updated while the task runs. */
+  progressMessageTs: string | null;
+  sessionId: string | null;
+  parentTaskId: string | null;
+  /** The exact TASK_SUBMIT payload, so a task can be resent, retried or reconciled. */
+  submission: TaskSubmit;
+  result: string | null;
+  errorMessage: string | null;
+  errorCode: string | null;
+  recoverable: boolean | null;
+  warning: string | null;
+  filesChanged: string[];
+  commandsRun: string[];
+  restoredFromArchive: string | null;
+  restoredAt: number | null;
+  createdAt: number;
+  updatedAt: number;
+  startedAt: number | null;
+  completedAt: number | null;
+}
+
+export type NewTask = Pick<
+  Task,
+  | 'projectId'
+  | 'agentId'
+  | 'botName'
+  | 'command'
+  | 'prompt'
+  | 'model'
+  | 'priority'
+  | 'userId'
+  | 'channelId'
+  | 'submission'
+> &
+  Partial<
+    Pick<
+      Task,
+      | 'id'
+      | 'threadTs'
+      | 'messageTs'
+      | 'parentTaskId'
+      | 'sessionId'
+      | 'restoredFromArchive'
+      | 'restoredAt'
+      | 'status'
+    >
+  >;
+
+/** Fields a transition may set alongside the new status. */
+export type TaskPatch = Partial<
+  Pick<
+    Task,
+    | 'agentId'
+    | 'threadTs'
+    | 'progressMessageTs'
+    | 'sessionId'
+    | 'result'
+    | 'errorMessage'
+    | 'errorCode'
+    | 'recoverable'
+    | 'warning'
+    | 'filesChanged'
+    | 'commandsRun'
+    | 'startedAt'
+    | 'completedAt'
+  > &
+    TaskMetricsColumns
+>;
+
+export interface TransitionResult {
+  /** false when the transition was an idempotent no-op (e.g. a duplicate TASK_COMPLETE). */
+  changed: boolean;
+  task: Task;
+}
+
+export interface TaskQuery {
+  status?: TaskStatus | TaskStatus[];
+  projectId?: string;
+  agentId?: string;
+  parentTaskId?: string;
+  olderThan?: number;
+  limit?: number;
+}
+
+export interface TaskRepository {
+  create(task: NewTask): Promise<Task>;
+  findById(id: string): Promise<Task | undefined>;
+  /** The most recent task whose conversation is this thread. */
+  findByThread(channelId: string, threadTs: string): Promise<Task | undefined>;
+  list(query?: TaskQuery): Promise<Task[]>;
+  countByStatus(): Promise<Record<TaskStatus, number>>;
+  /**
+   * Atomically check the state machine and apply. Same terminal status again → { changed: false }.
+   * Illegal → throws IllegalTransitionError. Unknown id → throws.
+   */
+  transition(id: string, to: TaskStatus, patch?: TaskPatch): Promise<TransitionResult>;
+  /** Update non-status fields (e.g. progressMessageTs). */
+  update(id: string, patch: TaskPatch): Promise<Task>;
+  delete(id: string): Promise<boolean>;
+}
+
+export interface Session {
+  id: string;
+  taskId: string;
+  claudeSessionId: string | null;
+  status: 'active' | 'completed' | 'failed' | 'cancelled';
+  inputTokens: number;
+  outputTokens: number;
+  costUsd: number;
+  durationMs: number;
+  createdAt: number;
+  completedAt: number | null;
+}
+export interface SessionRepository {
+  create(s: { taskId: string; claudeSessionId?: string | null }): Promise<Session>;
+  findByTask(taskId: string): Promise<Session[]>;
+  complete(
+    id: string,
+    outcome: {
+      status: Session['status'];
+      claudeSessionId?: string | null;
+      inputTokens: number;
+      outputTokens: number;
+      costUsd: number;
+      durationMs: number;
+    },
+  ): Promise<Session>;
+}
+
+export interface User {
+  id: string;
+  name: string | null;
+  role: Role;
+  createdAt: number;
+  updatedAt: number;
+}
+export interface UserRepository {
+  findById(id: string): Promise<User | undefined>;
+  upsert(user: { id: string; name?: string | null; role: Role }): Promise<User>;
+  setRole(id: string, role: Role): Promise<User>;
+  list(): Promise<User[]>;
+}
+
+export interface AuditEntry {
+  id: number;
+  ts: number;
+  action: string;
+  actor: string;
+  resourceType: string | null;
+  resourceId: string | null;
+  details: Record<string, unknown>;
+}
+export type NewAuditEntry = Omit<AuditEntry, 'id' | 'ts' | 'resourceType' | 'resourceId' | 'details'> &
+  Partial<Pick<AuditEntry, 'ts' | 'resourceType' | 'resourceId' | 'details'>>;
+export interface AuditLogRepository {
+  log(entry: NewAuditEntry): Promise<AuditEntry>;
+  list(query?: {
+    action?: string;
+    resourceId?: string;
+    actor?: string;
+    limit?: number;
+  }): Promise<AuditEntry[]>;
+}
+
+export interface OfflineQueueEntry {
+  id: number;
+  agentId: string;
+  taskId: string;
+  priority: TaskPriority;
+  payload: TaskSubmit;
+  enqueuedAt: number;
+  expiresAt: number;
+  attempts: number;
+  lastAttemptAt: number | null;
+}
+export interface OfflineQueueRepository {
+  /** One row per task: enqueueing a task already queued replaces agent/payload/expiry. */
+  enqueue(e: {
+    agentId: string;
+    taskId: string;
+    priority: TaskPriority;
+    payload: TaskSubmit;
+    expiresAt: number;
+    enqueuedAt?: number;
+  }): Promise<OfflineQueueEntry>;
+  /** Priority order (urgent first), then oldest first. */
+  listForAgent(agentId: string, limit?: number): Promise<OfflineQueueEntry[]>;
+  findByTask(taskId: string): Promise<OfflineQueueEntry | undefined>;
+  markAttempt(taskId: string, at: number): Promise<void>;
+  removeByTask(taskId: string): Promise<boolean>;
+  /** Removes and returns rows whose expiresAt <= now. */
+  takeExpired(now: number): Promise<OfflineQueueEntry[]>;
+  countByAgent(): Promise<Record<string, number>>;
+}
+
+export interface ApiKey {
+  id: string;
+  agentId: string;
+  /** First characters of the key, safe to show (e.g. "bmk_3f9a"). */
+  prefix: string;
+  keyHash: string;
+  label: string | null;
+  createdAt: number;
+  expiresAt: number | null;
+  revokedAt: number | null;
+  lastUsedAt: number | null;
+}
+export interface ApiKeyRepository {
+  create(k: Omit<ApiKey, 'id' | 'createdAt' | 'revokedAt' | 'lastUsedAt'> & { id?: string }): Promise<ApiKey>;
+  findByPrefix(prefix: string): Promise<ApiKey[]>;
+  list(agentId?: string): Promise<ApiKey[]>;
+  revoke(id: string, at: number): Promise<boolean>;
+  touch(id: string, at: number): Promise<void>;
+}
+
+export interface ArchivedTask {
+  id: string;
+  originalId: string;
+  /** JSON snapshot of the Task row. */
+  taskData: string;
+  reason: string;
+  metadata: Record<string, unknown>;
+  archivedAt: number;
+}
+export interface ArchivedTaskRepository {
+  create(
+    a: Omit<ArchivedTask, 'id' | 'archivedAt'> & { id?: string; archivedAt?: number },
+  ): Promise<ArchivedTask>;
+  findById(id: string): Promise<ArchivedTask | undefined>;
+  findByOriginalId(originalId: string): Promise<ArchivedTask | undefined>;
+  list(limit?: number): Promise<ArchivedTask[]>;
+  delete(id: string): Promise<boolean>;
+}
+
+export interface AgentRecord {
+  id: string;
+  hostname: string | null;
+  version: string | null;
+  status: 'online' | 'offline';
+  lastSeenAt: number | null;
+  createdAt: number;
+}
+export interface AgentRepository {
+  upsert(a: {
+    id: string;
+    hostname?: string | null;
+    version?: string | null;
+    status: AgentRecord['status'];
+    lastSeenAt?: number;
+  }): Promise<AgentRecord>;
+  findById(id: string): Promise<AgentRecord | undefined>;
+  list(): Promise<AgentRecord[]>;
+}
+
+export interface ProjectRepository {
+  create(p: NewProject): Promise<Project>;
+  findById(id: string): Promise<Project | undefined>;
+  findByChannel(channelId: string): Promise<Project | undefined>;
+  list(): Promise<Project[]>;
+  update(id: string, patch: Partial<Omit<Project, 'id' | 'createdAt' | 'updatedAt'>>): Promise<Project>;
+  delete(id: string): Promise<boolean>;
+}
+
+export interface Repositories {
+  projects: ProjectRepository;
+  tasks: TaskRepository;
+  sessions: SessionRepository;
+  users: UserRepository;
+  audit: AuditLogRepository;
+  offlineQueue: OfflineQueueRepository;
+  apiKeys: ApiKeyRepository;
+  archivedTasks: ArchivedTaskRepository;
+  agents: AgentRepository;
+  /** Run fn atomically; repositories passed in are bound to the transaction. */
+  transaction<T>(fn: (repos: Omit<Repositories, 'transaction'>) => Promise<T>): Promise<T>;
+}

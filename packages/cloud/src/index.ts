@@ -1,0 +1,2 @@
+export * from './db/repositories/types.js';
+export * from './tasks/task-state-machine.js';

@@ -1,0 +1,178 @@
+import { z } from 'zod';
+import { TASK_ERROR_CODES, TASK_PRIORITIES } from './constants.js';
+
+const id = z.string().min(1).max(200);
+const nonNegInt = z.number().int().nonnegative();
+
+export const ResourceMetrics = z.object({
+  cpuPercent: z.number().min(0).max(100),
+  memoryPercent: z.number().min(0).max(100),
+  rssMb: z.number().nonnegative(),
+  loadAvg1m: z.number().nonnegative(),
+  activeTasks: nonNegInt,
+  queuedTasks: nonNegInt,
+});
+export type ResourceMetrics = z.infer<typeof ResourceMetrics>;
+
+export const TaskMetrics = z.object({
+  inputTokens: nonNegInt,
+  outputTokens: nonNegInt,
+  cacheReadTokens: nonNegInt,
+  cacheCreationTokens: nonNegInt,
+  costUsd: z.number().nonnegative(),
+  durationMs: nonNegInt,
+  numTurns: nonNegInt,
+  continuations: nonNegInt,
+});
+export type TaskMetrics = z.infer<typeof TaskMetrics>;
+
+export const AuthRequest = z.object({
+  agentId: id,
+  apiKey: z.string().min(1).max(500),
+  agentVersion: z.string().max(50),
+  hostname: z.string().max(255).optional(),
+  maxConcurrentTasks: z.number().int().positive(),
+  /** Tasks the agent is running or has queued locally (reconciliation after reconnect). */
+  activeTaskIds: z.array(id).max(10_000),
+  /** Tasks whose terminal message is waiting in the agent's outbound buffer. */
+  bufferedTaskIds: z.array(id).max(10_000),
+});
+export type AuthRequest = z.infer<typeof AuthRequest>;
+
+export const AuthResponse = z.object({
+  success: z.boolean(),
+  agentId: id.optional(),
+  error: z.string().max(500).optional(),
+  heartbeatIntervalMs: z.number().int().positive().optional(),
+  /** Task ids the cloud no longer wants (cancelled or already terminal while the agent was away). */
+  cancelTaskIds: z.array(id).optional(),
+});
+export type AuthResponse = z.infer<typeof AuthResponse>;
+
+export const HeartbeatPing = z.object({ seq: nonNegInt, sentAt: z.number() });
+export type HeartbeatPing = z.infer<typeof HeartbeatPing>;
+
+export const HeartbeatPong = z.object({ seq: nonNegInt, sentAt: z.number(), metrics: ResourceMetrics });
+export type HeartbeatPong = z.infer<typeof HeartbeatPong>;
+
+export const TaskSubmit = z.object({
+  taskId: id,
+  projectId: id,
+  localPath: z.string().min(1).max(4096),
+  botName: z.string().min(1).max(50),
+  command: z.string().min(1).max(50),
+  prompt: z.string().min(1).max(100_000),
+  systemPrompt: z.string().max(50_000),
+  model: z.string().min(1).max(100),
+  allowedTools: z.array(z.string().min(1).max(100)).max(100),
+  priority: z.enum(TASK_PRIORITIES),
+  maxBudgetUsd: z.number().positive().optional(),
+  resumeSessionId: z.string().max(200).optional(),
+  maxContinuations: z.number().int().min(0).max(20).optional(),
+  timeoutMs: z.number().int().positive().optional(),
+  parentTaskId: id.optional(),
+});
+export type TaskSubmit = z.infer<typeof TaskSubmit>;
+
+export const TaskAck = z.object({
+  taskId: id,
+  accepted: z.boolean(),
+  queued: z.boolean(),
+  reason: z.string().max(500).optional(),
+  queuePosition: nonNegInt.optional(),
+  resourceStatus: ResourceMetrics.optional(),
+});
+export type TaskAck = z.infer<typeof TaskAck>;
+
+export const TaskProgress = z.object({
+  taskId: id,
+  kind: z.enum(['started', 'tool', 'status', 'continuation']),
+  /** Human-readable step, e.g. "Editing src/auth.ts". */
+  message: z.string().max(2000),
+  tool: z.string().max(100).optional(),
+});
+export type TaskProgress = z.infer<typeof TaskProgress>;
+
+export const TaskStream = z.object({ taskId: id, seq: nonNegInt, text: z.string().max(200_000) });
+export type TaskStream = z.infer<typeof TaskStream>;
+
+export const TaskComplete = z.object({
+  taskId: id,
+  result: z.string().max(500_000),
+  sessionId: z.string().max(200).optional(),
+  metrics: TaskMetrics,
+  filesChanged: z.array(z.string().max(4096)).max(10_000),
+  commandsRun: z.array(z.string().max(10_000)).max(10_000),
+  warning: z.string().max(2000).optional(),
+  resourceMetrics: ResourceMetrics.optional(),
+});
+export type TaskComplete = z.infer<typeof TaskComplete>;
+
+export const TaskError = z.object({
+  taskId: id,
+  error: z.string().max(10_000),
+  recoverable: z.boolean(),
+  errorCode: z.enum(TASK_ERROR_CODES),
+  sessionId: z.string().max(200).optional(),
+  metrics: TaskMetrics.optional(),
+  context: z.record(z.string(), z.union([z.string(), z.number(), z.boolean()])).optional(),
+});
+export type TaskError = z.infer<typeof TaskError>;
+
+export const TaskCancel = z.object({ taskId: id, reason: z.string().max(500) });
+export type TaskCancel = z.infer<typeof TaskCancel>;
+
+export const TaskCancelled = z.object({
+  taskId: id,
+  reason: z.string().max(500).optional(),
+  partialResult: z.string().max(500_000).optional(),
+  sessionId: z.string().max(200).optional(),
+  metrics: TaskMetrics.optional(),
+});
+export type TaskCancelled = z.infer<typeof TaskCancelled>;
+
+export const AgentStatus = z.object({
+  overloaded: z.boolean(),
+  reason: z.string().max(500).optional(),
+  maxConcurrentTasks: z.number().int().positive(),
+  metrics: ResourceMetrics,
+});
+export type AgentStatus = z.infer<typeof AgentStatus>;
+
+export const SystemShutdown = z.object({
+  reason: z.string().max(500),
+  /** Expected time until the sender is back, if it intends to come back. */
+  reconnectInMs: nonNegInt.optional(),
+});
+export type SystemShutdown = z.infer<typeof SystemShutdown>;
+
+export const SystemError = z.object({
+  code: z.string().max(100),
+  message: z.string().max(2000),
+  /** Envelope id of the frame that caused the error, when known. */
+  refId: z.string().max(200).optional(),
+});
+export type SystemError = z.infer<typeof SystemError>;
+
+/** Every message type and the schema of its payload: the single source of truth for the wire. */
+export const PAYLOAD_SCHEMAS = {
+  AUTH_REQUEST: AuthRequest,
+  AUTH_RESPONSE: AuthResponse,
+  HEARTBEAT_PING: HeartbeatPing,
+  HEARTBEAT_PONG: HeartbeatPong,
+  TASK_SUBMIT: TaskSubmit,
+  TASK_ACK: TaskAck,
+  TASK_PROGRESS: TaskProgress,
+  TASK_STREAM: TaskStream,
+  TASK_COMPLETE: TaskComplete,
+  TASK_ERROR: TaskError,
+  TASK_CANCEL: TaskCancel,
+  TASK_CANCELLED: TaskCancelled,
+  AGENT_STATUS: AgentStatus,
+  SYSTEM_SHUTDOWN: SystemShutdown,
+  SYSTEM_ERROR: SystemError,
+} as const;
+
+export type MessageType = keyof typeof PAYLOAD_SCHEMAS;
+export const MESSAGE_TYPES = Object.keys(PAYLOAD_SCHEMAS) as MessageType[];
+export type PayloadOf<T extends MessageType> = z.infer<(typeof PAYLOAD_SCHEMAS)[T]>;
