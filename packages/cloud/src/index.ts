@@ -1,2 +1,5 @@
+export * from './chat/chat-surface.js';
 export * from './db/repositories/types.js';
+export * from './gateway/types.js';
+export * from './tasks/task-events.js';
 export * from './tasks/task-state-machine.js';

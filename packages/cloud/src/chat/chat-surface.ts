@@ -1,0 +1,36 @@
+/**
+ * A place where conversations happen: Slack (through Bolt's Web API client) or
+ * the local web console. Messages use Slack Block Kit; the console renders the
+ * same blocks, so every surface shows the same thread.
+ */
+export interface ChatBlock {
+  type: string;
+  [key: string]: unknown;
+}
+
+export interface ChatMessage {
+  /** Plain-text fallback (notifications, screen readers). */
+  text: string;
+  blocks?: ChatBlock[];
+}
+
+export interface PostedMessage {
+  channelId: string;
+  ts: string;
+}
+
+export interface ChatSurface {
+  readonly name: 'slack' | 'console';
+  /** Post into a thread (threadTs) or at the channel top level. */
+  post(channelId: string, message: ChatMessage, threadTs?: string | null): Promise<PostedMessage>;
+  update(channelId: string, ts: string, message: ChatMessage): Promise<void>;
+  /** Visible to one user only; falls back to a normal post where the surface has no ephemerals. */
+  postEphemeral(
+    channelId: string,
+    userId: string,
+    message: ChatMessage,
+    threadTs?: string | null,
+  ): Promise<void>;
+  addReaction(channelId: string, ts: string, name: string): Promise<void>;
+  removeReaction(channelId: string, ts: string, name: string): Promise<void>;
+}

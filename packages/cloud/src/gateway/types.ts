@@ -1,0 +1,51 @@
+import type { ResourceMetrics } from '@bematic/protocol';
+import type { Task } from '../db/repositories/types.js';
+import type { CircuitState } from '../tasks/task-events.js';
+
+/** What the command service needs from the gateway. */
+export interface TaskDispatcher {
+  /**
+   * Durably queue the task's TASK_SUBMIT (outbox row written first) and send it
+   * when its agent — or another healthy agent serving the same project path — is online.
+   */
+  dispatch(task: Task): Promise<DispatchResult>;
+  /** Cancel wherever the task is: offline queue, agent queue, or running. */
+  cancel(taskId: string, reason: string, actor: string): Promise<CancelResult>;
+}
+
+export interface DispatchResult {
+  /** Agent that will run it. */
+  agentId: string;
+  /** Sent on an open socket now (still awaiting TASK_ACK). */
+  sent: boolean;
+  /** Left in the offline queue (agent offline, circuit open, or overloaded with no alternative). */
+  queued: boolean;
+  reason?: string;
+  /** Estimated time until the agent is back, when it is away. */
+  reconnectEtaMs: number | null;
+}
+
+export type CancelResult =
+  | { outcome: 'removed-from-queue' }
+  | { outcome: 'sent-to-agent' }
+  | { outcome: 'already-terminal' }
+  | { outcome: 'not-found' };
+
+export interface AgentSnapshot {
+  agentId: string;
+  online: boolean;
+  overloaded: boolean;
+  circuit: CircuitState;
+  hostname: string | null;
+  version: string | null;
+  connectedAt: number | null;
+  lastSeenAt: number | null;
+  lastRttMs: number | null;
+  metrics: ResourceMetrics | null;
+  maxConcurrentTasks: number | null;
+  offlineQueueDepth: number;
+}
+
+export interface AgentDirectory {
+  listAgents(): Promise<AgentSnapshot[]>;
+}
