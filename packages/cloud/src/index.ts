@@ -1,4 +1,5 @@
 export * from './chat/chat-surface.js';
+export * from './chat/inbound.js';
 export * from './db/repositories/types.js';
 export * from './gateway/types.js';
 export * from './tasks/task-events.js';

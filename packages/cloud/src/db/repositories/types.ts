@@ -12,14 +12,20 @@ export interface Project {
   id: string;
   name: string;
   channelId: string;
+  /** Primary agent holding the checkout. */
   agentId: string;
+  /** Other agents with the same checkout, used when the primary is offline or overloaded. */
+  fallbackAgentIds: string[];
   localPath: string;
   defaultModel: string | null;
   maxBudgetUsd: number | null;
   createdAt: number;
   updatedAt: number;
 }
-export type NewProject = Omit<Project, 'id' | 'createdAt' | 'updatedAt'> & { id?: string };
+export type NewProject = Omit<Project, 'id' | 'createdAt' | 'updatedAt' | 'fallbackAgentIds'> & {
+  id?: string;
+  fallbackAgentIds?: string[];
+};
 
 export interface TaskMetricsColumns {
   inputTokens: number;

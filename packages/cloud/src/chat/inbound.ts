@@ -1,0 +1,32 @@
+import type { ChatMessage, ChatSurface } from './chat-surface.js';
+
+/**
+ * One thing a person did on a chat surface, normalised so that Slack and the
+ * web console go through the same middleware chain and command service.
+ */
+export interface InboundRequest {
+  kind: 'mention' | 'thread_reply' | 'slash' | 'action';
+  surface: ChatSurface;
+  userId: string;
+  userName?: string;
+  channelId: string;
+  /**
+   * mention: the text with the bot mention removed ("code fix the login bug");
+   * thread_reply: the reply text; slash: the text after "/bm"; action: the action id.
+   */
+  text: string;
+  /** Thread to answer in; for a top-level mention, the mention's own ts. */
+  threadTs: string | null;
+  /** The person's own message (reactions go here). */
+  messageTs: string | null;
+  /** block_actions: the button's value (a task id). */
+  actionValue?: string;
+  receivedAt: number;
+  /** Reply visible to this person only (slash command responses, errors). */
+  respond(message: ChatMessage): Promise<void>;
+}
+
+export interface InboundHandler {
+  /** Never rejects: failures are reported to the person and audited. */
+  handle(request: InboundRequest): Promise<void>;
+}
