@@ -1,0 +1,53 @@
+/** A row that a repository method needs does not exist. */
+export class RecordNotFoundError extends Error {
+  readonly code = 'NOT_FOUND';
+  constructor(
+    readonly entity: string,
+    readonly id: string,
+  ) {
+    super(`${entity} ${id} not found`);
+    this.name = 'RecordNotFoundError';
+  }
+}
+
+/** A stored JSON column no longer matches its expected shape. */
+export class StoredDataError extends Error {
+  readonly code = 'STORED_DATA_INVALID';
+  constructor(
+    readonly table: string,
+    readonly column: string,
+    readonly rowId: string,
+    detail: string,
+  ) {
+    super(`${table}.${column} of ${rowId} is not valid: ${detail}`);
+    this.name = 'StoredDataError';
+  }
+}
+
+/** DATABASE_URL (or a URL handed to createDatabase) names no supported database. */
+export class DatabaseUrlError extends Error {
+  readonly code = 'INVALID_DATABASE_URL';
+  constructor(url: string, detail: string) {
+    super(`DATABASE_URL "${redactUrl(url)}" is not supported: ${detail}`);
+    this.name = 'DatabaseUrlError';
+  }
+}
+
+export class MigrationError extends Error {
+  readonly code = 'MIGRATION_FAILED';
+  constructor(
+    readonly migration: string | undefined,
+    cause: unknown,
+  ) {
+    const why = cause instanceof Error ? cause.message : String(cause);
+    super(migration ? `migration ${migration} failed: ${why}` : `migrations could not run: ${why}`, {
+      cause,
+    });
+    this.name = 'MigrationError';
+  }
+}
+
+/** Hides a password in a connection URL so it never reaches logs or error messages. */
+export function redactUrl(url: string): string {
+  return url.replace(/(\/\/[^:/@]+:)[^@]*@/, '$1***@');
+}

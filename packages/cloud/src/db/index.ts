@@ -1,0 +1,20 @@
+export {
+  createDatabase,
+  type Database,
+  type DatabaseDialect,
+  type DatabaseOptions,
+  type DatabaseTarget,
+  dialectOf,
+  parseDatabaseUrl,
+} from './database.js';
+export { DatabaseUrlError, MigrationError, RecordNotFoundError, StoredDataError } from './errors.js';
+export { newArchiveId, newId, newTaskId } from './ids.js';
+export {
+  MIGRATIONS,
+  type MigrationState,
+  migrateToEmpty,
+  migrateToLatest,
+  migrationStatus,
+} from './migrations/index.js';
+export { createRepositories } from './repositories/index.js';
+export type * from './schema.js';

@@ -1,0 +1,57 @@
+import { type Kysely, type Migration, type MigrationProvider, Migrator, NO_MIGRATIONS } from 'kysely';
+import type { Database } from '../database.js';
+import { MigrationError } from '../errors.js';
+import type { Schema } from '../schema.js';
+import { initial } from './001-initial.js';
+
+/**
+ * Every migration, in order. Listed in code rather than discovered on disk so
+ * the same set runs from src (tests), from dist, and from a bundled CLI.
+ * Append new ones as `'002-…': …`; never edit or rename an applied one.
+ */
+export const MIGRATIONS: Readonly<Record<string, Migration>> = {
+  '001-initial': initial,
+};
+
+const provider: MigrationProvider = { getMigrations: async () => ({ ...MIGRATIONS }) };
+
+export interface MigrationState {
+  name: string;
+  executedAt: Date | null;
+}
+
+function migratorFor(target: Database | Kysely<Schema>): Migrator {
+  const isDatabase = 'dialect' in target && 'close' in target;
+  const db = isDatabase ? target.db : target;
+  const schema = isDatabase ? target.schema : undefined;
+  return new Migrator({
+    db,
+    provider,
+    // With a dedicated schema, keep Kysely's bookkeeping tables in it too, or
+    // another schema's tables on the search path would be mistaken for ours.
+    ...(schema ? { migrationTableSchema: schema } : {}),
+  });
+}
+
+/** Applies every pending migration. Throws MigrationError naming the failing one. */
+export async function migrateToLatest(target: Database | Kysely<Schema>): Promise<{ applied: string[] }> {
+  const { error, results = [] } = await migratorFor(target).migrateToLatest();
+  if (error) throw new MigrationError(results.find((r) => r.status === 'Error')?.migrationName, error);
+  return { applied: results.filter((r) => r.status === 'Success').map((r) => r.migrationName) };
+}
+
+/** Every known migration with when it was applied (null = pending). */
+export async function migrationStatus(
+  target: Database | Kysely<Schema>,
+): Promise<{ migrations: MigrationState[]; pending: string[] }> {
+  const infos = await migratorFor(target).getMigrations();
+  const migrations = infos.map((m) => ({ name: m.name, executedAt: m.executedAt ?? null }));
+  return { migrations, pending: migrations.filter((m) => m.executedAt === null).map((m) => m.name) };
+}
+
+/** Reverts every migration (tests and `bematic migrate --reset` only). */
+export async function migrateToEmpty(target: Database | Kysely<Schema>): Promise<{ reverted: string[] }> {
+  const { error, results = [] } = await migratorFor(target).migrateTo(NO_MIGRATIONS);
+  if (error) throw new MigrationError(results.find((r) => r.status === 'Error')?.migrationName, error);
+  return { reverted: results.filter((r) => r.status === 'Success').map((r) => r.migrationName) };
+}

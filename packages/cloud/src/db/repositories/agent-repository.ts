@@ -1,0 +1,63 @@
+import type { Kysely, Selectable } from 'kysely';
+import { StoredDataError } from '../errors.js';
+import type { AgentsTable, Schema } from '../schema.js';
+import type { AgentRecord, AgentRepository } from './types.js';
+
+const isAgentStatus = (s: string): s is AgentRecord['status'] => s === 'online' || s === 'offline';
+
+function toAgent(row: Selectable<AgentsTable>): AgentRecord {
+  if (!isAgentStatus(row.status))
+    throw new StoredDataError('agents', 'status', row.id, `unknown status ${row.status}`);
+  return {
+    id: row.id,
+    hostname: row.hostname,
+    version: row.version,
+    status: row.status,
+    lastSeenAt: row.last_seen_at,
+    createdAt: row.created_at,
+  };
+}
+
+export class KyselyAgentRepository implements AgentRepository {
+  constructor(private readonly db: Kysely<Schema>) {}
+
+  /** Creates or updates; fields left undefined keep their stored values. */
+  async upsert(a: {
+    id: string;
+    hostname?: string | null;
+    version?: string | null;
+    status: AgentRecord['status'];
+    lastSeenAt?: number;
+  }): Promise<AgentRecord> {
+    const row = await this.db
+      .insertInto('agents')
+      .values({
+        id: a.id,
+        hostname: a.hostname ?? null,
+        version: a.version ?? null,
+        status: a.status,
+        last_seen_at: a.lastSeenAt ?? null,
+        created_at: Date.now(),
+      })
+      .onConflict((oc) =>
+        oc.column('id').doUpdateSet({
+          status: a.status,
+          ...(a.hostname !== undefined ? { hostname: a.hostname } : {}),
+          ...(a.version !== undefined ? { version: a.version } : {}),
+          ...(a.lastSeenAt !== undefined ? { last_seen_at: a.lastSeenAt } : {}),
+        }),
+      )
+      .returningAll()
+      .executeTakeFirstOrThrow();
+    return toAgent(row);
+  }
+
+  async findById(id: string): Promise<AgentRecord | undefined> {
+    const row = await this.db.selectFrom('agents').selectAll().where('id', '=', id).executeTakeFirst();
+    return row && toAgent(row);
+  }
+
+  async list(): Promise<AgentRecord[]> {
+    return (await this.db.selectFrom('agents').selectAll().orderBy('id').execute()).map(toAgent);
+  }
+}

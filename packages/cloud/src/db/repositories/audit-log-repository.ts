@@ -1,0 +1,54 @@
+import type { Kysely, Selectable } from 'kysely';
+import type { AuditLogsTable, Schema } from '../schema.js';
+import { decodeRecord, encodeJson } from './codec.js';
+import type { AuditEntry, AuditLogRepository, NewAuditEntry } from './types.js';
+
+const DEFAULT_LIMIT = 100;
+
+function toEntry(row: Selectable<AuditLogsTable>): AuditEntry {
+  return {
+    id: row.id,
+    ts: row.ts,
+    action: row.action,
+    actor: row.actor,
+    resourceType: row.resource_type,
+    resourceId: row.resource_id,
+    details: decodeRecord(row.details, { table: 'audit_logs', column: 'details', rowId: String(row.id) }),
+  };
+}
+
+export class KyselyAuditLogRepository implements AuditLogRepository {
+  constructor(private readonly db: Kysely<Schema>) {}
+
+  async log(entry: NewAuditEntry): Promise<AuditEntry> {
+    const row = await this.db
+      .insertInto('audit_logs')
+      .values({
+        ts: entry.ts ?? Date.now(),
+        action: entry.action,
+        actor: entry.actor,
+        resource_type: entry.resourceType ?? null,
+        resource_id: entry.resourceId ?? null,
+        details: encodeJson(entry.details ?? {}),
+      })
+      .returningAll()
+      .executeTakeFirstOrThrow();
+    return toEntry(row);
+  }
+
+  /** Newest first; at most `limit` (default 100) entries. */
+  async list(
+    query: { action?: string; resourceId?: string; actor?: string; limit?: number } = {},
+  ): Promise<AuditEntry[]> {
+    let q = this.db.selectFrom('audit_logs').selectAll();
+    if (query.action !== undefined) q = q.where('action', '=', query.action);
+    if (query.resourceId !== undefined) q = q.where('resource_id', '=', query.resourceId);
+    if (query.actor !== undefined) q = q.where('actor', '=', query.actor);
+    const rows = await q
+      .orderBy('ts', 'desc')
+      .orderBy('id', 'desc')
+      .limit(query.limit ?? DEFAULT_LIMIT)
+      .execute();
+    return rows.map(toEntry);
+  }
+}

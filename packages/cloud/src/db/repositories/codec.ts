@@ -1,0 +1,61 @@
+import { TaskSubmit } from '@bematic/protocol';
+import { StoredDataError } from '../errors.js';
+
+/** Column codecs shared by the repositories: JSON text and 0/1 booleans. */
+
+export interface ColumnRef {
+  table: string;
+  column: string;
+  rowId: string;
+}
+
+function parseJsonText(text: string, ref: ColumnRef): unknown {
+  try {
+    return JSON.parse(text);
+  } catch (err) {
+    throw new StoredDataError(
+      ref.table,
+      ref.column,
+      ref.rowId,
+      err instanceof Error ? err.message : 'bad JSON',
+    );
+  }
+}
+
+export function decodeStringArray(text: string, ref: ColumnRef): string[] {
+  const value = parseJsonText(text, ref);
+  if (!Array.isArray(value) || !value.every((v): v is string => typeof v === 'string')) {
+    throw new StoredDataError(ref.table, ref.column, ref.rowId, 'expected an array of strings');
+  }
+  return value;
+}
+
+export function decodeRecord(text: string, ref: ColumnRef): Record<string, unknown> {
+  const value = parseJsonText(text, ref);
+  if (typeof value !== 'object' || value === null || Array.isArray(value)) {
+    throw new StoredDataError(ref.table, ref.column, ref.rowId, 'expected a JSON object');
+  }
+  return { ...value };
+}
+
+export function decodeSubmission(text: string, ref: ColumnRef): TaskSubmit {
+  const parsed = TaskSubmit.safeParse(parseJsonText(text, ref));
+  if (!parsed.success) throw new StoredDataError(ref.table, ref.column, ref.rowId, parsed.error.message);
+  return parsed.data;
+}
+
+export const encodeJson = (value: unknown): string => JSON.stringify(value);
+
+export const encodeBool = (value: boolean | null): number | null => (value === null ? null : value ? 1 : 0);
+
+export const decodeBool = (value: number | boolean | null): boolean | null =>
+  value === null ? null : value === true || value === 1;
+
+/** Assigns only the keys that are present, so `undefined` means "leave as is". */
+export function definedOnly<T extends object>(values: T): Partial<T> {
+  const out: Partial<T> = {};
+  for (const key of Object.keys(values) as (keyof T)[]) {
+    if (values[key] !== undefined) out[key] = values[key];
+  }
+  return out;
+}

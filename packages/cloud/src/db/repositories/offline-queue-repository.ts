@@ -1,0 +1,129 @@
+import { PRIORITY_RANK, TASK_PRIORITIES, type TaskPriority, type TaskSubmit } from '@bematic/protocol';
+import type { Kysely, Selectable } from 'kysely';
+import { StoredDataError } from '../errors.js';
+import type { OfflineQueueTable, Schema } from '../schema.js';
+import { decodeSubmission, encodeJson } from './codec.js';
+import type { OfflineQueueEntry, OfflineQueueRepository } from './types.js';
+
+const isPriority = (s: string): s is TaskPriority => (TASK_PRIORITIES as readonly string[]).includes(s);
+
+function toEntry(row: Selectable<OfflineQueueTable>): OfflineQueueEntry {
+  if (!isPriority(row.priority)) {
+    throw new StoredDataError('offline_queue', 'priority', row.task_id, `unknown priority ${row.priority}`);
+  }
+  return {
+    id: row.id,
+    agentId: row.agent_id,
+    taskId: row.task_id,
+    priority: row.priority,
+    payload: decodeSubmission(row.payload, { table: 'offline_queue', column: 'payload', rowId: row.task_id }),
+    enqueuedAt: row.enqueued_at,
+    expiresAt: row.expires_at,
+    attempts: row.attempts,
+    lastAttemptAt: row.last_attempt_at,
+  };
+}
+
+/** Delivery order: urgent before low, then first come first served. */
+function byDeliveryOrder(a: OfflineQueueEntry, b: OfflineQueueEntry): number {
+  return PRIORITY_RANK[a.priority] - PRIORITY_RANK[b.priority] || a.enqueuedAt - b.enqueuedAt || a.id - b.id;
+}
+
+export class KyselyOfflineQueueRepository implements OfflineQueueRepository {
+  constructor(private readonly db: Kysely<Schema>) {}
+
+  /**
+   * Re-enqueueing a queued task replaces agent, priority, payload and expiry
+   * but keeps its place in line (enqueuedAt) unless a new one is given.
+   */
+  async enqueue(e: {
+    agentId: string;
+    taskId: string;
+    priority: TaskPriority;
+    payload: TaskSubmit;
+    expiresAt: number;
+    enqueuedAt?: number;
+  }): Promise<OfflineQueueEntry> {
+    const payload = encodeJson(e.payload);
+    const rank = PRIORITY_RANK[e.priority];
+    const row = await this.db
+      .insertInto('offline_queue')
+      .values({
+        agent_id: e.agentId,
+        task_id: e.taskId,
+        priority: e.priority,
+        priority_rank: rank,
+        payload,
+        enqueued_at: e.enqueuedAt ?? Date.now(),
+        expires_at: e.expiresAt,
+        attempts: 0,
+        last_attempt_at: null,
+      })
+      .onConflict((oc) =>
+        oc.column('task_id').doUpdateSet({
+          agent_id: e.agentId,
+          priority: e.priority,
+          priority_rank: rank,
+          payload,
+          expires_at: e.expiresAt,
+          ...(e.enqueuedAt !== undefined ? { enqueued_at: e.enqueuedAt } : {}),
+        }),
+      )
+      .returningAll()
+      .executeTakeFirstOrThrow();
+    return toEntry(row);
+  }
+
+  async listForAgent(agentId: string, limit?: number): Promise<OfflineQueueEntry[]> {
+    let q = this.db
+      .selectFrom('offline_queue')
+      .selectAll()
+      .where('agent_id', '=', agentId)
+      .orderBy('priority_rank')
+      .orderBy('enqueued_at')
+      .orderBy('id');
+    if (limit !== undefined) q = q.limit(limit);
+    return (await q.execute()).map(toEntry);
+  }
+
+  async findByTask(taskId: string): Promise<OfflineQueueEntry | undefined> {
+    const row = await this.db
+      .selectFrom('offline_queue')
+      .selectAll()
+      .where('task_id', '=', taskId)
+      .executeTakeFirst();
+    return row && toEntry(row);
+  }
+
+  async markAttempt(taskId: string, at: number): Promise<void> {
+    await this.db
+      .updateTable('offline_queue')
+      .set((eb) => ({ attempts: eb('attempts', '+', 1), last_attempt_at: at }))
+      .where('task_id', '=', taskId)
+      .execute();
+  }
+
+  async removeByTask(taskId: string): Promise<boolean> {
+    const res = await this.db.deleteFrom('offline_queue').where('task_id', '=', taskId).executeTakeFirst();
+    return res.numDeletedRows > 0n;
+  }
+
+  /** One DELETE … RETURNING, so an expired entry is handed to exactly one caller. */
+  async takeExpired(now: number): Promise<OfflineQueueEntry[]> {
+    const rows = await this.db
+      .deleteFrom('offline_queue')
+      .where('expires_at', '<=', now)
+      .returningAll()
+      .execute();
+    return rows.map(toEntry).sort(byDeliveryOrder);
+  }
+
+  async countByAgent(): Promise<Record<string, number>> {
+    const rows = await this.db
+      .selectFrom('offline_queue')
+      .select(({ fn }) => ['agent_id', fn.countAll().as('n')])
+      .groupBy('agent_id')
+      .execute();
+    return Object.fromEntries(rows.map((r) => [r.agent_id, Number(r.n)]));
+  }
+}

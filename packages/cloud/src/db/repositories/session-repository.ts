@@ -1,0 +1,91 @@
+import type { Kysely, Selectable } from 'kysely';
+import { RecordNotFoundError, StoredDataError } from '../errors.js';
+import { newSessionId } from '../ids.js';
+import type { Schema, SessionsTable } from '../schema.js';
+import type { Session, SessionRepository } from './types.js';
+
+const SESSION_STATUSES: readonly Session['status'][] = ['active', 'completed', 'failed', 'cancelled'];
+const isSessionStatus = (s: string): s is Session['status'] =>
+  (SESSION_STATUSES as readonly string[]).includes(s);
+
+function toSession(row: Selectable<SessionsTable>): Session {
+  if (!isSessionStatus(row.status)) {
+    throw new StoredDataError('sessions', 'status', row.id, `unknown status ${row.status}`);
+  }
+  return {
+    id: row.id,
+    taskId: row.task_id,
+    claudeSessionId: row.claude_session_id,
+    status: row.status,
+    inputTokens: row.input_tokens,
+    outputTokens: row.output_tokens,
+    costUsd: row.cost_usd,
+    durationMs: row.duration_ms,
+    createdAt: row.created_at,
+    completedAt: row.completed_at,
+  };
+}
+
+export class KyselySessionRepository implements SessionRepository {
+  constructor(private readonly db: Kysely<Schema>) {}
+
+  async create(s: { taskId: string; claudeSessionId?: string | null }): Promise<Session> {
+    const row = await this.db
+      .insertInto('sessions')
+      .values({
+        id: newSessionId(),
+        task_id: s.taskId,
+        claude_session_id: s.claudeSessionId ?? null,
+        status: 'active',
+        input_tokens: 0,
+        output_tokens: 0,
+        cost_usd: 0,
+        duration_ms: 0,
+        created_at: Date.now(),
+        completed_at: null,
+      })
+      .returningAll()
+      .executeTakeFirstOrThrow();
+    return toSession(row);
+  }
+
+  async findByTask(taskId: string): Promise<Session[]> {
+    const rows = await this.db
+      .selectFrom('sessions')
+      .selectAll()
+      .where('task_id', '=', taskId)
+      .orderBy('created_at')
+      .orderBy('id')
+      .execute();
+    return rows.map(toSession);
+  }
+
+  async complete(
+    id: string,
+    outcome: {
+      status: Session['status'];
+      claudeSessionId?: string | null;
+      inputTokens: number;
+      outputTokens: number;
+      costUsd: number;
+      durationMs: number;
+    },
+  ): Promise<Session> {
+    const row = await this.db
+      .updateTable('sessions')
+      .set({
+        status: outcome.status,
+        ...(outcome.claudeSessionId !== undefined ? { claude_session_id: outcome.claudeSessionId } : {}),
+        input_tokens: outcome.inputTokens,
+        output_tokens: outcome.outputTokens,
+        cost_usd: outcome.costUsd,
+        duration_ms: outcome.durationMs,
+        completed_at: outcome.status === 'active' ? null : Date.now(),
+      })
+      .where('id', '=', id)
+      .returningAll()
+      .executeTakeFirst();
+    if (!row) throw new RecordNotFoundError('session', id);
+    return toSession(row);
+  }
+}

@@ -1,0 +1,265 @@
+import {
+  isTerminalStatus,
+  TASK_PRIORITIES,
+  TASK_STATUSES,
+  type TaskPriority,
+  type TaskStatus,
+} from '@bematic/protocol';
+import type { Kysely, Selectable, Updateable } from 'kysely';
+import { IllegalTransitionError, judgeTransition } from '../../tasks/task-state-machine.js';
+import { dialectOf } from '../database.js';
+import { RecordNotFoundError, StoredDataError } from '../errors.js';
+import { newTaskId } from '../ids.js';
+import type { Schema, TasksTable } from '../schema.js';
+import {
+  decodeBool,
+  decodeStringArray,
+  decodeSubmission,
+  definedOnly,
+  encodeBool,
+  encodeJson,
+} from './codec.js';
+import { inTransaction } from './transaction.js';
+import type { NewTask, Task, TaskPatch, TaskQuery, TaskRepository, TransitionResult } from './types.js';
+
+function isStatus(s: string): s is TaskStatus {
+  return (TASK_STATUSES as readonly string[]).includes(s);
+}
+function isPriority(s: string): s is TaskPriority {
+  return (TASK_PRIORITIES as readonly string[]).includes(s);
+}
+
+export function toTask(row: Selectable<TasksTable>): Task {
+  const ref = (column: string) => ({ table: 'tasks', column, rowId: row.id });
+  if (!isStatus(row.status))
+    throw new StoredDataError('tasks', 'status', row.id, `unknown status ${row.status}`);
+  if (!isPriority(row.priority)) {
+    throw new StoredDataError('tasks', 'priority', row.id, `unknown priority ${row.priority}`);
+  }
+  return {
+    id: row.id,
+    projectId: row.project_id,
+    agentId: row.agent_id,
+    botName: row.bot_name,
+    command: row.command,
+    prompt: row.prompt,
+    model: row.model,
+    priority: row.priority,
+    status: row.status,
+    userId: row.user_id,
+    channelId: row.channel_id,
+    threadTs: row.thread_ts,
+    messageTs: row.message_ts,
+    progressMessageTs: row.progress_message_ts,
+    sessionId: row.session_id,
+    parentTaskId: row.parent_task_id,
+    submission: decodeSubmission(row.submission, ref('submission')),
+    result: row.result,
+    errorMessage: row.error_message,
+    errorCode: row.error_code,
+    recoverable: decodeBool(row.recoverable),
+    warning: row.warning,
+    filesChanged: decodeStringArray(row.files_changed, ref('files_changed')),
+    commandsRun: decodeStringArray(row.commands_run, ref('commands_run')),
+    inputTokens: row.input_tokens,
+    outputTokens: row.output_tokens,
+    cacheReadTokens: row.cache_read_tokens,
+    cacheCreationTokens: row.cache_creation_tokens,
+    costUsd: row.cost_usd,
+    durationMs: row.duration_ms,
+    numTurns: row.num_turns,
+    continuations: row.continuations,
+    restoredFromArchive: row.restored_from_archive,
+    restoredAt: row.restored_at,
+    createdAt: row.created_at,
+    updatedAt: row.updated_at,
+    startedAt: row.started_at,
+    completedAt: row.completed_at,
+  };
+}
+
+function patchToRow(patch: TaskPatch): Updateable<TasksTable> {
+  return definedOnly({
+    agent_id: patch.agentId,
+    thread_ts: patch.threadTs,
+    progress_message_ts: patch.progressMessageTs,
+    session_id: patch.sessionId,
+    result: patch.result,
+    error_message: patch.errorMessage,
+    error_code: patch.errorCode,
+    recoverable: patch.recoverable === undefined ? undefined : encodeBool(patch.recoverable),
+    warning: patch.warning,
+    files_changed: patch.filesChanged && encodeJson(patch.filesChanged),
+    commands_run: patch.commandsRun && encodeJson(patch.commandsRun),
+    started_at: patch.startedAt,
+    completed_at: patch.completedAt,
+    input_tokens: patch.inputTokens,
+    output_tokens: patch.outputTokens,
+    cache_read_tokens: patch.cacheReadTokens,
+    cache_creation_tokens: patch.cacheCreationTokens,
+    cost_usd: patch.costUsd,
+    duration_ms: patch.durationMs,
+    num_turns: patch.numTurns,
+    continuations: patch.continuations,
+  });
+}
+
+export class KyselyTaskRepository implements TaskRepository {
+  constructor(private readonly db: Kysely<Schema>) {}
+
+  /**
+   * A generated id is `task_…` (see ids.ts). The stored submission always
+   * carries the task's own id, so a resent TASK_SUBMIT can never name another task.
+   */
+  async create(task: NewTask): Promise<Task> {
+    const id = task.id ?? newTaskId();
+    const now = Date.now();
+    const row = await this.db
+      .insertInto('tasks')
+      .values({
+        id,
+        project_id: task.projectId,
+        agent_id: task.agentId,
+        bot_name: task.botName,
+        command: task.command,
+        prompt: task.prompt,
+        model: task.model,
+        priority: task.priority,
+        status: task.status ?? 'pending',
+        user_id: task.userId,
+        channel_id: task.channelId,
+        thread_ts: task.threadTs ?? null,
+        message_ts: task.messageTs ?? null,
+        progress_message_ts: null,
+        session_id: task.sessionId ?? null,
+        parent_task_id: task.parentTaskId ?? null,
+        submission: encodeJson({ ...task.submission, taskId: id }),
+        result: null,
+        error_message: null,
+        error_code: null,
+        recoverable: null,
+        warning: null,
+        files_changed: '[]',
+        commands_run: '[]',
+        input_tokens: 0,
+        output_tokens: 0,
+        cache_read_tokens: 0,
+        cache_creation_tokens: 0,
+        cost_usd: 0,
+        duration_ms: 0,
+        num_turns: 0,
+        continuations: 0,
+        restored_from_archive: task.restoredFromArchive ?? null,
+        restored_at: task.restoredAt ?? null,
+        created_at: now,
+        updated_at: now,
+        started_at: null,
+        completed_at: null,
+      })
+      .returningAll()
+      .executeTakeFirstOrThrow();
+    return toTask(row);
+  }
+
+  async findById(id: string): Promise<Task | undefined> {
+    const row = await this.db.selectFrom('tasks').selectAll().where('id', '=', id).executeTakeFirst();
+    return row && toTask(row);
+  }
+
+  async findByThread(channelId: string, threadTs: string): Promise<Task | undefined> {
+    const row = await this.db
+      .selectFrom('tasks')
+      .selectAll()
+      .where('channel_id', '=', channelId)
+      .where('thread_ts', '=', threadTs)
+      .orderBy('created_at', 'desc')
+      .orderBy('id', 'desc')
+      .executeTakeFirst();
+    return row && toTask(row);
+  }
+
+  /** Newest first. `olderThan` keeps tasks created before that instant. */
+  async list(query: TaskQuery = {}): Promise<Task[]> {
+    let q = this.db.selectFrom('tasks').selectAll();
+    if (query.status !== undefined) {
+      const statuses = Array.isArray(query.status) ? query.status : [query.status];
+      if (statuses.length === 0) return [];
+      q = q.where('status', 'in', statuses);
+    }
+    if (query.projectId !== undefined) q = q.where('project_id', '=', query.projectId);
+    if (query.agentId !== undefined) q = q.where('agent_id', '=', query.agentId);
+    if (query.parentTaskId !== undefined) q = q.where('parent_task_id', '=', query.parentTaskId);
+    if (query.olderThan !== undefined) q = q.where('created_at', '<', query.olderThan);
+    q = q.orderBy('created_at', 'desc').orderBy('id', 'desc');
+    if (query.limit !== undefined) q = q.limit(query.limit);
+    return (await q.execute()).map(toTask);
+  }
+
+  async countByStatus(): Promise<Record<TaskStatus, number>> {
+    const rows = await this.db
+      .selectFrom('tasks')
+      .select(({ fn }) => ['status', fn.countAll().as('n')])
+      .groupBy('status')
+      .execute();
+    const counts = Object.fromEntries(TASK_STATUSES.map((s) => [s, 0])) as Record<TaskStatus, number>;
+    for (const row of rows) if (isStatus(row.status)) counts[row.status] = Number(row.n);
+    return counts;
+  }
+
+  /**
+   * Reads the row under a lock (FOR UPDATE on PostgreSQL; SQLite serialises
+   * writers), judges the move with the state machine, and applies it only if
+   * the status is still the one judged, so of two identical terminal messages
+   * racing each other exactly one reports `changed: true`.
+   */
+  async transition(id: string, to: TaskStatus, patch: TaskPatch = {}): Promise<TransitionResult> {
+    const postgres = dialectOf(this.db) === 'postgres';
+    return inTransaction(this.db, async (trx) => {
+      for (;;) {
+        const base = trx.selectFrom('tasks').selectAll().where('id', '=', id);
+        const row = await (postgres ? base.forUpdate() : base).executeTakeFirst();
+        if (!row) throw new RecordNotFoundError('task', id);
+        const current = toTask(row);
+        const verdict = judgeTransition(current.status, to);
+        if (verdict.kind === 'noop') return { changed: false, task: current };
+        if (verdict.kind === 'illegal') throw new IllegalTransitionError(id, current.status, to);
+
+        const now = Date.now();
+        const values: Updateable<TasksTable> = { ...patchToRow(patch), status: to, updated_at: now };
+        if (to === 'running' && current.startedAt === null && patch.startedAt === undefined)
+          values.started_at = now;
+        if (isTerminalStatus(to) && patch.completedAt === undefined) values.completed_at = now;
+
+        const updated = await trx
+          .updateTable('tasks')
+          .set(values)
+          .where('id', '=', id)
+          .where('status', '=', current.status)
+          .returningAll()
+          .executeTakeFirst();
+        // Lost a race with a writer outside this connection: judge again against its result.
+        if (updated) return { changed: true, task: toTask(updated) };
+      }
+    });
+  }
+
+  async update(id: string, patch: TaskPatch): Promise<Task> {
+    const row = await this.db
+      .updateTable('tasks')
+      .set({ ...patchToRow(patch), updated_at: Date.now() })
+      .where('id', '=', id)
+      .returningAll()
+      .executeTakeFirst();
+    if (!row) throw new RecordNotFoundError('task', id);
+    return toTask(row);
+  }
+
+  /** Removes the task with its queue entry; sessions go with it by foreign key. */
+  async delete(id: string): Promise<boolean> {
+    return inTransaction(this.db, async (trx) => {
+      await trx.deleteFrom('offline_queue').where('task_id', '=', id).execute();
+      const res = await trx.deleteFrom('tasks').where('id', '=', id).executeTakeFirst();
+      return res.numDeletedRows > 0n;
+    });
+  }
+}

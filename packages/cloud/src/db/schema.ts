@@ -1,0 +1,149 @@
+import type { Generated } from 'kysely';
+
+/**
+ * Row shapes as stored. Both dialects store the same primitive types:
+ * timestamps are epoch milliseconds (BIGINT, read back as JS numbers), money is
+ * DOUBLE PRECISION, booleans are INTEGER 0/1, and JSON is TEXT that the
+ * repositories parse on read.
+ */
+
+export interface ProjectsTable {
+  id: string;
+  name: string;
+  channel_id: string;
+  agent_id: string;
+  fallback_agent_ids: string;
+  local_path: string;
+  default_model: string | null;
+  max_budget_usd: number | null;
+  created_at: number;
+  updated_at: number;
+}
+
+export interface TasksTable {
+  id: string;
+  project_id: string;
+  agent_id: string;
+  bot_name: string;
+  command: string;
+  prompt: string;
+  model: string;
+  priority: string;
+  status: string;
+  user_id: string;
+  channel_id: string;
+  thread_ts: string | null;
+  message_ts: string | null;
+  progress_message_ts: string | null;
+  session_id: string | null;
+  parent_task_id: string | null;
+  submission: string;
+  result: string | null;
+  error_message: string | null;
+  error_code: string | null;
+  recoverable: number | null;
+  warning: string | null;
+  files_changed: string;
+  commands_run: string;
+  input_tokens: number;
+  output_tokens: number;
+  cache_read_tokens: number;
+  cache_creation_tokens: number;
+  cost_usd: number;
+  duration_ms: number;
+  num_turns: number;
+  continuations: number;
+  restored_from_archive: string | null;
+  restored_at: number | null;
+  created_at: number;
+  updated_at: number;
+  started_at: number | null;
+  completed_at: number | null;
+}
+
+export interface SessionsTable {
+  id: string;
+  task_id: string;
+  claude_session_id: string | null;
+  status: string;
+  input_tokens: number;
+  output_tokens: number;
+  cost_usd: number;
+  duration_ms: number;
+  created_at: number;
+  completed_at: number | null;
+}
+
+export interface UsersTable {
+  id: string;
+  name: string | null;
+  role: string;
+  created_at: number;
+  updated_at: number;
+}
+
+export interface AuditLogsTable {
+  id: Generated<number>;
+  ts: number;
+  action: string;
+  actor: string;
+  resource_type: string | null;
+  resource_id: string | null;
+  details: string;
+}
+
+export interface OfflineQueueTable {
+  id: Generated<number>;
+  agent_id: string;
+  task_id: string;
+  priority: string;
+  /** PRIORITY_RANK of `priority`, so the queue sorts with an index instead of a CASE. */
+  priority_rank: number;
+  payload: string;
+  enqueued_at: number;
+  expires_at: number;
+  attempts: number;
+  last_attempt_at: number | null;
+}
+
+export interface ApiKeysTable {
+  id: string;
+  agent_id: string;
+  prefix: string;
+  key_hash: string;
+  label: string | null;
+  created_at: number;
+  expires_at: number | null;
+  revoked_at: number | null;
+  last_used_at: number | null;
+}
+
+export interface ArchivedTasksTable {
+  id: string;
+  original_id: string;
+  task_data: string;
+  reason: string;
+  metadata: string;
+  archived_at: number;
+}
+
+export interface AgentsTable {
+  id: string;
+  hostname: string | null;
+  version: string | null;
+  status: string;
+  last_seen_at: number | null;
+  created_at: number;
+}
+
+export interface Schema {
+  projects: ProjectsTable;
+  tasks: TasksTable;
+  sessions: SessionsTable;
+  users: UsersTable;
+  audit_logs: AuditLogsTable;
+  offline_queue: OfflineQueueTable;
+  api_keys: ApiKeysTable;
+  archived_tasks: ArchivedTasksTable;
+  agents: AgentsTable;
+}
