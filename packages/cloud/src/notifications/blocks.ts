@@ -1,0 +1,232 @@
+import type { TaskCancelled, TaskComplete, TaskError } from '@bematic/protocol';
+import type { ChatBlock, ChatMessage } from '../chat/chat-surface.js';
+import type { Task } from '../db/repositories/types.js';
+import { formatCost, formatDuration, formatEta, formatTokens, progressBar } from './format.js';
+import { escapeMrkdwn, markdownToMrkdwn } from './mrkdwn.js';
+import { SECTION_TEXT_LIMIT, splitIntoSections, truncateText } from './truncate.js';
+
+/** Button action ids the chat surfaces route back as `action` requests. */
+export const ACTION_IDS = { retry: 'task_retry', cancel: 'task_cancel' } as const;
+
+export const REACTIONS = {
+  working: 'eyes',
+  completed: 'white_check_mark',
+  failed: 'x',
+  cancelled: 'no_entry_sign',
+} as const;
+
+export const section = (text: string): ChatBlock => ({
+  type: 'section',
+  text: { type: 'mrkdwn', text: truncateText(text, SECTION_TEXT_LIMIT) },
+});
+export const context = (...parts: string[]): ChatBlock => ({
+  type: 'context',
+  elements: parts.filter(Boolean).map((t) => ({ type: 'mrkdwn', text: truncateText(t, 2000) })),
+});
+const fields = (pairs: [string, string][]): ChatBlock => ({
+  type: 'section',
+  fields: pairs.slice(0, 10).map(([k, v]) => ({ type: 'mrkdwn', text: `*${k}*\n${v}` })),
+});
+const button = (
+  text: string,
+  actionId: string,
+  value: string,
+  style?: 'primary' | 'danger',
+): Record<string, unknown> => ({
+  type: 'button',
+  text: { type: 'plain_text', text },
+  action_id: actionId,
+  value,
+  ...(style ? { style } : {}),
+});
+const actions = (...elements: Record<string, unknown>[]): ChatBlock => ({ type: 'actions', elements });
+const divider: ChatBlock = { type: 'divider' };
+
+export interface TaskLabel {
+  /** Bot display name, e.g. "Coder". */
+  bot: string;
+}
+
+const headline = (task: Task, label: TaskLabel) => `*${escapeMrkdwn(label.bot)}* · \`${task.command}\``;
+const taskContext = (task: Task) =>
+  context(`Model \`${task.model}\``, `Task \`${task.id}\``, `Priority ${task.priority}`);
+
+export function taskStartedMessage(task: Task, label: TaskLabel): ChatMessage {
+  return {
+    text: `Task started: ${label.bot} ${task.command} (${task.id})`,
+    blocks: [
+      section(
+        `:rocket: *Task started* — ${headline(task, label)}\n>${escapeMrkdwn(truncateText(task.prompt, 300)).replace(/\n/g, '\n>')}`,
+      ),
+      taskContext(task),
+      actions(button('Cancel', ACTION_IDS.cancel, task.id, 'danger')),
+    ],
+  };
+}
+
+export interface ProgressView {
+  /** "Queued", "Running", … */
+  status: string;
+  step: string | null;
+  /** The last lines of streamed text. */
+  tail: string | null;
+  elapsedMs: number;
+  /** Finished tasks drop the Cancel button. */
+  final?: boolean;
+}
+
+export function progressMessage(task: Task, label: TaskLabel, view: ProgressView): ChatMessage {
+  const lines = [`:hourglass_flowing_sand: *${escapeMrkdwn(view.status)}* — ${headline(task, label)}`];
+  if (view.final) lines[0] = `${escapeMrkdwn(view.status)} — ${headline(task, label)}`;
+  if (view.step) lines.push(`_${escapeMrkdwn(truncateText(view.step, 300))}_`);
+  const blocks: ChatBlock[] = [section(lines.join('\n'))];
+  if (view.tail) blocks.push(section(`\`\`\`\n${escapeMrkdwn(truncateText(view.tail, 1500))}\n\`\`\``));
+  blocks.push(
+    context(`Elapsed ${formatDuration(view.elapsedMs)}`, `Model \`${task.model}\``, `Task \`${task.id}\``),
+  );
+  if (!view.final) blocks.push(actions(button('Cancel', ACTION_IDS.cancel, task.id, 'danger')));
+  return { text: `${view.status}: ${label.bot} ${task.command} (${task.id})`, blocks };
+}
+
+function listBlock(title: string, items: string[], max = 15): ChatBlock {
+  const shown = items.slice(0, max).map((i) => `• \`${escapeMrkdwn(truncateText(i, 200))}\``);
+  if (items.length > max) shown.push(`… and ${items.length - max} more`);
+  return section(`*${title}* (${items.length})\n${shown.join('\n')}`);
+}
+
+export interface CompletionOptions {
+  /** Total characters of the result shown across sections. */
+  resultLimit?: number;
+}
+
+export function completionMessage(
+  task: Task,
+  label: TaskLabel,
+  done: TaskComplete,
+  opts: CompletionOptions = {},
+): ChatMessage {
+  const m = done.metrics;
+  const blocks: ChatBlock[] = [section(`:white_check_mark: *Task completed* — ${headline(task, label)}`)];
+  const result = done.result.trim() ? markdownToMrkdwn(done.result) : '_No summary was returned._';
+  for (const chunk of splitIntoSections(result, SECTION_TEXT_LIMIT, opts.resultLimit ?? 12_000)) {
+    blocks.push(section(chunk));
+  }
+  if (done.warning) blocks.push(section(`:warning: ${escapeMrkdwn(done.warning)}`));
+  if (done.filesChanged.length) blocks.push(listBlock('Files changed', done.filesChanged));
+  if (done.commandsRun.length) blocks.push(listBlock('Commands run', done.commandsRun, 10));
+  blocks.push(divider);
+  blocks.push(
+    fields([
+      ['Tokens', `${formatTokens(m.inputTokens)} in · ${formatTokens(m.outputTokens)} out`],
+      ['Cache', `${formatTokens(m.cacheReadTokens)} read · ${formatTokens(m.cacheCreationTokens)} written`],
+      ['Cost', formatCost(m.costUsd)],
+      ['Duration', formatDuration(m.durationMs)],
+      ['Turns', m.continuations ? `${m.numTurns} (${m.continuations} continuations)` : String(m.numTurns)],
+      ['Files changed', String(done.filesChanged.length)],
+    ]),
+  );
+  blocks.push(taskContext(task));
+  return {
+    text: `Task completed: ${label.bot} ${task.command} — ${formatCost(m.costUsd)}, ${formatDuration(m.durationMs)}`,
+    blocks,
+  };
+}
+
+export function errorMessage(task: Task, label: TaskLabel, err: TaskError): ChatMessage {
+  if (err.errorCode === 'BUDGET_EXCEEDED') return budgetErrorMessage(task, label, err);
+  const blocks: ChatBlock[] = [
+    section(`:x: *Task failed* — ${headline(task, label)}\n${escapeMrkdwn(truncateText(err.error, 2500))}`),
+    context(
+      `Error \`${err.errorCode}\``,
+      err.recoverable ? 'You can retry this task.' : 'This error is not retryable.',
+      `Task \`${task.id}\``,
+    ),
+  ];
+  if (err.recoverable) blocks.push(actions(button('Retry', ACTION_IDS.retry, task.id, 'primary')));
+  return { text: `Task failed: ${err.error.slice(0, 200)}`, blocks };
+}
+
+export function budgetErrorMessage(task: Task, label: TaskLabel, err: TaskError): ChatMessage {
+  const m = err.metrics;
+  const budget = task.submission.maxBudgetUsd;
+  const spent = m?.costUsd ?? 0;
+  const pairs: [string, string][] = [
+    ['Budget', budget !== undefined ? formatCost(budget) : 'project default'],
+    ['Spent', formatCost(spent)],
+  ];
+  if (m) {
+    pairs.push(
+      ['Input tokens', formatTokens(m.inputTokens)],
+      ['Output tokens', formatTokens(m.outputTokens)],
+    );
+    pairs.push(['Cache read', formatTokens(m.cacheReadTokens)], ['Duration', formatDuration(m.durationMs)]);
+  }
+  return {
+    text: `Task stopped: budget exceeded (${formatCost(spent)})`,
+    blocks: [
+      section(
+        `:money_with_wings: *Budget exceeded* — ${headline(task, label)}\n${escapeMrkdwn(truncateText(err.error, 1500))}`,
+      ),
+      fields(pairs),
+      context(
+        'Raise the limit with `--budget <usd>` or the project budget, then ask again.',
+        `Task \`${task.id}\``,
+      ),
+    ],
+  };
+}
+
+export function cancellationMessage(task: Task, label: TaskLabel, c: TaskCancelled): ChatMessage {
+  const blocks: ChatBlock[] = [
+    section(
+      `:no_entry_sign: *Task cancelled* — ${headline(task, label)}${c.reason ? `\n${escapeMrkdwn(c.reason)}` : ''}`,
+    ),
+  ];
+  if (c.partialResult?.trim()) {
+    blocks.push(section(`*Partial result*\n${truncateText(markdownToMrkdwn(c.partialResult), 2800)}`));
+  }
+  blocks.push(taskContext(task));
+  return { text: `Task cancelled: ${label.bot} ${task.command} (${task.id})`, blocks };
+}
+
+export function agentOfflineMessage(
+  agentId: string,
+  reconnectEtaMs: number | null,
+  reason?: string,
+): ChatMessage {
+  const eta = reconnectEtaMs === null ? 'unknown' : `about ${formatEta(reconnectEtaMs)}`;
+  return {
+    text: `Agent ${agentId} is offline; the task is queued and will run when it reconnects (ETA ${eta}).`,
+    blocks: [
+      section(
+        `:electric_plug: *Agent \`${escapeMrkdwn(agentId)}\` is offline.* Your task is safely queued and will start when the agent reconnects.`,
+      ),
+      context(`Expected back in ${eta}`, reason ? escapeMrkdwn(reason) : ''),
+    ],
+  };
+}
+
+export interface RateLimitView {
+  used: number;
+  limit: number;
+  resetInMs: number;
+}
+
+export function rateLimitMessage(s: RateLimitView): ChatMessage {
+  const minutes = Math.max(1, Math.ceil(s.resetInMs / 60_000));
+  const text = `Rate limit exceeded, try again in ${minutes} minute${minutes === 1 ? '' : 's'}`;
+  return {
+    text,
+    blocks: [
+      section(`:traffic_light: *${text}.*`),
+      section(`\`${progressBar(s.used, s.limit)}\` ${s.used}/${s.limit} used, resets in ${minutes} min`),
+    ],
+  };
+}
+
+/** A short notice (errors, confirmations) as one section. */
+export function noticeMessage(text: string, emoji = ':information_source:'): ChatMessage {
+  return { text: text.replace(/[*_`]/g, ''), blocks: [section(`${emoji} ${text}`)] };
+}
+
+export { context as contextBlock, divider as dividerBlock, section as sectionBlock };

@@ -1,0 +1,286 @@
+import { isTerminalStatus } from '@bematic/protocol';
+import pino, { type Logger } from 'pino';
+import type { BotRegistry } from '../bots/bot-registry.js';
+import type { ChatMessage, ChatSurface } from '../chat/chat-surface.js';
+import type { Task, TaskRepository } from '../db/repositories/types.js';
+import type { TaskEvents } from '../tasks/task-events.js';
+import {
+  agentOfflineMessage,
+  cancellationMessage,
+  completionMessage,
+  errorMessage,
+  noticeMessage,
+  type ProgressView,
+  progressMessage,
+  REACTIONS,
+  type TaskLabel,
+} from './blocks.js';
+import { StreamAccumulator } from './stream-accumulator.js';
+import { systemTimers, type Timers } from './timers.js';
+
+export interface NotificationServiceDeps {
+  events: TaskEvents;
+  tasks: TaskRepository;
+  bots: BotRegistry;
+  /** Slack or console, decided by the composer (e.g. by channel prefix). */
+  surfaceFor(task: Task): ChatSurface;
+  logger?: Logger;
+  timers?: Timers;
+  /** Progress-message throttle (default 3 s). */
+  updateIntervalMs?: number;
+  /** Idle re-render for the elapsed time (default 15 s; 0 disables). */
+  refreshMs?: number;
+  /** Lines of streamed text shown in the progress message. */
+  tailLines?: number;
+  /** Characters of the final result shown in the completion message. */
+  resultLimit?: number;
+  /** Where agent resource warnings go. */
+  adminChannel?: { surface: ChatSurface; channelId: string };
+}
+
+interface Tracked {
+  task: Task;
+  view: Omit<ProgressView, 'elapsedMs'>;
+  buffer: string;
+  acc: StreamAccumulator;
+  messageTs: Promise<string> | null;
+}
+
+const ACTIVE_STATUSES = ['queued', 'submitted', 'running'] as const;
+
+/**
+ * Renders task and agent events into each task's thread: one throttled
+ * progress message, a completion/error/cancellation message, reactions on the
+ * user's message, and offline notices.
+ */
+export class NotificationService {
+  private readonly tracked = new Map<string, Tracked>();
+  private readonly log: Logger;
+  private readonly timers: Timers;
+  private readonly unsubscribe: (() => void)[] = [];
+  /** Pending renders, so callers (tests, shutdown) can wait for quiet. */
+  private readonly pending = new Set<Promise<unknown>>();
+
+  constructor(private readonly deps: NotificationServiceDeps) {
+    this.log = deps.logger ?? pino({ level: 'silent' });
+    this.timers = deps.timers ?? systemTimers;
+  }
+
+  start(): this {
+    const e = this.deps.events;
+    this.unsubscribe.push(
+      e.on('task.queued', (p) =>
+        this.track(p.task, (t) => {
+          t.view.status = p.agentOnline ? 'Queued' : 'Queued — agent offline';
+          t.view.step = p.reason;
+        }),
+      ),
+      e.on('task.submitted', (p) =>
+        this.track(p.task, (t) => {
+          t.view.status = 'Sent to agent';
+        }),
+      ),
+      e.on('task.acknowledged', (p) =>
+        this.track(p.task, (t) => {
+          t.view.status = p.queued ? 'Waiting on the agent' : 'Accepted';
+          if (p.queued && p.queuePosition !== null)
+            t.view.step = `Position ${p.queuePosition + 1} in the agent's queue`;
+        }),
+      ),
+      e.on('task.started', (p) =>
+        this.track(p.task, (t) => {
+          t.view.status = 'Running';
+        }),
+      ),
+      e.on('task.progress', (p) =>
+        this.track(p.task, (t) => {
+          t.view.status = 'Running';
+          t.view.step = p.progress.message;
+        }),
+      ),
+      e.on('task.stream', (p) =>
+        this.track(p.task, (t) => {
+          t.view.status = 'Running';
+          t.buffer = (t.buffer + p.text).slice(-8000);
+          t.view.tail = this.tail(t.buffer);
+        }),
+      ),
+      e.on('task.completed', (p) =>
+        this.finish(
+          p.task,
+          'Completed',
+          REACTIONS.completed,
+          completionMessage(p.task, this.label(p.task), p.message, {
+            resultLimit: this.deps.resultLimit,
+          }),
+        ),
+      ),
+      e.on('task.failed', (p) =>
+        this.finish(p.task, 'Failed', REACTIONS.failed, errorMessage(p.task, this.label(p.task), p.message)),
+      ),
+      e.on('task.cancelled', (p) =>
+        this.finish(
+          p.task,
+          'Cancelled',
+          REACTIONS.cancelled,
+          cancellationMessage(p.task, this.label(p.task), p.message),
+        ),
+      ),
+      e.on('agent.offline', (p) => this.track$(this.agentOffline(p.agentId, p.reconnectEtaMs, p.reason))),
+      e.on('agent.status', (p) => {
+        if (!p.status.overloaded || !this.deps.adminChannel) return;
+        const { surface, channelId } = this.deps.adminChannel;
+        return this.track$(
+          surface.post(
+            channelId,
+            noticeMessage(
+              `Agent \`${p.agentId}\` is overloaded${p.status.reason ? `: ${p.status.reason}` : ''} (CPU ${Math.round(p.status.metrics.cpuPercent)}%, memory ${Math.round(p.status.metrics.memoryPercent)}%). New tasks go to other agents or wait.`,
+              ':warning:',
+            ),
+          ),
+        );
+      }),
+    );
+    return this;
+  }
+
+  stop(): void {
+    for (const off of this.unsubscribe.splice(0)) off();
+    for (const t of this.tracked.values()) t.acc.dispose();
+    this.tracked.clear();
+  }
+
+  /** Resolves when every render started so far has settled. */
+  async idle(): Promise<void> {
+    while (this.pending.size > 0) await Promise.allSettled([...this.pending]);
+  }
+
+  private track$<T>(p: Promise<T>): Promise<void> {
+    const wrapped = p.then(
+      () => undefined,
+      (err: unknown) => this.log.warn({ err }, 'notification failed'),
+    );
+    this.pending.add(wrapped);
+    void wrapped.finally(() => this.pending.delete(wrapped));
+    return wrapped;
+  }
+
+  private label(task: Task): TaskLabel {
+    return { bot: this.deps.bots.get(task.botName)?.displayName ?? task.botName };
+  }
+
+  private tail(buffer: string): string | null {
+    const lines = buffer.split('\n').filter((l) => l.trim() !== '');
+    const shown = lines.slice(-(this.deps.tailLines ?? 6)).join('\n');
+    return shown || null;
+  }
+
+  private render(t: Tracked, now: number, final = false): ChatMessage {
+    const started = t.task.startedAt ?? t.task.createdAt;
+    return progressMessage(t.task, this.label(t.task), {
+      ...t.view,
+      elapsedMs: Math.max(0, now - started),
+      final,
+    });
+  }
+
+  private entry(task: Task): Tracked {
+    const existing = this.tracked.get(task.id);
+    if (existing) {
+      existing.task = {
+        ...task,
+        progressMessageTs: task.progressMessageTs ?? existing.task.progressMessageTs,
+      };
+      return existing;
+    }
+    const t: Tracked = {
+      task,
+      view: { status: 'Starting', step: null, tail: null },
+      buffer: '',
+      messageTs: task.progressMessageTs ? Promise.resolve(task.progressMessageTs) : null,
+      acc: undefined as unknown as StreamAccumulator,
+    };
+    t.acc = new StreamAccumulator({
+      render: (now) => this.render(t, now),
+      send: async (message) => {
+        const ts = await this.progressTs(t);
+        await this.deps.surfaceFor(t.task).update(t.task.channelId, ts, message);
+      },
+      minIntervalMs: this.deps.updateIntervalMs,
+      refreshMs: this.deps.refreshMs,
+      timers: this.timers,
+      onError: (err) => this.log.warn({ err, taskId: task.id }, 'progress update failed'),
+    });
+    this.tracked.set(task.id, t);
+    return t;
+  }
+
+  /** The progress message's ts, posting one if the "Task started" message is missing. */
+  private progressTs(t: Tracked): Promise<string> {
+    if (!t.messageTs) {
+      t.messageTs = (async () => {
+        const fresh = await this.deps.tasks.findById(t.task.id);
+        if (fresh?.progressMessageTs) return fresh.progressMessageTs;
+        const posted = await this.deps
+          .surfaceFor(t.task)
+          .post(t.task.channelId, this.render(t, this.timers.now()), t.task.threadTs);
+        await this.deps.tasks.update(t.task.id, { progressMessageTs: posted.ts });
+        return posted.ts;
+      })();
+      t.messageTs.catch(() => {
+        t.messageTs = null;
+      });
+    }
+    return t.messageTs;
+  }
+
+  private track(task: Task, apply: (t: Tracked) => void): void {
+    if (isTerminalStatus(task.status) && !this.tracked.has(task.id)) return;
+    const t = this.entry(task);
+    apply(t);
+    t.acc.changed();
+  }
+
+  private finish(task: Task, status: string, reaction: string, message: ChatMessage): Promise<void> {
+    return this.track$(
+      (async () => {
+        const t = this.entry(task);
+        this.tracked.delete(task.id);
+        const surface = this.deps.surfaceFor(task);
+        t.view.status = status;
+        const final = this.render(t, task.completedAt ?? this.timers.now(), true);
+        const posting = surface.post(task.channelId, message, task.threadTs);
+        const updating = t.acc.finish(final);
+        const reacting = this.react(surface, task, reaction);
+        const [posted, landed] = await Promise.allSettled([posting, updating, reacting]);
+        if (posted.status === 'rejected')
+          this.log.warn({ err: posted.reason, taskId: task.id }, 'final message failed');
+        if (landed.status === 'fulfilled' && !landed.value)
+          this.log.warn({ taskId: task.id }, 'final progress update gave up');
+      })(),
+    );
+  }
+
+  private async react(surface: ChatSurface, task: Task, name: string): Promise<void> {
+    if (!task.messageTs) return;
+    await surface.removeReaction(task.channelId, task.messageTs, REACTIONS.working).catch(() => {});
+    await surface.addReaction(task.channelId, task.messageTs, name);
+  }
+
+  /** One offline notice per thread with a task waiting on this agent. */
+  private async agentOffline(agentId: string, etaMs: number | null, reason: string): Promise<void> {
+    const tasks = await this.deps.tasks.list({ agentId, status: [...ACTIVE_STATUSES] });
+    const seen = new Set<string>();
+    for (const task of tasks) {
+      const key = `${task.channelId}:${task.threadTs ?? ''}`;
+      if (seen.has(key)) continue;
+      seen.add(key);
+      await this.deps
+        .surfaceFor(task)
+        .post(task.channelId, agentOfflineMessage(agentId, etaMs, reason), task.threadTs);
+      this.track(task, (t) => {
+        t.view.status = 'Waiting — agent offline';
+      });
+    }
+  }
+}
