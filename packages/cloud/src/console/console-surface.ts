@@ -1,0 +1,247 @@
+import type { ChatMessage, ChatSurface, PostedMessage } from '../chat/chat-surface.js';
+
+/** Channel ids of the local web console all start with this. */
+export const CONSOLE_CHANNEL_PREFIX = 'console:';
+export const DEFAULT_CONSOLE_CHANNEL = 'console:local';
+/** Author id of messages the cloud posts. */
+export const CONSOLE_BOT_USER = 'bematic';
+
+export interface ConsoleMessage {
+  channelId: string;
+  ts: string;
+  /** Root ts of the thread; null for a top-level message. */
+  threadTs: string | null;
+  userId: string;
+  text: string;
+  blocks?: ChatMessage['blocks'];
+  reactions: string[];
+  /** Visible to this user only. */
+  visibleTo: string | null;
+  postedAt: number;
+  editedAt: number | null;
+}
+
+export interface ConsoleThread {
+  channelId: string;
+  root: ConsoleMessage;
+  replies: ConsoleMessage[];
+}
+
+export type ConsoleChange =
+  | { kind: 'message.posted'; message: ConsoleMessage }
+  | { kind: 'message.updated'; message: ConsoleMessage }
+  | { kind: 'reaction.added' | 'reaction.removed'; message: ConsoleMessage; reaction: string };
+
+export class ConsoleSurfaceError extends Error {
+  constructor(
+    readonly code: 'channel_not_found' | 'thread_not_found' | 'message_not_found' | 'cant_update_message',
+    message: string,
+  ) {
+    super(message);
+    this.name = 'ConsoleSurfaceError';
+  }
+}
+
+export interface ConsoleSurfaceOptions {
+  now?: () => number;
+  botUserId?: string;
+  /** Threads kept per channel; the oldest thread goes first. */
+  maxThreadsPerChannel?: number;
+  /** Replies kept per thread; the oldest replies go first (the root stays). */
+  maxRepliesPerThread?: number;
+}
+
+interface StoredThread {
+  root: ConsoleMessage;
+  replies: ConsoleMessage[];
+}
+
+/**
+ * The web console's conversation store, speaking the same ChatSurface as
+ * Slack: messages carry Slack-style timestamps ("1700000000.000100"), threads
+ * hang off a root message, ephemerals are visible to one user, and every
+ * change is pushed to subscribers so the dashboard updates live. Memory is
+ * bounded: old threads and replies are dropped.
+ */
+export class ConsoleChatSurface implements ChatSurface {
+  readonly name = 'console' as const;
+  readonly botUserId: string;
+  private readonly now: () => number;
+  private readonly maxThreads: number;
+  private readonly maxReplies: number;
+  private readonly channels = new Map<string, Map<string, StoredThread>>();
+  /** ts → message, across all channels (ts is unique per surface). */
+  private readonly byTs = new Map<string, ConsoleMessage>();
+  private readonly listeners = new Set<(change: ConsoleChange) => void>();
+  private lastMicros = 0;
+
+  constructor(opts: ConsoleSurfaceOptions = {}) {
+    this.now = opts.now ?? Date.now;
+    this.botUserId = opts.botUserId ?? CONSOLE_BOT_USER;
+    this.maxThreads = Math.max(1, opts.maxThreadsPerChannel ?? 200);
+    this.maxReplies = Math.max(1, opts.maxRepliesPerThread ?? 500);
+  }
+
+  static isConsoleChannel(channelId: string): boolean {
+    return channelId.startsWith(CONSOLE_CHANNEL_PREFIX);
+  }
+
+  async post(channelId: string, message: ChatMessage, threadTs?: string | null): Promise<PostedMessage> {
+    const m = this.append(channelId, this.botUserId, message, threadTs ?? null, null);
+    return { channelId, ts: m.ts };
+  }
+
+  async update(channelId: string, ts: string, message: ChatMessage): Promise<void> {
+    const m = this.find(channelId, ts);
+    if (m.visibleTo !== null)
+      throw new ConsoleSurfaceError('cant_update_message', 'ephemeral messages cannot be updated');
+    m.text = message.text;
+    if (message.blocks) m.blocks = message.blocks;
+    else delete m.blocks;
+    m.editedAt = this.now();
+    this.emit({ kind: 'message.updated', message: m });
+  }
+
+  async postEphemeral(
+    channelId: string,
+    userId: string,
+    message: ChatMessage,
+    threadTs?: string | null,
+  ): Promise<void> {
+    this.append(channelId, this.botUserId, message, threadTs ?? null, userId);
+  }
+
+  async addReaction(channelId: string, ts: string, name: string): Promise<void> {
+    const m = this.find(channelId, ts);
+    if (m.reactions.includes(name)) return;
+    m.reactions.push(name);
+    this.emit({ kind: 'reaction.added', message: m, reaction: name });
+  }
+
+  async removeReaction(channelId: string, ts: string, name: string): Promise<void> {
+    const m = this.find(channelId, ts);
+    const i = m.reactions.indexOf(name);
+    if (i < 0) return;
+    m.reactions.splice(i, 1);
+    this.emit({ kind: 'reaction.removed', message: m, reaction: name });
+  }
+
+  /** What a person typed into the console; `visibleTo` hides it from others (e.g. a slash command). */
+  postUserMessage(
+    channelId: string,
+    userId: string,
+    text: string,
+    threadTs: string | null = null,
+    visibleTo: string | null = null,
+  ): ConsoleMessage {
+    return this.append(channelId, userId, { text }, threadTs, visibleTo);
+  }
+
+  getMessage(channelId: string, ts: string): ConsoleMessage | undefined {
+    const m = this.byTs.get(ts);
+    return m && m.channelId === channelId ? m : undefined;
+  }
+
+  /** Threads of a channel, oldest first, as `viewerId` sees them (others' ephemerals hidden). */
+  threads(channelId: string, viewerId: string, limit = this.maxThreads): ConsoleThread[] {
+    const threads = [...(this.channels.get(channelId)?.values() ?? [])];
+    const visible = (m: ConsoleMessage) => m.visibleTo === null || m.visibleTo === viewerId;
+    return threads
+      .filter((t) => visible(t.root))
+      .slice(-limit)
+      .map((t) => ({
+        channelId,
+        root: { ...t.root },
+        replies: t.replies.filter(visible).map((r) => ({ ...r })),
+      }));
+  }
+
+  /** Whether a change should be shown to `viewerId`. */
+  static visibleTo(change: ConsoleChange, viewerId: string): boolean {
+    return change.message.visibleTo === null || change.message.visibleTo === viewerId;
+  }
+
+  subscribe(listener: (change: ConsoleChange) => void): () => void {
+    this.listeners.add(listener);
+    return () => this.listeners.delete(listener);
+  }
+
+  /** Unique, increasing Slack-style ts: seconds, a dot, six digits of microseconds. */
+  private nextTs(): string {
+    let micros = Math.floor(this.now()) * 1000;
+    if (micros <= this.lastMicros) micros = this.lastMicros + 1;
+    this.lastMicros = micros;
+    return `${Math.floor(micros / 1_000_000)}.${String(micros % 1_000_000).padStart(6, '0')}`;
+  }
+
+  private append(
+    channelId: string,
+    userId: string,
+    message: ChatMessage,
+    threadTs: string | null,
+    visibleTo: string | null,
+  ): ConsoleMessage {
+    if (!ConsoleChatSurface.isConsoleChannel(channelId)) {
+      throw new ConsoleSurfaceError('channel_not_found', `${channelId} is not a console channel`);
+    }
+    let threads = this.channels.get(channelId);
+    if (!threads) {
+      threads = new Map();
+      this.channels.set(channelId, threads);
+    }
+    let thread: StoredThread | undefined;
+    if (threadTs !== null) {
+      // Like Slack, replying to a reply lands in the reply's thread.
+      const target = this.byTs.get(threadTs);
+      const rootTs = target?.channelId === channelId ? (target.threadTs ?? target.ts) : undefined;
+      thread = rootTs === undefined ? undefined : threads.get(rootTs);
+      if (!thread) throw new ConsoleSurfaceError('thread_not_found', `no thread ${threadTs} in ${channelId}`);
+    }
+    const m: ConsoleMessage = {
+      channelId,
+      ts: this.nextTs(),
+      threadTs: thread ? thread.root.ts : null,
+      userId,
+      text: message.text,
+      ...(message.blocks ? { blocks: message.blocks } : {}),
+      reactions: [],
+      visibleTo,
+      postedAt: this.now(),
+      editedAt: null,
+    };
+    this.byTs.set(m.ts, m);
+    if (thread) {
+      thread.replies.push(m);
+      while (thread.replies.length > this.maxReplies) {
+        const dropped = thread.replies.shift();
+        if (dropped) this.byTs.delete(dropped.ts);
+      }
+    } else {
+      threads.set(m.ts, { root: m, replies: [] });
+      while (threads.size > this.maxThreads) {
+        const [oldestTs, oldest] = threads.entries().next().value as [string, StoredThread];
+        threads.delete(oldestTs);
+        this.byTs.delete(oldest.root.ts);
+        for (const r of oldest.replies) this.byTs.delete(r.ts);
+      }
+    }
+    this.emit({ kind: 'message.posted', message: m });
+    return m;
+  }
+
+  private find(channelId: string, ts: string): ConsoleMessage {
+    const m = this.getMessage(channelId, ts);
+    if (!m) throw new ConsoleSurfaceError('message_not_found', `no message ${ts} in ${channelId}`);
+    return m;
+  }
+
+  private emit(change: ConsoleChange): void {
+    for (const listener of this.listeners) {
+      try {
+        listener(change);
+      } catch {
+        // A broken subscriber (e.g. a closed SSE stream) must not affect the conversation.
+      }
+    }
+  }
+}

@@ -1,0 +1,420 @@
+import { isTerminalStatus, TASK_PRIORITIES, TaskSubmit } from '@bematic/protocol';
+import { type Logger, pino } from 'pino';
+import { z } from 'zod';
+import { AuditTrail } from '../audit/audit-trail.js';
+import type { CacheInvalidation } from '../cache/invalidation.js';
+import type { NewTask, Repositories, Session, Task, TaskPatch } from '../db/repositories/types.js';
+import type { MetricsCollector } from '../metrics/metrics-collector.js';
+
+const DAY_MS = 24 * 3600_000;
+
+export interface RetentionPolicy {
+  /** Terminal tasks older than this many days are archived by the scheduled job; 0 disables it. */
+  retentionDays: number;
+  /** How often the scheduled job runs. */
+  intervalMs: number;
+  /** Most tasks archived per run, so one run cannot hold the database for long. */
+  batchSize: number;
+}
+
+export const DEFAULT_RETENTION_POLICY: RetentionPolicy = {
+  retentionDays: 30,
+  intervalMs: 3600_000,
+  batchSize: 500,
+};
+
+/** What the `/bm archive` and `/bm restore` commands need. */
+export interface TaskArchiver {
+  archive(taskId: string, reason: string, actor: string): Promise<ArchiveResult>;
+  /** Returns the id of the restored (new) task. */
+  restore(archiveId: string, actor: string): Promise<string>;
+}
+
+export interface ArchiveResult {
+  archiveId: string;
+  taskId: string;
+}
+
+export type ArchivalRefusal = 'NOT_FOUND' | 'NOT_TERMINAL' | 'HAS_ACTIVE_CHILDREN' | 'IN_OFFLINE_QUEUE';
+export type ArchivalVerdict = { ok: true } | { ok: false; code: ArchivalRefusal; reason: string };
+
+export class RetentionError extends Error {
+  constructor(
+    readonly code: ArchivalRefusal | 'ARCHIVE_NOT_FOUND' | 'ARCHIVE_CORRUPT',
+    message: string,
+  ) {
+    super(message);
+    this.name = 'RetentionError';
+  }
+}
+
+export interface RetentionServiceDeps {
+  repos: Repositories;
+  /** For audit entries written outside a transaction (none today; kept for symmetry with other services). */
+  audit?: AuditTrail;
+  invalidation?: CacheInvalidation;
+  metrics?: MetricsCollector;
+  logger?: Logger;
+  now?: () => number;
+  policy?: Partial<RetentionPolicy>;
+}
+
+/**
+ * The archive snapshot: a Task row as JSON. Validated on restore because it
+ * may have been written by an older version or edited by hand.
+ */
+const Snapshot = z
+  .object({
+    id: z.string(),
+    projectId: z.string(),
+    agentId: z.string(),
+    botName: z.string(),
+    command: z.string(),
+    prompt: z.string(),
+    model: z.string(),
+    priority: z.enum(TASK_PRIORITIES),
+    status: z.enum(['completed', 'failed', 'cancelled']),
+    userId: z.string(),
+    channelId: z.string(),
+    threadTs: z.string().nullable(),
+    messageTs: z.string().nullable(),
+    progressMessageTs: z.string().nullable(),
+    sessionId: z.string().nullable(),
+    parentTaskId: z.string().nullable(),
+    submission: TaskSubmit,
+    result: z.string().nullable(),
+    errorMessage: z.string().nullable(),
+    errorCode: z.string().nullable(),
+    recoverable: z.boolean().nullable(),
+    warning: z.string().nullable(),
+    filesChanged: z.array(z.string()),
+    commandsRun: z.array(z.string()),
+    inputTokens: z.number(),
+    outputTokens: z.number(),
+    cacheReadTokens: z.number(),
+    cacheCreationTokens: z.number(),
+    costUsd: z.number(),
+    durationMs: z.number(),
+    numTurns: z.number(),
+    continuations: z.number(),
+    startedAt: z.number().nullable(),
+    completedAt: z.number().nullable(),
+  })
+  .passthrough();
+
+const SessionsSnapshot = z.array(
+  z.object({
+    claudeSessionId: z.string().nullable(),
+    status: z.enum(['active', 'completed', 'failed', 'cancelled']),
+    inputTokens: z.number(),
+    outputTokens: z.number(),
+    costUsd: z.number(),
+    durationMs: z.number(),
+  }),
+);
+
+/**
+ * Retention and archiving (the seed's Archiving and Archive Restoration flows).
+ * Archiving moves a terminal task out of the tasks table into an ArchivedTask
+ * snapshot; restoring brings it back under a new id. Each move is one
+ * transaction together with its audit entry, so a crash leaves the task in
+ * exactly one place.
+ */
+export class RetentionService implements TaskArchiver {
+  readonly policy: RetentionPolicy;
+  private readonly repos: Repositories;
+  private readonly logger: Logger;
+  private readonly now: () => number;
+  private timer: NodeJS.Timeout | null = null;
+  private running: Promise<number> | null = null;
+
+  constructor(private readonly deps: RetentionServiceDeps) {
+    this.repos = deps.repos;
+    this.logger = deps.logger ?? pino({ level: 'silent' });
+    this.now = deps.now ?? Date.now;
+    this.policy = { ...DEFAULT_RETENTION_POLICY, ...deps.policy };
+  }
+
+  /**
+   * When the policy clock starts for a task: its completion, or its restoration
+   * if later, so that a restored task is not archived again by the next run.
+   */
+  retentionStart(task: Pick<Task, 'completedAt' | 'updatedAt' | 'restoredAt'>): number {
+    return Math.max(task.completedAt ?? task.updatedAt, task.restoredAt ?? 0);
+  }
+
+  isExpiredByPolicy(task: Pick<Task, 'status' | 'completedAt' | 'updatedAt' | 'restoredAt'>): boolean {
+    if (this.policy.retentionDays <= 0 || !isTerminalStatus(task.status)) return false;
+    return this.now() - this.retentionStart(task) >= this.policy.retentionDays * DAY_MS;
+  }
+
+  async validateForArchival(task: Task): Promise<ArchivalVerdict> {
+    if (!isTerminalStatus(task.status)) {
+      return {
+        ok: false,
+        code: 'NOT_TERMINAL',
+        reason: `task ${task.id} is ${task.status}; only completed, failed or cancelled tasks can be archived`,
+      };
+    }
+    const children = await this.repos.tasks.list({ parentTaskId: task.id });
+    const active = children.filter((c) => !isTerminalStatus(c.status));
+    if (active.length > 0) {
+      return {
+        ok: false,
+        code: 'HAS_ACTIVE_CHILDREN',
+        reason: `task ${task.id} has ${active.length} unfinished subtask(s): ${active.map((c) => c.id).join(', ')}`,
+      };
+    }
+    if (await this.repos.offlineQueue.findByTask(task.id)) {
+      return {
+        ok: false,
+        code: 'IN_OFFLINE_QUEUE',
+        reason: `task ${task.id} still has a message waiting in the offline queue`,
+      };
+    }
+    return { ok: true };
+  }
+
+  /** Called when a task completes: archives it straight away if the policy already says so. */
+  async evaluateForArchival(task: Task): Promise<ArchiveResult | null> {
+    if (!this.isExpiredByPolicy(task)) return null;
+    if (!(await this.validateForArchival(task)).ok) return null;
+    return this.archiveTask(
+      task,
+      `retention policy: older than ${this.policy.retentionDays} days`,
+      'system',
+      'policy',
+    );
+  }
+
+  async archive(taskId: string, reason: string, actor: string): Promise<ArchiveResult> {
+    const task = await this.repos.tasks.findById(taskId);
+    if (!task) throw new RetentionError('NOT_FOUND', `task ${taskId} not found`);
+    return this.archiveTask(task, reason, actor, 'manual');
+  }
+
+  async restore(archiveId: string, actor: string): Promise<string> {
+    const restoredAt = this.now();
+    const { task, archive } = await this.repos.transaction(async (tx) => {
+      const archive = await tx.archivedTasks.findById(archiveId);
+      if (!archive) throw new RetentionError('ARCHIVE_NOT_FOUND', `archive ${archiveId} not found`);
+      const snapshot = parseSnapshot(archive.taskData, archiveId);
+      const sessions = SessionsSnapshot.safeParse(archive.metadata.sessions ?? []);
+      const created = await tx.tasks.create(newTaskFrom(snapshot, archiveId, restoredAt));
+      const task = await tx.tasks.update(created.id, patchFrom(snapshot));
+      for (const s of sessions.success ? sessions.data : []) {
+        const session = await tx.sessions.create({ taskId: task.id, claudeSessionId: s.claudeSessionId });
+        if (s.status !== 'active') await tx.sessions.complete(session.id, s);
+      }
+      await tx.archivedTasks.delete(archiveId);
+      await tx.audit.log(
+        AuditTrail.entry('task.restored', {
+          actor,
+          resourceType: 'task',
+          resourceId: task.id,
+          details: { archiveId, originalId: archive.originalId, newTaskId: task.id },
+          ts: restoredAt,
+        }),
+      );
+      return { task, archive };
+    });
+    this.deps.invalidation?.taskRestored(task);
+    this.deps.metrics?.recordRestore();
+    this.logger.info({ archiveId, originalId: archive.originalId, taskId: task.id, actor }, 'task restored');
+    return task.id;
+  }
+
+  /** Archive every task the policy makes eligible (up to one batch). Returns how many were archived. */
+  runOnce(): Promise<number> {
+    this.running ??= this.sweep().finally(() => {
+      this.running = null;
+    });
+    return this.running;
+  }
+
+  /** Resolves when the run in progress (if any) has finished; its archived count, or 0. */
+  whenIdle(): Promise<number> {
+    return this.running?.catch(() => 0) ?? Promise.resolve(0);
+  }
+
+  get busy(): boolean {
+    return this.running !== null;
+  }
+
+  /** Run the scheduled job every `intervalMs`. The timer does not keep the process alive. */
+  start(): void {
+    if (this.timer || this.policy.retentionDays <= 0) return;
+    this.timer = setInterval(() => {
+      this.runOnce().catch((err: unknown) => this.logger.error({ err }, 'retention run failed'));
+    }, this.policy.intervalMs);
+    this.timer.unref();
+  }
+
+  /** Stop the schedule and wait for a run in progress. */
+  async stop(): Promise<void> {
+    if (this.timer) clearInterval(this.timer);
+    this.timer = null;
+    await this.running?.catch(() => undefined);
+  }
+
+  private async sweep(): Promise<number> {
+    if (this.policy.retentionDays <= 0) return 0;
+    // Created before the cutoff is necessary (a task completes after it is
+    // created) but not sufficient; isExpiredByPolicy decides.
+    const cutoff = this.now() - this.policy.retentionDays * DAY_MS;
+    const candidates = await this.repos.tasks.list({
+      status: ['completed', 'failed', 'cancelled'],
+      olderThan: cutoff,
+    });
+    let archived = 0;
+    for (const task of candidates) {
+      if (archived >= this.policy.batchSize) break;
+      if (!this.isExpiredByPolicy(task)) continue;
+      const verdict = await this.validateForArchival(task);
+      if (!verdict.ok) {
+        this.logger.debug({ taskId: task.id, reason: verdict.reason }, 'not archived');
+        continue;
+      }
+      try {
+        await this.archiveTask(
+          task,
+          `retention policy: older than ${this.policy.retentionDays} days`,
+          'system',
+          'policy',
+        );
+        archived++;
+      } catch (err) {
+        this.logger.warn({ err, taskId: task.id }, 'archival failed');
+      }
+    }
+    if (archived > 0) this.logger.info({ archived }, 'retention run archived tasks');
+    return archived;
+  }
+
+  private async archiveTask(
+    task: Task,
+    reason: string,
+    actor: string,
+    trigger: 'manual' | 'policy',
+  ): Promise<ArchiveResult> {
+    const verdict = await this.validateForArchival(task);
+    if (!verdict.ok) throw new RetentionError(verdict.code, verdict.reason);
+    const archivedAt = this.now();
+    const archive = await this.repos.transaction(async (tx) => {
+      // Re-read inside the transaction: the task may have changed or gone since it was judged.
+      const current = await tx.tasks.findById(task.id);
+      if (!current) throw new RetentionError('NOT_FOUND', `task ${task.id} not found`);
+      if (!isTerminalStatus(current.status)) {
+        throw new RetentionError('NOT_TERMINAL', `task ${task.id} is ${current.status}`);
+      }
+      const sessions = await tx.sessions.findByTask(current.id);
+      const archive = await tx.archivedTasks.create({
+        originalId: current.id,
+        taskData: JSON.stringify(current),
+        reason,
+        metadata: {
+          trigger,
+          actor,
+          status: current.status,
+          projectId: current.projectId,
+          agentId: current.agentId,
+          sessions: sessions.map(sessionSnapshot),
+        },
+        archivedAt,
+      });
+      if (!(await tx.tasks.delete(current.id))) {
+        throw new RetentionError('NOT_FOUND', `task ${task.id} disappeared while archiving`);
+      }
+      await tx.audit.log(
+        AuditTrail.entry('task.archived', {
+          actor,
+          resourceType: 'task',
+          resourceId: current.id,
+          details: { archiveId: archive.id, reason, trigger },
+          ts: archivedAt,
+        }),
+      );
+      return archive;
+    });
+    this.deps.invalidation?.taskArchived(task);
+    this.deps.metrics?.recordArchival(trigger);
+    this.logger.info({ taskId: task.id, archiveId: archive.id, reason, actor }, 'task archived');
+    return { archiveId: archive.id, taskId: task.id };
+  }
+}
+
+function sessionSnapshot(s: Session) {
+  return {
+    claudeSessionId: s.claudeSessionId,
+    status: s.status,
+    inputTokens: s.inputTokens,
+    outputTokens: s.outputTokens,
+    costUsd: s.costUsd,
+    durationMs: s.durationMs,
+  };
+}
+
+function parseSnapshot(taskData: string, archiveId: string): z.infer<typeof Snapshot> {
+  let raw: unknown;
+  try {
+    raw = JSON.parse(taskData);
+  } catch {
+    throw new RetentionError('ARCHIVE_CORRUPT', `archive ${archiveId} does not hold valid JSON`);
+  }
+  const parsed = Snapshot.safeParse(raw);
+  if (!parsed.success) {
+    const issue = parsed.error.issues[0];
+    throw new RetentionError(
+      'ARCHIVE_CORRUPT',
+      `archive ${archiveId} is not a task snapshot (${issue?.path.join('.')}: ${issue?.message})`,
+    );
+  }
+  return parsed.data;
+}
+
+function newTaskFrom(s: z.infer<typeof Snapshot>, archiveId: string, restoredAt: number): NewTask {
+  return {
+    projectId: s.projectId,
+    agentId: s.agentId,
+    botName: s.botName,
+    command: s.command,
+    prompt: s.prompt,
+    model: s.model,
+    priority: s.priority,
+    userId: s.userId,
+    channelId: s.channelId,
+    // The repository stamps the new task id into the stored submission.
+    submission: s.submission,
+    threadTs: s.threadTs,
+    messageTs: s.messageTs,
+    sessionId: s.sessionId,
+    // A parent that was archived meanwhile would dangle; keep the link only as history.
+    parentTaskId: s.parentTaskId,
+    status: s.status,
+    restoredFromArchive: archiveId,
+    restoredAt,
+  };
+}
+
+function patchFrom(s: z.infer<typeof Snapshot>): TaskPatch {
+  return {
+    progressMessageTs: s.progressMessageTs,
+    result: s.result,
+    errorMessage: s.errorMessage,
+    errorCode: s.errorCode,
+    recoverable: s.recoverable,
+    warning: s.warning,
+    filesChanged: s.filesChanged,
+    commandsRun: s.commandsRun,
+    inputTokens: s.inputTokens,
+    outputTokens: s.outputTokens,
+    cacheReadTokens: s.cacheReadTokens,
+    cacheCreationTokens: s.cacheCreationTokens,
+    costUsd: s.costUsd,
+    durationMs: s.durationMs,
+    numTurns: s.numTurns,
+    continuations: s.continuations,
+    startedAt: s.startedAt,
+    completedAt: s.completedAt,
+  };
+}
