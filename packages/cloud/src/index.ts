@@ -5,3 +5,8 @@ export * from './gateway/types.js';
 export * from './tasks/task-events.js';
 export * from './tasks/task-state-machine.js';
 export * from './db/index.js';
+export * from './bots/index.js';
+export * from './commands/index.js';
+export * from './middleware/index.js';
+export * from './notifications/index.js';
+export * from './gateway/index.js';
