@@ -16,5 +16,6 @@ export {
   migrateToLatest,
   migrationStatus,
 } from './migrations/index.js';
-export { createRepositories } from './repositories/index.js';
+export type { Clock } from './repositories/clock.js';
+export { createRepositories, type RepositoryOptions } from './repositories/index.js';
 export type * from './schema.js';

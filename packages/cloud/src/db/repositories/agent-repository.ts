@@ -1,6 +1,7 @@
 import type { Kysely, Selectable } from 'kysely';
 import { StoredDataError } from '../errors.js';
 import type { AgentsTable, Schema } from '../schema.js';
+import type { Clock } from './clock.js';
 import type { AgentRecord, AgentRepository } from './types.js';
 
 const isAgentStatus = (s: string): s is AgentRecord['status'] => s === 'online' || s === 'offline';
@@ -19,7 +20,10 @@ function toAgent(row: Selectable<AgentsTable>): AgentRecord {
 }
 
 export class KyselyAgentRepository implements AgentRepository {
-  constructor(private readonly db: Kysely<Schema>) {}
+  constructor(
+    private readonly db: Kysely<Schema>,
+    private readonly now: Clock = Date.now,
+  ) {}
 
   /** Creates or updates; fields left undefined keep their stored values. */
   async upsert(a: {
@@ -37,7 +41,7 @@ export class KyselyAgentRepository implements AgentRepository {
         version: a.version ?? null,
         status: a.status,
         last_seen_at: a.lastSeenAt ?? null,
-        created_at: Date.now(),
+        created_at: this.now(),
       })
       .onConflict((oc) =>
         oc.column('id').doUpdateSet({

@@ -1,6 +1,7 @@
 import type { Kysely, Selectable } from 'kysely';
 import { newApiKeyId } from '../ids.js';
 import type { ApiKeysTable, Schema } from '../schema.js';
+import type { Clock } from './clock.js';
 import type { ApiKey, ApiKeyRepository } from './types.js';
 
 function toApiKey(row: Selectable<ApiKeysTable>): ApiKey {
@@ -18,7 +19,10 @@ function toApiKey(row: Selectable<ApiKeysTable>): ApiKey {
 }
 
 export class KyselyApiKeyRepository implements ApiKeyRepository {
-  constructor(private readonly db: Kysely<Schema>) {}
+  constructor(
+    private readonly db: Kysely<Schema>,
+    private readonly now: Clock = Date.now,
+  ) {}
 
   async create(
     k: Omit<ApiKey, 'id' | 'createdAt' | 'revokedAt' | 'lastUsedAt'> & { id?: string },
@@ -31,7 +35,7 @@ export class KyselyApiKeyRepository implements ApiKeyRepository {
         prefix: k.prefix,
         key_hash: k.keyHash,
         label: k.label,
-        created_at: Date.now(),
+        created_at: this.now(),
         expires_at: k.expiresAt,
         revoked_at: null,
         last_used_at: null,

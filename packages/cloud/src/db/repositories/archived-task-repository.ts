@@ -1,6 +1,7 @@
 import type { Kysely, Selectable } from 'kysely';
 import { newArchiveId } from '../ids.js';
 import type { ArchivedTasksTable, Schema } from '../schema.js';
+import type { Clock } from './clock.js';
 import { decodeRecord, encodeJson } from './codec.js';
 import type { ArchivedTask, ArchivedTaskRepository } from './types.js';
 
@@ -16,7 +17,10 @@ function toArchive(row: Selectable<ArchivedTasksTable>): ArchivedTask {
 }
 
 export class KyselyArchivedTaskRepository implements ArchivedTaskRepository {
-  constructor(private readonly db: Kysely<Schema>) {}
+  constructor(
+    private readonly db: Kysely<Schema>,
+    private readonly now: Clock = Date.now,
+  ) {}
 
   /** A generated id is `archive_…` (see ids.ts). */
   async create(
@@ -30,7 +34,7 @@ export class KyselyArchivedTaskRepository implements ArchivedTaskRepository {
         task_data: a.taskData,
         reason: a.reason,
         metadata: encodeJson(a.metadata),
-        archived_at: a.archivedAt ?? Date.now(),
+        archived_at: a.archivedAt ?? this.now(),
       })
       .returningAll()
       .executeTakeFirstOrThrow();

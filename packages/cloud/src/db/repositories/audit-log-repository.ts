@@ -1,5 +1,6 @@
 import type { Kysely, Selectable } from 'kysely';
 import type { AuditLogsTable, Schema } from '../schema.js';
+import type { Clock } from './clock.js';
 import { decodeRecord, encodeJson } from './codec.js';
 import type { AuditEntry, AuditLogRepository, NewAuditEntry } from './types.js';
 
@@ -18,13 +19,16 @@ function toEntry(row: Selectable<AuditLogsTable>): AuditEntry {
 }
 
 export class KyselyAuditLogRepository implements AuditLogRepository {
-  constructor(private readonly db: Kysely<Schema>) {}
+  constructor(
+    private readonly db: Kysely<Schema>,
+    private readonly now: Clock = Date.now,
+  ) {}
 
   async log(entry: NewAuditEntry): Promise<AuditEntry> {
     const row = await this.db
       .insertInto('audit_logs')
       .values({
-        ts: entry.ts ?? Date.now(),
+        ts: entry.ts ?? this.now(),
         action: entry.action,
         actor: entry.actor,
         resource_type: entry.resourceType ?? null,

@@ -59,3 +59,11 @@ export function definedOnly<T extends object>(values: T): Partial<T> {
   }
   return out;
 }
+
+/**
+ * PostgreSQL text cannot hold U+0000 (model output sometimes does, e.g. from a
+ * binary file), so free-text columns drop it on both dialects alike.
+ */
+export function stripNul<T extends string | null | undefined>(text: T): T {
+  return (typeof text === 'string' ? text.replaceAll('\u0000', '') : text) as T;
+}

@@ -4,25 +4,37 @@ import { KyselyAgentRepository } from './agent-repository.js';
 import { KyselyApiKeyRepository } from './api-key-repository.js';
 import { KyselyArchivedTaskRepository } from './archived-task-repository.js';
 import { KyselyAuditLogRepository } from './audit-log-repository.js';
+import type { Clock } from './clock.js';
 import { KyselyOfflineQueueRepository } from './offline-queue-repository.js';
 import { KyselyProjectRepository } from './project-repository.js';
 import { KyselySessionRepository } from './session-repository.js';
 import { KyselyTaskRepository } from './task-repository.js';
 import { inTransaction } from './transaction.js';
 import type { Repositories } from './types.js';
+
+export interface RepositoryOptions {
+  /** Source of every timestamp the repositories set themselves (default Date.now). */
+  now?: Clock;
+}
+
+export interface RepositoryOptions {
+  /** Source of every timestamp the repositories set themselves (default Date.now). */
+  now?: Clock;
+}
+
 import { KyselyUserRepository } from './user-repository.js';
 
-function bind(db: Kysely<Schema>): Omit<Repositories, 'transaction'> {
+function bind(db: Kysely<Schema>, now: Clock): Omit<Repositories, 'transaction'> {
   return {
-    projects: new KyselyProjectRepository(db),
-    tasks: new KyselyTaskRepository(db),
-    sessions: new KyselySessionRepository(db),
-    users: new KyselyUserRepository(db),
-    audit: new KyselyAuditLogRepository(db),
-    offlineQueue: new KyselyOfflineQueueRepository(db),
-    apiKeys: new KyselyApiKeyRepository(db),
-    archivedTasks: new KyselyArchivedTaskRepository(db),
-    agents: new KyselyAgentRepository(db),
+    projects: new KyselyProjectRepository(db, now),
+    tasks: new KyselyTaskRepository(db, now),
+    sessions: new KyselySessionRepository(db, now),
+    users: new KyselyUserRepository(db, now),
+    audit: new KyselyAuditLogRepository(db, now),
+    offlineQueue: new KyselyOfflineQueueRepository(db, now),
+    apiKeys: new KyselyApiKeyRepository(db, now),
+    archivedTasks: new KyselyArchivedTaskRepository(db, now),
+    agents: new KyselyAgentRepository(db, now),
   };
 }
 
@@ -31,10 +43,11 @@ function bind(db: Kysely<Schema>): Omit<Repositories, 'transaction'> {
  * repositories handed to fn: on SQLite the outer ones wait for the single
  * connection the transaction holds.
  */
-export function createRepositories(db: Kysely<Schema>): Repositories {
+export function createRepositories(db: Kysely<Schema>, opts: RepositoryOptions = {}): Repositories {
+  const now = opts.now ?? Date.now;
   return {
-    ...bind(db),
-    transaction: (fn) => inTransaction(db, (trx) => fn(bind(trx))),
+    ...bind(db, now),
+    transaction: (fn) => inTransaction(db, (trx) => fn(bind(trx, now))),
   };
 }
 

@@ -2,6 +2,7 @@ import { PRIORITY_RANK, TASK_PRIORITIES, type TaskPriority, type TaskSubmit } fr
 import type { Kysely, Selectable } from 'kysely';
 import { StoredDataError } from '../errors.js';
 import type { OfflineQueueTable, Schema } from '../schema.js';
+import type { Clock } from './clock.js';
 import { decodeSubmission, encodeJson } from './codec.js';
 import type { OfflineQueueEntry, OfflineQueueRepository } from './types.js';
 
@@ -30,7 +31,10 @@ function byDeliveryOrder(a: OfflineQueueEntry, b: OfflineQueueEntry): number {
 }
 
 export class KyselyOfflineQueueRepository implements OfflineQueueRepository {
-  constructor(private readonly db: Kysely<Schema>) {}
+  constructor(
+    private readonly db: Kysely<Schema>,
+    private readonly now: Clock = Date.now,
+  ) {}
 
   /**
    * Re-enqueueing a queued task replaces agent, priority, payload and expiry
@@ -54,7 +58,7 @@ export class KyselyOfflineQueueRepository implements OfflineQueueRepository {
         priority: e.priority,
         priority_rank: rank,
         payload,
-        enqueued_at: e.enqueuedAt ?? Date.now(),
+        enqueued_at: e.enqueuedAt ?? this.now(),
         expires_at: e.expiresAt,
         attempts: 0,
         last_attempt_at: null,

@@ -2,6 +2,7 @@ import type { Kysely, Selectable } from 'kysely';
 import { RecordNotFoundError } from '../errors.js';
 import { newProjectId } from '../ids.js';
 import type { ProjectsTable, Schema } from '../schema.js';
+import type { Clock } from './clock.js';
 import { decodeStringArray, definedOnly, encodeJson } from './codec.js';
 import type { NewProject, Project, ProjectRepository } from './types.js';
 
@@ -25,10 +26,13 @@ function toProject(row: Selectable<ProjectsTable>): Project {
 }
 
 export class KyselyProjectRepository implements ProjectRepository {
-  constructor(private readonly db: Kysely<Schema>) {}
+  constructor(
+    private readonly db: Kysely<Schema>,
+    private readonly now: Clock = Date.now,
+  ) {}
 
   async create(p: NewProject): Promise<Project> {
-    const now = Date.now();
+    const now = this.now();
     const row = await this.db
       .insertInto('projects')
       .values({
@@ -83,7 +87,7 @@ export class KyselyProjectRepository implements ProjectRepository {
           default_model: patch.defaultModel,
           max_budget_usd: patch.maxBudgetUsd,
         }),
-        updated_at: Date.now(),
+        updated_at: this.now(),
       })
       .where('id', '=', id)
       .returningAll()

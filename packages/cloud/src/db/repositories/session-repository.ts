@@ -2,6 +2,7 @@ import type { Kysely, Selectable } from 'kysely';
 import { RecordNotFoundError, StoredDataError } from '../errors.js';
 import { newSessionId } from '../ids.js';
 import type { Schema, SessionsTable } from '../schema.js';
+import type { Clock } from './clock.js';
 import type { Session, SessionRepository } from './types.js';
 
 const SESSION_STATUSES: readonly Session['status'][] = ['active', 'completed', 'failed', 'cancelled'];
@@ -27,7 +28,10 @@ function toSession(row: Selectable<SessionsTable>): Session {
 }
 
 export class KyselySessionRepository implements SessionRepository {
-  constructor(private readonly db: Kysely<Schema>) {}
+  constructor(
+    private readonly db: Kysely<Schema>,
+    private readonly now: Clock = Date.now,
+  ) {}
 
   async create(s: { taskId: string; claudeSessionId?: string | null }): Promise<Session> {
     const row = await this.db
@@ -41,7 +45,7 @@ export class KyselySessionRepository implements SessionRepository {
         output_tokens: 0,
         cost_usd: 0,
         duration_ms: 0,
-        created_at: Date.now(),
+        created_at: this.now(),
         completed_at: null,
       })
       .returningAll()
@@ -80,7 +84,7 @@ export class KyselySessionRepository implements SessionRepository {
         output_tokens: outcome.outputTokens,
         cost_usd: outcome.costUsd,
         duration_ms: outcome.durationMs,
-        completed_at: outcome.status === 'active' ? null : Date.now(),
+        completed_at: outcome.status === 'active' ? null : this.now(),
       })
       .where('id', '=', id)
       .returningAll()

@@ -11,6 +11,7 @@ import { dialectOf } from '../database.js';
 import { RecordNotFoundError, StoredDataError } from '../errors.js';
 import { newTaskId } from '../ids.js';
 import type { Schema, TasksTable } from '../schema.js';
+import type { Clock } from './clock.js';
 import {
   decodeBool,
   decodeStringArray,
@@ -18,6 +19,7 @@ import {
   definedOnly,
   encodeBool,
   encodeJson,
+  stripNul,
 } from './codec.js';
 import { inTransaction } from './transaction.js';
 import type { NewTask, Task, TaskPatch, TaskQuery, TaskRepository, TransitionResult } from './types.js';
@@ -84,11 +86,11 @@ function patchToRow(patch: TaskPatch): Updateable<TasksTable> {
     thread_ts: patch.threadTs,
     progress_message_ts: patch.progressMessageTs,
     session_id: patch.sessionId,
-    result: patch.result,
-    error_message: patch.errorMessage,
+    result: stripNul(patch.result),
+    error_message: stripNul(patch.errorMessage),
     error_code: patch.errorCode,
     recoverable: patch.recoverable === undefined ? undefined : encodeBool(patch.recoverable),
-    warning: patch.warning,
+    warning: stripNul(patch.warning),
     files_changed: patch.filesChanged && encodeJson(patch.filesChanged),
     commands_run: patch.commandsRun && encodeJson(patch.commandsRun),
     started_at: patch.startedAt,
@@ -105,7 +107,10 @@ function patchToRow(patch: TaskPatch): Updateable<TasksTable> {
 }
 
 export class KyselyTaskRepository implements TaskRepository {
-  constructor(private readonly db: Kysely<Schema>) {}
+  constructor(
+    private readonly db: Kysely<Schema>,
+    private readonly now: Clock = Date.now,
+  ) {}
 
   /**
    * A generated id is `task_…` (see ids.ts). The stored submission always
@@ -113,7 +118,7 @@ export class KyselyTaskRepository implements TaskRepository {
    */
   async create(task: NewTask): Promise<Task> {
     const id = task.id ?? newTaskId();
-    const now = Date.now();
+    const now = this.now();
     const row = await this.db
       .insertInto('tasks')
       .values({
@@ -122,7 +127,7 @@ export class KyselyTaskRepository implements TaskRepository {
         agent_id: task.agentId,
         bot_name: task.botName,
         command: task.command,
-        prompt: task.prompt,
+        prompt: stripNul(task.prompt),
         model: task.model,
         priority: task.priority,
         status: task.status ?? 'pending',
@@ -224,7 +229,7 @@ export class KyselyTaskRepository implements TaskRepository {
         if (verdict.kind === 'noop') return { changed: false, task: current };
         if (verdict.kind === 'illegal') throw new IllegalTransitionError(id, current.status, to);
 
-        const now = Date.now();
+        const now = this.now();
         const values: Updateable<TasksTable> = { ...patchToRow(patch), status: to, updated_at: now };
         if (to === 'running' && current.startedAt === null && patch.startedAt === undefined)
           values.started_at = now;
@@ -246,7 +251,7 @@ export class KyselyTaskRepository implements TaskRepository {
   async update(id: string, patch: TaskPatch): Promise<Task> {
     const row = await this.db
       .updateTable('tasks')
-      .set({ ...patchToRow(patch), updated_at: Date.now() })
+      .set({ ...patchToRow(patch), updated_at: this.now() })
       .where('id', '=', id)
       .returningAll()
       .executeTakeFirst();

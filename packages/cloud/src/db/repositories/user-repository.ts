@@ -1,6 +1,7 @@
 import type { Kysely, Selectable } from 'kysely';
 import { RecordNotFoundError, StoredDataError } from '../errors.js';
 import type { Schema, UsersTable } from '../schema.js';
+import type { Clock } from './clock.js';
 import type { Role, User, UserRepository } from './types.js';
 
 const ROLES: readonly Role[] = ['admin', 'developer', 'viewer'];
@@ -12,7 +13,10 @@ function toUser(row: Selectable<UsersTable>): User {
 }
 
 export class KyselyUserRepository implements UserRepository {
-  constructor(private readonly db: Kysely<Schema>) {}
+  constructor(
+    private readonly db: Kysely<Schema>,
+    private readonly now: Clock = Date.now,
+  ) {}
 
   async findById(id: string): Promise<User | undefined> {
     const row = await this.db.selectFrom('users').selectAll().where('id', '=', id).executeTakeFirst();
@@ -21,7 +25,7 @@ export class KyselyUserRepository implements UserRepository {
 
   /** Creates or updates; a missing `name` keeps the stored one. */
   async upsert(user: { id: string; name?: string | null; role: Role }): Promise<User> {
-    const now = Date.now();
+    const now = this.now();
     const row = await this.db
       .insertInto('users')
       .values({ id: user.id, name: user.name ?? null, role: user.role, created_at: now, updated_at: now })
@@ -40,7 +44,7 @@ export class KyselyUserRepository implements UserRepository {
   async setRole(id: string, role: Role): Promise<User> {
     const row = await this.db
       .updateTable('users')
-      .set({ role, updated_at: Date.now() })
+      .set({ role, updated_at: this.now() })
       .where('id', '=', id)
       .returningAll()
       .executeTakeFirst();

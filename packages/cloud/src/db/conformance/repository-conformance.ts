@@ -1,0 +1,992 @@
+import { TASK_STATUSES, type TaskStatus, type TaskSubmit } from '@bematic/protocol';
+import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
+import { IllegalTransitionError, judgeTransition } from '../../tasks/task-state-machine.js';
+import type { Database } from '../database.js';
+import { RecordNotFoundError } from '../errors.js';
+import { MIGRATIONS, migrateToLatest, migrationStatus } from '../migrations/index.js';
+import { createRepositories } from '../repositories/index.js';
+import type { NewTask, Repositories } from '../repositories/types.js';
+import type { Schema } from '../schema.js';
+
+const T0 = 1_700_000_000_000;
+const TABLES: readonly (keyof Schema)[] = [
+  'sessions',
+  'offline_queue',
+  'tasks',
+  'projects',
+  'users',
+  'audit_logs',
+  'api_keys',
+  'archived_tasks',
+  'agents',
+];
+
+function submission(overrides: Partial<TaskSubmit> = {}): TaskSubmit {
+  return {
+    taskId: 'placeholder',
+    projectId: 'proj_1',
+    localPath: '/srv/repo',
+    botName: 'coder',
+    command: 'code',
+    prompt: 'fix the login bug in auth.ts',
+    systemPrompt: 'You are a careful engineer.',
+    model: 'claude-sonnet-4-5',
+    allowedTools: ['Read', 'Edit', 'Bash'],
+    priority: 'normal',
+    ...overrides,
+  };
+}
+
+function newTask(overrides: Partial<NewTask> = {}): NewTask {
+  return {
+    projectId: 'proj_1',
+    agentId: 'agent_1',
+    botName: 'coder',
+    command: 'code',
+    prompt: 'fix the login bug in auth.ts',
+    model: 'claude-sonnet-4-5',
+    priority: 'normal',
+    userId: 'U1',
+    channelId: 'C1',
+    submission: submission(),
+    ...overrides,
+  };
+}
+
+/**
+ * The behaviour every repository implementation promises, run against a real
+ * database. `open` must return a fresh, empty (unmigrated or migrated)
+ * database; the suite migrates it, opens it once, and empties its tables
+ * before each test.
+ */
+export function describeRepositoryConformance(name: string, open: () => Promise<Database>): void {
+  describe(`repository conformance: ${name}`, () => {
+    let database: Database;
+    let repos: Repositories;
+    let now = T0;
+    const tick = (ms = 1) => {
+      now += ms;
+      return now;
+    };
+
+    beforeAll(async () => {
+      database = await open();
+      await migrateToLatest(database);
+    });
+    afterAll(async () => {
+      await database?.close();
+    });
+    beforeEach(async () => {
+      for (const table of TABLES) await database.db.deleteFrom(table).execute();
+      now = T0;
+      repos = createRepositories(database.db, { now: () => now });
+    });
+
+    describe('migrations', () => {
+      it('are all applied and a second run applies nothing', async () => {
+        expect(await migrateToLatest(database)).toEqual({ applied: [] });
+        const status = await migrationStatus(database);
+        expect(status.pending).toEqual([]);
+        expect(status.migrations.map((m) => m.name)).toEqual(Object.keys(MIGRATIONS));
+        for (const m of status.migrations) expect(m.executedAt).toBeInstanceOf(Date);
+      });
+    });
+
+    describe('projects', () => {
+      it('creates with a generated id and defaults, and finds by id and channel', async () => {
+        const p = await repos.projects.create({
+          name: 'web',
+          channelId: 'C1',
+          agentId: 'agent_1',
+          localPath: '/srv/web',
+          defaultModel: null,
+          maxBudgetUsd: 2.5,
+        });
+        expect(p).toEqual({
+          id: expect.stringMatching(/^proj_[0-9a-f]{16}$/),
+          name: 'web',
+          channelId: 'C1',
+          agentId: 'agent_1',
+          fallbackAgentIds: [],
+          localPath: '/srv/web',
+          defaultModel: null,
+          maxBudgetUsd: 2.5,
+          createdAt: T0,
+          updatedAt: T0,
+        });
+        expect(await repos.projects.findById(p.id)).toEqual(p);
+        expect(await repos.projects.findByChannel('C1')).toEqual(p);
+        expect(await repos.projects.findByChannel('C404')).toBeUndefined();
+        expect(await repos.projects.findById('nope')).toBeUndefined();
+      });
+
+      it('keeps a given id and round-trips fallback agents', async () => {
+        const p = await repos.projects.create({
+          id: 'proj_api',
+          name: 'api',
+          channelId: 'C2',
+          agentId: 'a1',
+          fallbackAgentIds: ['a2', 'a3'],
+          localPath: '/srv/api',
+          defaultModel: 'claude-opus-4-1',
+          maxBudgetUsd: null,
+        });
+        expect(p.id).toBe('proj_api');
+        expect((await repos.projects.findById('proj_api'))?.fallbackAgentIds).toEqual(['a2', 'a3']);
+      });
+
+      it('rejects a second project on the same channel', async () => {
+        const base = { name: 'x', agentId: 'a', localPath: '/x', defaultModel: null, maxBudgetUsd: null };
+        await repos.projects.create({ ...base, channelId: 'C1' });
+        await expect(repos.projects.create({ ...base, channelId: 'C1' })).rejects.toThrow();
+        expect(await repos.projects.list()).toHaveLength(1);
+      });
+
+      it('lists by name, updates only the given fields, and deletes', async () => {
+        const base = { agentId: 'a', localPath: '/x', defaultModel: 'm', maxBudgetUsd: 1 };
+        const b = await repos.projects.create({ ...base, name: 'beta', channelId: 'C2' });
+        const a = await repos.projects.create({ ...base, name: 'alpha', channelId: 'C1' });
+        expect((await repos.projects.list()).map((p) => p.name)).toEqual(['alpha', 'beta']);
+
+        tick(50);
+        const updated = await repos.projects.update(b.id, {
+          fallbackAgentIds: ['z'],
+          defaultModel: null,
+          maxBudgetUsd: 0.75,
+        });
+        expect(updated).toEqual({
+          ...b,
+          fallbackAgentIds: ['z'],
+          defaultModel: null,
+          maxBudgetUsd: 0.75,
+          updatedAt: T0 + 50,
+        });
+        expect(await repos.projects.findById(b.id)).toEqual(updated);
+        await expect(repos.projects.update('nope', { name: 'n' })).rejects.toBeInstanceOf(
+          RecordNotFoundError,
+        );
+
+        expect(await repos.projects.delete(a.id)).toBe(true);
+        expect(await repos.projects.delete(a.id)).toBe(false);
+        expect((await repos.projects.list()).map((p) => p.id)).toEqual([b.id]);
+      });
+    });
+
+    describe('tasks', () => {
+      it('creates a pending task with a generated id carried into its submission', async () => {
+        const t = await repos.tasks.create(newTask());
+        expect(t.id).toMatch(/^task_[0-9a-f]{16}$/);
+        expect(t).toEqual({
+          ...newTask(),
+          id: t.id,
+          status: 'pending',
+          submission: { ...submission(), taskId: t.id },
+          threadTs: null,
+          messageTs: null,
+          progressMessageTs: null,
+          sessionId: null,
+          parentTaskId: null,
+          result: null,
+          errorMessage: null,
+          errorCode: null,
+          recoverable: null,
+          warning: null,
+          filesChanged: [],
+          commandsRun: [],
+          inputTokens: 0,
+          outputTokens: 0,
+          cacheReadTokens: 0,
+          cacheCreationTokens: 0,
+          costUsd: 0,
+          durationMs: 0,
+          numTurns: 0,
+          continuations: 0,
+          restoredFromArchive: null,
+          restoredAt: null,
+          createdAt: T0,
+          updatedAt: T0,
+          startedAt: null,
+          completedAt: null,
+        });
+        expect(await repos.tasks.findById(t.id)).toEqual(t);
+        expect(await repos.tasks.findById('task_missing')).toBeUndefined();
+      });
+
+      it('keeps every optional field given at creation, and JSON survives unicode and quoting', async () => {
+        const prompt = 'Fix "auth" — ünïcödé 🚀\nline two\t\\ and \u2028 too';
+        const t = await repos.tasks.create(
+          newTask({
+            id: 'task_given',
+            status: 'queued',
+            priority: 'urgent',
+            prompt,
+            threadTs: '1700000000.000100',
+            messageTs: '1700000000.000100',
+            parentTaskId: 'task_parent',
+            sessionId: 'sess-abc',
+            restoredFromArchive: 'archive_1',
+            restoredAt: T0 - 5,
+            submission: submission({
+              prompt,
+              priority: 'urgent',
+              maxBudgetUsd: 1.25,
+              resumeSessionId: 'sess-abc',
+              parentTaskId: 'task_parent',
+              allowedTools: ['Read', 'Bash(git status:*)'],
+            }),
+          }),
+        );
+        const found = await repos.tasks.findById('task_given');
+        expect(found).toEqual(t);
+        expect(found).toMatchObject({
+          status: 'queued',
+          priority: 'urgent',
+          prompt,
+          threadTs: '1700000000.000100',
+          parentTaskId: 'task_parent',
+          sessionId: 'sess-abc',
+          restoredFromArchive: 'archive_1',
+          restoredAt: T0 - 5,
+        });
+        expect(found?.submission).toEqual(
+          submission({
+            taskId: 'task_given',
+            prompt,
+            priority: 'urgent',
+            maxBudgetUsd: 1.25,
+            resumeSessionId: 'sess-abc',
+            parentTaskId: 'task_parent',
+            allowedTools: ['Read', 'Bash(git status:*)'],
+          }),
+        );
+      });
+
+      it('finds the most recent task of a thread', async () => {
+        await repos.tasks.create(newTask({ id: 'task_a', threadTs: '1.1' }));
+        tick();
+        await repos.tasks.create(newTask({ id: 'task_b', threadTs: '1.1' }));
+        tick();
+        await repos.tasks.create(newTask({ id: 'task_c', threadTs: '2.2' }));
+        await repos.tasks.create(newTask({ id: 'task_d', channelId: 'C2', threadTs: '1.1' }));
+        expect((await repos.tasks.findByThread('C1', '1.1'))?.id).toBe('task_b');
+        expect((await repos.tasks.findByThread('C2', '1.1'))?.id).toBe('task_d');
+        expect(await repos.tasks.findByThread('C1', '9.9')).toBeUndefined();
+      });
+
+      it('lists newest first with every filter', async () => {
+        await repos.tasks.create(newTask({ id: 't1', projectId: 'p1', agentId: 'a1' }));
+        tick(10);
+        await repos.tasks.create(newTask({ id: 't2', projectId: 'p1', agentId: 'a2', status: 'running' }));
+        tick(10);
+        await repos.tasks.create(newTask({ id: 't3', projectId: 'p2', agentId: 'a1', parentTaskId: 't1' }));
+        tick(10);
+        await repos.tasks.create(newTask({ id: 't4', projectId: 'p2', agentId: 'a2', status: 'completed' }));
+        const ids = async (q?: Parameters<Repositories['tasks']['list']>[0]) =>
+          (await repos.tasks.list(q)).map((t) => t.id);
+
+        expect(await ids()).toEqual(['t4', 't3', 't2', 't1']);
+        expect(await ids({ status: 'pending' })).toEqual(['t3', 't1']);
+        expect(await ids({ status: ['running', 'completed'] })).toEqual(['t4', 't2']);
+        expect(await ids({ status: [] })).toEqual([]);
+        expect(await ids({ projectId: 'p1' })).toEqual(['t2', 't1']);
+        expect(await ids({ agentId: 'a1' })).toEqual(['t3', 't1']);
+        expect(await ids({ parentTaskId: 't1' })).toEqual(['t3']);
+        expect(await ids({ olderThan: T0 + 20 })).toEqual(['t2', 't1']);
+        expect(await ids({ limit: 2 })).toEqual(['t4', 't3']);
+        expect(await ids({ projectId: 'p2', agentId: 'a2', status: 'completed' })).toEqual(['t4']);
+      });
+
+      it('counts by status, with zero for every unused status', async () => {
+        await repos.tasks.create(newTask());
+        await repos.tasks.create(newTask());
+        await repos.tasks.create(newTask({ status: 'running' }));
+        const counts = await repos.tasks.countByStatus();
+        expect(counts).toEqual({
+          pending: 2,
+          queued: 0,
+          submitted: 0,
+          running: 1,
+          completed: 0,
+          failed: 0,
+          cancelled: 0,
+        });
+      });
+
+      it('walks a task through its lifecycle, stamping start and completion', async () => {
+        const t = await repos.tasks.create(newTask());
+        tick();
+        const submitted = await repos.tasks.transition(t.id, 'submitted');
+        expect(submitted.changed).toBe(true);
+        expect(submitted.task).toMatchObject({ status: 'submitted', updatedAt: T0 + 1, startedAt: null });
+
+        tick();
+        const running = await repos.tasks.transition(t.id, 'running', { sessionId: 'sess-1' });
+        expect(running.task).toMatchObject({ status: 'running', startedAt: T0 + 2, sessionId: 'sess-1' });
+
+        tick();
+        const done = await repos.tasks.transition(t.id, 'completed', {
+          result: 'Fixed the bug.',
+          warning: 'near budget',
+          filesChanged: ['src/auth.ts', 'src/a b/ü.ts'],
+          commandsRun: ['npm test', 'echo "hi"'],
+          inputTokens: 1200,
+          outputTokens: 340,
+          cacheReadTokens: 5000,
+          cacheCreationTokens: 700,
+          costUsd: 0.123456789,
+          durationMs: 4321,
+          numTurns: 6,
+          continuations: 1,
+          recoverable: false,
+        });
+        expect(done.changed).toBe(true);
+        const expected = {
+          ...running.task,
+          status: 'completed',
+          result: 'Fixed the bug.',
+          warning: 'near budget',
+          filesChanged: ['src/auth.ts', 'src/a b/ü.ts'],
+          commandsRun: ['npm test', 'echo "hi"'],
+          inputTokens: 1200,
+          outputTokens: 340,
+          cacheReadTokens: 5000,
+          cacheCreationTokens: 700,
+          costUsd: 0.123456789,
+          durationMs: 4321,
+          numTurns: 6,
+          continuations: 1,
+          recoverable: false,
+          updatedAt: T0 + 3,
+          completedAt: T0 + 3,
+        };
+        expect(done.task).toEqual(expected);
+        expect(await repos.tasks.findById(t.id)).toEqual(expected);
+      });
+
+      it('uses explicit start and completion times from the patch', async () => {
+        const t = await repos.tasks.create(newTask({ status: 'submitted' }));
+        const running = await repos.tasks.transition(t.id, 'running', { startedAt: T0 - 100 });
+        expect(running.task.startedAt).toBe(T0 - 100);
+        const failed = await repos.tasks.transition(t.id, 'failed', {
+          completedAt: T0 + 999,
+          errorCode: 'TIMEOUT',
+          errorMessage: 'took too long',
+          recoverable: true,
+        });
+        expect(failed.task).toMatchObject({
+          status: 'failed',
+          completedAt: T0 + 999,
+          errorCode: 'TIMEOUT',
+          errorMessage: 'took too long',
+          recoverable: true,
+        });
+      });
+
+      it('treats the same terminal status again as a no-op that changes nothing', async () => {
+        const t = await repos.tasks.create(newTask({ status: 'running' }));
+        tick();
+        const first = await repos.tasks.transition(t.id, 'completed', { result: 'first' });
+        tick();
+        const again = await repos.tasks.transition(t.id, 'completed', { result: 'second' });
+        expect(again).toEqual({ changed: false, task: first.task });
+        expect((await repos.tasks.findById(t.id))?.result).toBe('first');
+      });
+
+      it('rejects an illegal transition and leaves the task as it was', async () => {
+        const t = await repos.tasks.create(newTask({ status: 'running' }));
+        const done = await repos.tasks.transition(t.id, 'cancelled');
+        const attempt = repos.tasks.transition(t.id, 'running', { result: 'nope' });
+        await expect(attempt).rejects.toBeInstanceOf(IllegalTransitionError);
+        await expect(repos.tasks.transition(t.id, 'completed')).rejects.toMatchObject({
+          taskId: t.id,
+          from: 'cancelled',
+          to: 'completed',
+        });
+        expect(await repos.tasks.findById(t.id)).toEqual(done.task);
+      });
+
+      it('throws a not-found error for an unknown task', async () => {
+        await expect(repos.tasks.transition('task_missing', 'running')).rejects.toThrow(
+          'task task_missing not found',
+        );
+        await expect(repos.tasks.transition('task_missing', 'running')).rejects.toBeInstanceOf(
+          RecordNotFoundError,
+        );
+        await expect(repos.tasks.update('task_missing', { result: 'x' })).rejects.toBeInstanceOf(
+          RecordNotFoundError,
+        );
+      });
+
+      it('follows the state machine for every pair of statuses', async () => {
+        for (const from of TASK_STATUSES) {
+          for (const to of TASK_STATUSES) {
+            const t = await repos.tasks.create(newTask({ status: from }));
+            const verdict = judgeTransition(from, to);
+            const outcome = repos.tasks.transition(t.id, to);
+            if (verdict.kind === 'illegal') {
+              await expect(outcome, `${from} → ${to}`).rejects.toBeInstanceOf(IllegalTransitionError);
+              expect((await repos.tasks.findById(t.id))?.status).toBe(from);
+            } else {
+              const res = await outcome;
+              expect(res.changed, `${from} → ${to}`).toBe(verdict.kind === 'apply');
+              expect(res.task.status).toBe(to);
+              expect((await repos.tasks.findById(t.id))?.status).toBe(to);
+            }
+          }
+        }
+      });
+
+      it('lets exactly one of many concurrent identical terminal transitions change the task', async () => {
+        const t = await repos.tasks.create(newTask({ status: 'running' }));
+        const results = await Promise.all(
+          Array.from({ length: 8 }, (_, i) => repos.tasks.transition(t.id, 'completed', { result: `r${i}` })),
+        );
+        expect(results.filter((r) => r.changed)).toHaveLength(1);
+        const winner = results.find((r) => r.changed);
+        expect((await repos.tasks.findById(t.id))?.result).toBe(winner?.task.result);
+      });
+
+      it('lets exactly one of racing different terminal transitions win; the rest are illegal', async () => {
+        const t = await repos.tasks.create(newTask({ status: 'running' }));
+        const targets: TaskStatus[] = [
+          'completed',
+          'failed',
+          'cancelled',
+          'completed',
+          'failed',
+          'cancelled',
+        ];
+        const settled = await Promise.allSettled(targets.map((to) => repos.tasks.transition(t.id, to)));
+        const changed = settled.filter((s) => s.status === 'fulfilled' && s.value.changed);
+        expect(changed).toHaveLength(1);
+        const final = (await repos.tasks.findById(t.id))?.status;
+        for (const [i, s] of settled.entries()) {
+          if (s.status === 'rejected') expect(s.reason).toBeInstanceOf(IllegalTransitionError);
+          else expect(targets[i]).toBe(final);
+        }
+      });
+
+      it('updates non-status fields without touching the status', async () => {
+        const t = await repos.tasks.create(newTask({ status: 'running' }));
+        tick(5);
+        const u = await repos.tasks.update(t.id, {
+          progressMessageTs: '1.5',
+          recoverable: false,
+          filesChanged: ['a'],
+        });
+        expect(u).toEqual({
+          ...t,
+          progressMessageTs: '1.5',
+          recoverable: false,
+          filesChanged: ['a'],
+          updatedAt: T0 + 5,
+        });
+        const cleared = await repos.tasks.update(t.id, { recoverable: null, threadTs: null });
+        expect(cleared).toMatchObject({ recoverable: null, threadTs: null, progressMessageTs: '1.5' });
+      });
+
+      it('deletes a task together with its sessions and queue entry', async () => {
+        const t = await repos.tasks.create(newTask());
+        await repos.sessions.create({ taskId: t.id });
+        await repos.offlineQueue.enqueue({
+          agentId: 'agent_1',
+          taskId: t.id,
+          priority: 'normal',
+          payload: t.submission,
+          expiresAt: T0 + 1000,
+        });
+        expect(await repos.tasks.delete(t.id)).toBe(true);
+        expect(await repos.tasks.delete(t.id)).toBe(false);
+        expect(await repos.tasks.findById(t.id)).toBeUndefined();
+        expect(await repos.sessions.findByTask(t.id)).toEqual([]);
+        expect(await repos.offlineQueue.findByTask(t.id)).toBeUndefined();
+      });
+
+      it('drops NUL characters from free text alike on every dialect', async () => {
+        const t = await repos.tasks.create(
+          newTask({ prompt: 'a\u0000b', submission: submission({ prompt: 'a\u0000b' }) }),
+        );
+        expect(t.prompt).toBe('ab');
+        expect(t.submission.prompt).toBe('a\u0000b');
+        const done = await repos.tasks.transition(t.id, 'failed', {
+          result: 'x\u0000y',
+          errorMessage: '\u0000e',
+          warning: 'w\u0000',
+        });
+        expect(done.task).toMatchObject({ result: 'xy', errorMessage: 'e', warning: 'w' });
+      });
+
+      it('stores large epoch timestamps and fractional costs exactly', async () => {
+        const t = await repos.tasks.create(newTask({ restoredAt: 2 ** 52 + 1 }));
+        await repos.tasks.update(t.id, { costUsd: 1 / 3, inputTokens: 2 ** 40 });
+        const found = await repos.tasks.findById(t.id);
+        expect(found?.restoredAt).toBe(2 ** 52 + 1);
+        expect(found?.costUsd).toBe(1 / 3);
+        expect(found?.inputTokens).toBe(2 ** 40);
+        expect(typeof found?.createdAt).toBe('number');
+      });
+    });
+
+    describe('sessions', () => {
+      it('creates active sessions, lists them per task in order, and completes them', async () => {
+        const t = await repos.tasks.create(newTask());
+        const s1 = await repos.sessions.create({ taskId: t.id });
+        tick();
+        const s2 = await repos.sessions.create({ taskId: t.id, claudeSessionId: 'claude-1' });
+        await repos.sessions.create({ taskId: (await repos.tasks.create(newTask())).id });
+        expect(s1).toEqual({
+          id: expect.stringMatching(/^sess_[0-9a-f]{16}$/),
+          taskId: t.id,
+          claudeSessionId: null,
+          status: 'active',
+          inputTokens: 0,
+          outputTokens: 0,
+          costUsd: 0,
+          durationMs: 0,
+          createdAt: T0,
+          completedAt: null,
+        });
+        expect(await repos.sessions.findByTask(t.id)).toEqual([s1, s2]);
+
+        tick(9);
+        const done = await repos.sessions.complete(s2.id, {
+          status: 'completed',
+          inputTokens: 10,
+          outputTokens: 20,
+          costUsd: 0.5,
+          durationMs: 300,
+        });
+        expect(done).toEqual({
+          ...s2,
+          status: 'completed',
+          claudeSessionId: 'claude-1',
+          inputTokens: 10,
+          outputTokens: 20,
+          costUsd: 0.5,
+          durationMs: 300,
+          completedAt: T0 + 10,
+        });
+        const failed = await repos.sessions.complete(s1.id, {
+          status: 'failed',
+          claudeSessionId: 'claude-0',
+          inputTokens: 1,
+          outputTokens: 2,
+          costUsd: 0,
+          durationMs: 3,
+        });
+        expect(failed.claudeSessionId).toBe('claude-0');
+        expect(await repos.sessions.findByTask(t.id)).toEqual([failed, done]);
+        await expect(
+          repos.sessions.complete('sess_missing', {
+            status: 'failed',
+            inputTokens: 0,
+            outputTokens: 0,
+            costUsd: 0,
+            durationMs: 0,
+          }),
+        ).rejects.toBeInstanceOf(RecordNotFoundError);
+      });
+
+      it('refuses a session for a task that does not exist', async () => {
+        await expect(repos.sessions.create({ taskId: 'task_missing' })).rejects.toThrow();
+      });
+    });
+
+    describe('users', () => {
+      it('upserts, keeps the name when omitted, sets roles, and lists', async () => {
+        const u = await repos.users.upsert({ id: 'U2', name: 'Ada', role: 'developer' });
+        expect(u).toEqual({ id: 'U2', name: 'Ada', role: 'developer', createdAt: T0, updatedAt: T0 });
+        tick();
+        const again = await repos.users.upsert({ id: 'U2', role: 'admin' });
+        expect(again).toEqual({ ...u, role: 'admin', updatedAt: T0 + 1 });
+        const renamed = await repos.users.upsert({ id: 'U2', name: null, role: 'admin' });
+        expect(renamed.name).toBeNull();
+        await repos.users.upsert({ id: 'U1', role: 'viewer' });
+        tick();
+        const viewer = await repos.users.setRole('U2', 'viewer');
+        expect(viewer).toMatchObject({ role: 'viewer', updatedAt: T0 + 2, createdAt: T0 });
+        expect(await repos.users.findById('U2')).toEqual(viewer);
+        expect(await repos.users.findById('U9')).toBeUndefined();
+        expect((await repos.users.list()).map((x) => [x.id, x.role])).toEqual([
+          ['U1', 'viewer'],
+          ['U2', 'viewer'],
+        ]);
+        await expect(repos.users.setRole('U9', 'admin')).rejects.toBeInstanceOf(RecordNotFoundError);
+      });
+    });
+
+    describe('audit log', () => {
+      it('logs with defaults and round-trips nested details', async () => {
+        const plain = await repos.audit.log({ action: 'task.created', actor: 'U1' });
+        expect(plain).toEqual({
+          id: expect.any(Number),
+          ts: T0,
+          action: 'task.created',
+          actor: 'U1',
+          resourceType: null,
+          resourceId: null,
+          details: {},
+        });
+        const details = { reason: 'budget', nested: { list: [1, 'two', null, true], quote: 'a"b' }, n: 1.5 };
+        const full = await repos.audit.log({
+          action: 'task.archived',
+          actor: 'system',
+          ts: T0 + 7,
+          resourceType: 'task',
+          resourceId: 'task_1',
+          details,
+        });
+        expect(full).toMatchObject({ ts: T0 + 7, resourceType: 'task', resourceId: 'task_1', details });
+        expect(await repos.audit.list({ resourceId: 'task_1' })).toEqual([full]);
+      });
+
+      it('lists newest first with filters and a limit', async () => {
+        for (let i = 0; i < 5; i++) {
+          tick();
+          await repos.audit.log({ action: i % 2 ? 'auth.failed' : 'task.created', actor: `U${i % 3}` });
+        }
+        const all = await repos.audit.list();
+        expect(all.map((e) => e.ts)).toEqual([T0 + 5, T0 + 4, T0 + 3, T0 + 2, T0 + 1]);
+        expect((await repos.audit.list({ action: 'auth.failed' })).map((e) => e.ts)).toEqual([
+          T0 + 4,
+          T0 + 2,
+        ]);
+        expect((await repos.audit.list({ actor: 'U0' })).map((e) => e.ts)).toEqual([T0 + 4, T0 + 1]);
+        expect((await repos.audit.list({ action: 'task.created', actor: 'U2' })).map((e) => e.ts)).toEqual([
+          T0 + 3,
+        ]);
+        expect(await repos.audit.list({ limit: 2 })).toEqual(all.slice(0, 2));
+      });
+
+      it('returns at most 100 entries unless asked for more', async () => {
+        await database.db
+          .insertInto('audit_logs')
+          .values(
+            Array.from({ length: 120 }, (_, i) => ({ ts: T0 + i, action: 'x', actor: 'a', details: '{}' })),
+          )
+          .execute();
+        expect(await repos.audit.list()).toHaveLength(100);
+        expect(await repos.audit.list({ limit: 500 })).toHaveLength(120);
+      });
+    });
+
+    describe('offline queue', () => {
+      const enqueue = (
+        taskId: string,
+        priority: TaskSubmit['priority'],
+        enqueuedAt: number,
+        agentId = 'agent_1',
+      ) =>
+        repos.offlineQueue.enqueue({
+          agentId,
+          taskId,
+          priority,
+          payload: submission({ taskId, priority }),
+          enqueuedAt,
+          expiresAt: enqueuedAt + 1000,
+        });
+
+      it('enqueues one entry per task and reads it back', async () => {
+        const e = await repos.offlineQueue.enqueue({
+          agentId: 'agent_1',
+          taskId: 'task_1',
+          priority: 'high',
+          payload: submission({ taskId: 'task_1', priority: 'high', maxBudgetUsd: 3 }),
+          expiresAt: T0 + 60_000,
+        });
+        expect(e).toEqual({
+          id: expect.any(Number),
+          agentId: 'agent_1',
+          taskId: 'task_1',
+          priority: 'high',
+          payload: submission({ taskId: 'task_1', priority: 'high', maxBudgetUsd: 3 }),
+          enqueuedAt: T0,
+          expiresAt: T0 + 60_000,
+          attempts: 0,
+          lastAttemptAt: null,
+        });
+        expect(await repos.offlineQueue.findByTask('task_1')).toEqual(e);
+        expect(await repos.offlineQueue.findByTask('task_2')).toBeUndefined();
+      });
+
+      it('lists an agent’s entries urgent first, then oldest first', async () => {
+        await enqueue('low-old', 'low', T0 + 1);
+        await enqueue('normal-new', 'normal', T0 + 9);
+        await enqueue('urgent-new', 'urgent', T0 + 8);
+        await enqueue('normal-old', 'normal', T0 + 2);
+        await enqueue('high', 'high', T0 + 5);
+        await enqueue('urgent-old', 'urgent', T0 + 3);
+        await enqueue('other-agent', 'urgent', T0, 'agent_2');
+        const ids = (await repos.offlineQueue.listForAgent('agent_1')).map((e) => e.taskId);
+        expect(ids).toEqual(['urgent-old', 'urgent-new', 'high', 'normal-old', 'normal-new', 'low-old']);
+        expect((await repos.offlineQueue.listForAgent('agent_1', 2)).map((e) => e.taskId)).toEqual([
+          'urgent-old',
+          'urgent-new',
+        ]);
+        expect(await repos.offlineQueue.listForAgent('agent_9')).toEqual([]);
+        expect(await repos.offlineQueue.countByAgent()).toEqual({ agent_1: 6, agent_2: 1 });
+      });
+
+      it('replaces agent, priority, payload and expiry on re-enqueue, keeping its place and attempts', async () => {
+        const first = await enqueue('task_1', 'low', T0 + 1);
+        await repos.offlineQueue.markAttempt('task_1', T0 + 2);
+        const again = await repos.offlineQueue.enqueue({
+          agentId: 'agent_2',
+          taskId: 'task_1',
+          priority: 'urgent',
+          payload: submission({ taskId: 'task_1', priority: 'urgent', prompt: 'changed' }),
+          expiresAt: T0 + 5000,
+        });
+        expect(again).toEqual({
+          ...first,
+          agentId: 'agent_2',
+          priority: 'urgent',
+          payload: submission({ taskId: 'task_1', priority: 'urgent', prompt: 'changed' }),
+          expiresAt: T0 + 5000,
+          attempts: 1,
+          lastAttemptAt: T0 + 2,
+        });
+        expect(await repos.offlineQueue.listForAgent('agent_1')).toEqual([]);
+        expect(await repos.offlineQueue.countByAgent()).toEqual({ agent_2: 1 });
+        const moved = await enqueue('task_1', 'urgent', T0 + 100, 'agent_2');
+        expect(moved.enqueuedAt).toBe(T0 + 100);
+      });
+
+      it('counts delivery attempts and removes entries', async () => {
+        await enqueue('task_1', 'normal', T0);
+        await repos.offlineQueue.markAttempt('task_1', T0 + 10);
+        await repos.offlineQueue.markAttempt('task_1', T0 + 20);
+        await repos.offlineQueue.markAttempt('task_missing', T0 + 20);
+        expect(await repos.offlineQueue.findByTask('task_1')).toMatchObject({
+          attempts: 2,
+          lastAttemptAt: T0 + 20,
+        });
+        expect(await repos.offlineQueue.removeByTask('task_1')).toBe(true);
+        expect(await repos.offlineQueue.removeByTask('task_1')).toBe(false);
+        expect(await repos.offlineQueue.countByAgent()).toEqual({});
+      });
+
+      it('takes expired entries (expiry inclusive) exactly once', async () => {
+        await enqueue('a', 'low', T0); // expires T0 + 1000
+        await enqueue('b', 'urgent', T0 + 500); // expires T0 + 1500
+        await enqueue('c', 'normal', T0 + 1); // expires T0 + 1001
+        await enqueue('d', 'high', T0 + 2, 'agent_2'); // expires T0 + 1002
+        const taken = await repos.offlineQueue.takeExpired(T0 + 1001);
+        expect(taken.map((e) => e.taskId)).toEqual(['c', 'a']);
+        expect(await repos.offlineQueue.takeExpired(T0 + 1001)).toEqual([]);
+        expect((await repos.offlineQueue.listForAgent('agent_1')).map((e) => e.taskId)).toEqual(['b']);
+
+        const racing = await Promise.all([
+          repos.offlineQueue.takeExpired(T0 + 2000),
+          repos.offlineQueue.takeExpired(T0 + 2000),
+          repos.offlineQueue.takeExpired(T0 + 2000),
+        ]);
+        expect(
+          racing
+            .flat()
+            .map((e) => e.taskId)
+            .sort(),
+        ).toEqual(['b', 'd']);
+        expect(await repos.offlineQueue.countByAgent()).toEqual({});
+      });
+    });
+
+    describe('api keys', () => {
+      const key = (over: { id?: string; prefix?: string; agentId?: string; keyHash?: string } = {}) =>
+        repos.apiKeys.create({
+          agentId: over.agentId ?? 'agent_1',
+          prefix: over.prefix ?? 'bmk_3f9a',
+          keyHash: over.keyHash ?? `hash-${Math.random()}`,
+          label: 'laptop',
+          expiresAt: T0 + 86_400_000,
+          ...(over.id ? { id: over.id } : {}),
+        });
+
+      it('creates keys and finds them by prefix and agent', async () => {
+        const k1 = await key({ keyHash: 'h1' });
+        expect(k1).toEqual({
+          id: expect.stringMatching(/^key_[0-9a-f]{16}$/),
+          agentId: 'agent_1',
+          prefix: 'bmk_3f9a',
+          keyHash: 'h1',
+          label: 'laptop',
+          createdAt: T0,
+          expiresAt: T0 + 86_400_000,
+          revokedAt: null,
+          lastUsedAt: null,
+        });
+        tick();
+        const k2 = await key({ id: 'key_given', keyHash: 'h2' });
+        tick();
+        const k3 = await repos.apiKeys.create({
+          agentId: 'agent_2',
+          prefix: 'bmk_0000',
+          keyHash: 'h3',
+          label: null,
+          expiresAt: null,
+        });
+        expect(k3).toMatchObject({ label: null, expiresAt: null });
+        expect(await repos.apiKeys.findByPrefix('bmk_3f9a')).toEqual([k1, k2]);
+        expect(await repos.apiKeys.findByPrefix('bmk_ffff')).toEqual([]);
+        expect(await repos.apiKeys.list('agent_2')).toEqual([k3]);
+        expect(await repos.apiKeys.list()).toEqual([k1, k2, k3]);
+      });
+
+      it('rejects a duplicate key hash', async () => {
+        await key({ keyHash: 'same' });
+        await expect(key({ keyHash: 'same' })).rejects.toThrow();
+      });
+
+      it('revokes once, keeping the first revocation time, and records use', async () => {
+        const k = await key();
+        expect(await repos.apiKeys.revoke(k.id, T0 + 10)).toBe(true);
+        expect(await repos.apiKeys.revoke(k.id, T0 + 20)).toBe(false);
+        expect(await repos.apiKeys.revoke('key_missing', T0)).toBe(false);
+        await repos.apiKeys.touch(k.id, T0 + 30);
+        const [found] = await repos.apiKeys.findByPrefix(k.prefix);
+        expect(found).toEqual({ ...k, revokedAt: T0 + 10, lastUsedAt: T0 + 30 });
+      });
+    });
+
+    describe('archived tasks', () => {
+      it('creates, finds, lists newest first and deletes archives', async () => {
+        const task = await repos.tasks.create(newTask());
+        const a1 = await repos.archivedTasks.create({
+          originalId: task.id,
+          taskData: JSON.stringify(task),
+          reason: 'retention',
+          metadata: { days: 30, by: { actor: 'system' } },
+        });
+        expect(a1).toEqual({
+          id: expect.stringMatching(/^archive_[0-9a-f]{16}$/),
+          originalId: task.id,
+          taskData: JSON.stringify(task),
+          reason: 'retention',
+          metadata: { days: 30, by: { actor: 'system' } },
+          archivedAt: T0,
+        });
+        expect(JSON.parse((await repos.archivedTasks.findById(a1.id))?.taskData ?? 'null')).toEqual(task);
+        const a2 = await repos.archivedTasks.create({
+          id: 'archive_given',
+          originalId: task.id,
+          taskData: '{}',
+          reason: 'manual',
+          metadata: {},
+          archivedAt: T0 + 5,
+        });
+        const other = await repos.archivedTasks.create({
+          originalId: 'task_other',
+          taskData: '{}',
+          reason: 'manual',
+          metadata: {},
+          archivedAt: T0 + 2,
+        });
+        expect(await repos.archivedTasks.findByOriginalId(task.id)).toEqual(a2);
+        expect(await repos.archivedTasks.findByOriginalId('task_none')).toBeUndefined();
+        expect(await repos.archivedTasks.list()).toEqual([a2, other, a1]);
+        expect(await repos.archivedTasks.list(1)).toEqual([a2]);
+        expect(await repos.archivedTasks.delete(a2.id)).toBe(true);
+        expect(await repos.archivedTasks.delete(a2.id)).toBe(false);
+        expect(await repos.archivedTasks.findById(a2.id)).toBeUndefined();
+        expect(await repos.archivedTasks.findByOriginalId(task.id)).toEqual(a1);
+      });
+    });
+
+    describe('agents', () => {
+      it('upserts, keeping fields that are not given', async () => {
+        const a = await repos.agents.upsert({
+          id: 'agent_1',
+          hostname: 'box',
+          version: '0.1.0',
+          status: 'online',
+          lastSeenAt: T0,
+        });
+        expect(a).toEqual({
+          id: 'agent_1',
+          hostname: 'box',
+          version: '0.1.0',
+          status: 'online',
+          lastSeenAt: T0,
+          createdAt: T0,
+        });
+        tick(100);
+        const off = await repos.agents.upsert({ id: 'agent_1', status: 'offline' });
+        expect(off).toEqual({ ...a, status: 'offline' });
+        const back = await repos.agents.upsert({
+          id: 'agent_1',
+          status: 'online',
+          version: '0.2.0',
+          lastSeenAt: T0 + 100,
+        });
+        expect(back).toEqual({ ...a, version: '0.2.0', lastSeenAt: T0 + 100 });
+        const bare = await repos.agents.upsert({ id: 'agent_0', status: 'offline' });
+        expect(bare).toEqual({
+          id: 'agent_0',
+          hostname: null,
+          version: null,
+          status: 'offline',
+          lastSeenAt: null,
+          createdAt: T0 + 100,
+        });
+        expect(await repos.agents.findById('agent_1')).toEqual(back);
+        expect(await repos.agents.findById('agent_9')).toBeUndefined();
+        expect(await repos.agents.list()).toEqual([bare, back]);
+      });
+    });
+
+    describe('transactions', () => {
+      it('commits every write made through the bound repositories', async () => {
+        const id = await repos.transaction(async (r) => {
+          const t = await r.tasks.create(newTask({ status: 'running' }));
+          await r.tasks.transition(t.id, 'completed', { result: 'ok' });
+          await r.audit.log({ action: 'task.completed', actor: 'system', resourceId: t.id });
+          return t.id;
+        });
+        expect((await repos.tasks.findById(id))?.status).toBe('completed');
+        expect(await repos.audit.list({ resourceId: id })).toHaveLength(1);
+      });
+
+      it('rolls back every write when the function throws, and rethrows', async () => {
+        const t = await repos.tasks.create(newTask({ status: 'running' }));
+        const boom = new Error('boom');
+        await expect(
+          repos.transaction(async (r) => {
+            await r.tasks.transition(t.id, 'completed', { result: 'ok' });
+            await r.audit.log({ action: 'task.completed', actor: 'system', resourceId: t.id });
+            await r.projects.create({
+              name: 'p',
+              channelId: 'C1',
+              agentId: 'a',
+              localPath: '/p',
+              defaultModel: null,
+              maxBudgetUsd: null,
+            });
+            await r.offlineQueue.enqueue({
+              agentId: 'agent_1',
+              taskId: t.id,
+              priority: 'normal',
+              payload: t.submission,
+              expiresAt: T0 + 1,
+            });
+            throw boom;
+          }),
+        ).rejects.toBe(boom);
+        expect(await repos.tasks.findById(t.id)).toEqual(t);
+        expect(await repos.audit.list()).toEqual([]);
+        expect(await repos.projects.list()).toEqual([]);
+        expect(await repos.offlineQueue.findByTask(t.id)).toBeUndefined();
+      });
+
+      it('rolls back when a statement inside fails', async () => {
+        await repos.users.upsert({ id: 'U1', role: 'viewer' });
+        await expect(
+          repos.transaction(async (r) => {
+            await r.users.setRole('U1', 'admin');
+            await r.users.setRole('U404', 'admin');
+          }),
+        ).rejects.toBeInstanceOf(RecordNotFoundError);
+        expect((await repos.users.findById('U1'))?.role).toBe('viewer');
+      });
+    });
+  });
+}

@@ -1,0 +1,2 @@
+/** Epoch milliseconds. Injected so tests (and replays) control every stored timestamp. */
+export type Clock = () => number;
