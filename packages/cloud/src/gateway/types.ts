@@ -28,6 +28,8 @@ export interface DispatchResult {
 export type CancelResult =
   | { outcome: 'removed-from-queue' }
   | { outcome: 'sent-to-agent' }
+  /** The agent holding the task is away: the task is cancelled now and the agent is told on reconnect. */
+  | { outcome: 'cancelled-agent-offline' }
   | { outcome: 'already-terminal' }
   | { outcome: 'not-found' };
 

@@ -1,0 +1,289 @@
+import type { IncomingMessage, Server } from 'node:http';
+import type { Duplex } from 'node:stream';
+import {
+  AGENT_WS_PATH,
+  type AuthRequest,
+  createMessage,
+  DEFAULT_AUTH_TIMEOUT_MS,
+  MAX_FRAME_BYTES,
+  type Message,
+  type ParseError,
+  parse,
+  type RawFrame,
+  serialize,
+} from '@bematic/protocol';
+import type { Logger } from 'pino';
+import { type RawData, WebSocket, WebSocketServer } from 'ws';
+import type { ApiKeyService } from '../auth/api-keys.js';
+import type { AuditLogRepository } from '../db/repositories/types.js';
+import type { AgentManager } from './agent-manager.js';
+import type { GatewayClock, TimerHandle } from './clock.js';
+import type { MessageRouter } from './message-router.js';
+import { FailureRateLimiter } from './rate-limiter.js';
+
+export const CLOSE_AUTH_FAILED = 4001;
+export const CLOSE_AUTH_TIMEOUT = 4008;
+export const CLOSE_RATE_LIMITED = 4029;
+export const CLOSE_PROTOCOL_ABUSE = 1008;
+
+export interface AgentGatewayOptions {
+  server: Server;
+  apiKeys: ApiKeyService;
+  audit: AuditLogRepository;
+  manager: AgentManager;
+  router: MessageRouter;
+  logger: Logger;
+  clock: GatewayClock;
+  authTimeoutMs?: number;
+  /** Frames above this get a FRAME_TOO_LARGE error; frames above 4× this close the socket. */
+  maxFrameBytes?: number;
+  heartbeatIntervalMs: number;
+  /** Failed authentications per remote address + agent id per minute before refusing outright. */
+  authFailuresPerMinute?: number;
+  /** Invalid frames per connection per minute tolerated before the connection is closed. */
+  protocolErrorsPerMinute?: number;
+  /** Runs after a successful authentication, before the agent is registered: reconciliation. */
+  onAuthenticated: (agentId: string, auth: AuthRequest) => Promise<{ cancelTaskIds: string[] }>;
+  afterAuthResponse: (agentId: string, auth: AuthRequest) => Promise<void>;
+}
+
+/**
+ * The agent WebSocket endpoint: upgrade on AGENT_WS_PATH, authentication with a
+ * deadline and rate limiting, then every frame through the protocol's `parse`
+ * and on to the message router, one frame at a time per connection.
+ */
+export class AgentGateway {
+  private readonly wss: WebSocketServer;
+  private readonly authLimiter: FailureRateLimiter;
+  private readonly sockets = new Set<WebSocket>();
+  private readonly maxFrameBytes: number;
+  private readonly onUpgrade: (req: IncomingMessage, socket: Duplex, head: Buffer) => void;
+
+  constructor(private readonly opts: AgentGatewayOptions) {
+    this.maxFrameBytes = opts.maxFrameBytes ?? MAX_FRAME_BYTES;
+    // Slightly oversized frames get a coded error and the connection survives;
+    // the hard cap only protects memory from absurd frames.
+    this.wss = new WebSocketServer({ noServer: true, maxPayload: this.maxFrameBytes * 4 });
+    this.authLimiter = new FailureRateLimiter(opts.clock, opts.authFailuresPerMinute ?? 5, 60_000);
+    this.onUpgrade = (req, socket, head) => {
+      if (pathOf(req) !== AGENT_WS_PATH) return; // someone else's endpoint
+      this.wss.handleUpgrade(req, socket, head, (ws) => this.accept(ws, req));
+    };
+    opts.server.on('upgrade', this.onUpgrade);
+  }
+
+  async close(): Promise<void> {
+    this.opts.server.off('upgrade', this.onUpgrade);
+    for (const ws of this.sockets) ws.terminate();
+    await new Promise<void>((resolve) => this.wss.close(() => resolve()));
+  }
+
+  private accept(ws: WebSocket, req: IncomingMessage): void {
+    const ip = req.socket.remoteAddress ?? 'unknown';
+    this.sockets.add(ws);
+    const conn = new Connection(ws, ip, this.opts, this.authLimiter, this.maxFrameBytes);
+    ws.on('close', () => {
+      this.sockets.delete(ws);
+      conn.closed();
+    });
+  }
+}
+
+/** One agent connection: unauthenticated until a valid AUTH_REQUEST, then routed. */
+class Connection {
+  private agentId: string | null = null;
+  private chain: Promise<void> = Promise.resolve();
+  private authTimer: TimerHandle | null;
+  private readonly errorTimes: number[] = [];
+  private ended = false;
+
+  constructor(
+    private readonly ws: WebSocket,
+    private readonly ip: string,
+    private readonly opts: AgentGatewayOptions,
+    private readonly limiter: FailureRateLimiter,
+    private readonly maxFrameBytes: number,
+  ) {
+    this.authTimer = opts.clock.setTimeout(() => {
+      this.authTimer = null;
+      if (this.agentId !== null || this.ended) return;
+      void this.rejectAuth(null, 'auth-timeout', CLOSE_AUTH_TIMEOUT, 'authentication timeout');
+    }, opts.authTimeoutMs ?? DEFAULT_AUTH_TIMEOUT_MS);
+    ws.on('message', (data: RawData) => {
+      // One frame at a time: an ACK is applied before the COMPLETE that follows it.
+      this.chain = this.chain
+        .then(() => this.onFrame(data))
+        .catch((err: unknown) =>
+          this.opts.logger.error({ err, agentId: this.agentId }, 'frame handling failed'),
+        );
+    });
+    ws.on('error', (err) => this.opts.logger.warn({ err, ip, agentId: this.agentId }, 'agent socket error'));
+  }
+
+  closed(): void {
+    this.ended = true;
+    this.stopAuthTimer();
+    const agentId = this.agentId;
+    if (agentId === null) return;
+    this.chain = this.chain.then(() =>
+      this.opts.manager
+        .handleClose(agentId, this.ws, 'connection closed')
+        .catch((err: unknown) => this.opts.logger.error({ err, agentId }, 'offline handling failed')),
+    );
+  }
+
+  private async onFrame(data: RawData): Promise<void> {
+    if (this.ended) return;
+    const result = parse(data as RawFrame, { maxBytes: this.maxFrameBytes });
+    if (this.agentId === null) {
+      await this.authenticate(result.ok ? result.message : null, result.ok ? null : result.error);
+      return;
+    }
+    if (!result.ok) {
+      await this.protocolError(result.error.code, result.error.message, result.error.id, {
+        type: result.error.type,
+      });
+      return;
+    }
+    const problem = await this.opts.router.route(this.agentId, result.message);
+    if (problem)
+      await this.protocolError(problem.code, problem.message, result.message.id, {
+        type: result.message.type,
+      });
+  }
+
+  private async authenticate(message: Message | null, parseError: ParseError | null): Promise<void> {
+    if (message?.type !== 'AUTH_REQUEST') {
+      const reason = parseError
+        ? `invalid-frame:${parseError.code}`
+        : `unexpected-first-frame:${message?.type}`;
+      await this.rejectAuth(null, reason, CLOSE_AUTH_FAILED, 'the first frame must be a valid AUTH_REQUEST');
+      return;
+    }
+    const auth = message.payload;
+    const limitKey = `${this.ip}|${auth.agentId}`;
+    if (this.limiter.isBlocked(limitKey)) {
+      await this.rejectAuth(
+        auth.agentId,
+        'rate-limited',
+        CLOSE_RATE_LIMITED,
+        'too many failed authentications',
+      );
+      return;
+    }
+    const verdict = await this.opts.apiKeys.verify(auth.agentId, auth.apiKey);
+    if (!verdict.ok) {
+      this.limiter.record(limitKey);
+      const shown =
+        verdict.reason === 'expired' || verdict.reason === 'revoked'
+          ? `API key ${verdict.reason}`
+          : 'invalid agent id or API key';
+      await this.rejectAuth(auth.agentId, verdict.reason, CLOSE_AUTH_FAILED, shown);
+      return;
+    }
+    this.limiter.reset(limitKey);
+    this.stopAuthTimer();
+    if (this.ended) return;
+    const agentId = auth.agentId;
+    const { cancelTaskIds } = await this.opts.onAuthenticated(agentId, auth);
+    if (this.ended || this.ws.readyState !== WebSocket.OPEN) return;
+    this.agentId = agentId;
+    const response = createMessage(
+      'AUTH_RESPONSE',
+      { success: true, agentId, heartbeatIntervalMs: this.opts.heartbeatIntervalMs, cancelTaskIds },
+      this.opts.clock.now(),
+    );
+    this.ws.send(serialize(response));
+    await this.opts.audit.log({
+      action: 'agent.authenticated',
+      actor: `agent:${agentId}`,
+      resourceType: 'agent',
+      resourceId: agentId,
+      details: {
+        ip: this.ip,
+        keyId: verdict.record.id,
+        version: auth.agentVersion,
+        hostname: auth.hostname ?? null,
+      },
+    });
+    await this.opts.afterAuthResponse(agentId, auth);
+    if (this.ended) return;
+    await this.opts.manager.register({
+      agentId,
+      socket: this.ws,
+      remoteAddress: this.ip,
+      hostname: auth.hostname ?? null,
+      version: auth.agentVersion,
+      maxConcurrentTasks: auth.maxConcurrentTasks,
+    });
+  }
+
+  private async rejectAuth(
+    agentId: string | null,
+    reason: string,
+    code: number,
+    shown: string,
+  ): Promise<void> {
+    this.stopAuthTimer();
+    this.ended = true;
+    this.opts.logger.warn({ agentId, ip: this.ip, reason }, 'agent authentication failed');
+    if (this.ws.readyState === WebSocket.OPEN) {
+      this.ws.send(
+        serialize(createMessage('AUTH_RESPONSE', { success: false, error: shown }, this.opts.clock.now())),
+      );
+      this.ws.close(code, shown);
+    }
+    await this.opts.audit
+      .log({
+        action: 'agent.auth_failed',
+        actor: agentId ? `agent:${agentId}` : 'unknown',
+        resourceType: 'agent',
+        resourceId: agentId,
+        details: { agentId, ip: this.ip, reason },
+      })
+      .catch((err: unknown) => this.opts.logger.error({ err }, 'audit write failed'));
+  }
+
+  /** Reports a bad frame back and audits it; only sustained abuse closes the connection. */
+  private async protocolError(
+    code: string,
+    message: string,
+    refId: string | undefined,
+    extra: Record<string, unknown>,
+  ): Promise<void> {
+    const agentId = this.agentId;
+    const reply = createMessage(
+      'SYSTEM_ERROR',
+      { code, message: message.slice(0, 2000), ...(refId !== undefined && { refId }) },
+      this.opts.clock.now(),
+    );
+    if (this.ws.readyState === WebSocket.OPEN) this.ws.send(serialize(reply));
+    await this.opts.audit.log({
+      action: 'agent.protocol_error',
+      actor: agentId ? `agent:${agentId}` : 'unknown',
+      resourceType: 'agent',
+      resourceId: agentId,
+      details: { code, message: message.slice(0, 500), ip: this.ip, ...extra },
+    });
+    const now = this.opts.clock.now();
+    this.errorTimes.push(now);
+    while ((this.errorTimes[0] ?? now) <= now - 60_000) this.errorTimes.shift();
+    if (this.errorTimes.length > (this.opts.protocolErrorsPerMinute ?? 20)) {
+      this.opts.logger.warn({ agentId, ip: this.ip }, 'closing connection after repeated invalid frames');
+      this.ws.close(CLOSE_PROTOCOL_ABUSE, 'too many invalid frames');
+    }
+  }
+
+  private stopAuthTimer(): void {
+    if (this.authTimer !== null) this.opts.clock.clearTimeout(this.authTimer);
+    this.authTimer = null;
+  }
+}
+
+function pathOf(req: IncomingMessage): string {
+  try {
+    return new URL(req.url ?? '/', 'http://localhost').pathname;
+  } catch {
+    return '';
+  }
+}

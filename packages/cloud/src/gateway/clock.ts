@@ -1,0 +1,92 @@
+/** Opaque handle returned by a GatewayClock's timer functions. */
+export type TimerHandle = { readonly __timer: unique symbol } | object;
+
+/**
+ * Time and timers as a dependency, so heartbeat, cool-down, TTL and grace
+ * logic can be driven deterministically in tests (ManualClock or vi fake timers).
+ */
+export interface GatewayClock {
+  now(): number;
+  setTimeout(fn: () => void, ms: number): TimerHandle;
+  clearTimeout(handle: TimerHandle): void;
+  setInterval(fn: () => void, ms: number): TimerHandle;
+  clearInterval(handle: TimerHandle): void;
+}
+
+/**
+ * The real clock. Globals are looked up at call time so vi.useFakeTimers()
+ * also governs it; timers are unref'd so they never keep a process alive.
+ */
+export const systemClock: GatewayClock = {
+  now: () => Date.now(),
+  setTimeout: (fn, ms) => globalThis.setTimeout(fn, ms).unref(),
+  clearTimeout: (h) => globalThis.clearTimeout(h as NodeJS.Timeout),
+  setInterval: (fn, ms) => globalThis.setInterval(fn, ms).unref(),
+  clearInterval: (h) => globalThis.clearInterval(h as NodeJS.Timeout),
+};
+
+interface ManualTimer {
+  id: number;
+  at: number;
+  fn: () => void;
+  every: number | null;
+}
+
+/** A clock that only moves when told to: `advance(ms)` fires due timers in time order. */
+export class ManualClock implements GatewayClock {
+  private current: number;
+  private nextId = 1;
+  private readonly timers = new Map<number, ManualTimer>();
+
+  constructor(start = 1_700_000_000_000) {
+    this.current = start;
+  }
+
+  now(): number {
+    return this.current;
+  }
+
+  setTimeout(fn: () => void, ms: number): TimerHandle {
+    return this.add(fn, ms, null);
+  }
+
+  setInterval(fn: () => void, ms: number): TimerHandle {
+    return this.add(fn, ms, Math.max(1, ms));
+  }
+
+  clearTimeout(handle: TimerHandle): void {
+    this.timers.delete((handle as { id: number }).id);
+  }
+
+  clearInterval(handle: TimerHandle): void {
+    this.clearTimeout(handle);
+  }
+
+  /** Pending timer count, for tests asserting that nothing is left running. */
+  get pendingTimers(): number {
+    return this.timers.size;
+  }
+
+  /** Move time forward, firing every timer that falls due, yielding to I/O between them. */
+  async advance(ms: number): Promise<void> {
+    const target = this.current + ms;
+    for (;;) {
+      const due = [...this.timers.values()]
+        .filter((t) => t.at <= target)
+        .sort((a, b) => a.at - b.at || a.id - b.id)[0];
+      if (!due) break;
+      this.current = Math.max(this.current, due.at);
+      if (due.every !== null) due.at += due.every;
+      else this.timers.delete(due.id);
+      due.fn();
+      await new Promise<void>((resolve) => setImmediate(resolve));
+    }
+    this.current = target;
+  }
+
+  private add(fn: () => void, ms: number, every: number | null): TimerHandle {
+    const id = this.nextId++;
+    this.timers.set(id, { id, at: this.current + Math.max(0, ms), fn, every });
+    return { id };
+  }
+}

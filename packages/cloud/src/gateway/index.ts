@@ -1,0 +1,188 @@
+import type { Server } from 'node:http';
+import {
+  type AuthRequest,
+  DEFAULT_AUTH_TIMEOUT_MS,
+  DEFAULT_HEARTBEAT_INTERVAL_MS,
+  MAX_FRAME_BYTES,
+} from '@bematic/protocol';
+import { type Logger, pino } from 'pino';
+import { ApiKeyService } from '../auth/api-keys.js';
+import type { Repositories } from '../db/repositories/types.js';
+import type { TaskEvents } from '../tasks/task-events.js';
+import { TaskLifecycle } from '../tasks/task-lifecycle.js';
+import { AgentGateway } from './agent-gateway.js';
+import { AgentManager } from './agent-manager.js';
+import type { CircuitBreakerOptions } from './circuit-breaker.js';
+import { type GatewayClock, systemClock } from './clock.js';
+import { MessageRouter } from './message-router.js';
+import { OfflineQueue } from './offline-queue.js';
+import { Reconciler } from './reconciler.js';
+import { GatewayTaskDispatcher } from './task-dispatcher.js';
+import type { AgentDirectory } from './types.js';
+
+export interface GatewayConfig {
+  heartbeatIntervalMs: number;
+  authTimeoutMs: number;
+  /** How long a task waits in the offline queue before it fails QUEUE_EXPIRED. */
+  offlineTtlMs: number;
+  /** How long tasks held by an absent agent wait for it before they fail AGENT_LOST. */
+  reconnectGraceMs: number;
+  maxFrameBytes: number;
+  offlineSweepIntervalMs: number;
+  drainBatchSize: number;
+  authFailuresPerMinute: number;
+  circuit: Partial<CircuitBreakerOptions>;
+  /** Dispatch pending tasks and start reconnect-grace timers as soon as the gateway is created. */
+  reconcileOnStartup: boolean;
+}
+
+export const DEFAULT_GATEWAY_CONFIG: GatewayConfig = {
+  heartbeatIntervalMs: DEFAULT_HEARTBEAT_INTERVAL_MS,
+  authTimeoutMs: DEFAULT_AUTH_TIMEOUT_MS,
+  offlineTtlMs: 24 * 60 * 60 * 1000,
+  reconnectGraceMs: 10 * 60 * 1000,
+  maxFrameBytes: MAX_FRAME_BYTES,
+  offlineSweepIntervalMs: 60_000,
+  drainBatchSize: 50,
+  authFailuresPerMinute: 5,
+  circuit: {},
+  reconcileOnStartup: true,
+};
+
+export interface CreateGatewayOptions {
+  server: Server;
+  repos: Repositories;
+  events: TaskEvents;
+  logger?: Logger;
+  config?: Partial<GatewayConfig>;
+  clock?: GatewayClock;
+}
+
+export interface Gateway {
+  dispatcher: GatewayTaskDispatcher;
+  directory: AgentDirectory;
+  manager: AgentManager;
+  apiKeys: ApiKeyService;
+  lifecycle: TaskLifecycle;
+  outbox: OfflineQueue;
+  reconcileOnStartup(): Promise<void>;
+  /** Settles when startup reconciliation (if enabled) has run. */
+  ready: Promise<void>;
+  close(): Promise<void>;
+}
+
+/** Wires the agent gateway onto an existing HTTP server. */
+export function createGateway(options: CreateGatewayOptions): Gateway {
+  const config: GatewayConfig = { ...DEFAULT_GATEWAY_CONFIG, ...options.config };
+  const clock = options.clock ?? systemClock;
+  const logger = (options.logger ?? pino({ level: 'silent' })).child({ component: 'gateway' });
+  const { repos, events } = options;
+  const now = () => clock.now();
+
+  const apiKeys = new ApiKeyService({ apiKeys: repos.apiKeys, audit: repos.audit, now });
+  const lifecycle = new TaskLifecycle({ repos, events, logger, now });
+  const manager = new AgentManager({
+    repos,
+    events,
+    logger,
+    clock,
+    heartbeatIntervalMs: config.heartbeatIntervalMs,
+    circuit: config.circuit,
+  });
+  const outbox = new OfflineQueue({
+    repos,
+    manager,
+    lifecycle,
+    logger,
+    clock,
+    ttlMs: config.offlineTtlMs,
+    sweepIntervalMs: config.offlineSweepIntervalMs,
+    drainBatchSize: config.drainBatchSize,
+  });
+  const dispatcher = new GatewayTaskDispatcher({ repos, manager, outbox, lifecycle, logger, clock });
+  const reconciler = new Reconciler({
+    repos,
+    manager,
+    dispatcher,
+    outbox,
+    lifecycle,
+    logger,
+    clock,
+    reconnectGraceMs: config.reconnectGraceMs,
+  });
+  const router = new MessageRouter({ repos, manager, dispatcher, lifecycle, logger, clock });
+
+  manager.onAvailable((agentId) => void outbox.drain(agentId));
+  manager.onOffline((agentId) => {
+    reconciler.agentWentOffline(agentId);
+    outbox
+      .requeueUnacknowledged(agentId, `agent ${agentId} went offline`)
+      .catch((err: unknown) => logger.error({ err, agentId }, 'requeue after disconnect failed'));
+  });
+
+  const gateway = new AgentGateway({
+    server: options.server,
+    apiKeys,
+    audit: repos.audit,
+    manager,
+    router,
+    logger,
+    clock,
+    authTimeoutMs: config.authTimeoutMs,
+    maxFrameBytes: config.maxFrameBytes,
+    heartbeatIntervalMs: config.heartbeatIntervalMs,
+    authFailuresPerMinute: config.authFailuresPerMinute,
+    onAuthenticated: async (agentId: string, auth: AuthRequest) => ({
+      cancelTaskIds: await reconciler.unwantedTaskIds(agentId, auth),
+    }),
+    afterAuthResponse: (agentId: string, auth: AuthRequest) => reconciler.afterAuth(agentId, auth),
+  });
+
+  outbox.start();
+  const reconcileOnStartup = () => reconciler.reconcileOnStartup();
+  const ready = config.reconcileOnStartup
+    ? reconcileOnStartup().catch((err: unknown) => logger.error({ err }, 'startup reconciliation failed'))
+    : Promise.resolve();
+
+  let closing: Promise<void> | null = null;
+  return {
+    dispatcher,
+    directory: manager,
+    manager,
+    apiKeys,
+    lifecycle,
+    outbox,
+    reconcileOnStartup,
+    ready,
+    close: () => {
+      closing ??= (async () => {
+        outbox.stop();
+        reconciler.close();
+        await ready;
+        await manager.close();
+        await gateway.close();
+        await outbox.idle();
+      })();
+      return closing;
+    },
+  };
+}
+
+export {
+  type ApiKeyInfo,
+  type ApiKeyRejection,
+  ApiKeyService,
+  type ApiKeyVerification,
+  apiKeyPrefix,
+  generateApiKey,
+  hashApiKey,
+} from '../auth/api-keys.js';
+export { type ApplyOutcome, type CloudFailure, TaskLifecycle } from '../tasks/task-lifecycle.js';
+export { AgentGateway, CLOSE_AUTH_FAILED, CLOSE_AUTH_TIMEOUT, CLOSE_RATE_LIMITED } from './agent-gateway.js';
+export { AgentManager, type AgentSession } from './agent-manager.js';
+export { CIRCUIT_TRANSITIONS, CircuitBreaker, type CircuitEvent } from './circuit-breaker.js';
+export { type GatewayClock, ManualClock, systemClock, type TimerHandle } from './clock.js';
+export { MessageRouter } from './message-router.js';
+export { formatDuration, OfflineQueue } from './offline-queue.js';
+export { Reconciler } from './reconciler.js';
+export { GatewayTaskDispatcher } from './task-dispatcher.js';

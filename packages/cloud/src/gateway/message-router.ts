@@ -1,0 +1,139 @@
+import { createMessage, type Message, type MessageType } from '@bematic/protocol';
+import type { Logger } from 'pino';
+import type { Repositories, Task } from '../db/repositories/types.js';
+import type { TaskLifecycle } from '../tasks/task-lifecycle.js';
+import type { AgentManager } from './agent-manager.js';
+import type { GatewayClock } from './clock.js';
+import type { GatewayTaskDispatcher } from './task-dispatcher.js';
+
+export interface MessageRouterOptions {
+  repos: Repositories;
+  manager: AgentManager;
+  dispatcher: GatewayTaskDispatcher;
+  lifecycle: TaskLifecycle;
+  logger: Logger;
+  clock: GatewayClock;
+}
+
+/** Messages only the cloud sends; an agent sending one is confused or hostile. */
+const CLOUD_ONLY: ReadonlySet<MessageType> = new Set(['AUTH_RESPONSE', 'TASK_SUBMIT', 'TASK_CANCEL']);
+
+type TaskMessage = Extract<
+  Message,
+  { type: 'TASK_ACK' | 'TASK_PROGRESS' | 'TASK_STREAM' | 'TASK_COMPLETE' | 'TASK_ERROR' | 'TASK_CANCELLED' }
+>;
+
+export interface RouteProblem {
+  code: string;
+  message: string;
+}
+
+/**
+ * Applies what an authenticated agent tells the cloud. Returns a problem for
+ * the gateway to report back (SYSTEM_ERROR) and audit; never throws for bad input.
+ */
+export class MessageRouter {
+  constructor(private readonly opts: MessageRouterOptions) {}
+
+  async route(agentId: string, message: Message): Promise<RouteProblem | null> {
+    const { manager } = this.opts;
+    manager.noteActivity(agentId);
+    switch (message.type) {
+      case 'HEARTBEAT_PONG':
+        manager.handlePong(agentId, message.payload);
+        return null;
+      case 'HEARTBEAT_PING': {
+        const now = this.opts.clock.now();
+        const pong = createMessage(
+          'HEARTBEAT_PONG',
+          { seq: message.payload.seq, sentAt: message.payload.sentAt, metrics: manager.cloudMetrics() },
+          now,
+        );
+        await manager.sendToAgent(agentId, pong);
+        return null;
+      }
+      case 'AGENT_STATUS':
+        manager.handleStatus(agentId, message.payload);
+        return null;
+      case 'SYSTEM_SHUTDOWN':
+        manager.noteShutdown(agentId, message.payload.reconnectInMs);
+        return null;
+      case 'SYSTEM_ERROR':
+        this.opts.logger.warn({ agentId, error: message.payload }, 'agent reported an error');
+        return null;
+      case 'AUTH_REQUEST':
+        return { code: 'ALREADY_AUTHENTICATED', message: 'this connection is already authenticated' };
+      case 'TASK_ACK':
+      case 'TASK_PROGRESS':
+      case 'TASK_STREAM':
+      case 'TASK_COMPLETE':
+      case 'TASK_ERROR':
+      case 'TASK_CANCELLED':
+        return this.routeTaskMessage(agentId, message);
+      default:
+        if (CLOUD_ONLY.has(message.type)) {
+          return { code: 'UNEXPECTED_TYPE', message: `${message.type} is sent by the cloud, not by agents` };
+        }
+        return { code: 'UNEXPECTED_TYPE', message: `${message.type} is not handled` };
+    }
+  }
+
+  private async routeTaskMessage(agentId: string, message: TaskMessage): Promise<RouteProblem | null> {
+    const { repos, lifecycle, dispatcher } = this.opts;
+    const taskId = message.payload.taskId;
+    const task = await repos.tasks.findById(taskId);
+    if (!task) {
+      await this.audit('agent.unknown_task', agentId, taskId, { type: message.type });
+      return { code: 'UNKNOWN_TASK', message: `task ${taskId} is not known to the cloud` };
+    }
+    if (task.agentId !== agentId) {
+      await this.audit('agent.foreign_task', agentId, taskId, { type: message.type, owner: task.agentId });
+      return { code: 'TASK_NOT_OWNED', message: `task ${taskId} is not assigned to agent ${agentId}` };
+    }
+    const actor = `agent:${agentId}`;
+    switch (message.type) {
+      case 'TASK_ACK':
+        await dispatcher.handleAck(agentId, task, message.payload);
+        return null;
+      case 'TASK_PROGRESS':
+        await this.agentHasIt(task);
+        await lifecycle.progress(task, message.payload);
+        return null;
+      case 'TASK_STREAM':
+        await lifecycle.stream(task, message.payload);
+        return null;
+      case 'TASK_COMPLETE':
+        await this.agentHasIt(task);
+        await lifecycle.complete(task, message.payload, actor);
+        dispatcher.forgetCancel(taskId);
+        return null;
+      case 'TASK_ERROR':
+        await this.agentHasIt(task);
+        await lifecycle.error(task, message.payload, actor);
+        dispatcher.forgetCancel(taskId);
+        return null;
+      case 'TASK_CANCELLED':
+        await this.agentHasIt(task);
+        await lifecycle.cancelled(task, message.payload, actor);
+        dispatcher.forgetCancel(taskId);
+        return null;
+    }
+  }
+
+  /** The agent is working on (or finished) the task, so its TASK_SUBMIT need not be resent. */
+  private async agentHasIt(task: Task): Promise<void> {
+    if (task.status === 'submitted' || task.status === 'queued') {
+      await this.opts.repos.offlineQueue.removeByTask(task.id);
+    }
+  }
+
+  private async audit(action: string, agentId: string, taskId: string, details: Record<string, unknown>) {
+    await this.opts.repos.audit.log({
+      action,
+      actor: `agent:${agentId}`,
+      resourceType: 'task',
+      resourceId: taskId,
+      details,
+    });
+  }
+}

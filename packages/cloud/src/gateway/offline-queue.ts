@@ -1,0 +1,192 @@
+import { createMessage, isTerminalStatus, type TaskSubmit } from '@bematic/protocol';
+import type { Logger } from 'pino';
+import type { OfflineQueueEntry, Repositories, Task } from '../db/repositories/types.js';
+import type { TaskLifecycle } from '../tasks/task-lifecycle.js';
+import type { AgentManager } from './agent-manager.js';
+import type { GatewayClock, TimerHandle } from './clock.js';
+
+export interface OfflineQueueOptions {
+  repos: Repositories;
+  manager: AgentManager;
+  lifecycle: TaskLifecycle;
+  logger: Logger;
+  clock: GatewayClock;
+  /** How long a TASK_SUBMIT may wait for its agent (default 24 h). */
+  ttlMs: number;
+  /** How often expired rows are swept (default 60 s). */
+  sweepIntervalMs?: number;
+  /** TASK_SUBMITs written in parallel while draining (default 50). */
+  drainBatchSize?: number;
+}
+
+export type SendOutcome = 'sent' | 'not-sent' | 'skipped';
+
+/**
+ * The outbox for TASK_SUBMIT. A row is written before anything is sent and
+ * removed only when the agent acknowledges the task, so a submit lost on the
+ * wire, or to a cloud restart, is sent again when the agent is next reachable.
+ * Rows that outlive their TTL fail their task with QUEUE_EXPIRED.
+ */
+export class OfflineQueue {
+  /** Tasks with a send in progress, so a drain and a dispatch never race on one task. */
+  private readonly inFlight = new Set<string>();
+  /** Agents being drained; a request arriving meanwhile runs one more pass afterwards. */
+  private readonly draining = new Map<string, Promise<void>>();
+  private readonly drainAgain = new Set<string>();
+  private sweeper: TimerHandle | null = null;
+
+  constructor(private readonly opts: OfflineQueueOptions) {}
+
+  start(): void {
+    if (this.sweeper !== null) return;
+    this.sweeper = this.opts.clock.setInterval(() => {
+      this.sweep().catch((err: unknown) => this.opts.logger.error({ err }, 'offline queue sweep failed'));
+    }, this.opts.sweepIntervalMs ?? 60_000);
+  }
+
+  stop(): void {
+    if (this.sweeper !== null) this.opts.clock.clearInterval(this.sweeper);
+    this.sweeper = null;
+  }
+
+  /** Writes (or re-targets) the task's row. */
+  enqueue(task: Task, agentId: string): Promise<OfflineQueueEntry> {
+    const now = this.opts.clock.now();
+    return this.opts.repos.offlineQueue.enqueue({
+      agentId,
+      taskId: task.id,
+      priority: task.priority,
+      payload: task.submission,
+      enqueuedAt: now,
+      expiresAt: now + this.opts.ttlMs,
+    });
+  }
+
+  /**
+   * Marks the task submitted and writes its TASK_SUBMIT to the agent. The row
+   * stays until TASK_ACK. If the write fails the task goes back to queued.
+   */
+  async send(agentId: string, taskId: string, payload: TaskSubmit): Promise<SendOutcome> {
+    if (this.inFlight.has(taskId)) return 'skipped';
+    this.inFlight.add(taskId);
+    try {
+      const task = await this.opts.repos.tasks.findById(taskId);
+      if (!task || isTerminalStatus(task.status) || task.status === 'running') {
+        // Finished, cancelled or already running elsewhere: the row is stale.
+        await this.opts.repos.offlineQueue.removeByTask(taskId);
+        return 'skipped';
+      }
+      const submitted = await this.opts.lifecycle.markSubmitted(taskId, agentId);
+      if (submitted.kind === 'ignored') return 'skipped';
+      const ok = await this.opts.manager.sendToAgent(
+        agentId,
+        createMessage('TASK_SUBMIT', payload, this.opts.clock.now()),
+      );
+      if (ok) {
+        await this.opts.repos.offlineQueue.markAttempt(taskId, this.opts.clock.now());
+        if (submitted.kind === 'applied') this.opts.lifecycle.emitSubmitted(submitted.task);
+        return 'sent';
+      }
+      await this.opts.lifecycle.markQueued(taskId, agentId, {
+        reason: `could not reach agent ${agentId}`,
+        agentOnline: this.opts.manager.isConnected(agentId),
+        reconnectEtaMs: this.opts.manager.reconnectEtaMs(agentId),
+      });
+      return 'not-sent';
+    } finally {
+      this.inFlight.delete(taskId);
+    }
+  }
+
+  /**
+   * Sends everything waiting for the agent, urgent first, in parallel batches.
+   * Rows already sent on the agent's current connection are left to their ACK.
+   */
+  drain(agentId: string): Promise<void> {
+    const running = this.draining.get(agentId);
+    if (running) {
+      this.drainAgain.add(agentId);
+      return running;
+    }
+    const run = (async () => {
+      do {
+        this.drainAgain.delete(agentId);
+        await this.drainOnce(agentId);
+      } while (this.drainAgain.has(agentId) && this.opts.manager.isHealthy(agentId));
+    })()
+      .catch((err: unknown) => this.opts.logger.error({ err, agentId }, 'offline queue drain failed'))
+      .finally(() => this.draining.delete(agentId));
+    this.draining.set(agentId, run);
+    return run;
+  }
+
+  /** Wait for any drains in progress (tests, shutdown). */
+  async idle(): Promise<void> {
+    while (this.draining.size > 0) await Promise.all([...this.draining.values()]);
+  }
+
+  /**
+   * The agent went away: tasks whose TASK_SUBMIT was written but never
+   * acknowledged are waiting in the queue again, and are reported as such.
+   */
+  async requeueUnacknowledged(agentId: string, reason: string): Promise<void> {
+    const rows = await this.opts.repos.offlineQueue.listForAgent(agentId);
+    const reconnectEtaMs = this.opts.manager.reconnectEtaMs(agentId);
+    for (const row of rows) {
+      const task = await this.opts.repos.tasks.findById(row.taskId);
+      if (task?.status !== 'submitted') continue;
+      await this.opts.lifecycle.markQueued(row.taskId, agentId, {
+        reason,
+        agentOnline: false,
+        reconnectEtaMs,
+      });
+    }
+  }
+
+  /** Fails every task whose row expired. Returns how many were failed. */
+  async sweep(): Promise<number> {
+    const now = this.opts.clock.now();
+    const expired = await this.opts.repos.offlineQueue.takeExpired(now);
+    let failed = 0;
+    for (const row of expired) {
+      const online = this.opts.manager.isConnected(row.agentId);
+      const waited = formatDuration(now - row.enqueuedAt);
+      const error = online
+        ? `Agent ${row.agentId} did not accept the task within ${waited}; the task expired from the queue`
+        : `Agent ${row.agentId} was offline for ${waited}; the task expired from the queue`;
+      const outcome = await this.opts.lifecycle.fail(row.taskId, {
+        errorCode: 'QUEUE_EXPIRED',
+        error,
+        recoverable: true,
+        context: { agentId: row.agentId, waitedMs: now - row.enqueuedAt, attempts: row.attempts },
+      });
+      if (outcome.kind === 'applied') failed += 1;
+    }
+    if (expired.length > 0) this.opts.logger.info({ expired: expired.length, failed }, 'offline queue swept');
+    return failed;
+  }
+
+  private async drainOnce(agentId: string): Promise<void> {
+    const batchSize = this.opts.drainBatchSize ?? 50;
+    const rows = await this.opts.repos.offlineQueue.listForAgent(agentId);
+    const pending = rows.filter((r) => !this.opts.manager.wasSentOnThisConnection(agentId, r.taskId));
+    for (let i = 0; i < pending.length; i += batchSize) {
+      if (!this.opts.manager.isHealthy(agentId)) return;
+      const batch = pending.slice(i, i + batchSize);
+      const outcomes = await Promise.all(batch.map((r) => this.send(agentId, r.taskId, r.payload)));
+      if (outcomes.includes('not-sent')) return;
+    }
+  }
+}
+
+export function formatDuration(ms: number): string {
+  const minutes = Math.round(ms / 60_000);
+  if (minutes >= 2 * 60 * 24 && minutes % (60 * 24) === 0) return `${minutes / 60 / 24}d`;
+  if (minutes >= 60) {
+    const h = Math.floor(minutes / 60);
+    const m = minutes % 60;
+    return m === 0 ? `${h}h` : `${h}h ${m}m`;
+  }
+  if (minutes >= 1) return `${minutes} min`;
+  return `${Math.max(0, Math.round(ms / 1000))}s`;
+}

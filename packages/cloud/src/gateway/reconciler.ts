@@ -1,0 +1,142 @@
+import { type AuthRequest, isTerminalStatus } from '@bematic/protocol';
+import type { Logger } from 'pino';
+import type { Repositories, Task } from '../db/repositories/types.js';
+import type { TaskLifecycle } from '../tasks/task-lifecycle.js';
+import type { AgentManager } from './agent-manager.js';
+import type { GatewayClock, TimerHandle } from './clock.js';
+import { formatDuration, type OfflineQueue } from './offline-queue.js';
+import type { GatewayTaskDispatcher } from './task-dispatcher.js';
+
+export interface ReconcilerOptions {
+  repos: Repositories;
+  manager: AgentManager;
+  dispatcher: GatewayTaskDispatcher;
+  outbox: OfflineQueue;
+  lifecycle: TaskLifecycle;
+  logger: Logger;
+  clock: GatewayClock;
+  /** How long an absent agent's in-flight tasks wait for it before they fail AGENT_LOST. */
+  reconnectGraceMs: number;
+}
+
+const IN_FLIGHT = ['submitted', 'running', 'queued'] as const;
+
+/**
+ * Makes the cloud's view of in-flight tasks agree with the agents', after an
+ * agent reconnects and after the cloud itself restarts, so that no task is
+ * left submitted or running forever.
+ */
+export class Reconciler {
+  private readonly lossTimers = new Map<string, TimerHandle>();
+
+  constructor(private readonly opts: ReconcilerOptions) {}
+
+  /**
+   * Task ids the agent reports holding that the cloud no longer wants it to run:
+   * unknown, already terminal (e.g. cancelled while it was away), or reassigned.
+   */
+  async unwantedTaskIds(agentId: string, auth: AuthRequest): Promise<string[]> {
+    const unwanted: string[] = [];
+    for (const taskId of auth.activeTaskIds) {
+      const task = await this.opts.repos.tasks.findById(taskId);
+      if (!task || isTerminalStatus(task.status) || task.agentId !== agentId) unwanted.push(taskId);
+    }
+    return unwanted;
+  }
+
+  /**
+   * Before the agent's queue is drained: tasks the cloud believes are at the agent
+   * but the agent does not mention are resent if they never started, or failed
+   * AGENT_LOST if they were running.
+   */
+  async afterAuth(agentId: string, auth: AuthRequest): Promise<void> {
+    this.clearLossTimer(agentId);
+    const known = new Set([...auth.activeTaskIds, ...auth.bufferedTaskIds]);
+    const tasks = await this.opts.repos.tasks.list({ agentId, status: [...IN_FLIGHT] });
+    for (const task of tasks) {
+      if (known.has(task.id)) continue;
+      if (task.status === 'running') {
+        await this.lose(task, 'the agent restarted while running this task');
+      } else if (!(await this.opts.repos.offlineQueue.findByTask(task.id))) {
+        // Never started there: put it back in the outbox; the drain that follows resends it.
+        await this.opts.outbox.enqueue(task, agentId);
+      }
+    }
+  }
+
+  /** The agent disconnected: give it the grace period to come back before its tasks are lost. */
+  agentWentOffline(agentId: string): void {
+    this.clearLossTimer(agentId);
+    const timer = this.opts.clock.setTimeout(() => {
+      this.lossTimers.delete(agentId);
+      this.expireGrace(agentId).catch((err: unknown) =>
+        this.opts.logger.error({ err, agentId }, 'reconnect grace check failed'),
+      );
+    }, this.opts.reconnectGraceMs);
+    this.lossTimers.set(agentId, timer);
+  }
+
+  /**
+   * After a cloud restart: pending tasks are dispatched; tasks that were with an
+   * agent wait the grace period for it to reconnect.
+   */
+  async reconcileOnStartup(): Promise<void> {
+    const pending = await this.opts.repos.tasks.list({ status: 'pending' });
+    for (const task of pending) {
+      await this.opts.dispatcher
+        .dispatch(task)
+        .catch((err: unknown) => this.opts.logger.error({ err, taskId: task.id }, 'startup dispatch failed'));
+    }
+    const inFlight = await this.opts.repos.tasks.list({ status: [...IN_FLIGHT] });
+    const agents = new Set(inFlight.map((t) => t.agentId));
+    for (const agentId of agents) {
+      if (!this.opts.manager.isConnected(agentId) && !this.lossTimers.has(agentId)) {
+        this.agentWentOffline(agentId);
+      }
+    }
+    this.opts.logger.info(
+      { dispatched: pending.length, awaitingAgents: agents.size },
+      'task reconciliation after startup',
+    );
+  }
+
+  close(): void {
+    for (const t of this.lossTimers.values()) this.opts.clock.clearTimeout(t);
+    this.lossTimers.clear();
+  }
+
+  /** Grace over and the agent is still away: tasks it held (no outbox row) fail AGENT_LOST. */
+  private async expireGrace(agentId: string): Promise<void> {
+    if (this.opts.manager.isConnected(agentId)) return;
+    const tasks = await this.opts.repos.tasks.list({ agentId, status: [...IN_FLIGHT] });
+    for (const task of tasks) {
+      // Still in the outbox: it never reached the agent, so the queue TTL governs it.
+      if (await this.opts.repos.offlineQueue.findByTask(task.id)) continue;
+      await this.lose(
+        task,
+        `agent ${agentId} did not reconnect within ${formatDuration(this.opts.reconnectGraceMs)}`,
+      );
+    }
+  }
+
+  private async lose(task: Task, why: string): Promise<void> {
+    const cancel = this.opts.dispatcher.pendingCancel(task.id);
+    if (cancel) {
+      this.opts.dispatcher.forgetCancel(task.id);
+      await this.opts.lifecycle.cancel(task.id, cancel.reason, cancel.actor);
+      return;
+    }
+    await this.opts.lifecycle.fail(task.id, {
+      errorCode: 'AGENT_LOST',
+      error: `Lost track of the task: ${why}`,
+      recoverable: true,
+      context: { agentId: task.agentId, status: task.status },
+    });
+  }
+
+  private clearLossTimer(agentId: string): void {
+    const t = this.lossTimers.get(agentId);
+    if (t !== undefined) this.opts.clock.clearTimeout(t);
+    this.lossTimers.delete(agentId);
+  }
+}

@@ -1,0 +1,330 @@
+import {
+  isTerminalStatus,
+  type TaskAck,
+  type TaskCancelled,
+  type TaskComplete,
+  type TaskError,
+  type TaskErrorCode,
+  type TaskMetrics,
+  type TaskProgress,
+  type TaskStatus,
+  type TaskStream,
+} from '@bematic/protocol';
+import type { Logger } from 'pino';
+import type { Repositories, Session, Task, TaskPatch } from '../db/repositories/types.js';
+import type { TaskEvents } from './task-events.js';
+import { IllegalTransitionError } from './task-state-machine.js';
+
+type Tx = Omit<Repositories, 'transaction'>;
+
+export interface TaskLifecycleDeps {
+  repos: Repositories;
+  events: TaskEvents;
+  logger: Logger;
+  now?: () => number;
+}
+
+/** What applying a message did: changed the task, repeated a state it already had, or was refused. */
+export type ApplyOutcome =
+  | { kind: 'applied'; task: Task }
+  | { kind: 'duplicate'; task: Task }
+  | { kind: 'ignored'; task: Task; reason: string };
+
+export interface CloudFailure {
+  errorCode: TaskErrorCode;
+  error: string;
+  recoverable: boolean;
+  actor?: string;
+  context?: Record<string, string | number | boolean>;
+}
+
+/**
+ * Applies task facts to the database and then tells everyone. Every change
+ * goes through TaskRepository.transition (the state machine); events are
+ * emitted only after the transaction committed, and terminal events only when
+ * the transition really changed the row, so duplicates never notify twice.
+ */
+export class TaskLifecycle {
+  private readonly now: () => number;
+
+  constructor(private readonly deps: TaskLifecycleDeps) {
+    this.now = deps.now ?? Date.now;
+  }
+
+  /** pending/queued → submitted (TASK_SUBMIT about to go out on an open socket). */
+  async markSubmitted(taskId: string, agentId: string): Promise<ApplyOutcome> {
+    return this.move(taskId, 'submitted', { agentId });
+  }
+
+  emitSubmitted(task: Task): void {
+    this.deps.events.emit('task.submitted', { task });
+  }
+
+  /** → queued: waiting in the offline queue. Emits task.queued when the status changed. */
+  async markQueued(
+    taskId: string,
+    agentId: string,
+    why: { reason: string; agentOnline: boolean; reconnectEtaMs: number | null },
+  ): Promise<ApplyOutcome> {
+    const outcome = await this.move(taskId, 'queued', { agentId });
+    if (outcome.kind === 'applied') this.deps.events.emit('task.queued', { task: outcome.task, ...why });
+    return outcome;
+  }
+
+  async acknowledge(task: Task, ack: TaskAck): Promise<ApplyOutcome> {
+    if (ack.queued) {
+      this.deps.events.emit('task.acknowledged', {
+        task,
+        queued: true,
+        queuePosition: ack.queuePosition ?? null,
+      });
+      return { kind: 'applied', task };
+    }
+    const started = await this.start(task.id);
+    if (started.kind !== 'ignored') {
+      this.deps.events.emit('task.acknowledged', { task: started.task, queued: false, queuePosition: null });
+    }
+    if (started.kind === 'applied') this.deps.events.emit('task.started', { task: started.task });
+    return started;
+  }
+
+  async progress(task: Task, progress: TaskProgress): Promise<ApplyOutcome> {
+    let current = task;
+    if (task.status === 'queued' || task.status === 'submitted') {
+      const started = await this.start(task.id);
+      if (started.kind === 'ignored') return started;
+      current = started.task;
+      if (started.kind === 'applied') this.deps.events.emit('task.started', { task: current });
+    }
+    if (isTerminalStatus(current.status))
+      return { kind: 'ignored', task: current, reason: 'task is terminal' };
+    this.deps.events.emit('task.progress', { task: current, progress });
+    return { kind: 'applied', task: current };
+  }
+
+  async stream(task: Task, chunk: TaskStream): Promise<ApplyOutcome> {
+    let current = task;
+    if (task.status === 'queued' || task.status === 'submitted') {
+      const started = await this.start(task.id);
+      if (started.kind === 'ignored') return started;
+      current = started.task;
+      if (started.kind === 'applied') this.deps.events.emit('task.started', { task: current });
+    }
+    if (isTerminalStatus(current.status))
+      return { kind: 'ignored', task: current, reason: 'task is terminal' };
+    this.deps.events.emit('task.stream', { task: current, text: chunk.text });
+    return { kind: 'applied', task: current };
+  }
+
+  async complete(task: Task, message: TaskComplete, actor: string): Promise<ApplyOutcome> {
+    // A result can arrive for a task the cloud had put back in its queue (the ACK was lost).
+    if (task.status === 'queued') await this.start(task.id);
+    const outcome = await this.finish(task.id, 'completed', {
+      patch: {
+        result: message.result,
+        filesChanged: message.filesChanged,
+        commandsRun: message.commandsRun,
+        warning: message.warning ?? null,
+        ...(message.sessionId !== undefined && { sessionId: message.sessionId }),
+        ...metricsPatch(message.metrics),
+      },
+      session: { status: 'completed', claudeSessionId: message.sessionId ?? null, metrics: message.metrics },
+      audit: {
+        action: 'task.completed',
+        actor,
+        details: {
+          costUsd: message.metrics.costUsd,
+          durationMs: message.metrics.durationMs,
+          filesChanged: message.filesChanged.length,
+          ...(message.warning !== undefined && { warning: message.warning }),
+        },
+      },
+      lateMessage: 'TASK_COMPLETE',
+    });
+    if (outcome.kind === 'applied') this.deps.events.emit('task.completed', { task: outcome.task, message });
+    return outcome;
+  }
+
+  async error(task: Task, message: TaskError, actor: string): Promise<ApplyOutcome> {
+    const outcome = await this.finish(task.id, 'failed', {
+      patch: {
+        errorMessage: message.error,
+        errorCode: message.errorCode,
+        recoverable: message.recoverable,
+        ...(message.sessionId !== undefined && { sessionId: message.sessionId }),
+        ...(message.metrics && metricsPatch(message.metrics)),
+      },
+      session: { status: 'failed', claudeSessionId: message.sessionId ?? null, metrics: message.metrics },
+      audit: {
+        action: 'task.failed',
+        actor,
+        details: { errorCode: message.errorCode, error: message.error, recoverable: message.recoverable },
+      },
+      lateMessage: 'TASK_ERROR',
+    });
+    if (outcome.kind === 'applied') this.deps.events.emit('task.failed', { task: outcome.task, message });
+    return outcome;
+  }
+
+  async cancelled(task: Task, message: TaskCancelled, actor: string): Promise<ApplyOutcome> {
+    const outcome = await this.finish(task.id, 'cancelled', {
+      patch: {
+        ...(message.partialResult !== undefined && { result: message.partialResult }),
+        ...(message.sessionId !== undefined && { sessionId: message.sessionId }),
+        ...(message.metrics && metricsPatch(message.metrics)),
+      },
+      session: { status: 'cancelled', claudeSessionId: message.sessionId ?? null, metrics: message.metrics },
+      audit: { action: 'task.cancelled', actor, details: { reason: message.reason ?? null } },
+      lateMessage: 'TASK_CANCELLED',
+    });
+    if (outcome.kind === 'applied') this.deps.events.emit('task.cancelled', { task: outcome.task, message });
+    return outcome;
+  }
+
+  /** A failure decided by the cloud (queue expiry, lost agent, rejected submit). */
+  async fail(taskId: string, failure: CloudFailure): Promise<ApplyOutcome> {
+    const message: TaskError = {
+      taskId,
+      error: failure.error,
+      errorCode: failure.errorCode,
+      recoverable: failure.recoverable,
+      ...(failure.context && { context: failure.context }),
+    };
+    const outcome = await this.finish(taskId, 'failed', {
+      patch: { errorMessage: failure.error, errorCode: failure.errorCode, recoverable: failure.recoverable },
+      session: { status: 'failed', claudeSessionId: null, metrics: undefined },
+      audit: {
+        action: 'task.failed',
+        actor: failure.actor ?? 'system',
+        details: { errorCode: failure.errorCode, error: failure.error, recoverable: failure.recoverable },
+      },
+      lateMessage: null,
+    });
+    if (outcome.kind === 'applied') this.deps.events.emit('task.failed', { task: outcome.task, message });
+    return outcome;
+  }
+
+  /** A cancellation decided by the cloud (the task never reached an agent, or its agent is away). */
+  async cancel(taskId: string, reason: string, actor: string): Promise<ApplyOutcome> {
+    const message: TaskCancelled = { taskId, reason };
+    const outcome = await this.finish(taskId, 'cancelled', {
+      patch: {},
+      session: { status: 'cancelled', claudeSessionId: null, metrics: undefined },
+      audit: { action: 'task.cancelled', actor, details: { reason } },
+      lateMessage: null,
+    });
+    if (outcome.kind === 'applied') this.deps.events.emit('task.cancelled', { task: outcome.task, message });
+    return outcome;
+  }
+
+  /** → running, opening the task's session. */
+  private async start(taskId: string): Promise<ApplyOutcome> {
+    try {
+      const result = await this.deps.repos.transaction(async (tx) => {
+        const r = await tx.tasks.transition(taskId, 'running', { startedAt: this.now() });
+        if (r.changed) await tx.sessions.create({ taskId, claudeSessionId: r.task.sessionId });
+        return r;
+      });
+      return result.changed
+        ? { kind: 'applied', task: result.task }
+        : { kind: 'duplicate', task: result.task };
+    } catch (err) {
+      return this.refused(taskId, err);
+    }
+  }
+
+  private async move(taskId: string, to: TaskStatus, patch: TaskPatch): Promise<ApplyOutcome> {
+    try {
+      const r = await this.deps.repos.tasks.transition(taskId, to, patch);
+      return r.changed ? { kind: 'applied', task: r.task } : { kind: 'duplicate', task: r.task };
+    } catch (err) {
+      return this.refused(taskId, err);
+    }
+  }
+
+  private async finish(
+    taskId: string,
+    to: 'completed' | 'failed' | 'cancelled',
+    spec: {
+      patch: TaskPatch;
+      session: {
+        status: Session['status'];
+        claudeSessionId: string | null;
+        metrics: TaskMetrics | undefined;
+      };
+      audit: { action: string; actor: string; details: Record<string, unknown> };
+      lateMessage: string | null;
+    },
+  ): Promise<ApplyOutcome> {
+    try {
+      const result = await this.deps.repos.transaction(async (tx) => {
+        const r = await tx.tasks.transition(taskId, to, { ...spec.patch, completedAt: this.now() });
+        if (!r.changed) return r;
+        await this.closeSession(tx, taskId, spec.session);
+        await tx.audit.log({
+          action: spec.audit.action,
+          actor: spec.audit.actor,
+          resourceType: 'task',
+          resourceId: taskId,
+          details: spec.audit.details,
+        });
+        return r;
+      });
+      return result.changed
+        ? { kind: 'applied', task: result.task }
+        : { kind: 'duplicate', task: result.task };
+    } catch (err) {
+      const refused = await this.refused(taskId, err);
+      if (refused.kind === 'ignored' && spec.lateMessage !== null) {
+        await this.deps.repos.audit.log({
+          action: 'task.late_message',
+          actor: spec.audit.actor,
+          resourceType: 'task',
+          resourceId: taskId,
+          details: { message: spec.lateMessage, status: refused.task.status, reason: refused.reason },
+        });
+      }
+      return refused;
+    }
+  }
+
+  /** Completes the open session; an agent that reported usage without one gets one recorded. */
+  private async closeSession(
+    tx: Tx,
+    taskId: string,
+    s: { status: Session['status']; claudeSessionId: string | null; metrics: TaskMetrics | undefined },
+  ): Promise<void> {
+    const open = (await tx.sessions.findByTask(taskId)).find((x) => x.status === 'active');
+    if (!open && s.metrics === undefined && s.claudeSessionId === null) return;
+    const session = open ?? (await tx.sessions.create({ taskId, claudeSessionId: s.claudeSessionId }));
+    await tx.sessions.complete(session.id, {
+      status: s.status,
+      claudeSessionId: s.claudeSessionId ?? session.claudeSessionId,
+      inputTokens: s.metrics?.inputTokens ?? 0,
+      outputTokens: s.metrics?.outputTokens ?? 0,
+      costUsd: s.metrics?.costUsd ?? 0,
+      durationMs: s.metrics?.durationMs ?? 0,
+    });
+  }
+
+  private async refused(taskId: string, err: unknown): Promise<ApplyOutcome> {
+    if (!(err instanceof IllegalTransitionError)) throw err;
+    const task = await this.deps.repos.tasks.findById(taskId);
+    if (!task) throw err;
+    this.deps.logger.debug({ taskId, from: err.from, to: err.to }, 'transition refused');
+    return { kind: 'ignored', task, reason: err.message };
+  }
+}
+
+function metricsPatch(m: TaskMetrics): TaskPatch {
+  return {
+    inputTokens: m.inputTokens,
+    outputTokens: m.outputTokens,
+    cacheReadTokens: m.cacheReadTokens,
+    cacheCreationTokens: m.cacheCreationTokens,
+    costUsd: m.costUsd,
+    durationMs: m.durationMs,
+    numTurns: m.numTurns,
+    continuations: m.continuations,
+  };
+}
