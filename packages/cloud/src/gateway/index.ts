@@ -183,6 +183,6 @@ export { AgentManager, type AgentSession } from './agent-manager.js';
 export { CIRCUIT_TRANSITIONS, CircuitBreaker, type CircuitEvent } from './circuit-breaker.js';
 export { type GatewayClock, ManualClock, systemClock, type TimerHandle } from './clock.js';
 export { MessageRouter } from './message-router.js';
-export { formatDuration, OfflineQueue } from './offline-queue.js';
+export { OfflineQueue } from './offline-queue.js';
 export { Reconciler } from './reconciler.js';
 export { GatewayTaskDispatcher } from './task-dispatcher.js';
