@@ -222,6 +222,11 @@ export class KyselyTaskRepository implements TaskRepository {
     return inTransaction(this.db, async (trx) => {
       for (;;) {
         const base = trx.selectFrom('tasks').selectAll().where('id', '=', id);
+        if (!postgres) {
+          // Take SQLite's write lock before reading: a deferred transaction that
+          // reads first cannot wait for another process's writer, it fails busy.
+          await trx.updateTable('tasks').set({ id }).where('id', '=', id).execute();
+        }
         const row = await (postgres ? base.forUpdate() : base).executeTakeFirst();
         if (!row) throw new RecordNotFoundError('task', id);
         const current = toTask(row);
