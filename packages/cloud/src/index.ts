@@ -10,3 +10,6 @@ export * from './commands/index.js';
 export * from './middleware/index.js';
 export * from './notifications/index.js';
 export * from './gateway/index.js';
+export * from './slack/index.js';
+export * from './app/cloud.js';
+export * from './config.js';
