@@ -1,0 +1,336 @@
+import { mkdtempSync, rmSync } from 'node:fs';
+import { createServer, type Server } from 'node:http';
+import type { AddressInfo } from 'node:net';
+import { tmpdir } from 'node:os';
+import path from 'node:path';
+import {
+  AGENT_WS_PATH,
+  type AuthRequest,
+  createMessage,
+  type Message,
+  type MessageType,
+  type PayloadOf,
+  parse,
+  type ResourceMetrics,
+  serialize,
+  type TaskMetrics,
+  type TaskPriority,
+} from '@bematic/protocol';
+import { WebSocket } from 'ws';
+import { createDatabase, type Database } from '../../src/db/database.js';
+import { migrateToLatest } from '../../src/db/migrations/index.js';
+import { createRepositories } from '../../src/db/repositories/index.js';
+import type { Project, Repositories, Task } from '../../src/db/repositories/types.js';
+import type { GatewayClock } from '../../src/gateway/clock.js';
+import { createGateway, type Gateway, type GatewayConfig } from '../../src/gateway/index.js';
+import { type TaskEventMap, type TaskEventName, TaskEvents } from '../../src/tasks/task-events.js';
+
+export const METRICS: ResourceMetrics = {
+  cpuPercent: 5,
+  memoryPercent: 10,
+  rssMb: 50,
+  loadAvg1m: 0.1,
+  activeTasks: 0,
+  queuedTasks: 0,
+};
+
+export const TASK_METRICS: TaskMetrics = {
+  inputTokens: 10,
+  outputTokens: 20,
+  cacheReadTokens: 0,
+  cacheCreationTokens: 0,
+  costUsd: 0.01,
+  durationMs: 1000,
+  numTurns: 1,
+  continuations: 0,
+};
+
+/** A temp SQLite database with the schema applied. */
+export async function openTestDb(
+  dir: string,
+  now?: () => number,
+): Promise<{ db: Database; repos: Repositories }> {
+  const db = await createDatabase(`sqlite:${path.join(dir, 'bematic.db')}`);
+  await migrateToLatest(db);
+  return { db, repos: createRepositories(db.db, now ? { now } : {}) };
+}
+
+/** Records every event emitted, and lets a test await one. */
+export class EventLog {
+  readonly all: Array<{ name: TaskEventName; payload: unknown }> = [];
+  private waiters: Array<{
+    name: TaskEventName;
+    pred: (p: unknown) => boolean;
+    resolve: (p: unknown) => void;
+  }> = [];
+
+  constructor(events: TaskEvents) {
+    const names: TaskEventName[] = [
+      'task.created',
+      'task.queued',
+      'task.submitted',
+      'task.acknowledged',
+      'task.started',
+      'task.progress',
+      'task.stream',
+      'task.completed',
+      'task.failed',
+      'task.cancelled',
+      'agent.online',
+      'agent.offline',
+      'agent.status',
+      'agent.heartbeat',
+      'circuit.changed',
+    ];
+    for (const name of names) {
+      events.on(name, (payload) => {
+        this.all.push({ name, payload });
+        for (const w of [...this.waiters]) {
+          if (w.name === name && w.pred(payload)) {
+            this.waiters = this.waiters.filter((x) => x !== w);
+            w.resolve(payload);
+          }
+        }
+      });
+    }
+  }
+
+  of<E extends TaskEventName>(name: E): TaskEventMap[E][] {
+    return this.all.filter((e) => e.name === name).map((e) => e.payload as TaskEventMap[E]);
+  }
+
+  /** Resolves with the first matching event, including one already seen. */
+  wait<E extends TaskEventName>(
+    name: E,
+    pred: (p: TaskEventMap[E]) => boolean = () => true,
+  ): Promise<TaskEventMap[E]> {
+    const seen = this.of(name).find(pred);
+    if (seen) return Promise.resolve(seen);
+    return new Promise((resolve) => {
+      this.waiters.push({
+        name,
+        pred: (p) => pred(p as TaskEventMap[E]),
+        resolve: (p) => resolve(p as TaskEventMap[E]),
+      });
+    });
+  }
+}
+
+export interface CloudHarness {
+  dir: string;
+  db: Database;
+  repos: Repositories;
+  events: TaskEvents;
+  log: EventLog;
+  server: Server;
+  gateway: Gateway;
+  url: string;
+  stop(): Promise<void>;
+}
+
+/** Boots an HTTP server on 127.0.0.1:0 with the gateway attached, over a SQLite file in `dir`. */
+export async function startCloud(
+  opts: { dir?: string; config?: Partial<GatewayConfig>; clock?: GatewayClock } = {},
+): Promise<CloudHarness> {
+  const dir = opts.dir ?? mkdtempSync(path.join(tmpdir(), 'bematic-gw-'));
+  const now = opts.clock ? () => opts.clock!.now() : undefined;
+  const { db, repos } = await openTestDb(dir, now);
+  const events = new TaskEvents();
+  const log = new EventLog(events);
+  const server = createServer((_req, res) => res.writeHead(404).end());
+  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+  const gateway = createGateway({
+    server,
+    repos,
+    events,
+    config: { reconcileOnStartup: false, ...opts.config },
+    ...(opts.clock && { clock: opts.clock }),
+  });
+  const port = (server.address() as AddressInfo).port;
+  return {
+    dir,
+    db,
+    repos,
+    events,
+    log,
+    server,
+    gateway,
+    url: `ws://127.0.0.1:${port}${AGENT_WS_PATH}`,
+    async stop() {
+      await gateway.close();
+      server.closeAllConnections();
+      await new Promise<void>((resolve) => server.close(() => resolve()));
+      await db.close();
+    },
+  };
+}
+
+export function removeDir(dir: string): void {
+  rmSync(dir, { recursive: true, force: true });
+}
+
+export async function seedProject(
+  repos: Repositories,
+  agentId: string,
+  fallbackAgentIds: string[] = [],
+): Promise<Project> {
+  return repos.projects.create({
+    name: `proj-${agentId}`,
+    channelId: `C-${Math.random().toString(36).slice(2)}`,
+    agentId,
+    fallbackAgentIds,
+    localPath: '/tmp/checkout',
+    defaultModel: null,
+    maxBudgetUsd: null,
+  });
+}
+
+let taskSeq = 0;
+export async function seedTask(
+  repos: Repositories,
+  project: Project,
+  opts: { priority?: TaskPriority; prompt?: string } = {},
+): Promise<Task> {
+  taskSeq += 1;
+  const id = `task_t${taskSeq}_${Math.random().toString(36).slice(2, 8)}`;
+  const priority = opts.priority ?? 'normal';
+  const prompt = opts.prompt ?? `do thing ${taskSeq}`;
+  return repos.tasks.create({
+    id,
+    projectId: project.id,
+    agentId: project.agentId,
+    botName: 'coder',
+    command: 'fix',
+    prompt,
+    model: 'claude-sonnet-4-5',
+    priority,
+    userId: 'U1',
+    channelId: project.channelId,
+    submission: {
+      taskId: id,
+      projectId: project.id,
+      localPath: project.localPath,
+      botName: 'coder',
+      command: 'fix',
+      prompt,
+      systemPrompt: 'You are a coder.',
+      model: 'claude-sonnet-4-5',
+      allowedTools: ['Read'],
+      priority,
+    },
+  });
+}
+
+/** A hand-driven agent speaking the protocol over a raw `ws` socket. */
+export class RawAgent {
+  readonly received: Message[] = [];
+  readonly invalid: string[] = [];
+  private waiters: Array<{ pred: (m: Message) => boolean; resolve: (m: Message) => void }> = [];
+  readonly closed: Promise<{ code: number; reason: string }>;
+
+  private constructor(readonly ws: WebSocket) {
+    ws.on('message', (data) => {
+      const r = parse(data as Buffer);
+      if (!r.ok) {
+        this.invalid.push(r.error.message);
+        return;
+      }
+      this.received.push(r.message);
+      for (const w of [...this.waiters]) {
+        if (w.pred(r.message)) {
+          this.waiters = this.waiters.filter((x) => x !== w);
+          w.resolve(r.message);
+        }
+      }
+    });
+    this.closed = new Promise((resolve) =>
+      ws.on('close', (code, reason) => resolve({ code, reason: reason.toString() })),
+    );
+  }
+
+  static async open(url: string): Promise<RawAgent> {
+    const ws = new WebSocket(url);
+    const agent = new RawAgent(ws);
+    await new Promise<void>((resolve, reject) => {
+      ws.once('open', () => resolve());
+      ws.once('error', reject);
+    });
+    return agent;
+  }
+
+  /** Opens, authenticates and waits for AUTH_RESPONSE. */
+  static async connect(
+    url: string,
+    agentId: string,
+    apiKey: string,
+    extra: Partial<AuthRequest> = {},
+  ): Promise<{ agent: RawAgent; response: Message<'AUTH_RESPONSE'> }> {
+    const agent = await RawAgent.open(url);
+    agent.send('AUTH_REQUEST', {
+      agentId,
+      apiKey,
+      agentVersion: '0.1.0',
+      hostname: 'test-host',
+      maxConcurrentTasks: 3,
+      activeTaskIds: [],
+      bufferedTaskIds: [],
+      ...extra,
+    });
+    const response = await agent.next('AUTH_RESPONSE');
+    return { agent, response };
+  }
+
+  send<T extends MessageType>(type: T, payload: PayloadOf<T>): void {
+    this.ws.send(serialize(createMessage(type, payload)));
+  }
+
+  sendRaw(data: string | Buffer): void {
+    this.ws.send(data);
+  }
+
+  /** The first message of this type (already received or future) matching pred, not yet consumed. */
+  next<T extends MessageType>(type: T, pred: (m: Message<T>) => boolean = () => true): Promise<Message<T>> {
+    const match = (m: Message): m is Message<T> => m.type === type && pred(m as Message<T>);
+    const seen = this.received.find(match);
+    if (seen) {
+      this.received.splice(this.received.indexOf(seen), 1);
+      return Promise.resolve(seen);
+    }
+    return new Promise((resolve) => {
+      this.waiters.push({
+        pred: match,
+        resolve: (m) => {
+          this.received.splice(this.received.indexOf(m), 1);
+          resolve(m as Message<T>);
+        },
+      });
+    });
+  }
+
+  all<T extends MessageType>(type: T): Message<T>[] {
+    return this.received.filter((m): m is Message<T> => m.type === type);
+  }
+
+  close(): Promise<{ code: number; reason: string }> {
+    this.ws.close();
+    return this.closed;
+  }
+
+  terminate(): Promise<{ code: number; reason: string }> {
+    this.ws.terminate();
+    return this.closed;
+  }
+}
+
+/** Polls an async condition; for state that is not announced by any event (e.g. a row removed). */
+export async function until(
+  cond: () => Promise<boolean> | boolean,
+  what: string,
+  tries = 500,
+): Promise<void> {
+  for (let i = 0; i < tries; i++) {
+    if (await cond()) return;
+    await new Promise((r) => setTimeout(r, 10));
+  }
+  throw new Error(`timed out waiting for ${what}`);
+}
