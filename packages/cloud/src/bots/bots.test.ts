@@ -113,7 +113,12 @@ describe('model routing and execution config', () => {
 
   it('tiers are configurable', () => {
     const { bot, parsed } = resolve('code fix x');
-    const built = buildExecutionConfig(parsed, bot, project, createModelStrategy({ premium: 'claude-opus-9' }));
+    const built = buildExecutionConfig(
+      parsed,
+      bot,
+      project,
+      createModelStrategy({ premium: 'claude-opus-9' }),
+    );
     expect(built.ok && built.config.model).toBe('claude-opus-9');
   });
 
@@ -141,7 +146,10 @@ describe('model routing and execution config', () => {
 
   it('rejects unknown models and bad flag values with a clear error', () => {
     const a = resolve('code fix x --model gpt-4');
-    expect(buildExecutionConfig(a.parsed, a.bot, project, strategy)).toMatchObject({ ok: false, error: expect.stringMatching(/Unknown model "gpt-4"/) });
+    expect(buildExecutionConfig(a.parsed, a.bot, project, strategy)).toMatchObject({
+      ok: false,
+      error: expect.stringMatching(/Unknown model "gpt-4"/),
+    });
     const b = resolve('code fix x --budget lots');
     expect(buildExecutionConfig(b.parsed, b.bot, project, strategy)).toMatchObject({ ok: false });
   });

@@ -82,7 +82,11 @@ export function request(
   };
 }
 
-export async function sqliteRepos(): Promise<{ repos: Repositories; db: Database; cleanup(): Promise<void> }> {
+export async function sqliteRepos(): Promise<{
+  repos: Repositories;
+  db: Database;
+  cleanup(): Promise<void>;
+}> {
   const dir = mkdtempSync(path.join(tmpdir(), 'bematic-cmd-'));
   const db = await createDatabase(`sqlite:${path.join(dir, 'test.db')}`);
   await migrateToLatest(db);

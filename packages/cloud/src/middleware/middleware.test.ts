@@ -1,6 +1,7 @@
 import pino from 'pino';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import type { InboundRequest } from '../chat/inbound.js';
+import { RecordingSurface, request, sqliteRepos, textOf } from '../commands/test-support.js';
 import type { Repositories, UserRepository } from '../db/repositories/types.js';
 import { createAuthMiddleware } from './auth.js';
 import { can } from './permissions.js';
@@ -8,7 +9,6 @@ import { runPipeline } from './pipeline.js';
 import { createProjectMiddleware, PROJECT_HOW_TO } from './project.js';
 import { createRateLimitMiddleware, SlidingWindowRateLimiter } from './rate-limit.js';
 import { newContext } from './types.js';
-import { RecordingSurface, request, sqliteRepos, textOf } from '../commands/test-support.js';
 
 const logger = pino({ level: 'silent' });
 
@@ -43,16 +43,27 @@ describe('middleware stages', () => {
     const ctx = newContext(req, 'req-1');
     let reached = false;
     const timings: string[] = [];
-    await runPipeline(ctx, stages, async (c) => {
-      reached = true;
-      c.tasksCreated++;
-    }, (stage) => timings.push(stage));
+    await runPipeline(
+      ctx,
+      stages,
+      async (c) => {
+        reached = true;
+        c.tasksCreated++;
+      },
+      (stage) => timings.push(stage),
+    );
     return { ctx, reached, timings };
   }
 
   it('auth registers unknown users with the default role', async () => {
-    const auth = createAuthMiddleware({ users: repos.users, audit: repos.audit, logger }, { defaultRole: 'viewer', adminUserIds: ['UADMIN'] });
-    const { ctx, reached, timings } = await run(request(surface, { kind: 'slash', text: 'help', userId: 'UNEW' }), [auth]);
+    const auth = createAuthMiddleware(
+      { users: repos.users, audit: repos.audit, logger },
+      { defaultRole: 'viewer', adminUserIds: ['UADMIN'] },
+    );
+    const { ctx, reached, timings } = await run(
+      request(surface, { kind: 'slash', text: 'help', userId: 'UNEW' }),
+      [auth],
+    );
     expect(reached).toBe(true);
     expect(ctx.user?.role).toBe('viewer');
     expect((await repos.users.findById('UNEW'))?.role).toBe('viewer');
@@ -95,7 +106,9 @@ describe('middleware stages', () => {
     // Oldest hit at t0 frees at t0+60 min; we are at t0+3 min.
     expect(msg).toContain('Rate limit exceeded, try again in 57 minutes');
     expect(msg).toContain('▓▓▓▓▓▓▓▓▓▓` 3/3 used, resets in 57 min');
-    expect((await repos.audit.list({ action: 'request.rejected' }))[0]?.details).toMatchObject({ code: 'rate_limited' });
+    expect((await repos.audit.list({ action: 'request.rejected' }))[0]?.details).toMatchObject({
+      code: 'rate_limited',
+    });
     now += 57 * 60_000;
     expect((await run(request(surface, { kind: 'mention', text: 'code x' }), [rl])).reached).toBe(true);
   });
@@ -114,9 +127,21 @@ describe('middleware stages', () => {
     const { reached } = await run(req, [stage]);
     expect(reached).toBe(false);
     expect(textOf(req.responses[0]!)).toContain(PROJECT_HOW_TO);
-    expect((await run(request(surface, { kind: 'slash', text: 'projects', channelId: 'CUNKNOWN' }), [stage])).reached).toBe(true);
-    await repos.projects.create({ name: 'web', channelId: 'C9', agentId: 'a1', localPath: '/srv', defaultModel: null, maxBudgetUsd: null });
-    const linked = await run(request(surface, { kind: 'mention', text: 'code fix', channelId: 'C9' }), [stage]);
+    expect(
+      (await run(request(surface, { kind: 'slash', text: 'projects', channelId: 'CUNKNOWN' }), [stage]))
+        .reached,
+    ).toBe(true);
+    await repos.projects.create({
+      name: 'web',
+      channelId: 'C9',
+      agentId: 'a1',
+      localPath: '/srv',
+      defaultModel: null,
+      maxBudgetUsd: null,
+    });
+    const linked = await run(request(surface, { kind: 'mention', text: 'code fix', channelId: 'C9' }), [
+      stage,
+    ]);
     expect(linked.ctx.project?.name).toBe('web');
   });
 });

@@ -100,7 +100,9 @@ describe('StreamAccumulator', () => {
   });
 
   it('retries after a 429 using Retry-After, never overlapping', async () => {
-    const s = setup({ fail: (n) => (n === 1 ? Object.assign(new Error('ratelimited'), { retryAfter: 10 }) : undefined) });
+    const s = setup({
+      fail: (n) => (n === 1 ? Object.assign(new Error('ratelimited'), { retryAfter: 10 }) : undefined),
+    });
     s.set('a');
     await vi.advanceTimersByTimeAsync(5_000);
     expect(s.sent).toEqual([]);
@@ -114,7 +116,9 @@ describe('StreamAccumulator', () => {
   });
 
   it('the final update lands after failures and waits for an update in flight', async () => {
-    const s = setup({ fail: (n) => (n >= 2 && n <= 4 ? Object.assign(new Error('429'), { retryAfterMs: 2000 }) : undefined) });
+    const s = setup({
+      fail: (n) => (n >= 2 && n <= 4 ? Object.assign(new Error('429'), { retryAfterMs: 2000 }) : undefined),
+    });
     s.set('running');
     await vi.advanceTimersByTimeAsync(50);
     const done = s.acc.finish({ text: 'final' });

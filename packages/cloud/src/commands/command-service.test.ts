@@ -1,0 +1,318 @@
+import type { TaskComplete } from '@bematic/protocol';
+import { afterEach, beforeEach, describe, expect, it } from 'vitest';
+import { BotRegistry } from '../bots/bot-registry.js';
+import { createModelStrategy, DEFAULT_MODEL_TIERS } from '../bots/model-routing.js';
+import type { Project, Repositories, Task } from '../db/repositories/types.js';
+import type { AgentDirectory } from '../gateway/types.js';
+import { TaskEvents } from '../tasks/task-events.js';
+import { CommandService } from './command-service.js';
+import { createInboundPipeline } from './inbound-pipeline.js';
+import type { RetentionOperations } from './retention.js';
+import { RecordingDispatcher, RecordingSurface, request, sqliteRepos, textOf } from './test-support.js';
+
+const metrics = (cost: number) => ({
+  inputTokens: 100,
+  outputTokens: 50,
+  cacheReadTokens: 0,
+  cacheCreationTokens: 0,
+  costUsd: cost,
+  durationMs: 1000,
+  numTurns: 2,
+  continuations: 0,
+});
+
+describe('CommandService end to end (real SQLite)', () => {
+  let env: Awaited<ReturnType<typeof sqliteRepos>>;
+  let repos: Repositories;
+  let surface: RecordingSurface;
+  let dispatcher: RecordingDispatcher;
+  let events: TaskEvents;
+  let project: Project;
+  let pipeline: ReturnType<typeof createInboundPipeline>;
+  let commands: CommandService;
+  const retentionCalls: string[] = [];
+
+  beforeEach(async () => {
+    env = await sqliteRepos();
+    repos = env.repos;
+    surface = new RecordingSurface();
+    dispatcher = new RecordingDispatcher();
+    events = new TaskEvents();
+    const agents: AgentDirectory = { listAgents: async () => [] };
+    const retention: RetentionOperations = {
+      archive: async (taskId, reason, actor) => {
+        retentionCalls.push(`archive ${taskId} ${reason} ${actor}`);
+        return { id: 'archive_1' };
+      },
+      restore: async (id) => {
+        throw new Error(`archive ${id} not found`);
+      },
+    };
+    commands = new CommandService({
+      repos,
+      dispatcher,
+      agents,
+      retention,
+      bots: new BotRegistry(),
+      modelStrategy: createModelStrategy(),
+      surfaceFor: () => surface,
+      events,
+    });
+    commands.attach(events);
+    pipeline = createInboundPipeline({ commands, repos, auth: { adminUserIds: ['UADMIN'] } });
+    project = await repos.projects.create({
+      name: 'web',
+      channelId: 'C1',
+      agentId: 'agent-1',
+      localPath: '/srv/web',
+      defaultModel: null,
+      maxBudgetUsd: 2,
+    });
+  });
+  afterEach(async () => {
+    await env.cleanup();
+  });
+
+  const mention = async (
+    text: string,
+    over: Parameters<typeof request>[1] extends infer R ? Partial<R> : never = {},
+  ) => {
+    const req = request(surface, { kind: 'mention', text, ...over });
+    await pipeline.handle(req);
+    return req;
+  };
+
+  it('mention → pending task with the right submission, "Task started" in the thread, eyes, dispatch', async () => {
+    await mention('code fix the login bug in auth.ts --priority high');
+    expect(dispatcher.dispatched).toHaveLength(1);
+    const task = (await repos.tasks.findById(dispatcher.dispatched[0]!.id))!;
+    expect(task).toMatchObject({
+      status: 'pending',
+      botName: 'coder',
+      command: 'fix',
+      prompt: 'the login bug in auth.ts',
+      model: DEFAULT_MODEL_TIERS.premium,
+      priority: 'high',
+      projectId: project.id,
+      agentId: 'agent-1',
+      threadTs: '1699999999.000100',
+      userId: 'U1',
+    });
+    expect(task.submission).toMatchObject({
+      taskId: task.id,
+      localPath: '/srv/web',
+      allowedTools: ['Read', 'Edit', 'Write', 'Glob', 'Grep', 'Bash'],
+      maxBudgetUsd: 2,
+    });
+    const started = surface.posts[0]!;
+    expect(started.threadTs).toBe('1699999999.000100');
+    expect(textOf(started.message)).toContain('Task started');
+    expect(textOf(started.message)).toContain('task_cancel');
+    expect(task.progressMessageTs).toBe(started.ts);
+    expect(surface.reactions).toContainEqual({ op: 'add', ts: '1699999999.000100', name: 'eyes' });
+    expect((await repos.audit.list({ action: 'task.created' }))[0]?.resourceId).toBe(task.id);
+  });
+
+  it('posts the offline notice with an ETA when the task is queued for an absent agent', async () => {
+    dispatcher.next = { sent: false, queued: true, reason: 'agent offline', reconnectEtaMs: 120_000 };
+    await mention('review auth.ts');
+    expect(textOf(surface.posts[1]!.message)).toMatch(/agent-1.*offline[\s\S]*2 min/);
+  });
+
+  it('unknown bot, bad flags and viewers are refused clearly and audited', async () => {
+    const a = await mention('wizard do magic');
+    expect(textOf(a.responses[0]!)).toMatch(/Unknown bot "wizard"/);
+    const b = await mention('code fix it --model gpt-9');
+    expect(textOf(b.responses[0]!)).toMatch(/Unknown model/);
+    await repos.users.upsert({ id: 'UV', role: 'viewer' });
+    const c = await mention('code fix it', { userId: 'UV' });
+    expect(textOf(c.responses[0]!)).toMatch(/viewer.*not allowed/);
+    expect(dispatcher.dispatched).toHaveLength(0);
+    const codes = (await repos.audit.list({ action: 'request.rejected' })).map((e) => e.details.code);
+    expect(codes.sort()).toEqual(['forbidden', 'invalid_command', 'unknown_bot']);
+  });
+
+  it("a thread reply continues the Claude session of the thread's task", async () => {
+    await mention('code fix the bug');
+    const first = dispatcher.dispatched[0]!;
+    await repos.tasks.transition(first.id, 'submitted');
+    await repos.tasks.transition(first.id, 'completed', { sessionId: 'sess-abc', completedAt: Date.now() });
+    const reply = request(surface, {
+      kind: 'thread_reply',
+      text: 'also add a test',
+      threadTs: first.threadTs,
+      messageTs: '1699999999.000200',
+    });
+    await pipeline.handle(reply);
+    const second = dispatcher.dispatched[1]!;
+    expect(second).toMatchObject({
+      botName: 'coder',
+      command: 'fix',
+      prompt: 'also add a test',
+      threadTs: first.threadTs,
+    });
+    expect(second.submission.resumeSessionId).toBe('sess-abc');
+  });
+
+  it('retry button makes a new task with the same submission in the same thread', async () => {
+    await mention('code fix the bug');
+    const first = dispatcher.dispatched[0]!;
+    await repos.tasks.transition(first.id, 'failed', {
+      errorMessage: 'overloaded',
+      recoverable: true,
+      errorCode: 'MODEL_OVERLOADED',
+    });
+    const click = request(surface, {
+      kind: 'action',
+      text: 'task_retry',
+      actionValue: first.id,
+      threadTs: first.threadTs,
+    });
+    await pipeline.handle(click);
+    const retry = dispatcher.dispatched[1]!;
+    expect(retry.id).not.toBe(first.id);
+    expect({ ...retry.submission, taskId: 'x' }).toEqual({ ...first.submission, taskId: 'x' });
+    expect(retry.submission.taskId).toBe(retry.id);
+    expect(retry.threadTs).toBe(first.threadTs);
+    // Not-recoverable failures cannot be retried.
+    await repos.tasks.transition(retry.id, 'failed', {
+      recoverable: false,
+      errorCode: 'BUDGET_EXCEEDED',
+      errorMessage: 'Budget exceeded',
+    });
+    const again = request(surface, { kind: 'action', text: 'task_retry', actionValue: retry.id });
+    await pipeline.handle(again);
+    expect(dispatcher.dispatched).toHaveLength(2);
+    expect(textOf(again.responses[0]!)).toMatch(/cannot be retried/);
+  });
+
+  it("cancel: own task for a developer, anyone's for an admin, never for a viewer", async () => {
+    await mention('code fix the bug');
+    const t = dispatcher.dispatched[0]!;
+    await repos.users.upsert({ id: 'UV', role: 'viewer' });
+    await repos.users.upsert({ id: 'UD2', role: 'developer' });
+    for (const userId of ['UV', 'UD2']) {
+      const r = request(surface, { kind: 'action', text: 'task_cancel', actionValue: t.id, userId });
+      await pipeline.handle(r);
+      expect(textOf(r.responses[0]!)).toMatch(/cannot cancel|Only admins/);
+    }
+    expect(dispatcher.cancelled).toEqual([]);
+    await pipeline.handle(request(surface, { kind: 'slash', text: `cancel ${t.id}`, userId: 'UADMIN' }));
+    expect(dispatcher.cancelled).toMatchObject([{ taskId: t.id, actor: 'UADMIN' }]);
+    // Gateway never saw it (still pending): the command service cancels it itself, once.
+    dispatcher.cancelOutcome = { outcome: 'not-found' };
+    const seen: string[] = [];
+    events.on('task.cancelled', (p) => void seen.push(p.task.id));
+    await pipeline.handle(request(surface, { kind: 'action', text: 'task_cancel', actionValue: t.id }));
+    expect((await repos.tasks.findById(t.id))?.status).toBe('cancelled');
+    expect(seen).toEqual([t.id]);
+  });
+
+  it('/bm garbage gets help; projects add is admin only; archive goes through retention', async () => {
+    const g = request(surface, { kind: 'slash', text: 'frobnicate --now' });
+    await pipeline.handle(g);
+    expect(textOf(g.responses[0]!)).toMatch(/Unknown command `frobnicate`[\s\S]*\/bm projects/);
+    const empty = request(surface, { kind: 'slash', text: '' });
+    await pipeline.handle(empty);
+    expect(textOf(empty.responses[0]!)).toContain('Slash commands');
+
+    const denied = request(surface, {
+      kind: 'slash',
+      text: 'projects add agent-2 /srv/api',
+      channelId: 'C2',
+    });
+    await pipeline.handle(denied);
+    expect(textOf(denied.responses[0]!)).toMatch(/not allowed/);
+    const ok = request(surface, {
+      kind: 'slash',
+      text: 'projects add agent-2 /srv/api --name "API server" --model sonnet --budget 5',
+      channelId: 'C2',
+      userId: 'UADMIN',
+    });
+    await pipeline.handle(ok);
+    expect(await repos.projects.findByChannel('C2')).toMatchObject({
+      name: 'API server',
+      agentId: 'agent-2',
+      localPath: '/srv/api',
+      defaultModel: DEFAULT_MODEL_TIERS.standard,
+      maxBudgetUsd: 5,
+    });
+    const bad = request(surface, {
+      kind: 'slash',
+      text: 'projects add agent-2 relative/path',
+      channelId: 'C3',
+      userId: 'UADMIN',
+    });
+    await pipeline.handle(bad);
+    expect(textOf(bad.responses[0]!)).toMatch(/absolute path/);
+
+    const arch = request(surface, { kind: 'slash', text: 'archive task_1 old stuff' });
+    await pipeline.handle(arch);
+    expect(retentionCalls).toContain('archive task_1 old stuff U1');
+    const restore = request(surface, { kind: 'slash', text: 'restore archive_9', userId: 'UADMIN' });
+    await pipeline.handle(restore);
+    expect(textOf(restore.responses[0]!)).toMatch(
+      /Could not restore `archive_9`: archive archive_9 not found/,
+    );
+    const role = request(surface, { kind: 'slash', text: 'users role <@U7|bob> viewer', userId: 'UADMIN' });
+    await pipeline.handle(role);
+    expect((await repos.users.findById('U7'))?.role).toBe('viewer');
+    expect(await repos.audit.list({ action: 'user.role_changed' })).toHaveLength(1);
+  });
+
+  it('decomposition: plan → sequential subtasks → summary with aggregated metrics', async () => {
+    await mention('code implement a billing page --decompose');
+    const planning = dispatcher.dispatched[0]!;
+    expect(planning.command).toBe('decompose');
+    expect(planning.submission.allowedTools).toEqual(['Read', 'Glob', 'Grep']);
+    const complete = async (task: Task, result: string, cost: number) => {
+      const current = (await repos.tasks.findById(task.id))!;
+      if (current.status === 'pending') await repos.tasks.transition(task.id, 'submitted');
+      const message: TaskComplete = {
+        taskId: task.id,
+        result,
+        metrics: metrics(cost),
+        filesChanged: [`${task.id}.ts`],
+        commandsRun: [],
+      };
+      const done = await repos.tasks.transition(task.id, 'completed', {
+        result,
+        ...metrics(cost),
+        filesChanged: message.filesChanged,
+        completedAt: Date.now(),
+      });
+      events.emit('task.completed', { task: done.task, message });
+    };
+    const plan =
+      'Plan:\n```json\n{"subtasks":[{"title":"Schema","command":"implement","prompt":"Add tables"},{"title":"UI","prompt":"Build the page"}]}\n```';
+    await complete(planning, plan, 0.1);
+    await waitFor(() => dispatcher.dispatched.length === 2);
+    const s1 = dispatcher.dispatched[1]!;
+    expect(s1).toMatchObject({
+      parentTaskId: planning.id,
+      command: 'implement',
+      model: DEFAULT_MODEL_TIERS.premium,
+    });
+    expect(s1.prompt).toContain('step 1 of 2');
+    expect(surface.posts.some((p) => textOf(p.message).includes('Plan — 2 subtasks'))).toBe(true);
+    await complete(s1, 'did schema', 0.2);
+    await waitFor(() => dispatcher.dispatched.length === 3);
+    const s2 = dispatcher.dispatched[2]!;
+    expect(s2.prompt).toContain('Build the page');
+    await complete(s2, 'did ui', 0.3);
+    await waitFor(() => surface.posts.some((p) => textOf(p.message).includes('All 2 subtasks completed')));
+    const parent = (await repos.tasks.findById(planning.id))!;
+    expect(parent.costUsd).toBeCloseTo(0.6);
+    expect(parent.inputTokens).toBe(300);
+    expect(parent.filesChanged.sort()).toEqual([`${s1.id}.ts`, `${s2.id}.ts`].sort());
+    expect(dispatcher.dispatched).toHaveLength(3);
+  });
+});
+
+async function waitFor(cond: () => boolean, tries = 200): Promise<void> {
+  for (let i = 0; i < tries; i++) {
+    if (cond()) return;
+    await new Promise((r) => setImmediate(r));
+  }
+  throw new Error('condition not reached');
+}
