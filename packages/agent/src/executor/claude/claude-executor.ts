@@ -1,0 +1,422 @@
+import { stat } from 'node:fs/promises';
+import {
+  type Options,
+  type PermissionMode,
+  query,
+  type SDKMessage,
+  type SDKResultMessage,
+  type SettingSource,
+} from '@anthropic-ai/claude-agent-sdk';
+import type { TaskMetrics, TaskSubmit } from '@bematic/protocol';
+import { type Logger, pino } from 'pino';
+import { z } from 'zod';
+import type { ExecutionOutcome, ExecutionSink, Executor } from '../executor.js';
+import { ClaudeProcessHandle } from './claude-process.js';
+import { mapModelError, redactSecrets } from './error-mapping.js';
+import { FileChangeTracker, gitChangesBetween, gitStatus } from './files-changed.js';
+import { bashCommand, describeToolUse } from './tool-steps.js';
+import { type InvocationUsage, UsageAggregator, usageOfResult } from './usage.js';
+
+export const MAX_CONTINUATIONS = 3;
+export const DEFAULT_MAX_TURNS = 200;
+export const DEFAULT_TIMEOUT_MS = 30 * 60_000;
+const SESSION_TOTALS_LIMIT = 1000;
+export const CONTINUE_PROMPT = 'Continue where you left off and finish the task.';
+
+export interface ClaudeExecutorOptions {
+  /** Default: process.env.ANTHROPIC_API_KEY. */
+  apiKey?: string;
+  /** Default: process.env.ANTHROPIC_BASE_URL (unset means Anthropic's API). */
+  baseUrl?: string;
+  /** Environment the Claude Code process starts from (default process.env); credentials of Bematic and Slack are removed. */
+  env?: Record<string, string | undefined>;
+  /** HOME (and Claude config dir) for the Claude Code process; default: inherited. */
+  home?: string;
+  /** Model turns per query() before auto-continuation kicks in. */
+  maxTurns?: number;
+  /** Default for tasks that do not set maxContinuations. */
+  maxContinuations?: number;
+  /** Overall limit per task unless the task sets timeoutMs. */
+  timeoutMs?: number;
+  /** Retries Claude Code makes itself on 429/5xx/529 before reporting the error. */
+  maxRetries?: number;
+  /** How long a cancelled Claude Code may take to exit before it is killed. */
+  killGraceMs?: number;
+  permissionMode?: PermissionMode;
+  /** Which on-disk settings Claude Code loads; default none, so host settings and CLAUDE.md do not leak in. */
+  settingSources?: SettingSource[];
+  pathToClaudeCodeExecutable?: string;
+  logger?: Logger;
+  now?: () => number;
+  /** Called with the pid of every Claude Code process started (diagnostics, tests). */
+  onSpawn?: (pid: number) => void;
+}
+
+/** Environment names that must never reach the model's shell. */
+const STRIPPED_ENV = /^(SLACK_|BEMATIC_|DATABASE_URL$|PG[A-Z]*$|ANTHROPIC_)/;
+
+const ContentBlock = z.union([
+  z.object({ type: z.literal('text'), text: z.string() }),
+  z.object({ type: z.literal('tool_use'), id: z.string(), name: z.string(), input: z.unknown() }),
+  z.object({ type: z.literal('tool_result'), tool_use_id: z.string(), is_error: z.boolean().optional() }),
+  z.object({ type: z.string() }),
+]);
+const Content = z.union([z.string(), z.array(ContentBlock)]);
+type Block = z.infer<typeof ContentBlock>;
+
+function blocksOf(content: unknown): Block[] {
+  const parsed = Content.safeParse(content);
+  if (!parsed.success) return [];
+  return typeof parsed.data === 'string' ? [{ type: 'text', text: parsed.data }] : parsed.data;
+}
+
+interface RunState {
+  task: TaskSubmit;
+  sink: ExecutionSink;
+  sessionId: string | undefined;
+  usage: UsageAggregator;
+  files: FileChangeTracker;
+  commands: string[];
+  /** Assistant text of the whole task, for partial results. */
+  text: string[];
+  lastAssistantError: string | undefined;
+}
+
+type StopReason = 'cancelled' | 'timeout' | undefined;
+
+/** Runs a task with the real Claude Agent SDK (and the Claude Code binary it ships). */
+export class ClaudeExecutor implements Executor {
+  private readonly opts: ClaudeExecutorOptions;
+  private readonly log: Logger;
+  private readonly now: () => number;
+
+  constructor(opts: ClaudeExecutorOptions = {}) {
+    this.opts = opts;
+    this.log = opts.logger ?? pino({ level: 'silent' });
+    this.now = opts.now ?? Date.now;
+  }
+
+  async execute(task: TaskSubmit, sink: ExecutionSink, signal: AbortSignal): Promise<ExecutionOutcome> {
+    try {
+      return await this.run(task, sink, signal);
+    } catch (err) {
+      const error = redactSecrets(err instanceof Error ? err.message : String(err), this.secrets());
+      this.log.error({ taskId: task.taskId, error }, 'claude executor failed');
+      return { kind: 'failed', payload: { error, recoverable: false, errorCode: 'EXECUTION_FAILED' } };
+    }
+  }
+
+  /** Last known cumulative totals per session, so resumed runs report only their own usage. */
+  private readonly sessionTotals = new Map<string, InvocationUsage>();
+
+  private rememberSessionTotals(sessionId: string, usage: InvocationUsage): void {
+    this.sessionTotals.delete(sessionId);
+    this.sessionTotals.set(sessionId, usage);
+    if (this.sessionTotals.size > SESSION_TOTALS_LIMIT) {
+      const oldest = this.sessionTotals.keys().next().value;
+      if (oldest !== undefined) this.sessionTotals.delete(oldest);
+    }
+  }
+
+  private secrets(): string[] {
+    const key = this.opts.apiKey ?? process.env.ANTHROPIC_API_KEY;
+    return key ? [key] : [];
+  }
+
+  private childEnv(): Record<string, string | undefined> {
+    const base = this.opts.env ?? process.env;
+    const env: Record<string, string | undefined> = {};
+    for (const [k, v] of Object.entries(base)) if (!STRIPPED_ENV.test(k)) env[k] = v;
+    const apiKey = this.opts.apiKey ?? base.ANTHROPIC_API_KEY;
+    const baseUrl = this.opts.baseUrl ?? base.ANTHROPIC_BASE_URL;
+    if (apiKey) env.ANTHROPIC_API_KEY = apiKey;
+    if (baseUrl) env.ANTHROPIC_BASE_URL = baseUrl;
+    if (this.opts.home) {
+      env.HOME = this.opts.home;
+      env.CLAUDE_CONFIG_DIR = `${this.opts.home}/.claude`;
+    }
+    env.CLAUDE_CODE_MAX_RETRIES = String(this.opts.maxRetries ?? 2);
+    env.CLAUDE_CODE_DISABLE_NONESSENTIAL_TRAFFIC = '1';
+    env.DISABLE_AUTOUPDATER = '1';
+    env.DISABLE_TELEMETRY = '1';
+    env.DISABLE_ERROR_REPORTING = '1';
+    env.CLAUDE_AGENT_SDK_CLIENT_APP = 'bematic-agent';
+    return env;
+  }
+
+  private async run(task: TaskSubmit, sink: ExecutionSink, signal: AbortSignal): Promise<ExecutionOutcome> {
+    const started = this.now();
+    const cwdStat = await stat(task.localPath).catch(() => undefined);
+    if (!cwdStat?.isDirectory()) {
+      return {
+        kind: 'failed',
+        payload: {
+          error: `Project directory does not exist: ${task.localPath}`,
+          recoverable: false,
+          errorCode: 'PATH_NOT_ALLOWED',
+        },
+      };
+    }
+    if (signal.aborted) return { kind: 'cancelled', payload: { reason: 'Cancelled before start' } };
+
+    const gitBefore = await gitStatus(task.localPath);
+    const state: RunState = {
+      task,
+      sink,
+      sessionId: task.resumeSessionId,
+      usage: new UsageAggregator(),
+      files: new FileChangeTracker(task.localPath),
+      commands: [],
+      text: [],
+      lastAssistantError: undefined,
+    };
+    const maxContinuations = task.maxContinuations ?? this.opts.maxContinuations ?? MAX_CONTINUATIONS;
+    const timeoutMs = task.timeoutMs ?? this.opts.timeoutMs ?? DEFAULT_TIMEOUT_MS;
+    const secrets = this.secrets();
+
+    const abort = new AbortController();
+    let stopReason: StopReason;
+    const onCancel = (): void => {
+      stopReason ??= 'cancelled';
+      abort.abort();
+    };
+    signal.addEventListener('abort', onCancel, { once: true });
+    const timer = setTimeout(() => {
+      stopReason ??= 'timeout';
+      abort.abort();
+    }, timeoutMs);
+
+    const finish = async (): Promise<{ metrics: TaskMetrics; filesChanged: string[] }> => {
+      const gitAfter = await gitStatus(task.localPath);
+      state.files.add(gitChangesBetween(gitBefore, gitAfter));
+      return { metrics: state.usage.metrics(this.now() - started), filesChanged: state.files.list() };
+    };
+    const partial = (): string => redactSecrets(state.text.join('\n\n'), secrets).slice(0, 500_000);
+
+    try {
+      for (let invocation = 0; ; invocation++) {
+        const remainingBudget =
+          task.maxBudgetUsd === undefined ? undefined : task.maxBudgetUsd - state.usage.costUsd;
+        const proc = new ClaudeProcessHandle(
+          (chunk) =>
+            this.log.debug({ taskId: task.taskId, stderr: redactSecrets(chunk, secrets) }, 'claude stderr'),
+          this.opts.onSpawn,
+        );
+        const baseline = state.sessionId ? this.sessionTotals.get(state.sessionId) : undefined;
+        const result = await this.invoke(state, invocation === 0 ? task.prompt : CONTINUE_PROMPT, {
+          abort,
+          proc,
+          remainingBudget,
+        });
+        // A cancelled or timed-out Claude Code must really be gone before we report.
+        await proc.ensureExited(stopReason ? (this.opts.killGraceMs ?? 3000) : 10_000);
+        if (result) {
+          const usage = usageOfResult(result);
+          state.usage.add(usage, baseline);
+          if (state.sessionId) this.rememberSessionTotals(state.sessionId, usage);
+        }
+
+        if (stopReason === 'cancelled') {
+          const { metrics } = await finish();
+          const payload: Extract<ExecutionOutcome, { kind: 'cancelled' }>['payload'] = {
+            reason: 'Cancelled',
+            partialResult: partial(),
+            metrics,
+          };
+          if (state.sessionId) payload.sessionId = state.sessionId;
+          return { kind: 'cancelled', payload };
+        }
+        if (stopReason === 'timeout') {
+          const { metrics } = await finish();
+          return this.failed(state, metrics, `Timed out after ${timeoutMs} ms`, 'TIMEOUT', true);
+        }
+        if (!result) {
+          const { metrics } = await finish();
+          const stderr = redactSecrets(proc.stderr.trim(), secrets);
+          const detail = stderr.length > 0 ? `: ${stderr.slice(-1000)}` : '';
+          return this.failed(
+            state,
+            metrics,
+            `Claude Code exited without a result${detail}`,
+            'EXECUTION_FAILED',
+            false,
+          );
+        }
+
+        if (result.subtype === 'error_max_turns') {
+          if (invocation < maxContinuations && state.sessionId) {
+            sink.progress({
+              kind: 'continuation',
+              message: `Auto-continuing (${invocation + 1}/${maxContinuations})…`,
+            });
+            continue;
+          }
+          const { metrics, filesChanged } = await finish();
+          return this.completed(
+            state,
+            partial(),
+            metrics,
+            filesChanged,
+            `Stopped after ${invocation} auto-continuations without finishing; the result is partial.`,
+          );
+        }
+        if (result.subtype === 'error_max_budget_usd') {
+          const { metrics } = await finish();
+          return this.budgetExceeded(state, metrics);
+        }
+        if (result.subtype === 'success' && !result.is_error) {
+          const { metrics, filesChanged } = await finish();
+          if (task.maxBudgetUsd !== undefined && metrics.costUsd > task.maxBudgetUsd) {
+            return this.budgetExceeded(state, metrics);
+          }
+          return this.completed(state, redactSecrets(result.result, secrets), metrics, filesChanged);
+        }
+        const { metrics } = await finish();
+        const text =
+          result.subtype === 'success'
+            ? result.result
+            : result.errors.join('; ') || `Claude Code stopped: ${result.subtype}`;
+        const status = result.subtype === 'success' ? result.api_error_status : undefined;
+        const mapped = mapModelError(status, state.lastAssistantError, text);
+        return this.failed(
+          state,
+          metrics,
+          redactSecrets(text, secrets),
+          mapped.errorCode,
+          mapped.recoverable,
+        );
+      }
+    } finally {
+      clearTimeout(timer);
+      signal.removeEventListener('abort', onCancel);
+    }
+  }
+
+  /** One query() call; resolves with its result message, or undefined if there was none. */
+  private async invoke(
+    state: RunState,
+    prompt: string,
+    ctx: { abort: AbortController; proc: ClaudeProcessHandle; remainingBudget: number | undefined },
+  ): Promise<SDKResultMessage | undefined> {
+    const { task } = state;
+    const options: Options = {
+      cwd: task.localPath,
+      model: task.model,
+      systemPrompt: task.systemPrompt,
+      // `tools` is what the model is offered; `allowedTools` is what runs without a prompt.
+      tools: [...task.allowedTools],
+      allowedTools: [...task.allowedTools],
+      permissionMode: this.opts.permissionMode ?? 'dontAsk',
+      settingSources: this.opts.settingSources ?? [],
+      maxTurns: this.opts.maxTurns ?? DEFAULT_MAX_TURNS,
+      abortController: ctx.abort,
+      env: this.childEnv(),
+      spawnClaudeCodeProcess: ctx.proc.spawn,
+    };
+    if (ctx.remainingBudget !== undefined) options.maxBudgetUsd = Math.max(ctx.remainingBudget, 0.000001);
+    if (state.sessionId) options.resume = state.sessionId;
+    if (this.opts.pathToClaudeCodeExecutable)
+      options.pathToClaudeCodeExecutable = this.opts.pathToClaudeCodeExecutable;
+
+    let result: SDKResultMessage | undefined;
+    state.lastAssistantError = undefined;
+    try {
+      for await (const message of query({ prompt, options })) {
+        if (message.type === 'result') result = message;
+        else this.observe(state, message);
+        if (message.type === 'result' || message.type === 'system') {
+          if (typeof message.session_id === 'string' && message.session_id.length > 0)
+            state.sessionId = message.session_id;
+        }
+      }
+    } catch (err) {
+      // The SDK throws after an error result too; the result message is what counts.
+      if (!result && !ctx.abort.signal.aborted) {
+        this.log.warn(
+          { taskId: task.taskId, error: redactSecrets(String(err), this.secrets()) },
+          'claude query ended with an error',
+        );
+      }
+    }
+    return result;
+  }
+
+  private observe(state: RunState, message: SDKMessage): void {
+    const { task, sink } = state;
+    if (message.type === 'assistant') {
+      if (message.error) state.lastAssistantError = message.error;
+      const topLevel = message.parent_tool_use_id === null;
+      for (const b of blocksOf(message.message.content)) {
+        if (b.type === 'text' && 'text' in b && topLevel && !message.error) {
+          const text = redactSecrets(b.text, this.secrets());
+          if (text.length === 0) continue;
+          sink.stream(state.text.length > 0 ? `\n\n${text}` : text);
+          state.text.push(text);
+        } else if (b.type === 'tool_use' && 'name' in b) {
+          const step = redactSecrets(describeToolUse(b.name, b.input, task.localPath), this.secrets());
+          sink.progress({ kind: 'tool', tool: b.name, message: step.slice(0, 2000) });
+          state.files.noteToolUse(b.id, b.name, b.input);
+          const command = bashCommand(b.name, b.input);
+          if (command !== undefined)
+            state.commands.push(redactSecrets(command, this.secrets()).slice(0, 10_000));
+        }
+      }
+    } else if (message.type === 'user') {
+      for (const b of blocksOf(message.message.content)) {
+        if (b.type === 'tool_result' && 'tool_use_id' in b)
+          state.files.noteToolResult(b.tool_use_id, b.is_error === true);
+      }
+    }
+  }
+
+  private completed(
+    state: RunState,
+    result: string,
+    metrics: TaskMetrics,
+    filesChanged: string[],
+    warning?: string,
+  ): ExecutionOutcome {
+    const payload: Extract<ExecutionOutcome, { kind: 'completed' }>['payload'] = {
+      result: result.slice(0, 500_000),
+      metrics,
+      filesChanged,
+      commandsRun: state.commands,
+    };
+    if (state.sessionId) payload.sessionId = state.sessionId;
+    if (warning) payload.warning = warning;
+    return { kind: 'completed', payload };
+  }
+
+  private failed(
+    state: RunState,
+    metrics: TaskMetrics,
+    error: string,
+    errorCode: Extract<ExecutionOutcome, { kind: 'failed' }>['payload']['errorCode'],
+    recoverable: boolean,
+  ): ExecutionOutcome {
+    const payload: Extract<ExecutionOutcome, { kind: 'failed' }>['payload'] = {
+      error: error.slice(0, 10_000),
+      recoverable,
+      errorCode,
+      metrics,
+    };
+    if (state.sessionId) payload.sessionId = state.sessionId;
+    return { kind: 'failed', payload };
+  }
+
+  private budgetExceeded(state: RunState, metrics: TaskMetrics): ExecutionOutcome {
+    const limit = state.task.maxBudgetUsd ?? 0;
+    const outcome = this.failed(
+      state,
+      metrics,
+      `Budget exceeded: spent $${metrics.costUsd.toFixed(4)} of $${limit.toFixed(4)} ` +
+        `(${metrics.inputTokens} input, ${metrics.outputTokens} output, ${metrics.cacheReadTokens} cache-read, ` +
+        `${metrics.cacheCreationTokens} cache-write tokens)`,
+      'BUDGET_EXCEEDED',
+      false,
+    );
+    if (outcome.kind === 'failed')
+      outcome.payload.context = { costUsd: metrics.costUsd, maxBudgetUsd: limit };
+    return outcome;
+  }
+}
