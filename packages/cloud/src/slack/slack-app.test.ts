@@ -199,6 +199,26 @@ describe('Slack app in Socket Mode against the emulator', () => {
     expect(emulator.ephemerals('U1').map((m) => m.text)).toEqual(['Retrying task_123']);
   });
 
+  it('survives payloads it cannot read and a handler that rejects', async () => {
+    await startApp();
+    const broken = await emulator.deliverEnvelope(
+      'events_api',
+      emulator.eventCallback({ type: 'app_mention' }),
+    );
+    expect(broken.envelopeId).toBeTruthy();
+    handler.onRequest = async () => {
+      throw new Error('handler broke its promise');
+    };
+    await emulator.mention({ user: 'U1', channel: 'C1', text: 'code crash please' });
+    await handler.nth(0);
+    await emulator.waitFor(() => emulator.ephemerals('U1').length > 0);
+    expect(emulator.ephemerals('U1')[0]?.text).toMatch(/went wrong/);
+    handler.onRequest = async () => {};
+    await emulator.mention({ user: 'U1', channel: 'C1', text: 'code still alive' });
+    expect((await handler.nth(1)).text).toBe('code still alive');
+    expect(handler.requests).toHaveLength(2);
+  });
+
   it('never loses the final update in a 429 storm on chat.update', async () => {
     const app = await startApp({ appToken: undefined, signingSecret: 'unused' });
     const posted = await app.surface.post('C1', { text: 'step 0' });

@@ -18,5 +18,5 @@ export {
   type SlashCommandArgs,
   startSlackEmulator,
 } from './slack-emulator.js';
-export { type Ack, AckTimeoutError } from './socket-mode.js';
+export { type Ack, AckTimeoutError, type EnvelopeType } from './socket-mode.js';
 export type { EphemeralMessage, OpenedView, SlackUser } from './workspace.js';

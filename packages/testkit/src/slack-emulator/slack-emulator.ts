@@ -7,7 +7,7 @@ import { type RateLimitRule, RateLimits } from './rate-limits.js';
 import { blocksToText, renderMessages, type SlackBlock } from './render.js';
 import { type FieldValue, jsonField, parseBody, readRaw, stringField } from './request-body.js';
 import { encodeHttpPayload, type HttpPayload, signSlackRequest } from './signing.js';
-import { type Ack, SocketModeEndpoint } from './socket-mode.js';
+import { type Ack, type EnvelopeType, SocketModeEndpoint } from './socket-mode.js';
 import { type ApiResult, createWebApi, tokenKind } from './web-api.js';
 import {
   type EphemeralMessage,
@@ -280,6 +280,16 @@ export class SlackEmulator {
     const payload = this.prepareButtonClick(args);
     const ack = await this.socketMode.deliver('interactive', payload);
     return { ack, triggerId: String(payload.trigger_id), responseUrl: String(payload.response_url) };
+  }
+
+  /** Sends any envelope as is (malformed ones included) and resolves with the ack. */
+  deliverEnvelope(type: EnvelopeType, payload: Record<string, unknown>): Promise<Ack> {
+    return this.socketMode.deliver(type, payload);
+  }
+
+  /** Wraps an event in the event_callback Slack would send, for deliverEnvelope or deliverHttp. */
+  eventCallback(event: Record<string, unknown>): HttpPayload {
+    return this.callback(event);
   }
 
   // ---- the same, as HTTP payloads for an app in HTTP mode ----
