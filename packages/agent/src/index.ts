@@ -1,2 +1,32 @@
-export type { ExecutionOutcome, ExecutionSink, Executor } from './executor/executor.js';
+export { AGENT_VERSION, Agent, type AgentEvents, type AgentOptions } from './agent.js';
+export { type Clock, systemClock, systemTimers, type Timers } from './clock.js';
+export {
+  AGENT_SETTINGS,
+  type AgentConfig,
+  AgentConfigError,
+  type AgentSetting,
+  agentWsUrl,
+  loadAgentConfig,
+} from './config.js';
+export { Backoff, type BackoffOptions, type Jitter } from './connection/backoff.js';
+export {
+  CloudConnection,
+  type CloudConnectionOptions,
+  type ConnectionState,
+} from './connection/cloud-connection.js';
+export { OutboundBuffer, type OutboundTransport } from './connection/outbound-buffer.js';
+export { TerminalStore } from './connection/terminal-store.js';
 export * from './executor/claude/index.js';
+export type { ExecutionOutcome, ExecutionSink, Executor } from './executor/executor.js';
+export { SleepExecutor, type SleepExecutorOptions } from './executor/sleep-executor.js';
+export { QueueProcessor, type QueueProcessorOptions, type TaskOutcomeKind } from './queue/queue-processor.js';
+export {
+  createOsSampler,
+  ResourceMonitor,
+  type ResourceMonitorOptions,
+  type ResourceSample,
+  type ResourceStatusChange,
+  type Sampler,
+} from './resources/resource-monitor.js';
+export { type PathValidation, PathValidator } from './security/path-validator.js';
+export { StreamCoalescer, type StreamCoalescerOptions } from './streaming/stream-coalescer.js';

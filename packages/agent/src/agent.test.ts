@@ -1,0 +1,377 @@
+import { once } from 'node:events';
+import { mkdirSync, mkdtempSync, realpathSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import path from 'node:path';
+import { ResourceMetrics, type TaskPriority } from '@bematic/protocol';
+import { afterEach, describe, expect, it } from 'vitest';
+import { Agent } from './agent.js';
+import { agentWsUrl } from './config.js';
+import type { Executor } from './executor/executor.js';
+import { SleepExecutor } from './executor/sleep-executor.js';
+import { ResourceMonitor, type ResourceSample } from './resources/resource-monitor.js';
+import { FakeCloud, type FakeCloudOptions } from './test-support/fake-cloud.js';
+import { ManualExecutor } from './test-support/manual-executor.js';
+
+const base = realpathSync(mkdtempSync(path.join(tmpdir(), 'bematic-agent-')));
+const root = path.join(base, 'root');
+const dir = (name: string) => {
+  const d = path.join(root, name);
+  mkdirSync(d, { recursive: true });
+  return d;
+};
+const outside = path.join(base, 'outside');
+mkdirSync(outside, { recursive: true });
+
+const cleanups: Array<() => Promise<void> | void> = [];
+afterEach(async () => {
+  for (const c of cleanups.splice(0).reverse()) await c();
+});
+
+interface Setup {
+  executor?: Executor;
+  max?: number;
+  cloud?: FakeCloudOptions;
+  sample?: Partial<ResourceSample>;
+  stateDir?: string;
+  existingCloud?: FakeCloud;
+  waitForAuth?: boolean;
+}
+
+async function setup(opts: Setup = {}) {
+  const cloud = opts.existingCloud ?? (await FakeCloud.start(opts.cloud));
+  if (!opts.existingCloud) cleanups.push(() => cloud.close());
+  const sample: ResourceSample = {
+    cpuPercent: 12,
+    memoryPercent: 34,
+    rssMb: 56,
+    loadAvg1m: 0.5,
+    ...opts.sample,
+  };
+  const monitor = new ResourceMonitor({
+    cpuThreshold: 90,
+    memoryThreshold: 90,
+    recoverySamples: 2,
+    sampler: () => ({ ...sample }),
+    intervalMs: 3_600_000,
+  });
+  const agent = new Agent({
+    config: {
+      cloudUrl: agentWsUrl(cloud.url)!,
+      agentId: 'agent-1',
+      agentKey: 'secret',
+      maxConcurrentTasks: opts.max ?? 3,
+      roots: [root],
+      cpuThreshold: 90,
+      memoryThreshold: 90,
+      reconnectMaxMs: 50,
+      stateDir: opts.stateDir,
+    },
+    executor: opts.executor ?? new SleepExecutor(),
+    resourceMonitor: monitor,
+    reconnectBaseMs: 10,
+    streamFlushMs: 20,
+    hostname: 'test-host',
+  });
+  cleanups.push(() => agent.stop({ graceful: false }));
+  const authed = once(agent, 'authenticated');
+  agent.start();
+  if (opts.waitForAuth !== false) await authed;
+  return { cloud, agent, monitor, sample };
+}
+
+describe('Agent against a fake cloud', () => {
+  it('authenticates first, reporting what it holds', async () => {
+    const { cloud } = await setup({ max: 4 });
+    expect(cloud.received[0]?.type).toBe('AUTH_REQUEST');
+    expect(cloud.authRequests[0]).toEqual({
+      agentId: 'agent-1',
+      apiKey: 'secret',
+      agentVersion: expect.any(String),
+      hostname: 'test-host',
+      maxConcurrentTasks: 4,
+      activeTaskIds: [],
+      bufferedTaskIds: [],
+    });
+  });
+
+  it('answers a heartbeat ping with a pong carrying resource metrics', async () => {
+    const { cloud } = await setup();
+    cloud.send('HEARTBEAT_PING', { seq: 7, sentAt: 1234 });
+    const pong = await cloud.waitFor('HEARTBEAT_PONG');
+    expect(pong.payload).toMatchObject({ seq: 7, sentAt: 1234 });
+    expect(ResourceMetrics.parse(pong.payload.metrics)).toMatchObject({
+      cpuPercent: 12,
+      memoryPercent: 34,
+      rssMb: 56,
+    });
+  });
+
+  it('runs a task: ACK, progress and stream, then COMPLETE, in that order', async () => {
+    const { cloud } = await setup();
+    cloud.submit({ taskId: 't1', localPath: dir('p1'), prompt: 'hello world' });
+    const complete = await cloud.waitFor('TASK_COMPLETE', (p) => p.taskId === 't1');
+    expect(complete.payload).toMatchObject({ result: 'Slept 0 ms', filesChanged: [], commandsRun: [] });
+    expect(complete.payload.resourceMetrics?.cpuPercent).toBe(12);
+    const types = cloud.received
+      .filter((m) => (m.payload as { taskId?: string }).taskId === 't1')
+      .map((m) => m.type);
+    expect(types[0]).toBe('TASK_ACK');
+    expect(types.at(-1)).toBe('TASK_COMPLETE');
+    expect(types).toContain('TASK_PROGRESS');
+    expect(types.indexOf('TASK_STREAM')).toBeLessThan(types.indexOf('TASK_COMPLETE'));
+    expect(cloud.ofType('TASK_ACK', 't1')[0]?.payload).toMatchObject({ accepted: true, queued: false });
+    expect(
+      cloud
+        .ofType('TASK_STREAM', 't1')
+        .map((m) => m.payload.text)
+        .join(''),
+    ).toBe('Working on: hello world\n');
+    expect(cloud.ofType('TASK_PROGRESS', 't1')[0]?.payload).toMatchObject({ kind: 'started' });
+  });
+
+  it('ignores a duplicate submit, whether the task is running or finished', async () => {
+    const executor = new ManualExecutor();
+    const { cloud } = await setup({ executor });
+    const p = dir('dup');
+    cloud.submit({ taskId: 't1', localPath: p });
+    await executor.started('t1');
+    cloud.submit({ taskId: 't1', localPath: p });
+    await cloud.sync();
+    executor.complete('t1');
+    await cloud.waitFor('TASK_COMPLETE');
+    cloud.submit({ taskId: 't1', localPath: p });
+    await cloud.sync();
+    expect(executor.startOrder).toEqual(['t1']);
+    expect(cloud.ofType('TASK_ACK', 't1')).toHaveLength(1);
+    expect(cloud.ofType('TASK_COMPLETE', 't1')).toHaveLength(1);
+  });
+
+  it('limits concurrency globally and to one running task per project directory', async () => {
+    const executor = new ManualExecutor();
+    const { cloud, agent } = await setup({ executor, max: 2 });
+    const [a, b, c] = [dir('a'), dir('b'), dir('c')];
+    cloud.submit({ taskId: 't1', localPath: a });
+    cloud.submit({ taskId: 't2', localPath: `${b}/../a` });
+    cloud.submit({ taskId: 't3', localPath: b });
+    cloud.submit({ taskId: 't4', localPath: c });
+    await cloud.waitFor('TASK_ACK', (p) => p.taskId === 't4');
+    const ack = (id: string) => cloud.ofType('TASK_ACK', id)[0]?.payload;
+    expect(ack('t1')).toMatchObject({ accepted: true, queued: false });
+    expect(ack('t2')).toMatchObject({ accepted: true, queued: true, queuePosition: 0 });
+    expect(ack('t3')).toMatchObject({ accepted: true, queued: false });
+    expect(ack('t4')).toMatchObject({ accepted: true, queued: true, queuePosition: 1 });
+    expect(agent.queue.counts()).toEqual({ activeTasks: 2, queuedTasks: 2 });
+    expect(agent.queue.activeTaskIds().sort()).toEqual(['t1', 't2', 't3', 't4']);
+
+    executor.complete('t1');
+    await executor.started('t2');
+    expect(executor.startOrder).toEqual(['t1', 't3', 't2']);
+    executor.complete('t3');
+    await executor.started('t4');
+    executor.complete('t2');
+    executor.complete('t4');
+    await cloud.waitFor('TASK_COMPLETE', (p) => p.taskId === 't4');
+    expect(executor.startOrder).toEqual(['t1', 't3', 't2', 't4']);
+  });
+
+  it('starts queued tasks by priority, FIFO within a priority', async () => {
+    const executor = new ManualExecutor();
+    const { cloud } = await setup({ executor, max: 1 });
+    cloud.submit({ taskId: 'first', localPath: dir('q0') });
+    await executor.started('first');
+    const order: Array<[string, TaskPriority]> = [
+      ['low1', 'low'],
+      ['normal1', 'normal'],
+      ['urgent1', 'urgent'],
+      ['high1', 'high'],
+      ['normal2', 'normal'],
+      ['urgent2', 'urgent'],
+    ];
+    for (const [id, priority] of order) cloud.submit({ taskId: id, localPath: dir(id), priority });
+    await cloud.waitFor('TASK_ACK', (p) => p.taskId === 'urgent2');
+    let current = 'first';
+    for (const next of ['urgent1', 'urgent2', 'high1', 'normal1', 'normal2', 'low1']) {
+      executor.complete(current);
+      await executor.started(next);
+      current = next;
+    }
+    expect(executor.startOrder).toEqual([
+      'first',
+      'urgent1',
+      'urgent2',
+      'high1',
+      'normal1',
+      'normal2',
+      'low1',
+    ]);
+  });
+
+  it('cancels a queued task without running it', async () => {
+    const executor = new ManualExecutor();
+    const { cloud } = await setup({ executor, max: 1 });
+    cloud.submit({ taskId: 'run', localPath: dir('c1') });
+    cloud.submit({ taskId: 'wait', localPath: dir('c2') });
+    await cloud.waitFor('TASK_ACK', (p) => p.taskId === 'wait');
+    cloud.send('TASK_CANCEL', { taskId: 'wait', reason: 'user asked' });
+    const cancelled = await cloud.waitFor('TASK_CANCELLED');
+    expect(cancelled.payload).toEqual({ taskId: 'wait', reason: 'user asked' });
+    executor.complete('run');
+    await cloud.waitFor('TASK_COMPLETE');
+    await cloud.sync();
+    expect(executor.startOrder).toEqual(['run']);
+  });
+
+  it.each([
+    ['resolves cancelled', 'cancel' as const, 'partial'],
+    ['reports a failure after the abort', 'fail-late' as const, 'streamed so far'],
+  ])('cancels a running task exactly once when the executor %s', async (_label, mode, partial) => {
+    const executor = new ManualExecutor(mode);
+    const { cloud } = await setup({ executor });
+    cloud.submit({ taskId: 't1', localPath: dir('cr') });
+    const run = await executor.started('t1');
+    run.sink.stream('streamed so far');
+    cloud.send('TASK_CANCEL', { taskId: 't1', reason: 'stop' });
+    cloud.send('TASK_CANCEL', { taskId: 't1', reason: 'stop again' });
+    const cancelled = await cloud.waitFor('TASK_CANCELLED');
+    expect(cancelled.payload).toMatchObject({ taskId: 't1', reason: 'stop', partialResult: partial });
+    expect(run.signal.aborted).toBe(true);
+    await cloud.sync();
+    expect(cloud.ofType('TASK_CANCELLED', 't1')).toHaveLength(1);
+    expect(cloud.ofType('TASK_ERROR', 't1')).toHaveLength(0);
+    expect(cloud.ofType('TASK_COMPLETE', 't1')).toHaveLength(0);
+  });
+
+  it('turns a throwing executor into TASK_ERROR EXECUTION_FAILED and a failed outcome into TASK_ERROR', async () => {
+    const { cloud } = await setup();
+    cloud.submit({ taskId: 'throws', localPath: dir('x1'), prompt: 'do [throw]' });
+    cloud.submit({ taskId: 'fails', localPath: dir('x2'), prompt: 'do [fail]' });
+    const thrown = await cloud.waitFor('TASK_ERROR', (p) => p.taskId === 'throws');
+    expect(thrown.payload).toMatchObject({ errorCode: 'EXECUTION_FAILED', recoverable: false });
+    expect(thrown.payload.error).toMatch(/told to throw/);
+    const failed = await cloud.waitFor('TASK_ERROR', (p) => p.taskId === 'fails');
+    expect(failed.payload.error).toMatch(/told to fail/);
+  });
+
+  it('refuses work while overloaded and announces overload and recovery', async () => {
+    const { cloud, monitor, sample } = await setup();
+    sample.cpuPercent = 99;
+    monitor.sample();
+    const status = await cloud.waitFor('AGENT_STATUS', (p) => p.overloaded);
+    expect(status.payload).toMatchObject({ overloaded: true, maxConcurrentTasks: 3 });
+    expect(status.payload.reason).toMatch(/CPU 99%/);
+
+    cloud.submit({ taskId: 't1', localPath: dir('o1') });
+    const refused = await cloud.waitFor('TASK_ACK', (p) => p.taskId === 't1');
+    expect(refused.payload).toMatchObject({ accepted: false, queued: false });
+    expect(refused.payload.reason).toMatch(/^agent overloaded: CPU 99%/);
+
+    sample.cpuPercent = 10;
+    monitor.sample();
+    monitor.sample();
+    const recovered = await cloud.waitFor('AGENT_STATUS', (p) => !p.overloaded);
+    expect(recovered.payload.metrics.cpuPercent).toBe(10);
+
+    cloud.submit({ taskId: 't1', localPath: dir('o1') });
+    await cloud.waitFor('TASK_COMPLETE', (p) => p.taskId === 't1');
+  });
+
+  it('delivers a result produced while the cloud was away exactly once after reconnecting', async () => {
+    const executor = new ManualExecutor();
+    const { cloud, agent } = await setup({ executor });
+    cloud.submit({ taskId: 't1', localPath: dir('away') });
+    await executor.started('t1');
+    const disconnected = once(agent, 'disconnected');
+    cloud.goOffline();
+    await disconnected;
+    const finished = once(agent, 'task-finished');
+    executor.complete('t1', 'finished offline');
+    await finished;
+    expect(agent.outbound.bufferedTaskIds()).toEqual(['t1']);
+
+    const reauthed = once(agent, 'authenticated');
+    cloud.goOnline();
+    await reauthed;
+    expect(cloud.authRequests.at(-1)?.bufferedTaskIds).toEqual(['t1']);
+    const complete = await cloud.waitFor('TASK_COMPLETE');
+    expect(complete.payload.result).toBe('finished offline');
+    expect(complete.connection).toBeGreaterThan(1);
+    await cloud.sync();
+    expect(cloud.ofType('TASK_COMPLETE', 't1')).toHaveLength(1);
+    expect(agent.outbound.size).toBe(0);
+  });
+
+  it('keeps an undelivered result on disk across an agent restart', async () => {
+    const stateDir = path.join(base, `state-${Date.now()}`);
+    const executor = new ManualExecutor();
+    const first = await setup({ executor, stateDir });
+    const { cloud } = first;
+    cloud.submit({ taskId: 'persisted', localPath: dir('persist') });
+    await executor.started('persisted');
+    const disconnected = once(first.agent, 'disconnected');
+    cloud.goOffline();
+    await disconnected;
+    const finished = once(first.agent, 'task-finished');
+    executor.complete('persisted', 'survived');
+    await finished;
+    await first.agent.stop({ graceful: false });
+
+    cloud.goOnline();
+    await setup({ existingCloud: cloud, stateDir });
+    expect(cloud.authRequests.at(-1)?.bufferedTaskIds).toEqual(['persisted']);
+    const complete = await cloud.waitFor('TASK_COMPLETE');
+    expect(complete.payload.result).toBe('survived');
+    await cloud.sync();
+    expect(cloud.ofType('TASK_COMPLETE')).toHaveLength(1);
+  });
+
+  it('answers garbage frames with SYSTEM_ERROR and keeps working on the same connection', async () => {
+    const { cloud } = await setup();
+    cloud.sendRaw('{not json');
+    expect((await cloud.waitFor('SYSTEM_ERROR', (p) => p.code === 'INVALID_JSON')).payload.code).toBe(
+      'INVALID_JSON',
+    );
+    cloud.sendRaw(JSON.stringify({ v: 1, type: 'DROP_TABLES', id: 'bad-1', ts: 1, payload: {} }));
+    const unknown = await cloud.waitFor('SYSTEM_ERROR', (p) => p.code === 'UNKNOWN_TYPE');
+    expect(unknown.payload.refId).toBe('bad-1');
+    cloud.sendRaw(
+      JSON.stringify({ v: 1, type: 'TASK_SUBMIT', id: 'bad-2', ts: 1, payload: { taskId: 'x' } }),
+    );
+    await cloud.waitFor('SYSTEM_ERROR', (p) => p.code === 'INVALID_PAYLOAD' && p.refId === 'bad-2');
+    const ack = cloud.send('TASK_ACK', { taskId: 'x', accepted: true, queued: false });
+    await cloud.waitFor('SYSTEM_ERROR', (p) => p.code === 'UNEXPECTED_TYPE' && p.refId === ack.id);
+
+    cloud.submit({ taskId: 't1', localPath: dir('g') });
+    await cloud.waitFor('TASK_COMPLETE');
+    expect(cloud.connections).toBe(1);
+  });
+
+  it('refuses a task whose path is outside the allowed roots', async () => {
+    const executor = new ManualExecutor();
+    const { cloud } = await setup({ executor });
+    cloud.submit({ taskId: 'evil', localPath: outside });
+    cloud.submit({ taskId: 'escape', localPath: `${root}/../outside` });
+    for (const taskId of ['evil', 'escape']) {
+      const error = await cloud.waitFor('TASK_ERROR', (p) => p.taskId === taskId);
+      expect(error.payload).toMatchObject({ errorCode: 'PATH_NOT_ALLOWED', recoverable: false });
+      expect(cloud.ofType('TASK_ACK', taskId)[0]?.payload).toMatchObject({ accepted: false, queued: false });
+    }
+    expect(executor.startOrder).toEqual([]);
+  });
+
+  it('cancels tasks the cloud gave up on while the agent was away', async () => {
+    const executor = new ManualExecutor();
+    const { cloud, agent } = await setup({ executor });
+    cloud.submit({ taskId: 'stale', localPath: dir('stale') });
+    await executor.started('stale');
+    cloud.options.cancelTaskIds = ['stale'];
+    const reauthed = once(agent, 'authenticated');
+    cloud.goOffline();
+    cloud.goOnline();
+    await reauthed;
+    expect(cloud.authRequests.at(-1)?.activeTaskIds).toEqual(['stale']);
+    const cancelled = await cloud.waitFor('TASK_CANCELLED');
+    expect(cancelled.payload.taskId).toBe('stale');
+  });
+});
+
+process.on('exit', () => rmSync(base, { recursive: true, force: true }));

@@ -1,0 +1,202 @@
+import { EventEmitter } from 'node:events';
+import os from 'node:os';
+import {
+  type AuthResponse,
+  createMessage,
+  type Message,
+  type MessageType,
+  type PayloadOf,
+} from '@bematic/protocol';
+import pino, { type Logger } from 'pino';
+import { type Clock, systemClock, systemTimers, type Timers } from './clock.js';
+import type { AgentConfig } from './config.js';
+import { Backoff } from './connection/backoff.js';
+import { CloudConnection } from './connection/cloud-connection.js';
+import { OutboundBuffer } from './connection/outbound-buffer.js';
+import { TerminalStore } from './connection/terminal-store.js';
+import type { Executor } from './executor/executor.js';
+import { QueueProcessor, type TaskOutcomeKind } from './queue/queue-processor.js';
+import { ResourceMonitor, type ResourceStatusChange } from './resources/resource-monitor.js';
+import { PathValidator } from './security/path-validator.js';
+
+export const AGENT_VERSION = '0.1.0';
+
+export interface AgentOptions {
+  config: AgentConfig;
+  executor: Executor;
+  logger?: Logger;
+  resourceMonitor?: ResourceMonitor;
+  clock?: Clock;
+  timers?: Timers;
+  /** Random source for reconnect jitter. */
+  random?: () => number;
+  hostname?: string;
+  /** Delay before the second reconnect attempt (later ones double). Default 1000 ms. */
+  reconnectBaseMs?: number;
+  streamFlushMs?: number;
+  authTimeoutMs?: number;
+}
+
+export interface AgentEvents {
+  authenticated: [AuthResponse];
+  'auth-failed': [string];
+  disconnected: [{ code: number; reason: string }];
+  'reconnect-scheduled': [number];
+  'task-started': [{ taskId: string }];
+  'task-finished': [{ taskId: string; outcome: TaskOutcomeKind }];
+  status: [ResourceStatusChange];
+}
+
+/**
+ * One agent: a link to the cloud, a queue of tasks it runs with an executor
+ * in allowed directories, a resource gate, and a buffer that keeps results
+ * until the cloud has them.
+ */
+export class Agent extends EventEmitter<AgentEvents> {
+  readonly connection: CloudConnection;
+  readonly queue: QueueProcessor;
+  readonly outbound: OutboundBuffer;
+  readonly resources: ResourceMonitor;
+  private readonly log: Logger;
+  private readonly clock: Clock;
+  private started = false;
+
+  constructor(private readonly options: AgentOptions) {
+    super();
+    const { config } = options;
+    this.log = (options.logger ?? pino({ level: 'silent' })).child({ agentId: config.agentId });
+    this.clock = options.clock ?? systemClock;
+    const timers = options.timers ?? systemTimers;
+    this.resources =
+      options.resourceMonitor ??
+      new ResourceMonitor({
+        cpuThreshold: config.cpuThreshold,
+        memoryThreshold: config.memoryThreshold,
+        timers,
+      });
+    const backoff = new Backoff({
+      maxMs: config.reconnectMaxMs,
+      jitter: 'full',
+      ...(options.random !== undefined && { random: options.random }),
+      ...(options.reconnectBaseMs !== undefined && { baseMs: options.reconnectBaseMs }),
+    });
+    const paths = new PathValidator(config.roots);
+
+    this.connection = new CloudConnection({
+      url: config.cloudUrl,
+      agentId: config.agentId,
+      apiKey: config.agentKey,
+      agentVersion: AGENT_VERSION,
+      hostname: options.hostname ?? os.hostname(),
+      maxConcurrentTasks: config.maxConcurrentTasks,
+      reconciliation: () => ({
+        activeTaskIds: this.queue.activeTaskIds(),
+        bufferedTaskIds: this.outbound.bufferedTaskIds(),
+      }),
+      metrics: () => this.resources.metrics(),
+      backoff,
+      logger: this.log,
+      timers,
+      clock: this.clock,
+      ...(options.authTimeoutMs !== undefined && { authTimeoutMs: options.authTimeoutMs }),
+    });
+    this.outbound = new OutboundBuffer({
+      transport: this.connection,
+      logger: this.log,
+      ...(config.stateDir !== undefined && { store: new TerminalStore(config.stateDir) }),
+    });
+    this.queue = new QueueProcessor({
+      executor: options.executor,
+      maxConcurrentTasks: config.maxConcurrentTasks,
+      validatePath: (p) => paths.validate(p),
+      resources: this.resources,
+      emit: (type, payload) => this.send(type, payload),
+      logger: this.log,
+      timers,
+      ...(options.streamFlushMs !== undefined && { streamFlushMs: options.streamFlushMs }),
+    });
+    this.resources.setTaskCounts(() => this.queue.counts());
+
+    this.connection.on('authenticated', (response) => this.onAuthenticated(response));
+    this.connection.on('auth-failed', (error) => this.emit('auth-failed', error));
+    this.connection.on('disconnected', (info) => this.emit('disconnected', info));
+    this.connection.on('reconnect-scheduled', (ms) => this.emit('reconnect-scheduled', ms));
+    this.connection.on('message', (message) => this.onMessage(message));
+    this.queue.on('task-started', (e) => this.emit('task-started', e));
+    this.queue.on('task-finished', (e) => this.emit('task-finished', e));
+    this.resources.on('change', (change) => this.onResourceChange(change));
+  }
+
+  start(): void {
+    if (this.started) return;
+    this.started = true;
+    this.resources.start();
+    this.connection.start();
+  }
+
+  /**
+   * Graceful: take no new work, let accepted tasks finish and their results
+   * reach the cloud (if it is reachable), then disconnect. Otherwise abort
+   * running tasks (reported as recoverable AGENT_LOST) and disconnect.
+   */
+  async stop({ graceful }: { graceful: boolean } = { graceful: true }): Promise<void> {
+    await this.queue.shutdown({ graceful });
+    if (this.connection.isReady()) {
+      await Promise.race([
+        this.outbound.whenEmpty(),
+        new Promise((resolve) => setTimeout(resolve, graceful ? 5000 : 500).unref()),
+      ]);
+    }
+    this.resources.stop();
+    await this.connection.stop();
+  }
+
+  private send<T extends MessageType>(type: T, payload: PayloadOf<T>): void {
+    this.outbound.enqueue(createMessage(type, payload, this.clock.now()) as Message);
+  }
+
+  private onAuthenticated(response: AuthResponse): void {
+    this.outbound.flush();
+    for (const taskId of response.cancelTaskIds ?? []) {
+      this.queue.cancel(taskId, 'cancelled by the cloud while the agent was away');
+    }
+    if (this.resources.isOverloaded()) this.sendStatus();
+    this.emit('authenticated', response);
+  }
+
+  private onMessage(message: Message): void {
+    switch (message.type) {
+      case 'TASK_SUBMIT':
+        void this.queue.submit(message.payload).catch((err: unknown) => {
+          this.log.error({ err: String(err), taskId: message.payload.taskId }, 'task submit failed');
+        });
+        return;
+      case 'TASK_CANCEL':
+        this.queue.cancel(message.payload.taskId, message.payload.reason);
+        return;
+      default:
+        this.connection.reportError(
+          'UNEXPECTED_TYPE',
+          `the agent does not accept ${message.type} messages`,
+          message.id,
+        );
+    }
+  }
+
+  private onResourceChange(change: ResourceStatusChange): void {
+    this.log.warn({ overloaded: change.overloaded, reason: change.reason }, 'resource status changed');
+    this.sendStatus();
+    if (!change.overloaded) this.queue.pump();
+    this.emit('status', change);
+  }
+
+  private sendStatus(): void {
+    const reason = this.resources.reason();
+    this.send('AGENT_STATUS', {
+      overloaded: this.resources.isOverloaded(),
+      ...(reason !== undefined && { reason: reason.slice(0, 500) }),
+      maxConcurrentTasks: this.options.config.maxConcurrentTasks,
+      metrics: this.resources.metrics(),
+    });
+  }
+}

@@ -1,0 +1,380 @@
+import { EventEmitter } from 'node:events';
+import {
+  type MessageType,
+  type PayloadOf,
+  PRIORITY_RANK,
+  type ResourceMetrics,
+  type TaskSubmit,
+} from '@bematic/protocol';
+import pino, { type Logger } from 'pino';
+import { systemTimers, type Timers } from '../clock.js';
+import type { ExecutionOutcome, Executor } from '../executor/executor.js';
+import type { PathValidation } from '../security/path-validator.js';
+import { StreamCoalescer } from '../streaming/stream-coalescer.js';
+
+/** What the processor sends; the agent wraps it in an envelope and hands it to the outbound buffer. */
+export type Emit = <T extends MessageType>(type: T, payload: PayloadOf<T>) => void;
+
+export interface ResourceGate {
+  isOverloaded(): boolean;
+  reason(): string | undefined;
+  metrics(): ResourceMetrics;
+}
+
+export interface QueueProcessorOptions {
+  executor: Executor;
+  maxConcurrentTasks: number;
+  validatePath: (localPath: string) => Promise<PathValidation>;
+  resources: ResourceGate;
+  emit: Emit;
+  logger?: Logger;
+  timers?: Timers;
+  streamFlushMs?: number;
+  streamMaxChars?: number;
+  /** How many finished task ids are remembered to recognise duplicate submits. */
+  recentCapacity?: number;
+}
+
+export type TaskOutcomeKind = 'completed' | 'failed' | 'cancelled';
+
+export interface QueueProcessorEvents {
+  'task-started': [{ taskId: string }];
+  'task-finished': [{ taskId: string; outcome: TaskOutcomeKind }];
+  duplicate: [{ taskId: string; state: string }];
+}
+
+interface Queued {
+  task: TaskSubmit;
+  dir: string;
+  order: number;
+}
+
+/** Why a running task's AbortController fired; decides which terminal message it gets. */
+type AbortCause = { kind: 'cancel'; reason: string } | { kind: 'timeout' } | { kind: 'shutdown' };
+
+interface Running {
+  task: TaskSubmit;
+  dir: string;
+  controller: AbortController;
+  cause: AbortCause | undefined;
+  done: Promise<void>;
+}
+
+/**
+ * Decides when each accepted task runs: at most `maxConcurrentTasks` at once,
+ * at most one per project directory, urgent before high before normal before
+ * low (FIFO within a priority), and nothing new while the machine is overloaded.
+ * Every accepted task ends in exactly one terminal message.
+ *
+ * Duplicate TASK_SUBMITs (a task id that is validating, queued, running or
+ * recently finished) are ignored completely: no second ACK, no second run.
+ */
+export class QueueProcessor extends EventEmitter<QueueProcessorEvents> {
+  private readonly queued: Queued[] = [];
+  private readonly running = new Map<string, Running>();
+  private readonly validating = new Map<string, { cancelReason: string | undefined }>();
+  private readonly recent = new Set<string>();
+  private readonly busyDirs = new Set<string>();
+  private order = 0;
+  private accepting = true;
+  private readonly log: Logger;
+  private readonly timers: Timers;
+
+  constructor(private readonly options: QueueProcessorOptions) {
+    super();
+    this.log = (options.logger ?? pino({ level: 'silent' })).child({ component: 'queue-processor' });
+    this.timers = options.timers ?? systemTimers;
+  }
+
+  /** Tasks this agent holds (running or queued), for reconciliation after a reconnect. */
+  activeTaskIds(): string[] {
+    return [...this.running.keys(), ...this.queued.map((q) => q.task.taskId), ...this.validating.keys()];
+  }
+
+  counts(): { activeTasks: number; queuedTasks: number } {
+    return { activeTasks: this.running.size, queuedTasks: this.queued.length + this.validating.size };
+  }
+
+  async submit(task: TaskSubmit): Promise<void> {
+    const { taskId } = task;
+    const state = this.stateOf(taskId);
+    if (state !== undefined) {
+      this.log.info({ taskId, state }, 'duplicate TASK_SUBMIT ignored');
+      this.emit('duplicate', { taskId, state });
+      return;
+    }
+    const { emit, resources } = this.options;
+    if (!this.accepting) {
+      emit('TASK_ACK', { taskId, accepted: false, queued: false, reason: 'agent is shutting down' });
+      return;
+    }
+    if (resources.isOverloaded()) {
+      emit('TASK_ACK', {
+        taskId,
+        accepted: false,
+        queued: false,
+        reason: `agent overloaded: ${resources.reason() ?? 'resources exhausted'}`,
+        resourceStatus: resources.metrics(),
+      });
+      return;
+    }
+
+    const pending = { cancelReason: undefined as string | undefined };
+    this.validating.set(taskId, pending);
+    let validation: PathValidation;
+    try {
+      validation = await this.options.validatePath(task.localPath);
+    } catch (err) {
+      validation = { ok: false, reason: `path could not be checked: ${String(err)}` };
+    }
+    this.validating.delete(taskId);
+
+    if (!validation.ok) {
+      this.log.warn({ taskId, localPath: task.localPath, reason: validation.reason }, 'task path refused');
+      emit('TASK_ACK', { taskId, accepted: false, queued: false, reason: validation.reason });
+      emit('TASK_ERROR', {
+        taskId,
+        error: `Path not allowed: ${validation.reason}`,
+        recoverable: false,
+        errorCode: 'PATH_NOT_ALLOWED',
+        context: { localPath: task.localPath.slice(0, 500) },
+      });
+      this.finish(taskId, 'failed');
+      return;
+    }
+    if (pending.cancelReason !== undefined) {
+      emit('TASK_ACK', { taskId, accepted: true, queued: true, resourceStatus: resources.metrics() });
+      emit('TASK_CANCELLED', { taskId, reason: pending.cancelReason });
+      this.finish(taskId, 'cancelled');
+      return;
+    }
+
+    const entry: Queued = { task, dir: validation.realPath, order: this.order++ };
+    const at = this.queued.findIndex((q) => compare(entry, q) < 0);
+    this.queued.splice(at < 0 ? this.queued.length : at, 0, entry);
+    const starting = this.takeRunnable();
+    const startsNow = starting.some((q) => q === entry);
+    emit('TASK_ACK', {
+      taskId,
+      accepted: true,
+      queued: !startsNow,
+      ...(!startsNow && { queuePosition: this.queued.indexOf(entry) }),
+      resourceStatus: resources.metrics(),
+    });
+    for (const q of starting) this.launch(q);
+  }
+
+  cancel(taskId: string, reason: string): void {
+    const pending = this.validating.get(taskId);
+    if (pending !== undefined) {
+      pending.cancelReason = reason;
+      return;
+    }
+    const i = this.queued.findIndex((q) => q.task.taskId === taskId);
+    if (i >= 0) {
+      this.queued.splice(i, 1);
+      this.options.emit('TASK_CANCELLED', { taskId, reason });
+      this.finish(taskId, 'cancelled');
+      return;
+    }
+    const run = this.running.get(taskId);
+    if (run !== undefined) {
+      run.cause ??= { kind: 'cancel', reason };
+      run.controller.abort();
+      return;
+    }
+    this.log.info({ taskId }, 'cancel for a task this agent does not hold; ignored');
+  }
+
+  /** Starts whatever became runnable (after a task finished or the machine recovered). */
+  pump(): void {
+    for (const q of this.takeRunnable()) this.launch(q);
+  }
+
+  /**
+   * Graceful: refuse new work and wait for queued and running tasks to finish.
+   * Otherwise: abort everything; each task reports TASK_ERROR AGENT_LOST (recoverable).
+   */
+  async shutdown({ graceful }: { graceful: boolean }): Promise<void> {
+    this.accepting = false;
+    if (!graceful) {
+      for (const q of this.queued.splice(0)) {
+        this.options.emit('TASK_ERROR', {
+          taskId: q.task.taskId,
+          error: 'The agent stopped before the task started',
+          recoverable: true,
+          errorCode: 'AGENT_LOST',
+        });
+        this.finish(q.task.taskId, 'failed');
+      }
+      for (const run of this.running.values()) {
+        run.cause ??= { kind: 'shutdown' };
+        run.controller.abort();
+      }
+    }
+    this.pump();
+    while (this.running.size > 0) {
+      await Promise.all([...this.running.values()].map((r) => r.done));
+    }
+  }
+
+  private stateOf(taskId: string): string | undefined {
+    if (this.validating.has(taskId)) return 'validating';
+    if (this.running.has(taskId)) return 'running';
+    if (this.queued.some((q) => q.task.taskId === taskId)) return 'queued';
+    if (this.recent.has(taskId)) return 'finished';
+    return undefined;
+  }
+
+  private takeRunnable(): Queued[] {
+    const out: Queued[] = [];
+    // Accepted work still drains during a graceful shutdown, even under load.
+    if (this.accepting && this.options.resources.isOverloaded()) return out;
+    for (
+      let i = 0;
+      i < this.queued.length && this.running.size + out.length < this.options.maxConcurrentTasks;
+    ) {
+      const q = this.queued[i]!;
+      if (this.busyDirs.has(q.dir)) {
+        i++;
+        continue;
+      }
+      this.queued.splice(i, 1);
+      this.busyDirs.add(q.dir);
+      out.push(q);
+    }
+    return out;
+  }
+
+  private launch(q: Queued): void {
+    const { task } = q;
+    const { taskId } = task;
+    const { emit } = this.options;
+    const controller = new AbortController();
+    const run: Running = { task, dir: q.dir, controller, cause: undefined, done: Promise.resolve() };
+    this.running.set(taskId, run);
+    let finished = false;
+    const coalescer = new StreamCoalescer({
+      taskId,
+      send: (frame) => emit('TASK_STREAM', frame),
+      timers: this.timers,
+      ...(this.options.streamFlushMs !== undefined && { flushMs: this.options.streamFlushMs }),
+      ...(this.options.streamMaxChars !== undefined && { maxChars: this.options.streamMaxChars }),
+    });
+    const sink = {
+      progress: (p: {
+        kind: 'started' | 'tool' | 'status' | 'continuation';
+        message: string;
+        tool?: string;
+      }) => {
+        if (finished) return;
+        coalescer.flush(); // keep text and steps in the order the executor produced them
+        emit('TASK_PROGRESS', { taskId, ...p, message: p.message.slice(0, 2000) });
+      },
+      stream: (text: string) => {
+        if (!finished) coalescer.push(text);
+      },
+    };
+    const timeout =
+      task.timeoutMs !== undefined
+        ? this.timers.setTimeout(() => {
+            run.cause ??= { kind: 'timeout' };
+            controller.abort();
+          }, task.timeoutMs)
+        : undefined;
+
+    emit('TASK_PROGRESS', { taskId, kind: 'started', message: 'Task started' });
+    this.emit('task-started', { taskId });
+    run.done = (async () => {
+      let outcome: ExecutionOutcome;
+      try {
+        outcome = await this.options.executor.execute(task, sink, controller.signal);
+      } catch (err) {
+        this.log.error({ taskId, err: String(err) }, 'executor threw');
+        outcome = {
+          kind: 'failed',
+          payload: {
+            error: `Executor failed: ${err instanceof Error ? err.message : String(err)}`.slice(0, 10_000),
+            recoverable: false,
+            errorCode: 'EXECUTION_FAILED',
+          },
+        };
+      }
+      if (timeout !== undefined) this.timers.clearTimeout(timeout);
+      finished = true;
+      coalescer.close();
+      const kind = this.report(taskId, run.cause, outcome, coalescer.text);
+      this.running.delete(taskId);
+      this.busyDirs.delete(q.dir);
+      this.finish(taskId, kind);
+      this.pump();
+    })();
+  }
+
+  /** Sends the one terminal message for a run; an abort decides over whatever the executor said. */
+  private report(
+    taskId: string,
+    cause: AbortCause | undefined,
+    outcome: ExecutionOutcome,
+    streamed: string,
+  ): TaskOutcomeKind {
+    const { emit } = this.options;
+    const partial = (): string | undefined => {
+      if (outcome.kind === 'cancelled') return outcome.payload.partialResult ?? (streamed || undefined);
+      if (outcome.kind === 'completed') return outcome.payload.result;
+      return streamed || undefined;
+    };
+    const common = {
+      ...(outcome.payload.sessionId !== undefined && { sessionId: outcome.payload.sessionId }),
+      ...(outcome.payload.metrics !== undefined && { metrics: outcome.payload.metrics }),
+    };
+    if (cause?.kind === 'cancel' || (cause === undefined && outcome.kind === 'cancelled')) {
+      const p = partial();
+      emit('TASK_CANCELLED', {
+        taskId,
+        reason: cause?.kind === 'cancel' ? cause.reason : 'cancelled by the executor',
+        ...(p !== undefined && { partialResult: p.slice(0, 500_000) }),
+        ...common,
+      });
+      return 'cancelled';
+    }
+    // A run that finished its work before a timeout or shutdown landed keeps its result.
+    if ((cause?.kind === 'timeout' || cause?.kind === 'shutdown') && outcome.kind !== 'completed') {
+      emit('TASK_ERROR', {
+        taskId,
+        error: cause.kind === 'timeout' ? 'Task timed out' : 'The agent stopped while the task was running',
+        recoverable: true,
+        errorCode: cause.kind === 'timeout' ? 'TIMEOUT' : 'AGENT_LOST',
+        ...common,
+      });
+      return 'failed';
+    }
+    if (outcome.kind === 'completed') {
+      emit('TASK_COMPLETE', {
+        taskId,
+        ...outcome.payload,
+        resourceMetrics: this.options.resources.metrics(),
+      });
+      return 'completed';
+    }
+    if (outcome.kind === 'failed') {
+      emit('TASK_ERROR', { taskId, ...outcome.payload });
+      return 'failed';
+    }
+    return 'cancelled';
+  }
+
+  private finish(taskId: string, outcome: TaskOutcomeKind): void {
+    this.recent.add(taskId);
+    const cap = this.options.recentCapacity ?? 10_000;
+    if (this.recent.size > cap) {
+      const oldest = this.recent.values().next().value;
+      if (oldest !== undefined) this.recent.delete(oldest);
+    }
+    this.emit('task-finished', { taskId, outcome });
+  }
+}
+
+function compare(a: Queued, b: Queued): number {
+  return PRIORITY_RANK[a.task.priority] - PRIORITY_RANK[b.task.priority] || a.order - b.order;
+}
