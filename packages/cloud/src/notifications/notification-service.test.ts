@@ -1,0 +1,152 @@
+import type { TaskComplete, TaskSubmit } from '@bematic/protocol';
+import { afterEach, beforeEach, describe, expect, it, vi } from 'vitest';
+import { BotRegistry } from '../bots/bot-registry.js';
+import { RecordingSurface, sqliteRepos, textOf } from '../commands/test-support.js';
+import type { Repositories, Task } from '../db/repositories/types.js';
+import { TaskEvents } from '../tasks/task-events.js';
+import { NotificationService } from './notification-service.js';
+
+describe('NotificationService', () => {
+  let env: Awaited<ReturnType<typeof sqliteRepos>>;
+  let repos: Repositories;
+  let surface: RecordingSurface;
+  let events: TaskEvents;
+  let svc: NotificationService;
+  let task: Task;
+
+  beforeEach(async () => {
+    env = await sqliteRepos();
+    repos = env.repos;
+    surface = new RecordingSurface();
+    events = new TaskEvents();
+    const project = await repos.projects.create({
+      name: 'web',
+      channelId: 'C1',
+      agentId: 'agent-1',
+      localPath: '/srv',
+      defaultModel: null,
+      maxBudgetUsd: null,
+    });
+    const submission: TaskSubmit = {
+      taskId: 'task_n1',
+      projectId: project.id,
+      localPath: '/srv',
+      botName: 'coder',
+      command: 'fix',
+      prompt: 'fix it',
+      systemPrompt: 's',
+      model: 'claude-opus-4-1',
+      allowedTools: ['Read'],
+      priority: 'normal',
+    };
+    task = await repos.tasks.create({
+      id: 'task_n1',
+      projectId: project.id,
+      agentId: 'agent-1',
+      botName: 'coder',
+      command: 'fix',
+      prompt: 'fix it',
+      model: 'claude-opus-4-1',
+      priority: 'normal',
+      userId: 'U1',
+      channelId: 'C1',
+      threadTs: '100.1',
+      messageTs: '100.1',
+      submission,
+    });
+    const started = await surface.post('C1', { text: 'Task started' }, '100.1');
+    task = await repos.tasks.update(task.id, { progressMessageTs: started.ts });
+    vi.useFakeTimers({ now: 5_000_000, toFake: ['setTimeout', 'clearTimeout', 'Date'] });
+    svc = new NotificationService({
+      events,
+      tasks: repos.tasks,
+      bots: new BotRegistry(),
+      surfaceFor: () => surface,
+      refreshMs: 0,
+    }).start();
+  });
+  afterEach(async () => {
+    svc.stop();
+    vi.useRealTimers();
+    await env.cleanup();
+  });
+
+  it('coalesces progress into the one progress message and finishes with a completion post and reactions', async () => {
+    events.emit('task.started', { task });
+    for (let i = 0; i < 20; i++) {
+      events.emit('task.progress', {
+        task,
+        progress: { taskId: task.id, kind: 'tool', message: `Editing file ${i}` },
+      });
+      events.emit('task.stream', { task, text: `line ${i}\n` });
+      await vi.advanceTimersByTimeAsync(250);
+    }
+    await vi.advanceTimersByTimeAsync(3000);
+    expect(surface.updates.length).toBeGreaterThanOrEqual(1);
+    expect(surface.updates.length).toBeLessThanOrEqual(3);
+    expect(new Set(surface.updates.map((u) => u.ts))).toEqual(new Set([task.progressMessageTs]));
+    expect(textOf(surface.updates.at(-1)!.message)).toContain('Editing file 19');
+    expect(textOf(surface.updates.at(-1)!.message)).toContain('line 19');
+
+    const message: TaskComplete = {
+      taskId: task.id,
+      result: '**Fixed** the bug in `auth.ts`',
+      filesChanged: ['src/auth.ts'],
+      commandsRun: ['npm test'],
+      metrics: {
+        inputTokens: 1200,
+        outputTokens: 300,
+        cacheReadTokens: 50,
+        cacheCreationTokens: 0,
+        costUsd: 0.42,
+        durationMs: 65_000,
+        numTurns: 4,
+        continuations: 0,
+      },
+    };
+    await repos.tasks.transition(task.id, 'submitted');
+    const done = (await repos.tasks.transition(task.id, 'completed', { completedAt: Date.now() })).task;
+    events.emit('task.completed', { task: done, message });
+    await vi.advanceTimersByTimeAsync(5000);
+    await svc.idle();
+    const final = surface.posts.at(-1)!;
+    expect(final.threadTs).toBe('100.1');
+    const text = textOf(final.message);
+    expect(text).toContain('*Fixed* the bug');
+    expect(text).toContain('$0.42');
+    expect(text).toContain('1m 05s');
+    expect(text).toContain('src/auth.ts');
+    expect(textOf(surface.updates.at(-1)!.message)).not.toContain('task_cancel');
+    expect(surface.reactions).toEqual([
+      { op: 'remove', ts: '100.1', name: 'eyes' },
+      { op: 'add', ts: '100.1', name: 'white_check_mark' },
+    ]);
+  });
+
+  it('renders recoverable errors with a Retry button and posts agent-offline notices to waiting threads', async () => {
+    await repos.tasks.transition(task.id, 'queued');
+    events.emit('agent.offline', {
+      agentId: 'agent-1',
+      reason: 'heartbeat timeout',
+      reconnectEtaMs: 300_000,
+    });
+    await svc.idle();
+    expect(textOf(surface.posts.at(-1)!.message)).toMatch(/offline[\s\S]*5 min/);
+    const failed = (await repos.tasks.transition(task.id, 'failed', { recoverable: true })).task;
+    events.emit('task.failed', {
+      task: failed,
+      message: {
+        taskId: task.id,
+        error: 'Model overloaded',
+        recoverable: true,
+        errorCode: 'MODEL_OVERLOADED',
+      },
+    });
+    await vi.advanceTimersByTimeAsync(5000);
+    await svc.idle();
+    const err = textOf(surface.posts.at(-1)!.message);
+    expect(err).toContain('Model overloaded');
+    expect(err).toContain('task_retry');
+    expect(surface.reactions.at(-1)).toEqual({ op: 'add', ts: '100.1', name: 'x' });
+  });
+});
