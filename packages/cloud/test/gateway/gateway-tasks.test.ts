@@ -10,7 +10,6 @@ import {
   seedTask,
   startCloud,
   TASK_METRICS,
-  until,
 } from './harness.js';
 
 const HOUR = 60 * 60 * 1000;
