@@ -1,4 +1,5 @@
 import { TASK_STATUSES, type TaskStatus, type TaskSubmit } from '@bematic/protocol';
+import { sql } from 'kysely';
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
 import { IllegalTransitionError, judgeTransition } from '../../tasks/task-state-machine.js';
 import type { Database } from '../database.js';
@@ -436,8 +437,14 @@ export function describeRepositoryConformance(name: string, open: () => Promise<
         }
       });
 
+      // Open as many pooled connections as there will be racers, so on a
+      // server database the transactions really interleave instead of queueing for a connection.
+      const warmPool = (n: number) =>
+        Promise.all(Array.from({ length: n }, () => sql`select 1`.execute(database.db)));
+
       it('lets exactly one of many concurrent identical terminal transitions change the task', async () => {
         const t = await repos.tasks.create(newTask({ status: 'running' }));
+        await warmPool(8);
         const results = await Promise.all(
           Array.from({ length: 8 }, (_, i) => repos.tasks.transition(t.id, 'completed', { result: `r${i}` })),
         );
