@@ -13,3 +13,23 @@ export * from './gateway/index.js';
 export * from './slack/index.js';
 export * from './app/cloud.js';
 export * from './config.js';
+export * from './audit/audit-trail.js';
+export * from './cache/cache.js';
+export * from './cache/cache-keys.js';
+export * from './cache/invalidation.js';
+export * from './metrics/metrics-collector.js';
+export * from './retention/retention-service.js';
+export * from './console/console-surface.js';
+export {
+  createHttpServer,
+  type HttpServerDeps,
+  type HttpServerHandle,
+  type MountedHandler,
+} from './http/http-server.js';
+export { databaseProbe, type HealthProbes, type ProbeResult } from './http/health.js';
+export {
+  DashboardReads,
+  type DashboardStats,
+  type TaskPage,
+  type TaskSummary,
+} from './http/dashboard-reads.js';

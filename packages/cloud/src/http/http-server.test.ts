@@ -1,0 +1,370 @@
+import type { AddressInfo } from 'node:net';
+import { afterEach, beforeEach, describe, expect, it } from 'vitest';
+import { AuditTrail } from '../audit/audit-trail.js';
+import { Cache } from '../cache/cache.js';
+import { CacheInvalidation } from '../cache/invalidation.js';
+import type { InboundHandler, InboundRequest } from '../chat/inbound.js';
+import { ConsoleChatSurface, type ConsoleThread } from '../console/console-surface.js';
+import type { AuditEntry, Project, Task } from '../db/repositories/types.js';
+import type { AgentDirectory, AgentSnapshot } from '../gateway/types.js';
+import { MetricsCollector } from '../metrics/metrics-collector.js';
+import { completedTask, newTaskInput, openTestDb, type TestDb } from '../retention/test-support.js';
+import { TaskEvents } from '../tasks/task-events.js';
+import type { DashboardStats, TaskPage } from './dashboard-reads.js';
+import { databaseProbe, type ProbeResult } from './health.js';
+import { createHttpServer, type HttpServerHandle } from './http-server.js';
+
+interface ReadyBody {
+  status: string;
+  checks: { database: ProbeResult; gateway: ProbeResult };
+  reasons: string[];
+}
+interface ErrorBody {
+  error: { code: string; message: string };
+}
+const json = async <T>(res: Response | Promise<Response>): Promise<T> => (await (await res).json()) as T;
+
+/** Records what the console sends and answers in the thread, as the command service would. */
+class RecordingInbound implements InboundHandler {
+  readonly requests: InboundRequest[] = [];
+  private waiters: Array<(r: InboundRequest) => void> = [];
+  async handle(request: InboundRequest): Promise<void> {
+    this.requests.push(request);
+    for (const w of this.waiters.splice(0)) w(request);
+    if (request.kind === 'mention') {
+      await request.surface.post(request.channelId, { text: `Started: ${request.text}` }, request.threadTs);
+    } else if (request.kind === 'slash') {
+      await request.respond({ text: `status for ${request.userId}` });
+    }
+  }
+  next(): Promise<InboundRequest> {
+    return new Promise((resolve) => this.waiters.push(resolve));
+  }
+}
+
+const agent: AgentSnapshot = {
+  agentId: 'agent_1',
+  online: true,
+  overloaded: false,
+  circuit: 'closed',
+  hostname: 'devbox',
+  version: '0.1.0',
+  connectedAt: 1,
+  lastSeenAt: 2,
+  lastRttMs: 4,
+  metrics: { cpuPercent: 12, memoryPercent: 40, rssMb: 120, loadAvg1m: 0.5, activeTasks: 1, queuedTasks: 0 },
+  maxConcurrentTasks: 3,
+  offlineQueueDepth: 0,
+};
+
+describe('HTTP server', () => {
+  let t: TestDb;
+  let handle: HttpServerHandle;
+  let base: string;
+  let inbound: RecordingInbound;
+  let events: TaskEvents;
+  let gatewayAccepting: boolean;
+  let surface: ConsoleChatSurface;
+  let cache: Cache;
+  let metrics: MetricsCollector;
+
+  beforeEach(async () => {
+    t = await openTestDb(Date.now());
+    inbound = new RecordingInbound();
+    events = new TaskEvents();
+    gatewayAccepting = true;
+    surface = new ConsoleChatSurface();
+    metrics = new MetricsCollector({ defaultMetrics: false });
+    cache = new Cache({
+      name: 'dashboard',
+      ttlMs: 60_000,
+      onLookup: (c, hit) => metrics.recordCacheLookup(c, hit),
+    });
+    new CacheInvalidation(cache).attachToEvents(events);
+    const directory: AgentDirectory = { listAgents: async () => [agent] };
+    handle = createHttpServer({
+      metrics,
+      health: {
+        database: databaseProbe(t.database),
+        gateway: () => (gatewayAccepting ? { ok: true } : { ok: false, detail: 'gateway is shutting down' }),
+      },
+      repos: t.repos,
+      directory,
+      console: surface,
+      inbound,
+      cache,
+      events,
+      audit: new AuditTrail(t.repos.audit),
+      maxBodyBytes: 1024,
+    });
+    await new Promise<void>((r) => handle.server.listen(0, '127.0.0.1', r));
+    base = `http://127.0.0.1:${(handle.server.address() as AddressInfo).port}`;
+  });
+  afterEach(async () => {
+    await handle.close();
+    await t.close();
+  });
+
+  const postJson = (path: string, body: unknown) =>
+    fetch(base + path, {
+      method: 'POST',
+      headers: { 'content-type': 'application/json' },
+      body: JSON.stringify(body),
+    });
+
+  it('answers liveness and readiness, and 503 with reasons when the database is down', async () => {
+    expect(await json(fetch(`${base}/healthz`))).toEqual({ status: 'ok' });
+    const ready = await fetch(`${base}/readyz`);
+    expect(ready.status).toBe(200);
+
+    gatewayAccepting = false;
+    const notReady = await fetch(`${base}/readyz`);
+    expect(notReady.status).toBe(503);
+    expect((await json<ReadyBody>(notReady)).reasons).toEqual(['gateway is shutting down']);
+
+    gatewayAccepting = true;
+    await t.database.close();
+    const dbDown = await fetch(`${base}/readyz`);
+    expect(dbDown.status).toBe(503);
+    const body = await json<ReadyBody>(dbDown);
+    expect(body.checks.database.ok).toBe(false);
+    expect(body.reasons[0]).toMatch(/database unreachable/);
+    expect((await fetch(`${base}/healthz`)).status).toBe(200);
+  });
+
+  it('serves Prometheus metrics', async () => {
+    await fetch(`${base}/healthz`);
+    const res = await fetch(`${base}/metrics`);
+    expect(res.headers.get('content-type')).toContain('text/plain');
+    expect(await res.text()).toContain(
+      'bematic_http_requests_total{method="GET",route="/healthz",status="200"} 1',
+    );
+  });
+
+  it('lists tasks with filters and pages, shows one task, stats, projects, agents and audit', async () => {
+    const done = await completedTask(t.repos);
+    const running = await t.repos.tasks.create(newTaskInput({ projectId: 'proj_2' }));
+    await t.repos.tasks.transition(running.id, 'submitted');
+    await t.repos.projects.create({
+      name: 'web',
+      channelId: 'C1',
+      agentId: 'agent_1',
+      localPath: '/srv/web',
+      defaultModel: null,
+      maxBudgetUsd: null,
+    });
+
+    const all = await json<TaskPage>(fetch(`${base}/api/tasks`));
+    expect(all.tasks.map((x) => x.id).sort()).toEqual([done.id, running.id].sort());
+    const completed = await json<TaskPage>(fetch(`${base}/api/tasks?status=completed`));
+    expect(completed.tasks).toHaveLength(1);
+    expect(completed.tasks[0]).toMatchObject({
+      id: done.id,
+      inputTokens: 1200,
+      costUsd: 0.042,
+      botName: 'coder',
+    });
+    const byProject = await json<TaskPage>(fetch(`${base}/api/tasks?project=proj_2`));
+    expect(byProject.tasks.map((x) => x.id)).toEqual([running.id]);
+    const page1 = await json<TaskPage>(fetch(`${base}/api/tasks?limit=1`));
+    expect(page1).toMatchObject({ limit: 1, offset: 0, nextOffset: 1 });
+    const page2 = await json<TaskPage>(fetch(`${base}/api/tasks?limit=1&offset=1`));
+    expect(page2.nextOffset).toBeNull();
+    expect(page2.tasks[0]?.id).not.toBe(page1.tasks[0]?.id);
+    expect((await fetch(`${base}/api/tasks?status=bogus`)).status).toBe(400);
+
+    const one = await json<{ task: Task }>(fetch(`${base}/api/tasks/${done.id}`));
+    expect(one.task).toMatchObject({ id: done.id, result: 'Fixed the null check in auth.ts' });
+    expect((await fetch(`${base}/api/tasks/task_nope`)).status).toBe(404);
+
+    const stats = await json<DashboardStats>(fetch(`${base}/api/stats`));
+    expect(stats.counts).toMatchObject({ completed: 1, submitted: 1 });
+    expect(stats.totals).toMatchObject({ costUsd: 0.042, inputTokens: 1200, outputTokens: 340 });
+
+    const projects = await json<{ projects: Project[] }>(fetch(`${base}/api/projects`));
+    expect(projects.projects.map((p) => p.name)).toEqual(['web']);
+    const agents = await json<{ agents: AgentSnapshot[] }>(fetch(`${base}/api/agents`));
+    expect(agents.agents[0]).toMatchObject({ agentId: 'agent_1', circuit: 'closed' });
+
+    await t.repos.audit.log({ action: 'key.created', actor: 'U1', resourceId: 'key_1' });
+    const audit = await json<{ entries: AuditEntry[] }>(fetch(`${base}/api/audit?action=key.created`));
+    expect(audit.entries).toHaveLength(1);
+  });
+
+  it('serves cached lists until a lifecycle event invalidates them', async () => {
+    const task = await t.repos.tasks.create(newTaskInput());
+    expect((await json<TaskPage>(fetch(`${base}/api/tasks`))).tasks[0]?.status).toBe('pending');
+    const { task: moved } = await t.repos.tasks.transition(task.id, 'submitted');
+    expect((await json<TaskPage>(fetch(`${base}/api/tasks`))).tasks[0]?.status).toBe('pending');
+    events.emit('task.submitted', { task: moved });
+    expect((await json<TaskPage>(fetch(`${base}/api/tasks`))).tasks[0]?.status).toBe('submitted');
+    expect(cache.stats().hits).toBeGreaterThan(0);
+  });
+
+  it('turns console input into mentions, thread replies, slash commands and actions', async () => {
+    const mentioned = inbound.next();
+    const res = await postJson('/api/console/messages', {
+      text: '@BematicManager code fix the login bug in auth.ts',
+    });
+    expect(res.status).toBe(202);
+    const posted = await json<{ ts: string; threadTs: string }>(res);
+    const mention = await mentioned;
+    expect(mention).toMatchObject({
+      kind: 'mention',
+      text: 'code fix the login bug in auth.ts',
+      userId: 'console-user',
+      channelId: 'console:local',
+      threadTs: posted.ts,
+      messageTs: posted.ts,
+    });
+    expect(mention.surface).toBe(surface);
+
+    const replied = inbound.next();
+    await postJson('/api/console/messages', { text: 'also add a test', threadTs: posted.ts });
+    expect(await replied).toMatchObject({
+      kind: 'thread_reply',
+      text: 'also add a test',
+      threadTs: posted.ts,
+    });
+
+    const slashed = inbound.next();
+    await postJson('/api/console/messages', { text: '/bm status' });
+    const slash = await slashed;
+    expect(slash).toMatchObject({ kind: 'slash', text: 'status', threadTs: null, messageTs: null });
+
+    const acted = inbound.next();
+    const started = surface.threads('console:local', 'console-user')[0]?.replies[0];
+    const actRes = await postJson('/api/console/actions', {
+      actionId: 'task_cancel',
+      value: 'task_1',
+      messageTs: started?.ts,
+    });
+    expect(actRes.status).toBe(202);
+    expect(await acted).toMatchObject({
+      kind: 'action',
+      text: 'task_cancel',
+      actionValue: 'task_1',
+      threadTs: posted.ts,
+    });
+
+    const threads = await json<{ threads: ConsoleThread[] }>(fetch(`${base}/api/console/threads`));
+    const texts = threads.threads.map((th) => [th.root.text, ...th.replies.map((r) => r.text)]);
+    expect(texts[0]).toEqual([
+      '@BematicManager code fix the login bug in auth.ts',
+      'Started: code fix the login bug in auth.ts',
+      'also add a test',
+    ]);
+    expect(texts[1]).toEqual(['/bm status']);
+    expect(texts[2]).toEqual(['status for console-user']);
+
+    const missing = await postJson('/api/console/messages', { text: 'x', threadTs: '1.000000' });
+    expect(missing.status).toBe(404);
+  });
+
+  it('rejects bad JSON, invalid and oversized bodies, and cross-site posts, without crashing', async () => {
+    const bad = await fetch(`${base}/api/console/messages`, {
+      method: 'POST',
+      headers: { 'content-type': 'application/json' },
+      body: '{"text": ',
+    });
+    expect(bad.status).toBe(400);
+    expect((await json<ErrorBody>(bad)).error.code).toBe('INVALID_JSON');
+    const invalid = await postJson('/api/console/messages', { text: '' });
+    expect(invalid.status).toBe(400);
+    expect((await json<ErrorBody>(invalid)).error.code).toBe('INVALID_BODY');
+    const huge = await postJson('/api/console/messages', { text: 'x'.repeat(5000) });
+    expect(huge.status).toBe(413);
+    const form = await fetch(`${base}/api/console/messages`, { method: 'POST', body: 'text=hi' });
+    expect(form.status).toBe(415);
+    const cross = await fetch(`${base}/api/console/messages`, {
+      method: 'POST',
+      headers: { 'content-type': 'application/json', origin: 'https://evil.example' },
+      body: JSON.stringify({ text: 'code rm -rf' }),
+    });
+    expect(cross.status).toBe(403);
+    expect((await fetch(`${base}/api/console/messages`)).status).toBe(405);
+    expect((await fetch(`${base}/nope`)).status).toBe(404);
+    expect(inbound.requests).toHaveLength(0);
+    expect((await fetch(`${base}/healthz`)).status).toBe(200);
+    const audited = await t.repos.audit.list({ action: 'http.bad_request' });
+    expect(audited.map((e) => e.details.code).sort()).toEqual(
+      ['BODY_TOO_LARGE', 'FORBIDDEN_ORIGIN', 'INVALID_BODY', 'INVALID_JSON', 'UNSUPPORTED_MEDIA_TYPE'].sort(),
+    );
+  });
+
+  it('streams console changes and task updates over Server-Sent Events', async () => {
+    const controller = new AbortController();
+    const res = await fetch(`${base}/api/events`, { signal: controller.signal });
+    expect(res.headers.get('content-type')).toContain('text/event-stream');
+    const frames = sseFrames(res);
+    expect((await frames.next()).value?.event).toBe('hello');
+
+    await postJson('/api/console/messages', { text: 'code fix the login bug' });
+    const first = (await frames.next()).value;
+    expect(first?.event).toBe('console');
+    expect(JSON.parse(first?.data ?? '{}')).toMatchObject({
+      kind: 'message.posted',
+      message: { text: 'code fix the login bug', userId: 'console-user' },
+    });
+    const second = (await frames.next()).value;
+    expect(JSON.parse(second?.data ?? '{}').message.text).toBe('Started: code fix the login bug');
+
+    const task = await t.repos.tasks.create(newTaskInput());
+    events.emit('task.created', { task });
+    const update = (await frames.next()).value;
+    expect(update?.event).toBe('task');
+    expect(JSON.parse(update?.data ?? '{}')).toMatchObject({ event: 'task.created', task: { id: task.id } });
+    controller.abort();
+  });
+
+  it('serves the dashboard page with the console, tasks and agents', async () => {
+    const res = await fetch(`${base}/`);
+    expect(res.status).toBe(200);
+    expect(res.headers.get('content-type')).toContain('text/html');
+    const html = await res.text();
+    for (const id of [
+      'id="messages"',
+      'id="composer"',
+      'id="input"',
+      'id="tasks"',
+      'id="agents"',
+      'id="stats"',
+    ]) {
+      expect(html).toContain(id);
+    }
+    expect(html).toContain('"consoleChannelId":"console:local"');
+    expect(html).not.toMatch(/<(script|link)[^>]+(src|href)=/);
+    expect(html).not.toContain('__BEMATIC_CONFIG__');
+  });
+
+  it('hands mounted prefixes to their handler', async () => {
+    handle.mount('/slack', (_req, res) => {
+      res.writeHead(200, { 'content-type': 'text/plain' });
+      res.end('slack here');
+    });
+    expect(await (await fetch(`${base}/slack/events`)).text()).toBe('slack here');
+    expect((await fetch(`${base}/slackers`)).status).toBe(404);
+  });
+});
+
+async function* sseFrames(res: Response): AsyncGenerator<{ event: string; data: string }> {
+  const reader = res.body?.getReader();
+  if (!reader) return;
+  const decoder = new TextDecoder();
+  let buffer = '';
+  for (;;) {
+    let sep = buffer.indexOf('\n\n');
+    while (sep >= 0) {
+      const raw = buffer.slice(0, sep);
+      buffer = buffer.slice(sep + 2);
+      const lines = raw.split('\n');
+      const event = lines.find((l) => l.startsWith('event: '))?.slice(7);
+      const data = lines.find((l) => l.startsWith('data: '))?.slice(6);
+      if (event && data !== undefined) yield { event, data };
+      sep = buffer.indexOf('\n\n');
+    }
+    const { value, done } = await reader.read();
+    if (done) return;
+    buffer += decoder.decode(value, { stream: true });
+  }
+}
