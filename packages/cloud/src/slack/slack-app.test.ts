@@ -199,6 +199,15 @@ describe('Slack app in Socket Mode against the emulator', () => {
     expect(emulator.ephemerals('U1').map((m) => m.text)).toEqual(['Retrying task_123']);
   });
 
+  it('reconnects through SLACK_API_URL when Slack asks it to', async () => {
+    await startApp({ clientPingTimeoutMs: 300 });
+    emulator.requestReconnect();
+    await emulator.waitFor(() => emulator.socketConnectionsOpened === 2 && emulator.socketConnections === 1);
+    expect(emulator.calls('apps.connections.open')).toHaveLength(2);
+    await emulator.mention({ user: 'U1', channel: 'C1', text: 'code after reconnect' });
+    expect((await handler.nth(0)).text).toBe('code after reconnect');
+  });
+
   it('survives payloads it cannot read and a handler that rejects', async () => {
     await startApp();
     const broken = await emulator.deliverEnvelope(

@@ -164,6 +164,7 @@ export class SlackEmulator {
       appId: this.identity.appId,
       ackTimeoutMs: options.ackTimeoutMs ?? 3000,
       wsBaseUrl: () => this.origin.replace(/^http/, 'ws'),
+      onChange: () => this.changes.emit('change'),
     });
     this.api = createWebApi({
       workspace: this.workspace,
@@ -213,6 +214,10 @@ export class SlackEmulator {
   /** Socket Mode connections currently open. */
   get socketConnections(): number {
     return this.socketMode.connected;
+  }
+  /** Socket Mode connections accepted so far (reconnects included). */
+  get socketConnectionsOpened(): number {
+    return this.socketMode.connectionCount;
   }
   /** Envelopes the app failed to ack in time. */
   get unacked(): ReadonlyArray<{ envelopeId: string; type: string }> {
@@ -453,7 +458,8 @@ export class SlackEmulator {
   }
 
   /**
-   * Resolves once `predicate` holds; re-checked after every Web API call, response_url post and upload.
+   * Resolves once `predicate` holds; re-checked after every Web API call, response_url post, upload and
+   * Socket Mode connect/disconnect.
    * Rejects after timeoutMs.
    */
   waitFor<T>(predicate: () => T | undefined | false | null, timeoutMs = 5000): Promise<T> {

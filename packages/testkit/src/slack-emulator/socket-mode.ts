@@ -42,7 +42,9 @@ export class SocketModeEndpoint {
   readonly unacked: Array<{ envelopeId: string; type: EnvelopeType }> = [];
   connectionCount = 0;
 
-  constructor(private readonly options: { appId: string; ackTimeoutMs: number; wsBaseUrl(): string }) {}
+  constructor(
+    private readonly options: { appId: string; ackTimeoutMs: number; wsBaseUrl(): string; onChange(): void },
+  ) {}
 
   issueUrl(): string {
     const ticket = randomUUID();
@@ -71,8 +73,11 @@ export class SocketModeEndpoint {
     this.sockets.add(ws);
     this.connectionCount += 1;
     ws.on('message', (data) => this.onMessage(data.toString()));
-    ws.on('close', () => this.sockets.delete(ws));
-    ws.on('error', () => this.sockets.delete(ws));
+    const drop = () => {
+      if (this.sockets.delete(ws)) this.options.onChange();
+    };
+    ws.on('close', drop);
+    ws.on('error', drop);
     ws.send(
       JSON.stringify({
         type: 'hello',
@@ -83,6 +88,7 @@ export class SocketModeEndpoint {
     );
     for (const wake of this.connectionWaiters) wake();
     this.connectionWaiters.clear();
+    this.options.onChange();
   }
 
   private onMessage(raw: string): void {
