@@ -187,6 +187,15 @@ export class AgentManager implements AgentDirectory {
     });
   }
 
+  /** Drops the agent's connection (an operator's kick, or a test of the reconnect path). */
+  disconnect(agentId: string, reason: string): boolean {
+    const socket = this.agents.get(agentId)?.session?.socket;
+    if (!socket) return false;
+    this.opts.logger.info({ agentId, reason }, 'disconnecting agent');
+    socket.terminate();
+    return true;
+  }
+
   /** Any valid frame proves the agent is alive. */
   noteActivity(agentId: string): void {
     const state = this.agents.get(agentId);

@@ -17,7 +17,7 @@ export interface GatewayTaskDispatcherOptions {
 }
 
 /** An ACK refusal that means "not now" rather than "never". */
-const CAPACITY_REFUSAL = /overload|capacity|busy|resource|limit/i;
+const CAPACITY_REFUSAL = /overload|capacity|busy|resource|limit|shutting down|not accepting/i;
 
 /**
  * Routes tasks to agents: the project's primary agent when it can take work,

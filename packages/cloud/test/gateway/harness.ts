@@ -125,12 +125,13 @@ export interface CloudHarness {
   server: Server;
   gateway: Gateway;
   url: string;
+  port: number;
   stop(): Promise<void>;
 }
 
 /** Boots an HTTP server on 127.0.0.1:0 with the gateway attached, over a SQLite file in `dir`. */
 export async function startCloud(
-  opts: { dir?: string; config?: Partial<GatewayConfig>; clock?: GatewayClock } = {},
+  opts: { dir?: string; config?: Partial<GatewayConfig>; clock?: GatewayClock; port?: number } = {},
 ): Promise<CloudHarness> {
   const dir = opts.dir ?? mkdtempSync(path.join(tmpdir(), 'bematic-gw-'));
   const now = opts.clock ? () => opts.clock!.now() : undefined;
@@ -138,7 +139,7 @@ export async function startCloud(
   const events = new TaskEvents();
   const log = new EventLog(events);
   const server = createServer((_req, res) => res.writeHead(404).end());
-  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+  await new Promise<void>((resolve) => server.listen(opts.port ?? 0, '127.0.0.1', resolve));
   const gateway = createGateway({
     server,
     repos,
@@ -155,6 +156,7 @@ export async function startCloud(
     log,
     server,
     gateway,
+    port,
     url: `ws://127.0.0.1:${port}${AGENT_WS_PATH}`,
     async stop() {
       await gateway.close();
@@ -173,13 +175,14 @@ export async function seedProject(
   repos: Repositories,
   agentId: string,
   fallbackAgentIds: string[] = [],
+  localPath = '/tmp/checkout',
 ): Promise<Project> {
   return repos.projects.create({
     name: `proj-${agentId}`,
     channelId: `C-${Math.random().toString(36).slice(2)}`,
     agentId,
     fallbackAgentIds,
-    localPath: '/tmp/checkout',
+    localPath,
     defaultModel: null,
     maxBudgetUsd: null,
   });

@@ -1,0 +1,204 @@
+import { once } from 'node:events';
+import { mkdtempSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import path from 'node:path';
+import { Agent, SleepExecutor } from '@bematic/agent';
+import { isTerminalStatus } from '@bematic/protocol';
+import { afterEach, describe, expect, it } from 'vitest';
+import type { Project } from '../../src/db/repositories/types.js';
+import { type CloudHarness, removeDir, seedProject, seedTask, startCloud, until } from './harness.js';
+
+/** Deterministic pseudo-random numbers (mulberry32), so a failing run can be replayed. */
+function seeded(seed: number): () => number {
+  let a = seed >>> 0;
+  return () => {
+    a = (a + 0x6d2b79f5) >>> 0;
+    let t = a;
+    t = Math.imul(t ^ (t >>> 15), t | 1);
+    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
+    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
+  };
+}
+
+const TERMINAL_EVENTS = ['task.completed', 'task.failed', 'task.cancelled'] as const;
+
+function terminalEventsByTask(cloud: CloudHarness): Map<string, string[]> {
+  const byTask = new Map<string, string[]>();
+  for (const name of TERMINAL_EVENTS) {
+    for (const e of cloud.log.of(name)) byTask.set(e.task.id, [...(byTask.get(e.task.id) ?? []), name]);
+  }
+  return byTask;
+}
+
+describe('gateway with the real agent', () => {
+  const cleanups: Array<() => Promise<void>> = [];
+  const workDir = () => mkdtempSync(path.join(tmpdir(), 'bematic-checkout-'));
+
+  afterEach(async () => {
+    for (const c of cleanups.splice(0).reverse()) await c();
+  });
+
+  async function boot(opts: { dir?: string; port?: number } = {}): Promise<CloudHarness> {
+    const cloud = await startCloud({
+      ...opts,
+      config: { heartbeatIntervalMs: 200, reconnectGraceMs: 60_000 },
+    });
+    return cloud;
+  }
+
+  function startAgent(
+    cloudUrl: string,
+    agentId: string,
+    key: string,
+    roots: string[],
+    random: () => number,
+    durationMs = 20,
+  ): Agent {
+    const agent = new Agent({
+      config: {
+        cloudUrl,
+        agentId,
+        agentKey: key,
+        maxConcurrentTasks: 4,
+        roots,
+        cpuThreshold: 101,
+        memoryThreshold: 101,
+        reconnectMaxMs: 200,
+        stateDir: undefined,
+      },
+      executor: new SleepExecutor({ durationMs }),
+      reconnectBaseMs: 10,
+      random,
+      hostname: `${agentId}-host`,
+    });
+    agent.start();
+    cleanups.push(() => agent.stop({ graceful: false }));
+    return agent;
+  }
+
+  it('records the result once when the agent is disconnected mid-task and reconnects', async () => {
+    const cloud = await boot();
+    cleanups.push(async () => {
+      await cloud.stop();
+      removeDir(cloud.dir);
+    });
+    const checkout = workDir();
+    const project = await seedProject(cloud.repos, 'agent-a', [], checkout);
+    const { key } = await cloud.gateway.apiKeys.create('agent-a');
+    const agent = startAgent(cloud.url, 'agent-a', key, [checkout], seeded(1));
+    await once(agent, 'authenticated');
+
+    const task = await seedTask(cloud.repos, project, { prompt: '[sleep:300] fix the login bug' });
+    await cloud.gateway.dispatcher.dispatch(task);
+    await once(agent, 'task-started');
+    await cloud.log.wait('task.started', (e) => e.task.id === task.id);
+    expect(cloud.gateway.manager.disconnect('agent-a', 'test')).toBe(true);
+    await cloud.log.wait('agent.offline');
+
+    const done = await cloud.log.wait('task.completed', (e) => e.task.id === task.id);
+    expect(done.task.status).toBe('completed');
+    await agent.stop({ graceful: true });
+    expect(terminalEventsByTask(cloud).get(task.id)).toEqual(['task.completed']);
+    expect(await cloud.repos.audit.list({ action: 'task.completed', resourceId: task.id })).toHaveLength(1);
+    expect(cloud.log.of('agent.online').length).toBeGreaterThanOrEqual(1);
+    removeDir(checkout);
+  });
+
+  it('brings a task to a terminal state across a cloud restart on the same database', async () => {
+    const first = await boot();
+    const dir = first.dir;
+    const port = first.port;
+    const checkout = workDir();
+    const project = await seedProject(first.repos, 'agent-a', [], checkout);
+    const { key } = await first.gateway.apiKeys.create('agent-a');
+    const agent = startAgent(first.url, 'agent-a', key, [checkout], seeded(2));
+    await once(agent, 'authenticated');
+    const task = await seedTask(first.repos, project, { prompt: '[sleep:400] long job' });
+    await first.gateway.dispatcher.dispatch(task);
+    await first.log.wait('task.started', (e) => e.task.id === task.id);
+    await first.stop();
+
+    const second = await startCloud({
+      dir,
+      port,
+      config: { heartbeatIntervalMs: 200, reconnectGraceMs: 60_000, reconcileOnStartup: true },
+    });
+    cleanups.push(async () => {
+      await second.stop();
+      removeDir(dir);
+      removeDir(checkout);
+    });
+    await second.gateway.ready;
+    const done = await second.log.wait('task.completed', (e) => e.task.id === task.id);
+    expect(done.task).toMatchObject({ status: 'completed' });
+    await agent.stop({ graceful: true });
+    expect(terminalEventsByTask(second).get(task.id)).toEqual(['task.completed']);
+    expect(await second.repos.audit.list({ action: 'task.completed', resourceId: task.id })).toHaveLength(1);
+  });
+
+  it('200 tasks across 3 agents with random disconnects: each reaches exactly one terminal state, once', async () => {
+    const random = seeded(20240601);
+    const cloud = await boot();
+    cleanups.push(async () => {
+      await cloud.stop();
+      removeDir(cloud.dir);
+    });
+    const checkout = workDir();
+    const ids = ['agent-1', 'agent-2', 'agent-3'];
+    const projects: Project[] = [];
+    for (const id of ids) {
+      projects.push(
+        await seedProject(
+          cloud.repos,
+          id,
+          ids.filter((x) => x !== id),
+          checkout,
+        ),
+      );
+    }
+    const agents: Agent[] = [];
+    for (const id of ids) {
+      const { key } = await cloud.gateway.apiKeys.create(id);
+      agents.push(startAgent(cloud.url, id, key, [checkout], seeded(Math.floor(random() * 1e9)), 5));
+    }
+    await Promise.all(agents.map((a) => once(a, 'authenticated')));
+
+    const terminal = new Set<string>();
+    for (const name of TERMINAL_EVENTS) cloud.events.on(name, (e) => void terminal.add(e.task.id));
+
+    const taskIds: string[] = [];
+    let disconnects = 0;
+    for (let i = 0; i < 200; i++) {
+      const project = projects[Math.floor(random() * projects.length)]!;
+      const sleep = Math.floor(random() * 30);
+      const task = await seedTask(cloud.repos, project, {
+        prompt: `[sleep:${sleep}] task ${i}`,
+        priority: (['urgent', 'high', 'normal', 'low'] as const)[Math.floor(random() * 4)]!,
+      });
+      taskIds.push(task.id);
+      await cloud.gateway.dispatcher.dispatch(task);
+      // Bounded chaos: at most 12 forced disconnects, spread over the submissions.
+      if (disconnects < 12 && random() < 0.08) {
+        const victim = ids[Math.floor(random() * ids.length)]!;
+        if (cloud.gateway.manager.disconnect(victim, 'chaos')) disconnects += 1;
+      }
+    }
+    expect(disconnects).toBeGreaterThan(0);
+    await until(() => taskIds.every((id) => terminal.has(id)), 'every task terminal', 3000);
+    await Promise.all(agents.map((a) => a.stop({ graceful: true })));
+
+    const byTask = terminalEventsByTask(cloud);
+    for (const id of taskIds) {
+      expect(byTask.get(id), id).toHaveLength(1);
+      const stored = await cloud.repos.tasks.findById(id);
+      expect(isTerminalStatus(stored!.status)).toBe(true);
+      expect(`task.${stored!.status}`).toBe(byTask.get(id)![0]);
+    }
+    const counts = await cloud.repos.tasks.countByStatus();
+    expect(counts.completed + counts.failed + counts.cancelled).toBe(200);
+    // With agents that always come back, nothing should be lost or expire.
+    expect(counts.completed).toBe(200);
+    expect(await cloud.repos.offlineQueue.countByAgent()).toEqual({});
+    removeDir(checkout);
+  });
+});
