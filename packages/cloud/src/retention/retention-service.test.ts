@@ -213,6 +213,20 @@ describe('RetentionService', () => {
     expect(svc.busy).toBe(false);
   });
 
+  it('skips tasks the validation refuses and archives the rest in the same run', async () => {
+    const parent = await completedTask(t.repos);
+    const other = await completedTask(t.repos);
+    const child = await t.repos.tasks.create(newTaskInput({ parentTaskId: parent.id }));
+    t.clock.now += 40 * DAY;
+    const svc = service({ policy: { retentionDays: 30 } });
+    expect(await svc.runOnce()).toBe(1);
+    expect(await t.repos.tasks.findById(parent.id)).toBeDefined();
+    expect(await t.repos.tasks.findById(other.id)).toBeUndefined();
+    await t.repos.tasks.transition(child.id, 'failed');
+    expect(await svc.runOnce()).toBe(1);
+    expect(await t.repos.tasks.findById(parent.id)).toBeUndefined();
+  });
+
   it('does nothing when retention is disabled', async () => {
     vi.useFakeTimers({ toFake: ['setInterval', 'clearInterval'] });
     await completedTask(t.repos);
