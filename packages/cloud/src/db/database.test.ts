@@ -4,7 +4,7 @@ import path from 'node:path';
 import { sql } from 'kysely';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { createDatabase, type Database, parseDatabaseUrl } from './database.js';
-import { DatabaseUrlError } from './errors.js';
+import { DatabaseConnectionError, DatabaseUrlError } from './errors.js';
 import { migrateToEmpty, migrateToLatest, migrationStatus } from './migrations/index.js';
 import { createRepositories } from './repositories/index.js';
 
@@ -95,6 +95,20 @@ describe('createDatabase with SQLite', () => {
     expect(await migrateToEmpty(database)).toEqual({ reverted: ['001-initial'] });
     const tables = await database.db.introspection.getTables();
     expect(tables.map((t) => t.name)).toEqual([]);
+  });
+});
+
+describe('createDatabase with an unreachable PostgreSQL', () => {
+  it('fails at once with a clear error that hides the password', async () => {
+    // Port 1 on loopback: nothing listens there, so the connection is refused immediately.
+    const attempt = createDatabase('postgres://bematic:s3cret@127.0.0.1:1/bematic');
+    await expect(attempt).rejects.toBeInstanceOf(DatabaseConnectionError);
+    await expect(createDatabase('postgres://bematic:s3cret@127.0.0.1:1/bematic')).rejects.toThrow(
+      /DATABASE_URL "postgres:\/\/bematic:\*\*\*@127\.0\.0\.1:1\/bematic"/,
+    );
+    await expect(createDatabase('postgres://bematic:s3cret@127.0.0.1:1/bematic')).rejects.not.toThrow(
+      /s3cret/,
+    );
   });
 });
 

@@ -4,7 +4,7 @@ import BetterSqlite3 from 'better-sqlite3';
 import { Kysely, type KyselyConfig, PostgresAdapter, PostgresDialect, SqliteDialect } from 'kysely';
 import pg from 'pg';
 import { type Logger, pino } from 'pino';
-import { DatabaseUrlError, redactUrl } from './errors.js';
+import { DatabaseConnectionError, DatabaseUrlError, redactUrl } from './errors.js';
 import type { Schema } from './schema.js';
 
 export type DatabaseDialect = 'sqlite' | 'postgres';
@@ -94,16 +94,17 @@ async function openPostgres(url: string, opts: DatabaseOptions, logger: Logger):
   });
   // An idle client losing its connection must not crash the process.
   pool.on('error', (err) => logger.error({ err }, 'postgres pool connection error'));
-  if (opts.schema) {
-    const client = await pool.connect().catch(async (err: unknown) => {
-      await pool.end();
-      throw err;
-    });
+  // Connect once now, so a wrong URL or a server that is down fails at start-up with a clear message.
+  try {
+    const client = await pool.connect();
     try {
-      await client.query(`create schema if not exists "${opts.schema}"`);
+      if (opts.schema) await client.query(`create schema if not exists "${opts.schema}"`);
     } finally {
       client.release();
     }
+  } catch (err) {
+    await pool.end().catch(() => undefined);
+    throw new DatabaseConnectionError(url, err);
   }
   const db = new Kysely<Schema>({ dialect: new PostgresDialect({ pool }), log: queryLog(logger) });
   logger.info({ dialect: 'postgres', url: redactUrl(url), schema: opts.schema }, 'database opened');

@@ -51,3 +51,13 @@ export class MigrationError extends Error {
 export function redactUrl(url: string): string {
   return url.replace(/(\/\/[^:/@]+:)[^@]*@/, '$1***@');
 }
+
+/** The database named by DATABASE_URL could not be reached or refused us. */
+export class DatabaseConnectionError extends Error {
+  readonly code = 'DATABASE_UNREACHABLE';
+  constructor(url: string, cause: unknown) {
+    const why = cause instanceof Error ? cause.message || cause.name : String(cause);
+    super(`cannot connect to the database at DATABASE_URL "${redactUrl(url)}": ${why}`, { cause });
+    this.name = 'DatabaseConnectionError';
+  }
+}

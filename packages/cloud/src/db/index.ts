@@ -1,3 +1,12 @@
+/**
+ * Persistence: one Kysely code path for SQLite and PostgreSQL.
+ *
+ *   const database = await createDatabase(process.env.DATABASE_URL ?? 'sqlite:./.bematic/bematic.db', { logger });
+ *   await migrateToLatest(database);
+ *   const repos = createRepositories(database.db);
+ *   ...
+ *   await database.close();
+ */
 export {
   createDatabase,
   type Database,
@@ -7,7 +16,13 @@ export {
   dialectOf,
   parseDatabaseUrl,
 } from './database.js';
-export { DatabaseUrlError, MigrationError, RecordNotFoundError, StoredDataError } from './errors.js';
+export {
+  DatabaseConnectionError,
+  DatabaseUrlError,
+  MigrationError,
+  RecordNotFoundError,
+  StoredDataError,
+} from './errors.js';
 export { newArchiveId, newId, newTaskId } from './ids.js';
 export {
   MIGRATIONS,

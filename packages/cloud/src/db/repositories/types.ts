@@ -134,6 +134,7 @@ export interface TaskQuery {
   projectId?: string;
   agentId?: string;
   parentTaskId?: string;
+  /** Only tasks created before this instant (epoch ms). */
   olderThan?: number;
   limit?: number;
 }
@@ -143,6 +144,7 @@ export interface TaskRepository {
   findById(id: string): Promise<Task | undefined>;
   /** The most recent task whose conversation is this thread. */
   findByThread(channelId: string, threadTs: string): Promise<Task | undefined>;
+  /** Newest first (createdAt desc). */
   list(query?: TaskQuery): Promise<Task[]>;
   countByStatus(): Promise<Record<TaskStatus, number>>;
   /**
