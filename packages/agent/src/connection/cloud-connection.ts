@@ -233,7 +233,8 @@ export class CloudConnection extends EventEmitter<CloudConnectionEvents> {
     const message = result.message;
     switch (message.type) {
       case 'AUTH_RESPONSE':
-        return this.onAuthResponse(message.payload);
+        this.onAuthResponse(message.payload);
+        return;
       case 'HEARTBEAT_PING':
         this.sendRaw(
           createMessage(

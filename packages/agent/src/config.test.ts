@@ -1,0 +1,101 @@
+import path from 'node:path';
+import { describe, expect, it } from 'vitest';
+import { AGENT_SETTINGS, AgentConfigError, agentWsUrl, loadAgentConfig } from './config.js';
+
+const required = {
+  BEMATIC_CLOUD_URL: 'http://localhost:3000',
+  BEMATIC_AGENT_ID: 'a1',
+  BEMATIC_AGENT_KEY: 'k',
+};
+
+describe('loadAgentConfig', () => {
+  it('applies defaults', () => {
+    expect(loadAgentConfig(required, '/srv/work')).toEqual({
+      cloudUrl: 'ws://localhost:3000/ws/agent',
+      agentId: 'a1',
+      agentKey: 'k',
+      maxConcurrentTasks: 3,
+      roots: ['/srv/work'],
+      cpuThreshold: 90,
+      memoryThreshold: 90,
+      reconnectMaxMs: 30_000,
+      stateDir: undefined,
+    });
+  });
+
+  it('reads every setting', () => {
+    const config = loadAgentConfig(
+      {
+        ...required,
+        MAX_CONCURRENT_TASKS: '5',
+        BEMATIC_AGENT_ROOTS: ['/a', 'rel', ''].join(path.delimiter),
+        BEMATIC_CPU_THRESHOLD: '80',
+        BEMATIC_MEMORY_THRESHOLD: '70',
+        BEMATIC_RECONNECT_MAX_MS: '1000',
+        BEMATIC_AGENT_STATE_DIR: '.state',
+      },
+      '/srv',
+    );
+    expect(config).toMatchObject({
+      maxConcurrentTasks: 5,
+      roots: ['/a', '/srv/rel'],
+      cpuThreshold: 80,
+      memoryThreshold: 70,
+      reconnectMaxMs: 1000,
+      stateDir: '/srv/.state',
+    });
+  });
+
+  it('lists every problem at once, by variable name', () => {
+    try {
+      loadAgentConfig({
+        BEMATIC_CLOUD_URL: 'ftp://x',
+        MAX_CONCURRENT_TASKS: 'lots',
+        BEMATIC_CPU_THRESHOLD: '150',
+      });
+      expect.unreachable();
+    } catch (err) {
+      expect(err).toBeInstanceOf(AgentConfigError);
+      const { issues } = err as AgentConfigError;
+      expect(issues).toEqual(
+        expect.arrayContaining([
+          expect.stringMatching(/BEMATIC_CLOUD_URL must be a ws:\/\//),
+          expect.stringMatching(/BEMATIC_AGENT_ID is required/),
+          expect.stringMatching(/BEMATIC_AGENT_KEY is required/),
+          expect.stringMatching(/MAX_CONCURRENT_TASKS must be an integer from 1 to 1000, got "lots"/),
+          expect.stringMatching(/BEMATIC_CPU_THRESHOLD must be an integer from 1 to 100/),
+        ]),
+      );
+    }
+  });
+
+  it('documents every variable it reads', () => {
+    expect(AGENT_SETTINGS.map((s) => s.name)).toEqual([
+      'BEMATIC_CLOUD_URL',
+      'BEMATIC_AGENT_ID',
+      'BEMATIC_AGENT_KEY',
+      'MAX_CONCURRENT_TASKS',
+      'BEMATIC_AGENT_ROOTS',
+      'BEMATIC_CPU_THRESHOLD',
+      'BEMATIC_MEMORY_THRESHOLD',
+      'BEMATIC_RECONNECT_MAX_MS',
+      'BEMATIC_AGENT_STATE_DIR',
+    ]);
+  });
+});
+
+describe('agentWsUrl', () => {
+  it.each([
+    ['http://h:3000', 'ws://h:3000/ws/agent'],
+    ['https://h/', 'wss://h/ws/agent'],
+    ['wss://h/base', 'wss://h/base/ws/agent'],
+    ['ws://h/ws/agent', 'ws://h/ws/agent'],
+  ])('%s → %s', (input, expected) => {
+    expect(agentWsUrl(input)).toBe(expected);
+  });
+
+  it('rejects other schemes and garbage', () => {
+    expect(agentWsUrl('ftp://h')).toBeUndefined();
+    expect(agentWsUrl('not a url')).toBeUndefined();
+  });
+});
