@@ -13,6 +13,7 @@ export * from './gateway/index.js';
 export * from './slack/index.js';
 export * from './app/cloud.js';
 export * from './config.js';
+export * from './app/provisioning.js';
 export * from './audit/audit-trail.js';
 export * from './cache/cache.js';
 export * from './cache/cache-keys.js';

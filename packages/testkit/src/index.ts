@@ -1,2 +1,3 @@
 export * from './model-server/index.js';
 export * from './slack-emulator/index.js';
+export * from './system.js';

@@ -1,0 +1,91 @@
+import path from 'node:path';
+import { registerProject } from '@bematic/cloud';
+import type { Command } from 'commander';
+import { openRepositories, table } from './shared.js';
+
+export function registerProjectsCommand(program: Command): void {
+  const projects = program.command('projects').description('Map chat channels to checkouts on agents');
+
+  projects
+    .command('add <channel> <agent-id> <path>')
+    .description('Register (or re-point) a channel → agent + local path')
+    .option('--name <name>', 'project name (default: the directory name)')
+    .option('--model <model>', 'default model for this project')
+    .option('--budget <usd>', 'per-task budget in USD', (v) => {
+      const n = Number(v);
+      if (!Number.isFinite(n) || n <= 0) throw new Error('--budget must be a positive number of USD');
+      return n;
+    })
+    .action(
+      async (
+        channel: string,
+        agentId: string,
+        localPath: string,
+        opts: { name?: string; model?: string; budget?: number },
+      ) => {
+        const { database, repos } = await openRepositories();
+        try {
+          const project = await registerProject(repos, {
+            channelId: channel,
+            agentId,
+            localPath: path.resolve(localPath),
+            name: opts.name ?? path.basename(path.resolve(localPath)),
+            defaultModel: opts.model ?? null,
+            maxBudgetUsd: opts.budget ?? null,
+          });
+          console.log(
+            `Channel ${channel} → agent "${project.agentId}" at ${project.localPath} (project ${project.id}).`,
+          );
+        } finally {
+          await database.close();
+        }
+      },
+    );
+
+  projects
+    .command('list')
+    .description('List registered projects')
+    .action(async () => {
+      const { database, repos } = await openRepositories();
+      try {
+        const rows = (await repos.projects.list()).map((p) => ({
+          id: p.id,
+          name: p.name,
+          channel: p.channelId,
+          agent: p.agentId,
+          path: p.localPath,
+          model: p.defaultModel,
+          'budget $': p.maxBudgetUsd,
+        }));
+        console.log(table(rows));
+      } finally {
+        await database.close();
+      }
+    });
+
+  projects
+    .command('remove <channel>')
+    .description('Unlink a channel')
+    .action(async (channel: string) => {
+      const { database, repos } = await openRepositories();
+      try {
+        const project = await repos.projects.findByChannel(channel);
+        if (!project) {
+          console.error(`No project is registered for channel ${channel}.`);
+          process.exitCode = 1;
+          return;
+        }
+        await repos.projects.delete(project.id);
+        await repos.audit.log({
+          action: 'project.removed',
+          actor: 'cli',
+          resourceType: 'project',
+          resourceId: project.id,
+          details: { channelId: channel },
+        });
+        console.log(`Removed project ${project.name} (${channel}).`);
+      } finally {
+        await database.close();
+      }
+    });
+}

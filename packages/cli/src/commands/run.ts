@@ -1,0 +1,115 @@
+import { Agent, AgentConfigError, ClaudeExecutor, loadAgentConfig } from '@bematic/agent';
+import { type CloudConfig, ConfigError, loadCloudConfig, startCloud } from '@bematic/cloud';
+import type { Command } from 'commander';
+import { findClaudeCredentials, MISSING_CREDENTIALS_MESSAGE } from '../local/claude-credentials.js';
+import { LOCAL_CHANNEL, startLocalStack } from '../local/local-stack.js';
+import { createCliLogger } from '../local/logger.js';
+import { onShutdown } from './shared.js';
+
+/** Turns configuration errors into a clear message and exit code instead of a stack trace. */
+function configOrExit<T>(load: () => T): T {
+  try {
+    return load();
+  } catch (err) {
+    if (err instanceof ConfigError || err instanceof AgentConfigError) {
+      console.error(err.message);
+      console.error('Run `npx bematic config` to see every setting and its default.');
+      process.exit(2);
+    }
+    throw err;
+  }
+}
+
+function withPort(config: CloudConfig, port: string | undefined): CloudConfig {
+  return port === undefined ? config : loadCloudConfig({ ...process.env, PORT: port });
+}
+
+function slackBanner(config: CloudConfig): string {
+  if (config.SLACK_BOT_TOKEN && config.SLACK_APP_TOKEN) return 'Slack: connected in Socket Mode.';
+  if (config.SLACK_BOT_TOKEN) return 'Slack: HTTP events at /slack/events (signatures verified).';
+  return 'Slack: not configured (set SLACK_BOT_TOKEN and SLACK_APP_TOKEN to join a workspace); use the console.';
+}
+
+export function registerRunCommands(program: Command): void {
+  program
+    .command('up')
+    .description(
+      'Cloud + an in-process agent for the current directory + the dashboard (what `npm start` runs)',
+    )
+    .option('-p, --port <port>', 'HTTP port (default PORT or 3000)')
+    .option('-d, --dir <path>', 'project directory the local agent works in', process.cwd())
+    .action(async (opts: { port?: string; dir: string }) => {
+      const config = configOrExit(() => withPort(loadCloudConfig(), opts.port));
+      const logger = createCliLogger(config.BEMATIC_LOG_LEVEL);
+      const credentials = findClaudeCredentials();
+      const stack = await startLocalStack({
+        config,
+        projectDir: opts.dir,
+        executor: new ClaudeExecutor({ logger: logger.child({ component: 'claude' }) }),
+        logger,
+      });
+      console.log(
+        [
+          '',
+          `  Bematic is running: ${stack.cloud.url}`,
+          `  Console channel ${LOCAL_CHANNEL} → local agent in ${opts.dir}`,
+          `  ${slackBanner(config)}`,
+          `  Database: ${config.DATABASE_URL}   Metrics: ${stack.cloud.url}/metrics`,
+          `  Claude credentials: ${credentials ?? 'MISSING'}`,
+          '',
+          '  Try typing in the console:  code add a hello() function to hello.js',
+          '',
+        ].join('\n'),
+      );
+      if (!credentials) console.warn(`${MISSING_CREDENTIALS_MESSAGE}\n`);
+      onShutdown(
+        () => stack.close(),
+        (m) => logger.info(m),
+      );
+    });
+
+  program
+    .command('cloud')
+    .description('Run the control plane alone; agents connect to ws://HOST:PORT/ws/agent')
+    .option('-p, --port <port>', 'HTTP port (default PORT or 3000)')
+    .action(async (opts: { port?: string }) => {
+      const config = configOrExit(() => withPort(loadCloudConfig(), opts.port));
+      const logger = createCliLogger(config.BEMATIC_LOG_LEVEL);
+      const cloud = await startCloud({ config, logger });
+      console.log(
+        `\n  Bematic cloud: ${cloud.url}  (agents: ${cloud.agentUrl}/ws/agent)\n  ${slackBanner(config)}\n`,
+      );
+      onShutdown(
+        () => cloud.close(),
+        (m) => logger.info(m),
+      );
+    });
+
+  program
+    .command('agent')
+    .description('Run an agent; needs BEMATIC_CLOUD_URL, BEMATIC_AGENT_ID and BEMATIC_AGENT_KEY')
+    .action(async () => {
+      const config = configOrExit(() => loadAgentConfig());
+      const logger = createCliLogger(process.env.BEMATIC_LOG_LEVEL ?? 'info');
+      if (!findClaudeCredentials()) console.warn(`${MISSING_CREDENTIALS_MESSAGE}\n`);
+      const agent = new Agent({
+        config,
+        executor: new ClaudeExecutor({ logger: logger.child({ component: 'claude' }) }),
+        logger,
+      });
+      agent.on('authenticated', () =>
+        logger.info({ cloud: config.cloudUrl, agentId: config.agentId }, 'connected to the cloud'),
+      );
+      agent.on('auth-failed', (reason) =>
+        logger.error(
+          { reason },
+          'the cloud refused this agent; check BEMATIC_AGENT_ID and BEMATIC_AGENT_KEY',
+        ),
+      );
+      agent.start();
+      onShutdown(
+        () => agent.stop({ graceful: true }),
+        (m) => logger.info(m),
+      );
+    });
+}

@@ -1,0 +1,62 @@
+import {
+  ApiKeyService,
+  type CloudConfig,
+  createDatabase,
+  createRepositories,
+  type Database,
+  loadCloudConfig,
+  migrateToLatest,
+  type Repositories,
+} from '@bematic/cloud';
+
+/** Opens the configured database, migrated, for the administrative commands. */
+export async function openRepositories(config: CloudConfig = loadCloudConfig()): Promise<{
+  database: Database;
+  repos: Repositories;
+  apiKeys: ApiKeyService;
+}> {
+  const database = await createDatabase(config.DATABASE_URL);
+  await migrateToLatest(database.db);
+  const repos = createRepositories(database.db);
+  return { database, repos, apiKeys: new ApiKeyService({ apiKeys: repos.apiKeys, audit: repos.audit }) };
+}
+
+/** Plain fixed-width table for terminal output. */
+export function table(rows: Record<string, string | number | null>[]): string {
+  if (rows.length === 0) return '(none)';
+  const cols = Object.keys(rows[0]!);
+  const cell = (v: string | number | null) => (v === null ? '—' : String(v));
+  const widths = cols.map((c) => Math.max(c.length, ...rows.map((r) => cell(r[c] ?? null).length)));
+  const line = (vals: string[]) =>
+    vals
+      .map((v, i) => v.padEnd(widths[i]!))
+      .join('  ')
+      .trimEnd();
+  return [
+    line(cols),
+    line(widths.map((w) => '─'.repeat(w))),
+    ...rows.map((r) => line(cols.map((c) => cell(r[c] ?? null)))),
+  ].join('\n');
+}
+
+export const iso = (ms: number | null) =>
+  ms === null ? null : new Date(ms).toISOString().replace('.000Z', 'Z');
+
+/** Waits for SIGINT/SIGTERM, then runs `stop` once. */
+export function onShutdown(stop: () => Promise<void>, log: (msg: string) => void): void {
+  let stopping = false;
+  const handler = (signal: string) => {
+    if (stopping) process.exit(1);
+    stopping = true;
+    log(`${signal} received, shutting down…`);
+    stop().then(
+      () => process.exit(0),
+      (err: unknown) => {
+        console.error(err);
+        process.exit(1);
+      },
+    );
+  };
+  process.once('SIGINT', () => handler('SIGINT'));
+  process.once('SIGTERM', () => handler('SIGTERM'));
+}

@@ -1,0 +1,249 @@
+import type { AddressInfo } from 'node:net';
+import { type Logger, pino } from 'pino';
+import { AuditTrail } from '../audit/audit-trail.js';
+import { BotRegistry } from '../bots/bot-registry.js';
+import { createModelStrategy } from '../bots/model-routing.js';
+import { Cache } from '../cache/cache.js';
+import { CacheInvalidation } from '../cache/invalidation.js';
+import type { ChatSurface } from '../chat/chat-surface.js';
+import type { InboundHandler } from '../chat/inbound.js';
+import { CommandService } from '../commands/command-service.js';
+import { createInboundPipeline } from '../commands/inbound-pipeline.js';
+import { type CloudConfig, slackMode } from '../config.js';
+import { CONSOLE_CHANNEL_PREFIX, ConsoleChatSurface } from '../console/console-surface.js';
+import { createDatabase, type Database } from '../db/database.js';
+import { migrateToLatest } from '../db/migrations/index.js';
+import { createRepositories } from '../db/repositories/index.js';
+import type { Repositories, Task } from '../db/repositories/types.js';
+import { createGateway, type Gateway, type GatewayConfig } from '../gateway/index.js';
+import { databaseProbe } from '../http/health.js';
+import { createHttpServer, type HttpServerHandle } from '../http/http-server.js';
+import { MetricsCollector } from '../metrics/metrics-collector.js';
+import { NotificationService } from '../notifications/notification-service.js';
+import { RetentionService } from '../retention/retention-service.js';
+import { createSlackApp, type SlackApp } from '../slack/slack-app.js';
+import { TaskEvents } from '../tasks/task-events.js';
+
+export interface StartCloudOptions {
+  config: CloudConfig;
+  logger?: Logger;
+  /** Gateway tuning beyond the configuration contract (tests shorten timers here). */
+  gateway?: Partial<GatewayConfig>;
+  /** Progress-message throttle override (default from BEMATIC_PROGRESS_INTERVAL_MS). */
+  progressIntervalMs?: number;
+  /** Slack Web API retry tuning (tests shorten back-off). */
+  slackRetry?: { retries: number; minTimeout: number; maxTimeout: number; factor?: number };
+}
+
+export interface Cloud {
+  /** http://host:port of the dashboard and API. */
+  readonly url: string;
+  /** ws://host:port, what agents put in BEMATIC_CLOUD_URL. */
+  readonly agentUrl: string;
+  readonly config: CloudConfig;
+  readonly database: Database;
+  readonly repos: Repositories;
+  readonly events: TaskEvents;
+  readonly gateway: Gateway;
+  readonly http: HttpServerHandle;
+  readonly metrics: MetricsCollector;
+  readonly retention: RetentionService;
+  readonly commands: CommandService;
+  readonly notifications: NotificationService;
+  readonly inbound: InboundHandler;
+  readonly console: ConsoleChatSurface;
+  readonly slack: SlackApp | null;
+  readonly logger: Logger;
+  close(): Promise<void>;
+}
+
+/**
+ * The composition root of the control plane: database, event bus, gateway,
+ * chat surfaces, commands, notifications and the HTTP server, wired together
+ * and listening. Everything here is construction; behaviour lives in the parts.
+ */
+export async function startCloud(options: StartCloudOptions): Promise<Cloud> {
+  const { config } = options;
+  const logger = options.logger ?? pino({ level: config.BEMATIC_LOG_LEVEL });
+
+  const database = await createDatabase(config.DATABASE_URL, { logger });
+  const { applied } = await migrateToLatest(database.db);
+  if (applied.length > 0) logger.info({ applied }, 'database migrated');
+  const repos = createRepositories(database.db);
+
+  const events = new TaskEvents((event, err) => logger.error({ err, event }, 'task event listener failed'));
+  const metrics = new MetricsCollector();
+  const cache = new Cache({
+    name: 'cloud',
+    ttlMs: config.BEMATIC_CACHE_TTL_MS,
+    onLookup: (c, hit) => metrics.recordCacheLookup(c, hit),
+  });
+  const invalidation = new CacheInvalidation(cache);
+  const audit = new AuditTrail(repos.audit, { logger });
+  const detach = [metrics.attachToEvents(events), invalidation.attachToEvents(events)];
+  metrics.trackOfflineQueueDepth(() => repos.offlineQueue.countByAgent());
+
+  const consoleSurface = new ConsoleChatSurface();
+  let slack: SlackApp | null = null;
+  const surfaceFor = (task: Pick<Task, 'channelId'>): ChatSurface =>
+    task.channelId.startsWith(CONSOLE_CHANNEL_PREFIX) || !slack ? consoleSurface : slack.surface;
+
+  const retention = new RetentionService({
+    repos,
+    audit,
+    invalidation,
+    metrics,
+    logger,
+    policy: { retentionDays: config.BEMATIC_RETENTION_DAYS },
+  });
+
+  // The HTTP server needs the inbound handler and the gateway needs the server: break the cycle with a late binding.
+  let inbound: InboundHandler | null = null;
+  const lateInbound: InboundHandler = {
+    handle: (req) => (inbound ? inbound.handle(req) : Promise.resolve()),
+  };
+  let gateway: Gateway | null = null;
+  const http = createHttpServer({
+    logger,
+    metrics,
+    audit,
+    events,
+    cache,
+    repos,
+    console: consoleSurface,
+    inbound: lateInbound,
+    directory: { listAgents: () => (gateway ? gateway.directory.listAgents() : Promise.resolve([])) },
+    health: {
+      database: databaseProbe(database),
+      gateway: () => (gateway ? { ok: true } : { ok: false, reason: 'gateway not started' }),
+    },
+  });
+
+  gateway = createGateway({
+    server: http.server,
+    repos,
+    events,
+    logger,
+    config: {
+      heartbeatIntervalMs: config.BEMATIC_HEARTBEAT_MS,
+      authTimeoutMs: config.BEMATIC_AUTH_TIMEOUT_MS,
+      offlineTtlMs: config.BEMATIC_OFFLINE_TTL_MS,
+      reconnectGraceMs: config.BEMATIC_RECONNECT_GRACE_MS,
+      ...options.gateway,
+    },
+  });
+
+  const bots = new BotRegistry();
+  const commands = new CommandService({
+    repos,
+    dispatcher: gateway.dispatcher,
+    agents: gateway.directory,
+    retention: {
+      archive: async (taskId, reason, actor) => ({
+        id: (await retention.archive(taskId, reason, actor)).archiveId,
+      }),
+      restore: async (archiveId, actor) => ({ id: await retention.restore(archiveId, actor) }),
+    },
+    bots,
+    modelStrategy: createModelStrategy({
+      premium: config.BEMATIC_MODEL_PREMIUM,
+      standard: config.BEMATIC_MODEL_STANDARD,
+      fast: config.BEMATIC_MODEL_FAST,
+    }),
+    surfaceFor,
+    events,
+    logger,
+  });
+  detach.push(commands.attach(events));
+  const adminUsers = config.BEMATIC_ADMIN_USERS.split(',')
+    .map((s) => s.trim())
+    .filter(Boolean);
+  inbound = createInboundPipeline({
+    commands,
+    repos,
+    logger,
+    auth: { defaultRole: config.BEMATIC_DEFAULT_ROLE, adminUserIds: adminUsers },
+    rateLimit: { limit: config.BEMATIC_RATE_LIMIT, windowMs: config.BEMATIC_RATE_WINDOW_MS },
+    observe: (stage, ms) => metrics.observeMiddlewareStage(stage, ms),
+  });
+
+  const mode = slackMode(config);
+  if (mode !== 'off') {
+    slack = await createSlackApp({
+      botToken: config.SLACK_BOT_TOKEN!,
+      appToken: config.SLACK_APP_TOKEN,
+      signingSecret: config.SLACK_SIGNING_SECRET,
+      apiUrl: config.SLACK_API_URL,
+      handler: inbound,
+      logger,
+      ...(options.slackRetry && { retryConfig: options.slackRetry }),
+    });
+    if (slack.requestListener) http.mount('/slack', slack.requestListener);
+  }
+
+  const notifications = new NotificationService({
+    events,
+    tasks: repos.tasks,
+    bots,
+    surfaceFor,
+    logger,
+    updateIntervalMs: options.progressIntervalMs ?? config.BEMATIC_PROGRESS_INTERVAL_MS,
+    ...(config.BEMATIC_ADMIN_CHANNEL && {
+      adminChannel: {
+        surface: surfaceFor({ channelId: config.BEMATIC_ADMIN_CHANNEL }),
+        channelId: config.BEMATIC_ADMIN_CHANNEL,
+      },
+    }),
+  }).start();
+  detach.push(
+    events.on('task.completed', ({ task }) => void retention.evaluateForArchival(task).catch(() => {})),
+  );
+
+  await new Promise<void>((resolve, reject) => {
+    http.server.once('error', reject);
+    http.server.listen(config.PORT, config.HOST, () => {
+      http.server.off('error', reject);
+      resolve();
+    });
+  });
+  const { port } = http.server.address() as AddressInfo;
+  const host = config.HOST === '0.0.0.0' || config.HOST === '::' ? '127.0.0.1' : config.HOST;
+  if (slack) await slack.start();
+  retention.start();
+  await gateway.ready;
+
+  let closing: Promise<void> | null = null;
+  const close = () => {
+    closing ??= (async () => {
+      for (const off of detach) off();
+      notifications.stop();
+      await retention.stop();
+      if (slack) await slack.stop().catch((err: unknown) => logger.warn({ err }, 'slack stop failed'));
+      await gateway?.close();
+      await http.close();
+      await database.close();
+    })();
+    return closing;
+  };
+
+  logger.info({ port, slack: mode }, 'cloud started');
+  return {
+    url: `http://${host}:${port}`,
+    agentUrl: `ws://${host}:${port}`,
+    config,
+    database,
+    repos,
+    events,
+    gateway,
+    http,
+    metrics,
+    retention,
+    commands,
+    notifications,
+    inbound,
+    console: consoleSurface,
+    slack,
+    logger,
+    close,
+  };
+}
