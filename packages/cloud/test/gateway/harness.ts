@@ -284,7 +284,7 @@ export class RawAgent {
   }
 
   send<T extends MessageType>(type: T, payload: PayloadOf<T>): void {
-    this.ws.send(serialize(createMessage(type, payload)));
+    this.ws.send(serialize(createMessage(type, payload) as unknown as Message));
   }
 
   sendRaw(data: string | Buffer): void {
@@ -293,25 +293,25 @@ export class RawAgent {
 
   /** The first message of this type (already received or future) matching pred, not yet consumed. */
   next<T extends MessageType>(type: T, pred: (m: Message<T>) => boolean = () => true): Promise<Message<T>> {
-    const match = (m: Message): m is Message<T> => m.type === type && pred(m as Message<T>);
+    const match = (m: Message): boolean => m.type === type && pred(m as unknown as Message<T>);
     const seen = this.received.find(match);
     if (seen) {
       this.received.splice(this.received.indexOf(seen), 1);
-      return Promise.resolve(seen);
+      return Promise.resolve(seen as unknown as Message<T>);
     }
     return new Promise((resolve) => {
       this.waiters.push({
         pred: match,
         resolve: (m) => {
           this.received.splice(this.received.indexOf(m), 1);
-          resolve(m as Message<T>);
+          resolve(m as unknown as Message<T>);
         },
       });
     });
   }
 
   all<T extends MessageType>(type: T): Message<T>[] {
-    return this.received.filter((m): m is Message<T> => m.type === type);
+    return this.received.filter((m) => m.type === type) as unknown as Message<T>[];
   }
 
   close(): Promise<{ code: number; reason: string }> {
