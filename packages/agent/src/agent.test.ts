@@ -372,6 +372,30 @@ describe('Agent against a fake cloud', () => {
     const cancelled = await cloud.waitFor('TASK_CANCELLED');
     expect(cancelled.payload.taskId).toBe('stale');
   });
+
+  it('reports a task that exceeds its timeoutMs as a recoverable TIMEOUT error', async () => {
+    const executor = new ManualExecutor();
+    const { cloud } = await setup({ executor });
+    cloud.submit({ taskId: 'slow', localPath: dir('slow'), timeoutMs: 20 });
+    const error = await cloud.waitFor('TASK_ERROR', (p) => p.taskId === 'slow');
+    expect(error.payload).toMatchObject({ errorCode: 'TIMEOUT', recoverable: true });
+    expect((await executor.started('slow')).signal.aborted).toBe(true);
+  });
+
+  it('a graceful stop lets the running task finish and deliver its result first', async () => {
+    const executor = new ManualExecutor();
+    const { cloud, agent } = await setup({ executor });
+    cloud.submit({ taskId: 'last', localPath: dir('last') });
+    await executor.started('last');
+    const stopped = agent.stop({ graceful: true });
+    cloud.submit({ taskId: 'late', localPath: dir('late') });
+    await cloud.waitFor('TASK_ACK', (p) => p.taskId === 'late');
+    expect(cloud.ofType('TASK_ACK', 'late')[0]?.payload).toMatchObject({ accepted: false });
+    executor.complete('last');
+    await stopped;
+    expect(cloud.ofType('TASK_COMPLETE', 'last')).toHaveLength(1);
+    expect(executor.startOrder).toEqual(['last']);
+  });
 });
 
 process.on('exit', () => rmSync(base, { recursive: true, force: true }));
