@@ -335,6 +335,10 @@ describe('HTTP server', () => {
     expect(html).toContain('"consoleChannelId":"console:local"');
     expect(html).not.toMatch(/<(script|link)[^>]+(src|href)=/);
     expect(html).not.toContain('__BEMATIC_CONFIG__');
+    // The inline script must at least parse (there is no build step to catch a syntax error).
+    const script = /<script>([\s\S]*)<\/script>/.exec(html)?.[1] ?? '';
+    expect(script.length).toBeGreaterThan(1000);
+    expect(() => new Function(script)).not.toThrow();
   });
 
   it('hands mounted prefixes to their handler', async () => {
