@@ -61,3 +61,33 @@ export class DatabaseConnectionError extends Error {
     this.name = 'DatabaseConnectionError';
   }
 }
+
+/** A row with the same unique key (id, channel, key hash …) already exists. */
+export class DuplicateRecordError extends Error {
+  readonly code = 'DUPLICATE';
+  constructor(
+    readonly entity: string,
+    readonly key: string,
+    cause: unknown,
+  ) {
+    super(`${entity} ${key} already exists`, { cause });
+    this.name = 'DuplicateRecordError';
+  }
+}
+
+/** Unique-constraint violation on either dialect (SQLite SQLITE_CONSTRAINT_*, PostgreSQL 23505). */
+export function isUniqueViolation(err: unknown): boolean {
+  if (typeof err !== 'object' || err === null || !('code' in err)) return false;
+  const code = err.code;
+  return code === '23505' || code === 'SQLITE_CONSTRAINT_UNIQUE' || code === 'SQLITE_CONSTRAINT_PRIMARYKEY';
+}
+
+/** Runs an insert/update, turning a unique violation into a DuplicateRecordError. */
+export async function guardUnique<T>(entity: string, key: string, run: () => Promise<T>): Promise<T> {
+  try {
+    return await run();
+  } catch (err) {
+    if (isUniqueViolation(err)) throw new DuplicateRecordError(entity, key, err);
+    throw err;
+  }
+}

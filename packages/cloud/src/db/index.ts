@@ -19,6 +19,7 @@ export {
 export {
   DatabaseConnectionError,
   DatabaseUrlError,
+  DuplicateRecordError,
   MigrationError,
   RecordNotFoundError,
   StoredDataError,

@@ -3,7 +3,7 @@ import { sql } from 'kysely';
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
 import { IllegalTransitionError, judgeTransition } from '../../tasks/task-state-machine.js';
 import type { Database } from '../database.js';
-import { RecordNotFoundError } from '../errors.js';
+import { DuplicateRecordError, RecordNotFoundError } from '../errors.js';
 import { MIGRATIONS, migrateToLatest, migrationStatus } from '../migrations/index.js';
 import { createRepositories } from '../repositories/index.js';
 import type { NewTask, Repositories } from '../repositories/types.js';
@@ -139,8 +139,14 @@ export function describeRepositoryConformance(name: string, open: () => Promise<
       it('rejects a second project on the same channel', async () => {
         const base = { name: 'x', agentId: 'a', localPath: '/x', defaultModel: null, maxBudgetUsd: null };
         await repos.projects.create({ ...base, channelId: 'C1' });
-        await expect(repos.projects.create({ ...base, channelId: 'C1' })).rejects.toThrow();
-        expect(await repos.projects.list()).toHaveLength(1);
+        await expect(repos.projects.create({ ...base, channelId: 'C1' })).rejects.toBeInstanceOf(
+          DuplicateRecordError,
+        );
+        const other = await repos.projects.create({ ...base, channelId: 'C2' });
+        await expect(repos.projects.update(other.id, { channelId: 'C1' })).rejects.toBeInstanceOf(
+          DuplicateRecordError,
+        );
+        expect(await repos.projects.list()).toHaveLength(2);
       });
 
       it('lists by name, updates only the given fields, and deletes', async () => {
@@ -211,6 +217,7 @@ export function describeRepositoryConformance(name: string, open: () => Promise<
         });
         expect(await repos.tasks.findById(t.id)).toEqual(t);
         expect(await repos.tasks.findById('task_missing')).toBeUndefined();
+        await expect(repos.tasks.create(newTask({ id: t.id }))).rejects.toBeInstanceOf(DuplicateRecordError);
       });
 
       it('keeps every optional field given at creation, and JSON survives unicode and quoting', async () => {
@@ -841,7 +848,7 @@ export function describeRepositoryConformance(name: string, open: () => Promise<
 
       it('rejects a duplicate key hash', async () => {
         await key({ keyHash: 'same' });
-        await expect(key({ keyHash: 'same' })).rejects.toThrow();
+        await expect(key({ keyHash: 'same' })).rejects.toBeInstanceOf(DuplicateRecordError);
       });
 
       it('revokes once, keeping the first revocation time, and records use', async () => {
@@ -888,6 +895,15 @@ export function describeRepositoryConformance(name: string, open: () => Promise<
           metadata: {},
           archivedAt: T0 + 2,
         });
+        await expect(
+          repos.archivedTasks.create({
+            id: 'archive_given',
+            originalId: 'x',
+            taskData: '{}',
+            reason: 'r',
+            metadata: {},
+          }),
+        ).rejects.toBeInstanceOf(DuplicateRecordError);
         expect(await repos.archivedTasks.findByOriginalId(task.id)).toEqual(a2);
         expect(await repos.archivedTasks.findByOriginalId('task_none')).toBeUndefined();
         expect(await repos.archivedTasks.list()).toEqual([a2, other, a1]);

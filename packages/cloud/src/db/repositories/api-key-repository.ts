@@ -1,4 +1,5 @@
 import type { Kysely, Selectable } from 'kysely';
+import { guardUnique } from '../errors.js';
 import { newApiKeyId } from '../ids.js';
 import type { ApiKeysTable, Schema } from '../schema.js';
 import type { Clock } from './clock.js';
@@ -27,21 +28,23 @@ export class KyselyApiKeyRepository implements ApiKeyRepository {
   async create(
     k: Omit<ApiKey, 'id' | 'createdAt' | 'revokedAt' | 'lastUsedAt'> & { id?: string },
   ): Promise<ApiKey> {
-    const row = await this.db
-      .insertInto('api_keys')
-      .values({
-        id: k.id ?? newApiKeyId(),
-        agent_id: k.agentId,
-        prefix: k.prefix,
-        key_hash: k.keyHash,
-        label: k.label,
-        created_at: this.now(),
-        expires_at: k.expiresAt,
-        revoked_at: null,
-        last_used_at: null,
-      })
-      .returningAll()
-      .executeTakeFirstOrThrow();
+    const row = await guardUnique('api key', k.id ?? k.prefix, () =>
+      this.db
+        .insertInto('api_keys')
+        .values({
+          id: k.id ?? newApiKeyId(),
+          agent_id: k.agentId,
+          prefix: k.prefix,
+          key_hash: k.keyHash,
+          label: k.label,
+          created_at: this.now(),
+          expires_at: k.expiresAt,
+          revoked_at: null,
+          last_used_at: null,
+        })
+        .returningAll()
+        .executeTakeFirstOrThrow(),
+    );
     return toApiKey(row);
   }
 

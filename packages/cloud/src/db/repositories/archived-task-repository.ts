@@ -1,4 +1,5 @@
 import type { Kysely, Selectable } from 'kysely';
+import { guardUnique } from '../errors.js';
 import { newArchiveId } from '../ids.js';
 import type { ArchivedTasksTable, Schema } from '../schema.js';
 import type { Clock } from './clock.js';
@@ -26,18 +27,20 @@ export class KyselyArchivedTaskRepository implements ArchivedTaskRepository {
   async create(
     a: Omit<ArchivedTask, 'id' | 'archivedAt'> & { id?: string; archivedAt?: number },
   ): Promise<ArchivedTask> {
-    const row = await this.db
-      .insertInto('archived_tasks')
-      .values({
-        id: a.id ?? newArchiveId(),
-        original_id: a.originalId,
-        task_data: a.taskData,
-        reason: a.reason,
-        metadata: encodeJson(a.metadata),
-        archived_at: a.archivedAt ?? this.now(),
-      })
-      .returningAll()
-      .executeTakeFirstOrThrow();
+    const row = await guardUnique('archive', a.id ?? a.originalId, () =>
+      this.db
+        .insertInto('archived_tasks')
+        .values({
+          id: a.id ?? newArchiveId(),
+          original_id: a.originalId,
+          task_data: a.taskData,
+          reason: a.reason,
+          metadata: encodeJson(a.metadata),
+          archived_at: a.archivedAt ?? this.now(),
+        })
+        .returningAll()
+        .executeTakeFirstOrThrow(),
+    );
     return toArchive(row);
   }
 

@@ -1,5 +1,5 @@
 import type { Kysely, Selectable } from 'kysely';
-import { RecordNotFoundError } from '../errors.js';
+import { guardUnique, RecordNotFoundError } from '../errors.js';
 import { newProjectId } from '../ids.js';
 import type { ProjectsTable, Schema } from '../schema.js';
 import type { Clock } from './clock.js';
@@ -33,22 +33,24 @@ export class KyselyProjectRepository implements ProjectRepository {
 
   async create(p: NewProject): Promise<Project> {
     const now = this.now();
-    const row = await this.db
-      .insertInto('projects')
-      .values({
-        id: p.id ?? newProjectId(),
-        name: p.name,
-        channel_id: p.channelId,
-        agent_id: p.agentId,
-        fallback_agent_ids: encodeJson(p.fallbackAgentIds ?? []),
-        local_path: p.localPath,
-        default_model: p.defaultModel,
-        max_budget_usd: p.maxBudgetUsd,
-        created_at: now,
-        updated_at: now,
-      })
-      .returningAll()
-      .executeTakeFirstOrThrow();
+    const row = await guardUnique('project for channel', p.channelId, () =>
+      this.db
+        .insertInto('projects')
+        .values({
+          id: p.id ?? newProjectId(),
+          name: p.name,
+          channel_id: p.channelId,
+          agent_id: p.agentId,
+          fallback_agent_ids: encodeJson(p.fallbackAgentIds ?? []),
+          local_path: p.localPath,
+          default_model: p.defaultModel,
+          max_budget_usd: p.maxBudgetUsd,
+          created_at: now,
+          updated_at: now,
+        })
+        .returningAll()
+        .executeTakeFirstOrThrow(),
+    );
     return toProject(row);
   }
 
@@ -75,23 +77,25 @@ export class KyselyProjectRepository implements ProjectRepository {
     id: string,
     patch: Partial<Omit<Project, 'id' | 'createdAt' | 'updatedAt'>>,
   ): Promise<Project> {
-    const row = await this.db
-      .updateTable('projects')
-      .set({
-        ...definedOnly({
-          name: patch.name,
-          channel_id: patch.channelId,
-          agent_id: patch.agentId,
-          fallback_agent_ids: patch.fallbackAgentIds && encodeJson(patch.fallbackAgentIds),
-          local_path: patch.localPath,
-          default_model: patch.defaultModel,
-          max_budget_usd: patch.maxBudgetUsd,
-        }),
-        updated_at: this.now(),
-      })
-      .where('id', '=', id)
-      .returningAll()
-      .executeTakeFirst();
+    const row = await guardUnique('project for channel', patch.channelId ?? id, () =>
+      this.db
+        .updateTable('projects')
+        .set({
+          ...definedOnly({
+            name: patch.name,
+            channel_id: patch.channelId,
+            agent_id: patch.agentId,
+            fallback_agent_ids: patch.fallbackAgentIds && encodeJson(patch.fallbackAgentIds),
+            local_path: patch.localPath,
+            default_model: patch.defaultModel,
+            max_budget_usd: patch.maxBudgetUsd,
+          }),
+          updated_at: this.now(),
+        })
+        .where('id', '=', id)
+        .returningAll()
+        .executeTakeFirst(),
+    );
     if (!row) throw new RecordNotFoundError('project', id);
     return toProject(row);
   }

@@ -8,7 +8,7 @@ import {
 import type { Kysely, Selectable, Updateable } from 'kysely';
 import { IllegalTransitionError, judgeTransition } from '../../tasks/task-state-machine.js';
 import { dialectOf } from '../database.js';
-import { RecordNotFoundError, StoredDataError } from '../errors.js';
+import { guardUnique, RecordNotFoundError, StoredDataError } from '../errors.js';
 import { newTaskId } from '../ids.js';
 import type { Schema, TasksTable } from '../schema.js';
 import type { Clock } from './clock.js';
@@ -119,50 +119,52 @@ export class KyselyTaskRepository implements TaskRepository {
   async create(task: NewTask): Promise<Task> {
     const id = task.id ?? newTaskId();
     const now = this.now();
-    const row = await this.db
-      .insertInto('tasks')
-      .values({
-        id,
-        project_id: task.projectId,
-        agent_id: task.agentId,
-        bot_name: task.botName,
-        command: task.command,
-        prompt: stripNul(task.prompt),
-        model: task.model,
-        priority: task.priority,
-        status: task.status ?? 'pending',
-        user_id: task.userId,
-        channel_id: task.channelId,
-        thread_ts: task.threadTs ?? null,
-        message_ts: task.messageTs ?? null,
-        progress_message_ts: null,
-        session_id: task.sessionId ?? null,
-        parent_task_id: task.parentTaskId ?? null,
-        submission: encodeJson({ ...task.submission, taskId: id }),
-        result: null,
-        error_message: null,
-        error_code: null,
-        recoverable: null,
-        warning: null,
-        files_changed: '[]',
-        commands_run: '[]',
-        input_tokens: 0,
-        output_tokens: 0,
-        cache_read_tokens: 0,
-        cache_creation_tokens: 0,
-        cost_usd: 0,
-        duration_ms: 0,
-        num_turns: 0,
-        continuations: 0,
-        restored_from_archive: task.restoredFromArchive ?? null,
-        restored_at: task.restoredAt ?? null,
-        created_at: now,
-        updated_at: now,
-        started_at: null,
-        completed_at: null,
-      })
-      .returningAll()
-      .executeTakeFirstOrThrow();
+    const row = await guardUnique('task', id, () =>
+      this.db
+        .insertInto('tasks')
+        .values({
+          id,
+          project_id: task.projectId,
+          agent_id: task.agentId,
+          bot_name: task.botName,
+          command: task.command,
+          prompt: stripNul(task.prompt),
+          model: task.model,
+          priority: task.priority,
+          status: task.status ?? 'pending',
+          user_id: task.userId,
+          channel_id: task.channelId,
+          thread_ts: task.threadTs ?? null,
+          message_ts: task.messageTs ?? null,
+          progress_message_ts: null,
+          session_id: task.sessionId ?? null,
+          parent_task_id: task.parentTaskId ?? null,
+          submission: encodeJson({ ...task.submission, taskId: id }),
+          result: null,
+          error_message: null,
+          error_code: null,
+          recoverable: null,
+          warning: null,
+          files_changed: '[]',
+          commands_run: '[]',
+          input_tokens: 0,
+          output_tokens: 0,
+          cache_read_tokens: 0,
+          cache_creation_tokens: 0,
+          cost_usd: 0,
+          duration_ms: 0,
+          num_turns: 0,
+          continuations: 0,
+          restored_from_archive: task.restoredFromArchive ?? null,
+          restored_at: task.restoredAt ?? null,
+          created_at: now,
+          updated_at: now,
+          started_at: null,
+          completed_at: null,
+        })
+        .returningAll()
+        .executeTakeFirstOrThrow(),
+    );
     return toTask(row);
   }
 
