@@ -26,20 +26,28 @@ export async function readJson<T>(req: IncomingMessage, schema: z.ZodType<T>, ma
     req.resume();
     throw new HttpError(413, 'BODY_TOO_LARGE', `body exceeds ${maxBytes} bytes`);
   }
-  const chunks: Buffer[] = [];
-  let size = 0;
-  for await (const chunk of req) {
-    const buf = chunk as Buffer;
-    size += buf.length;
-    if (size > maxBytes) {
-      req.resume();
-      throw new HttpError(413, 'BODY_TOO_LARGE', `body exceeds ${maxBytes} bytes`);
-    }
-    chunks.push(buf);
-  }
+  // Events rather than for-await: leaving a for-await early destroys the socket before the 413 is sent.
+  const body = await new Promise<Buffer>((resolve, reject) => {
+    const chunks: Buffer[] = [];
+    let size = 0;
+    let tooLarge = false;
+    req.on('data', (chunk: Buffer) => {
+      if (tooLarge) return;
+      size += chunk.length;
+      if (size > maxBytes) {
+        tooLarge = true;
+        chunks.length = 0;
+        reject(new HttpError(413, 'BODY_TOO_LARGE', `body exceeds ${maxBytes} bytes`));
+        return;
+      }
+      chunks.push(chunk);
+    });
+    req.on('end', () => resolve(Buffer.concat(chunks)));
+    req.on('error', reject);
+  });
   let raw: unknown;
   try {
-    raw = JSON.parse(Buffer.concat(chunks).toString('utf8'));
+    raw = JSON.parse(body.toString('utf8'));
   } catch (err) {
     throw new HttpError(400, 'INVALID_JSON', `body is not valid JSON: ${(err as Error).message}`);
   }

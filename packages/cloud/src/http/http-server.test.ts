@@ -1,3 +1,4 @@
+import { request } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { AuditTrail } from '../audit/audit-trail.js';
@@ -274,6 +275,20 @@ describe('HTTP server', () => {
     expect((await json<ErrorBody>(invalid)).error.code).toBe('INVALID_BODY');
     const huge = await postJson('/api/console/messages', { text: 'x'.repeat(5000) });
     expect(huge.status).toBe(413);
+    const chunked = await new Promise<number>((resolve, reject) => {
+      const req = request(`${base}/api/console/messages`, {
+        method: 'POST',
+        headers: { 'content-type': 'application/json', 'transfer-encoding': 'chunked' },
+      });
+      req.on('response', (res) => {
+        res.resume();
+        resolve(res.statusCode ?? 0);
+      });
+      req.on('error', reject);
+      req.write(`{"text":"${'y'.repeat(800)}`);
+      req.end(`${'y'.repeat(800)}"}`);
+    });
+    expect(chunked).toBe(413);
     const form = await fetch(`${base}/api/console/messages`, { method: 'POST', body: 'text=hi' });
     expect(form.status).toBe(415);
     const cross = await fetch(`${base}/api/console/messages`, {
@@ -288,7 +303,14 @@ describe('HTTP server', () => {
     expect((await fetch(`${base}/healthz`)).status).toBe(200);
     const audited = await t.repos.audit.list({ action: 'http.bad_request' });
     expect(audited.map((e) => e.details.code).sort()).toEqual(
-      ['BODY_TOO_LARGE', 'FORBIDDEN_ORIGIN', 'INVALID_BODY', 'INVALID_JSON', 'UNSUPPORTED_MEDIA_TYPE'].sort(),
+      [
+        'BODY_TOO_LARGE',
+        'BODY_TOO_LARGE',
+        'FORBIDDEN_ORIGIN',
+        'INVALID_BODY',
+        'INVALID_JSON',
+        'UNSUPPORTED_MEDIA_TYPE',
+      ].sort(),
     );
   });
 

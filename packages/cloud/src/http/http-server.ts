@@ -300,6 +300,8 @@ export function createHttpServer(deps: HttpServerDeps): HttpServerHandle {
             details: { code: err.code, message: err.message, method: req.method },
           });
         }
+        // The rest of an oversized body is not worth reading: close the connection after answering.
+        if (err.status === 413 && !res.headersSent) res.setHeader('connection', 'close');
         if (!res.headersSent) sendError(res, err.status, err.code, err.message);
         else res.end();
         return;
