@@ -35,7 +35,8 @@ describe('ConsoleChatSurface', () => {
       ['Started', mention.ts],
       ['Done', mention.ts],
     ]);
-    await expect(s.post(C, { text: 'x' }, '123.000000')).rejects.toMatchObject({ code: 'thread_not_found' });
+    expect(() => s.postUserMessage(C, 'console-user', 'x', '123.000000')).toThrow(ConsoleSurfaceError);
+    await expect(s.post(C, { text: 'x' }, 'not-a-ts')).rejects.toMatchObject({ code: 'thread_not_found' });
     await expect(s.post('C0SLACK', { text: 'x' })).rejects.toBeInstanceOf(ConsoleSurfaceError);
   });
 
@@ -78,6 +79,17 @@ describe('ConsoleChatSurface', () => {
     const last = changes.at(-1);
     expect(last && ConsoleChatSurface.visibleTo(last, 'bob')).toBe(false);
     expect(last && ConsoleChatSurface.visibleTo(last, 'alice')).toBe(true);
+  });
+
+  it('recreates a forgotten thread when the cloud answers in it (after a restart)', async () => {
+    const { s, changes } = surface();
+    const reply = await s.post(C, { text: 'Task completed' }, '1699999999.000100');
+    const thread = s.threads(C, 'u').find((t) => t.root.ts === '1699999999.000100');
+    expect(thread?.root.text).toContain('Earlier conversation');
+    expect(thread?.replies.map((r) => r.ts)).toEqual([reply.ts]);
+    expect(changes.map((c) => c.message.ts)).toEqual(['1699999999.000100', reply.ts]);
+    await s.post(C, { text: 'again' }, '1699999999.000100');
+    expect(s.threads(C, 'u')).toHaveLength(1);
   });
 
   it('keeps memory bounded by dropping the oldest threads and replies', async () => {

@@ -5,6 +5,7 @@ export const CONSOLE_CHANNEL_PREFIX = 'console:';
 export const DEFAULT_CONSOLE_CHANNEL = 'console:local';
 /** Author id of messages the cloud posts. */
 export const CONSOLE_BOT_USER = 'bematic';
+const TS_FORMAT = /^\d{1,12}\.\d{6}$/;
 
 export interface ConsoleMessage {
   channelId: string;
@@ -87,7 +88,7 @@ export class ConsoleChatSurface implements ChatSurface {
   }
 
   async post(channelId: string, message: ChatMessage, threadTs?: string | null): Promise<PostedMessage> {
-    const m = this.append(channelId, this.botUserId, message, threadTs ?? null, null);
+    const m = this.append(channelId, this.botUserId, message, threadTs ?? null, null, true);
     return { channelId, ts: m.ts };
   }
 
@@ -108,7 +109,7 @@ export class ConsoleChatSurface implements ChatSurface {
     message: ChatMessage,
     threadTs?: string | null,
   ): Promise<void> {
-    this.append(channelId, this.botUserId, message, threadTs ?? null, userId);
+    this.append(channelId, this.botUserId, message, threadTs ?? null, userId, true);
   }
 
   async addReaction(channelId: string, ts: string, name: string): Promise<void> {
@@ -180,6 +181,7 @@ export class ConsoleChatSurface implements ChatSurface {
     message: ChatMessage,
     threadTs: string | null,
     visibleTo: string | null,
+    recoverThread = false,
   ): ConsoleMessage {
     if (!ConsoleChatSurface.isConsoleChannel(channelId)) {
       throw new ConsoleSurfaceError('channel_not_found', `${channelId} is not a console channel`);
@@ -195,6 +197,11 @@ export class ConsoleChatSurface implements ChatSurface {
       const target = this.byTs.get(threadTs);
       const rootTs = target?.channelId === channelId ? (target.threadTs ?? target.ts) : undefined;
       thread = rootTs === undefined ? undefined : threads.get(rootTs);
+      // The console forgets on restart (and drops old threads); a task still answering in
+      // such a thread gets a placeholder root under the same ts, so its story stays together.
+      if (!thread && recoverThread && TS_FORMAT.test(threadTs) && !this.byTs.has(threadTs)) {
+        thread = this.placeholderThread(channelId, threads, threadTs);
+      }
       if (!thread) throw new ConsoleSurfaceError('thread_not_found', `no thread ${threadTs} in ${channelId}`);
     }
     const m: ConsoleMessage = {
@@ -227,6 +234,25 @@ export class ConsoleChatSurface implements ChatSurface {
     }
     this.emit({ kind: 'message.posted', message: m });
     return m;
+  }
+
+  private placeholderThread(channelId: string, threads: Map<string, StoredThread>, ts: string): StoredThread {
+    const root: ConsoleMessage = {
+      channelId,
+      ts,
+      threadTs: null,
+      userId: this.botUserId,
+      text: '_Earlier conversation (the console keeps threads in memory only)._',
+      reactions: [],
+      visibleTo: null,
+      postedAt: Math.floor(Number(ts) * 1000),
+      editedAt: null,
+    };
+    const thread = { root, replies: [] };
+    threads.set(ts, thread);
+    this.byTs.set(ts, root);
+    this.emit({ kind: 'message.posted', message: root });
+    return thread;
   }
 
   private find(channelId: string, ts: string): ConsoleMessage {
