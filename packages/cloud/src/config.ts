@@ -95,17 +95,17 @@ export const CLOUD_SETTINGS = {
   },
   BEMATIC_MODEL_PREMIUM: {
     schema: z.string().min(1),
-    default: 'claude-opus-4-1',
+    default: 'claude-opus-5-5',
     doc: 'Model for write commands (premium tier)',
   },
   BEMATIC_MODEL_STANDARD: {
     schema: z.string().min(1),
-    default: 'claude-sonnet-4-5',
+    default: 'claude-sonnet-5-5',
     doc: 'Model for read-only commands (standard tier)',
   },
   BEMATIC_MODEL_FAST: {
     schema: z.string().min(1),
-    default: 'claude-haiku-4-5',
+    default: 'claude-haiku-5-5',
     doc: 'Model for the fast tier (--model fast)',
   },
   BEMATIC_RETENTION_DAYS: {

@@ -2,7 +2,14 @@ import { execFileSync } from 'node:child_process';
 import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
-import { Agent, ClaudeExecutor, type Executor, loadAgentConfig } from '@bematic/agent';
+import {
+  Agent,
+  ClaudeExecutor,
+  type Executor,
+  loadAgentConfig,
+  ResourceMonitor,
+  type ResourceSample,
+} from '@bematic/agent';
 import {
   type Cloud,
   type CloudConfig,
@@ -42,6 +49,12 @@ export interface TestSystem {
   cloud: Cloud;
   agent: Agent;
   agentKey: string;
+  /**
+   * What the agent's resource monitor reads. The machine's own load is not
+   * used, so a busy CI host cannot make the agent refuse work; tests set it to
+   * exercise the resource-exhaustion flow and then call `agent.resources.sample()`.
+   */
+  resources: ResourceSample;
   channel: string;
   /** The project checkout the agent works in. */
   projectDir: string;
@@ -117,20 +130,28 @@ export async function startTestSystem(opts: TestSystemOptions = {}): Promise<Tes
   const executor =
     opts.executor?.(model, home) ??
     new ClaudeExecutor({ apiKey: 'sk-ant-test-key', baseUrl: model.url, home, maxRetries: 0, logger });
+  const resources: ResourceSample = { cpuPercent: 10, memoryPercent: 30, rssMb: 100, loadAvg1m: 0.2 };
+  const agentConfig = loadAgentConfig(
+    {
+      BEMATIC_CLOUD_URL: cloud.agentUrl,
+      BEMATIC_AGENT_ID: SYSTEM_AGENT_ID,
+      BEMATIC_AGENT_KEY: key,
+      BEMATIC_AGENT_ROOTS: root,
+      MAX_CONCURRENT_TASKS: String(opts.maxConcurrentTasks ?? 3),
+    },
+    root,
+  );
   const agent = new Agent({
-    config: loadAgentConfig(
-      {
-        BEMATIC_CLOUD_URL: cloud.agentUrl,
-        BEMATIC_AGENT_ID: SYSTEM_AGENT_ID,
-        BEMATIC_AGENT_KEY: key,
-        BEMATIC_AGENT_ROOTS: root,
-        MAX_CONCURRENT_TASKS: String(opts.maxConcurrentTasks ?? 3),
-      },
-      root,
-    ),
+    config: agentConfig,
     executor,
     logger,
     reconnectBaseMs: 50,
+    resourceMonitor: new ResourceMonitor({
+      cpuThreshold: agentConfig.cpuThreshold,
+      memoryThreshold: agentConfig.memoryThreshold,
+      recoverySamples: 1,
+      sampler: () => ({ ...resources }),
+    }),
   });
 
   const startAgent = async () => {
@@ -146,6 +167,7 @@ export async function startTestSystem(opts: TestSystemOptions = {}): Promise<Tes
     cloud,
     agent,
     agentKey: key,
+    resources,
     channel: SYSTEM_CHANNEL,
     projectDir,
     root,

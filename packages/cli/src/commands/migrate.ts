@@ -12,10 +12,10 @@ export function registerMigrateCommand(program: Command): void {
       const database = await createDatabase(config.DATABASE_URL);
       try {
         if (!opts.status) {
-          const { applied } = await migrateToLatest(database.db);
+          const { applied } = await migrateToLatest(database);
           console.log(applied.length ? `Applied: ${applied.join(', ')}` : 'Database is up to date.');
         }
-        const status = await migrationStatus(database.db);
+        const status = await migrationStatus(database);
         console.log(
           table(
             status.migrations.map((m) => ({

@@ -16,7 +16,7 @@ export async function openRepositories(config: CloudConfig = loadCloudConfig()):
   apiKeys: ApiKeyService;
 }> {
   const database = await createDatabase(config.DATABASE_URL);
-  await migrateToLatest(database.db);
+  await migrateToLatest(database);
   const repos = createRepositories(database.db);
   return { database, repos, apiKeys: new ApiKeyService({ apiKeys: repos.apiKeys, audit: repos.audit }) };
 }

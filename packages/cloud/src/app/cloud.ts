@@ -67,7 +67,7 @@ export async function startCloud(options: StartCloudOptions): Promise<Cloud> {
   const logger = options.logger ?? pino({ level: config.BEMATIC_LOG_LEVEL });
 
   const database = await createDatabase(config.DATABASE_URL, { logger });
-  const { applied } = await migrateToLatest(database.db);
+  const { applied } = await migrateToLatest(database);
   if (applied.length > 0) logger.info({ applied }, 'database migrated');
   const repos = createRepositories(database.db);
 
@@ -115,7 +115,7 @@ export async function startCloud(options: StartCloudOptions): Promise<Cloud> {
     directory: { listAgents: () => (gateway ? gateway.directory.listAgents() : Promise.resolve([])) },
     health: {
       database: databaseProbe(database),
-      gateway: () => (gateway ? { ok: true } : { ok: false, reason: 'gateway not started' }),
+      gateway: () => (gateway ? { ok: true } : { ok: false, detail: 'gateway not started' }),
     },
   });
 

@@ -8,9 +8,9 @@ export type ModelTier = (typeof MODEL_TIERS)[number];
 export type ModelTiers = Record<ModelTier, string>;
 
 export const DEFAULT_MODEL_TIERS: ModelTiers = {
-  premium: 'claude-opus-4-1',
-  standard: 'claude-sonnet-4-5',
-  fast: 'claude-haiku-4-5',
+  premium: 'claude-opus-5-5',
+  standard: 'claude-sonnet-5-5',
+  fast: 'claude-haiku-5-5',
 };
 
 /** Family names people type, mapped to tiers. */

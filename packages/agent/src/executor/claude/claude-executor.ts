@@ -131,6 +131,7 @@ export class ClaudeExecutor implements Executor {
     const baseUrl = this.opts.baseUrl ?? base.ANTHROPIC_BASE_URL;
     if (apiKey) env.ANTHROPIC_API_KEY = apiKey;
     if (baseUrl) env.ANTHROPIC_BASE_URL = baseUrl;
+    if (base.ANTHROPIC_AUTH_TOKEN) env.ANTHROPIC_AUTH_TOKEN = base.ANTHROPIC_AUTH_TOKEN;
     if (this.opts.home) {
       env.HOME = this.opts.home;
       env.CLAUDE_CONFIG_DIR = `${this.opts.home}/.claude`;
@@ -140,6 +141,8 @@ export class ClaudeExecutor implements Executor {
     env.DISABLE_AUTOUPDATER = '1';
     env.DISABLE_TELEMETRY = '1';
     env.DISABLE_ERROR_REPORTING = '1';
+    // Tool search adds a placeholder tool to every request; the model must be offered exactly the bot's tools.
+    env.ENABLE_TOOL_SEARCH = 'false';
     env.CLAUDE_AGENT_SDK_CLIENT_APP = 'bematic-agent';
     return env;
   }
