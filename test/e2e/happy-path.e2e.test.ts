@@ -35,7 +35,7 @@ describe('happy path: @BematicManager code fix the login bug in auth.ts', () => 
     const mention = await system.emulator.mention({
       user: 'U0ALICE',
       channel: system.channel,
-      text: '<@' + system.emulator.botUserId + '> code fix the login bug in auth.ts',
+      text: `<@${system.emulator.botUserId}> code fix the login bug in auth.ts`,
     });
     const { event, task } = await done;
     expect(event).toBe('task.completed');

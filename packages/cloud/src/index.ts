@@ -1,36 +1,36 @@
-export * from './chat/chat-surface.js';
-export * from './chat/inbound.js';
-export * from './db/repositories/types.js';
-export * from './gateway/types.js';
-export * from './tasks/task-events.js';
-export * from './tasks/task-state-machine.js';
-export * from './db/index.js';
-export * from './bots/index.js';
-export * from './commands/index.js';
-export * from './middleware/index.js';
-export * from './notifications/index.js';
-export * from './gateway/index.js';
-export * from './slack/index.js';
 export * from './app/cloud.js';
-export * from './config.js';
 export * from './app/provisioning.js';
 export * from './audit/audit-trail.js';
+export * from './bots/index.js';
 export * from './cache/cache.js';
 export * from './cache/cache-keys.js';
 export * from './cache/invalidation.js';
-export * from './metrics/metrics-collector.js';
-export * from './retention/retention-service.js';
+export * from './chat/chat-surface.js';
+export * from './chat/inbound.js';
+export * from './commands/index.js';
+export * from './config.js';
 export * from './console/console-surface.js';
-export {
-  createHttpServer,
-  type HttpServerDeps,
-  type HttpServerHandle,
-  type MountedHandler,
-} from './http/http-server.js';
-export { databaseProbe, type HealthProbes, type ProbeResult } from './http/health.js';
+export * from './db/index.js';
+export * from './db/repositories/types.js';
+export * from './gateway/index.js';
+export * from './gateway/types.js';
 export {
   DashboardReads,
   type DashboardStats,
   type TaskPage,
   type TaskSummary,
 } from './http/dashboard-reads.js';
+export { databaseProbe, type HealthProbes, type ProbeResult } from './http/health.js';
+export {
+  createHttpServer,
+  type HttpServerDeps,
+  type HttpServerHandle,
+  type MountedHandler,
+} from './http/http-server.js';
+export * from './metrics/metrics-collector.js';
+export * from './middleware/index.js';
+export * from './notifications/index.js';
+export * from './retention/retention-service.js';
+export * from './slack/index.js';
+export * from './tasks/task-events.js';
+export * from './tasks/task-state-machine.js';

@@ -45,7 +45,7 @@ describe('truncation', () => {
   });
 
   it('splits into sections under the limit, re-opening fences', () => {
-    const text = `\`\`\`\n${'x'.repeat(50)}\n`.repeat(1) + `${'y'.repeat(80)}\n`.repeat(100) + '```';
+    const text = `${`\`\`\`\n${'x'.repeat(50)}\n`.repeat(1) + `${'y'.repeat(80)}\n`.repeat(100)}\`\`\``;
     const chunks = splitIntoSections(text, 3000, 40_000);
     expect(chunks.length).toBeGreaterThan(2);
     for (const c of chunks) {
