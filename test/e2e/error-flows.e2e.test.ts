@@ -109,7 +109,9 @@ describe('error flows', () => {
   it('Resource exhaustion: an overloaded agent refuses new work, admins are warned, and it recovers on its own', async () => {
     system.resources.cpuPercent = 99;
     const overloaded = new Promise<void>((resolve) =>
-      system.cloud.events.on('agent.status', ({ status }) => status.overloaded && resolve()),
+      system.cloud.events.on('agent.status', ({ status }) => {
+        if (status.overloaded) resolve();
+      }),
     );
     system.agent.resources.sample();
     await overloaded;
