@@ -5,9 +5,6 @@ import { z } from 'zod';
  * README's configuration table is this list; start-up validates it and names
  * the offending variable in the error.
  */
-const bool = z
-  .enum(['true', 'false', '1', '0', 'yes', 'no'])
-  .transform((v) => v === 'true' || v === '1' || v === 'yes');
 const int = (min: number) => z.coerce.number().int().min(min);
 const num = (min: number) => z.coerce.number().min(min);
 
@@ -119,7 +116,6 @@ export const CLOUD_SETTINGS = {
     doc: 'Channel for resource warnings and admin notices',
   },
   BEMATIC_CACHE_TTL_MS: { schema: int(0), default: '30000', doc: 'Cache entry lifetime' },
-  BEMATIC_DEV_MODE: { schema: bool, default: 'false', doc: 'Relaxed checks for local development' },
 } as const;
 
 type Settings = typeof CLOUD_SETTINGS;
