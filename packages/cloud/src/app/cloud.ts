@@ -66,13 +66,13 @@ export async function startCloud(options: StartCloudOptions): Promise<Cloud> {
   const { config } = options;
   const logger = options.logger ?? pino({ level: config.BEMATIC_LOG_LEVEL });
 
-  const database = await createDatabase(config.DATABASE_URL, { logger });
+  const metrics = new MetricsCollector();
+  const database = await createDatabase(config.DATABASE_URL, { logger, onQuery: metrics.kyselyLogHook });
   const { applied } = await migrateToLatest(database);
   if (applied.length > 0) logger.info({ applied }, 'database migrated');
   const repos = createRepositories(database.db);
 
   const events = new TaskEvents((event, err) => logger.error({ err, event }, 'task event listener failed'));
-  const metrics = new MetricsCollector();
   const cache = new Cache({
     name: 'cloud',
     ttlMs: config.BEMATIC_CACHE_TTL_MS,
@@ -131,6 +131,7 @@ export async function startCloud(options: StartCloudOptions): Promise<Cloud> {
       reconnectGraceMs: config.BEMATIC_RECONNECT_GRACE_MS,
       ...options.gateway,
     },
+    observer: metrics,
   });
 
   const bots = new BotRegistry();
@@ -153,6 +154,7 @@ export async function startCloud(options: StartCloudOptions): Promise<Cloud> {
     surfaceFor,
     events,
     logger,
+    metrics,
   });
   detach.push(commands.attach(events));
   const adminUsers = config.BEMATIC_ADMIN_USERS.split(',')
@@ -165,6 +167,7 @@ export async function startCloud(options: StartCloudOptions): Promise<Cloud> {
     auth: { defaultRole: config.BEMATIC_DEFAULT_ROLE, adminUserIds: adminUsers },
     rateLimit: { limit: config.BEMATIC_RATE_LIMIT, windowMs: config.BEMATIC_RATE_WINDOW_MS },
     observe: (stage, ms) => metrics.observeMiddlewareStage(stage, ms),
+    onRateLimited: (scope) => metrics.recordRateLimitHit(scope),
   });
 
   const mode = slackMode(config);
@@ -176,6 +179,7 @@ export async function startCloud(options: StartCloudOptions): Promise<Cloud> {
       apiUrl: config.SLACK_API_URL,
       handler: inbound,
       logger,
+      observe: (eventType, ms) => metrics.observeSlackEvent(eventType, ms),
       ...(options.slackRetry && { retryConfig: options.slackRetry }),
     });
     if (slack.requestListener) http.mount('/slack', slack.requestListener);
@@ -211,6 +215,7 @@ export async function startCloud(options: StartCloudOptions): Promise<Cloud> {
   if (slack) await slack.start();
   retention.start();
   await gateway.ready;
+  await http.reads.warm();
 
   let closing: Promise<void> | null = null;
   const close = () => {

@@ -31,6 +31,7 @@ describe('CommandService end to end (real SQLite)', () => {
   let pipeline: ReturnType<typeof createInboundPipeline>;
   let commands: CommandService;
   const retentionCalls: string[] = [];
+  let observed: { resolutions: number[]; routes: string[] };
 
   beforeEach(async () => {
     env = await sqliteRepos();
@@ -48,6 +49,7 @@ describe('CommandService end to end (real SQLite)', () => {
         throw new Error(`archive ${id} not found`);
       },
     };
+    observed = { resolutions: [], routes: [] };
     commands = new CommandService({
       repos,
       dispatcher,
@@ -57,6 +59,10 @@ describe('CommandService end to end (real SQLite)', () => {
       modelStrategy: createModelStrategy(),
       surfaceFor: () => surface,
       events,
+      metrics: {
+        observeBotResolution: (ms) => observed.resolutions.push(ms),
+        recordModelRouting: (bot, tier) => observed.routes.push(`${bot}:${tier}`),
+      },
     });
     commands.attach(events);
     pipeline = createInboundPipeline({ commands, repos, auth: { adminUserIds: ['UADMIN'] } });
@@ -117,6 +123,16 @@ describe('CommandService end to end (real SQLite)', () => {
     dispatcher.next = { sent: false, queued: true, reason: 'agent offline', reconnectEtaMs: 120_000 };
     await mention('review auth.ts');
     expect(textOf(surface.posts[1]!.message)).toMatch(/agent-1.*offline[\s\S]*2 min/);
+  });
+
+  it('reports bot resolution time and the model tier chosen for every launched task', async () => {
+    await mention('code fix the login bug');
+    await mention('review auth.ts');
+    await mention('code fix it --model claude-custom-1');
+    await mention('wizard do magic');
+    expect(observed.routes).toEqual(['coder:premium', 'reviewer:standard', 'coder:custom']);
+    expect(observed.resolutions).toHaveLength(4);
+    expect(observed.resolutions.every((ms) => ms >= 0)).toBe(true);
   });
 
   it('unknown bot, bad flags and viewers are refused clearly and audited', async () => {

@@ -37,6 +37,13 @@ export type CommandRepositories = Pick<
   'tasks' | 'projects' | 'users' | 'audit' | 'offlineQueue'
 >;
 
+/** The collection points the command service reports to; MetricsCollector satisfies it. */
+export interface CommandMetrics {
+  observeBotResolution(ms: number): void;
+  /** `tier` is premium/standard/fast, or `custom` for a project default or an explicit model id. */
+  recordModelRouting(bot: string, tier: string): void;
+}
+
 export interface CommandServiceDeps {
   repos: CommandRepositories;
   dispatcher: TaskDispatcher;
@@ -52,6 +59,7 @@ export interface CommandServiceDeps {
   newTaskId?: () => string;
   /** Passed to agents for max-turns recovery. */
   maxContinuations?: number;
+  metrics?: CommandMetrics;
 }
 
 interface LaunchOrigin {
@@ -157,7 +165,9 @@ export class CommandService {
     if (!(await this.require(ctx, 'task.run', 'run tasks'))) return;
     const project = ctx.project;
     if (!project) return this.reject(ctx, 'unknown_project', 'This channel is not linked to a project.');
+    const resolving = performance.now();
     const resolution = this.deps.bots.resolveFromMention(ctx.request.text);
+    this.deps.metrics?.observeBotResolution(performance.now() - resolving);
     if (resolution.kind !== 'resolved') {
       return this.reject(ctx, resolution.kind, resolution.message, { bots: resolution.bots });
     }
@@ -179,6 +189,7 @@ export class CommandService {
       };
       details = { ...details, decomposition: { originalCommand: parsed.command } };
     }
+    this.routed(bot.name, decompose && !parsed.flags.model ? 'standard' : built.choice.tier);
     await this.launch(
       this.newTask(config, { project, ctx, threadTs, messageTs: ctx.request.messageTs }),
       { surface: ctx.request.surface, ctx },
@@ -187,6 +198,7 @@ export class CommandService {
   }
 
   private async handleThreadReply(ctx: RequestContext): Promise<void> {
+    const resolving = performance.now();
     const r = ctx.request;
     const previous = r.threadTs
       ? await this.deps.repos.tasks.findByThread(r.channelId, r.threadTs)
@@ -201,6 +213,7 @@ export class CommandService {
       );
     }
     const bot = this.deps.bots.get(previous.botName);
+    this.deps.metrics?.observeBotResolution(performance.now() - resolving);
     const project = (await this.deps.repos.projects.findById(previous.projectId)) ?? ctx.project;
     if (!bot || !project)
       return this.reject(
@@ -215,6 +228,7 @@ export class CommandService {
     const built = buildExecutionConfig(parsed, bot, project, this.deps.modelStrategy);
     if (!built.ok) return this.reject(ctx, 'invalid_command', built.error);
     await this.warnUnknownFlags(ctx, parsed.unknownFlags);
+    this.routed(bot.name, built.choice.tier);
     const config = { ...built.config };
     if (!args.flags.priority) config.priority = previous.priority;
     const resume = previous.sessionId ?? previous.submission.resumeSessionId;
@@ -240,6 +254,10 @@ export class CommandService {
         ),
       )
       .catch(() => {});
+  }
+
+  private routed(bot: string, tier: string | null): void {
+    this.deps.metrics?.recordModelRouting(bot, tier ?? 'custom');
   }
 
   // ---- buttons ----------------------------------------------------------------------------
@@ -532,6 +550,7 @@ export class CommandService {
       this.log.error({ error: built.error, parent: parent.id }, 'subtask config failed');
       return;
     }
+    this.routed(bot.name, built.choice.tier);
     const config = { ...built.config, prompt: parsed.args };
     if (parent.submission.maxBudgetUsd !== undefined) config.maxBudgetUsd = parent.submission.maxBudgetUsd;
     const task = this.newTask(config, {

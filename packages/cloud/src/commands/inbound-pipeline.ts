@@ -25,6 +25,8 @@ export interface InboundPipelineDeps {
   now?: () => number;
   /** Per-stage timing (ms) for metrics. */
   observe?: StageObserver;
+  /** Each request the rate limiter refuses, for metrics. */
+  onRateLimited?: (scope: string) => void;
   limiter?: SlidingWindowRateLimiter;
 }
 
@@ -38,7 +40,11 @@ export function createInboundPipeline(
   const stages: Middleware[] = [
     createLoggingMiddleware(logger),
     createAuthMiddleware({ users, audit, logger }, deps.auth),
-    createRateLimitMiddleware({ limiter, audit }),
+    createRateLimitMiddleware({
+      limiter,
+      audit,
+      ...(deps.onRateLimited && { onLimited: deps.onRateLimited }),
+    }),
     createProjectMiddleware({ projects, audit, logger }),
   ];
   return {

@@ -1,7 +1,14 @@
 import { mkdirSync } from 'node:fs';
 import path from 'node:path';
 import BetterSqlite3 from 'better-sqlite3';
-import { Kysely, type KyselyConfig, PostgresAdapter, PostgresDialect, SqliteDialect } from 'kysely';
+import {
+  Kysely,
+  type KyselyConfig,
+  type LogEvent,
+  PostgresAdapter,
+  PostgresDialect,
+  SqliteDialect,
+} from 'kysely';
 import pg from 'pg';
 import { type Logger, pino } from 'pino';
 import { DatabaseConnectionError, DatabaseUrlError, redactUrl } from './errors.js';
@@ -25,6 +32,8 @@ export interface DatabaseOptions {
   maxConnections?: number;
   /** SQLite only: how long a writer waits for a lock held by another connection (default 5000 ms). */
   busyTimeoutMs?: number;
+  /** Every query and query error with its duration (e.g. MetricsCollector.kyselyLogHook). */
+  onQuery?: (event: LogEvent) => void;
 }
 
 export type DatabaseTarget =
@@ -72,7 +81,10 @@ function openSqlite(filename: string, opts: DatabaseOptions, logger: Logger): Da
   sqlite.pragma('synchronous = NORMAL');
   sqlite.pragma('foreign_keys = ON');
   sqlite.pragma(`busy_timeout = ${Math.max(0, Math.floor(opts.busyTimeoutMs ?? 5000))}`);
-  const db = new Kysely<Schema>({ dialect: new SqliteDialect({ database: sqlite }), log: queryLog(logger) });
+  const db = new Kysely<Schema>({
+    dialect: new SqliteDialect({ database: sqlite }),
+    log: queryLog(logger, opts.onQuery),
+  });
   logger.info({ dialect: 'sqlite', filename }, 'database opened');
   return { db, dialect: 'sqlite', close: once(() => db.destroy()) };
 }
@@ -106,7 +118,10 @@ async function openPostgres(url: string, opts: DatabaseOptions, logger: Logger):
     await pool.end().catch(() => undefined);
     throw new DatabaseConnectionError(url, err);
   }
-  const db = new Kysely<Schema>({ dialect: new PostgresDialect({ pool }), log: queryLog(logger) });
+  const db = new Kysely<Schema>({
+    dialect: new PostgresDialect({ pool }),
+    log: queryLog(logger, opts.onQuery),
+  });
   logger.info({ dialect: 'postgres', url: redactUrl(url), schema: opts.schema }, 'database opened');
   return {
     db,
@@ -116,8 +131,13 @@ async function openPostgres(url: string, opts: DatabaseOptions, logger: Logger):
   };
 }
 
-function queryLog(logger: Logger): KyselyConfig['log'] {
+function queryLog(logger: Logger, onQuery: DatabaseOptions['onQuery']): KyselyConfig['log'] {
   return (event) => {
+    try {
+      onQuery?.(event);
+    } catch (err) {
+      logger.warn({ err }, 'query observer failed');
+    }
     if (event.level === 'error') {
       logger.debug({ err: event.error, sql: event.query.sql, ms: event.queryDurationMillis }, 'query failed');
     } else if (logger.isLevelEnabled('trace')) {

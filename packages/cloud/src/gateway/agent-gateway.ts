@@ -19,6 +19,7 @@ import type { AuditLogRepository } from '../db/repositories/types.js';
 import type { AgentManager } from './agent-manager.js';
 import type { GatewayClock, TimerHandle } from './clock.js';
 import type { MessageRouter } from './message-router.js';
+import type { GatewayObserver } from './observer.js';
 import { FailureRateLimiter } from './rate-limiter.js';
 
 export const CLOSE_AUTH_FAILED = 4001;
@@ -45,6 +46,7 @@ export interface AgentGatewayOptions {
   /** Runs after a successful authentication, before the agent is registered: reconciliation. */
   onAuthenticated: (agentId: string, auth: AuthRequest) => Promise<{ cancelTaskIds: string[] }>;
   afterAuthResponse: (agentId: string, auth: AuthRequest) => Promise<void>;
+  observer?: GatewayObserver;
 }
 
 /**
@@ -67,7 +69,8 @@ export class AgentGateway {
     this.authLimiter = new FailureRateLimiter(opts.clock, opts.authFailuresPerMinute ?? 5, 60_000);
     this.onUpgrade = (req, socket, head) => {
       if (pathOf(req) !== AGENT_WS_PATH) return; // someone else's endpoint
-      this.wss.handleUpgrade(req, socket, head, (ws) => this.accept(ws, req));
+      const upgradedAt = opts.clock.now();
+      this.wss.handleUpgrade(req, socket, head, (ws) => this.accept(ws, req, upgradedAt));
     };
     opts.server.on('upgrade', this.onUpgrade);
   }
@@ -78,10 +81,10 @@ export class AgentGateway {
     await new Promise<void>((resolve) => this.wss.close(() => resolve()));
   }
 
-  private accept(ws: WebSocket, req: IncomingMessage): void {
+  private accept(ws: WebSocket, req: IncomingMessage, upgradedAt: number): void {
     const ip = req.socket.remoteAddress ?? 'unknown';
     this.sockets.add(ws);
-    const conn = new Connection(ws, ip, this.opts, this.authLimiter, this.maxFrameBytes);
+    const conn = new Connection(ws, ip, this.opts, this.authLimiter, this.maxFrameBytes, upgradedAt);
     ws.on('close', () => {
       this.sockets.delete(ws);
       conn.closed();
@@ -103,6 +106,7 @@ class Connection {
     private readonly opts: AgentGatewayOptions,
     private readonly limiter: FailureRateLimiter,
     private readonly maxFrameBytes: number,
+    private readonly upgradedAt: number,
   ) {
     this.authTimer = opts.clock.setTimeout(() => {
       this.authTimer = null;
@@ -194,6 +198,7 @@ class Connection {
       this.opts.clock.now(),
     );
     this.ws.send(serialize(response));
+    this.opts.observer?.observeWsConnect?.(Math.max(0, this.opts.clock.now() - this.upgradedAt));
     await this.opts.audit.log({
       action: 'agent.authenticated',
       actor: `agent:${agentId}`,

@@ -15,6 +15,7 @@ import { AgentManager } from './agent-manager.js';
 import type { CircuitBreakerOptions } from './circuit-breaker.js';
 import { type GatewayClock, systemClock } from './clock.js';
 import { MessageRouter } from './message-router.js';
+import { type GatewayObserver, SubmitRoundTrips } from './observer.js';
 import { OfflineQueue } from './offline-queue.js';
 import { Reconciler } from './reconciler.js';
 import { GatewayTaskDispatcher } from './task-dispatcher.js';
@@ -56,6 +57,8 @@ export interface CreateGatewayOptions {
   logger?: Logger;
   config?: Partial<GatewayConfig>;
   clock?: GatewayClock;
+  /** Connection-establishment and message round-trip timings, for metrics. */
+  observer?: GatewayObserver;
 }
 
 export interface Gateway {
@@ -78,6 +81,7 @@ export function createGateway(options: CreateGatewayOptions): Gateway {
   const logger = (options.logger ?? pino({ level: 'silent' })).child({ component: 'gateway' });
   const { repos, events } = options;
   const now = () => clock.now();
+  const roundTrips = new SubmitRoundTrips(clock, options.observer);
 
   const apiKeys = new ApiKeyService({ apiKeys: repos.apiKeys, audit: repos.audit, now });
   const lifecycle = new TaskLifecycle({ repos, events, logger, now });
@@ -98,6 +102,7 @@ export function createGateway(options: CreateGatewayOptions): Gateway {
     ttlMs: config.offlineTtlMs,
     sweepIntervalMs: config.offlineSweepIntervalMs,
     drainBatchSize: config.drainBatchSize,
+    roundTrips,
   });
   const dispatcher = new GatewayTaskDispatcher({ repos, manager, outbox, lifecycle, logger, clock });
   const reconciler = new Reconciler({
@@ -110,7 +115,7 @@ export function createGateway(options: CreateGatewayOptions): Gateway {
     clock,
     reconnectGraceMs: config.reconnectGraceMs,
   });
-  const router = new MessageRouter({ repos, manager, dispatcher, lifecycle, logger, clock });
+  const router = new MessageRouter({ repos, manager, dispatcher, lifecycle, logger, clock, roundTrips });
 
   manager.onAvailable((agentId) => void outbox.drain(agentId));
   manager.onOffline((agentId) => {
@@ -136,6 +141,7 @@ export function createGateway(options: CreateGatewayOptions): Gateway {
       cancelTaskIds: await reconciler.unwantedTaskIds(agentId, auth),
     }),
     afterAuthResponse: (agentId: string, auth: AuthRequest) => reconciler.afterAuth(agentId, auth),
+    ...(options.observer && { observer: options.observer }),
   });
 
   outbox.start();
@@ -183,6 +189,7 @@ export { AgentManager, type AgentSession } from './agent-manager.js';
 export { CIRCUIT_TRANSITIONS, CircuitBreaker, type CircuitEvent } from './circuit-breaker.js';
 export { type GatewayClock, ManualClock, systemClock, type TimerHandle } from './clock.js';
 export { MessageRouter } from './message-router.js';
+export { type GatewayObserver, SubmitRoundTrips } from './observer.js';
 export { OfflineQueue } from './offline-queue.js';
 export { Reconciler } from './reconciler.js';
 export { GatewayTaskDispatcher } from './task-dispatcher.js';

@@ -4,6 +4,7 @@ import type { Repositories, Task } from '../db/repositories/types.js';
 import type { TaskLifecycle } from '../tasks/task-lifecycle.js';
 import type { AgentManager } from './agent-manager.js';
 import type { GatewayClock } from './clock.js';
+import type { SubmitRoundTrips } from './observer.js';
 import type { GatewayTaskDispatcher } from './task-dispatcher.js';
 
 export interface MessageRouterOptions {
@@ -13,6 +14,8 @@ export interface MessageRouterOptions {
   lifecycle: TaskLifecycle;
   logger: Logger;
   clock: GatewayClock;
+  /** Times each TASK_SUBMIT until its ACK (metrics). */
+  roundTrips?: SubmitRoundTrips;
 }
 
 /** Messages only the cloud sends; an agent sending one is confused or hostile. */
@@ -38,6 +41,7 @@ export class MessageRouter {
   async route(agentId: string, message: Message): Promise<RouteProblem | null> {
     const { manager } = this.opts;
     manager.noteActivity(agentId);
+    if (message.type === 'TASK_ACK') this.opts.roundTrips?.acknowledged(agentId, message.payload.taskId);
     switch (message.type) {
       case 'HEARTBEAT_PONG':
         manager.handlePong(agentId, message.payload);

@@ -4,6 +4,7 @@ import type { OfflineQueueEntry, Repositories, Task } from '../db/repositories/t
 import type { TaskLifecycle } from '../tasks/task-lifecycle.js';
 import type { AgentManager } from './agent-manager.js';
 import type { GatewayClock, TimerHandle } from './clock.js';
+import type { SubmitRoundTrips } from './observer.js';
 
 export interface OfflineQueueOptions {
   repos: Repositories;
@@ -17,6 +18,8 @@ export interface OfflineQueueOptions {
   sweepIntervalMs?: number;
   /** TASK_SUBMITs written in parallel while draining (default 50). */
   drainBatchSize?: number;
+  /** Times each TASK_SUBMIT until its ACK (metrics). */
+  roundTrips?: SubmitRoundTrips;
 }
 
 export type SendOutcome = 'sent' | 'not-sent' | 'skipped';
@@ -78,11 +81,10 @@ export class OfflineQueue {
       }
       const submitted = await this.opts.lifecycle.markSubmitted(taskId, agentId);
       if (submitted.kind === 'ignored') return 'skipped';
-      const ok = await this.opts.manager.sendToAgent(
-        agentId,
-        createMessage('TASK_SUBMIT', payload, this.opts.clock.now()),
-      );
+      const sentAt = this.opts.clock.now();
+      const ok = await this.opts.manager.sendToAgent(agentId, createMessage('TASK_SUBMIT', payload, sentAt));
       if (ok) {
+        this.opts.roundTrips?.sent(agentId, taskId, sentAt);
         await this.opts.repos.offlineQueue.markAttempt(taskId, this.opts.clock.now());
         if (submitted.kind === 'applied') this.opts.lifecycle.emitSubmitted(submitted.task);
         return 'sent';

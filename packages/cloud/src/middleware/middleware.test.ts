@@ -92,7 +92,12 @@ describe('middleware stages', () => {
   it('rate limit counts only task-creating requests and reports minutes and a progress bar', async () => {
     let now = 1_000_000;
     const limiter = new SlidingWindowRateLimiter({ limit: 3, windowMs: 3_600_000 }, () => now);
-    const rl = createRateLimitMiddleware({ limiter, audit: repos.audit });
+    const limited: string[] = [];
+    const rl = createRateLimitMiddleware({
+      limiter,
+      audit: repos.audit,
+      onLimited: (scope) => limited.push(scope),
+    });
     for (let i = 0; i < 5; i++) await run(request(surface, { kind: 'slash', text: 'status' }), [rl]);
     expect(limiter.status('U1').used).toBe(0);
     for (let i = 0; i < 3; i++) {
@@ -102,6 +107,7 @@ describe('middleware stages', () => {
     const req = request(surface, { kind: 'mention', text: 'code x' });
     const blocked = await run(req, [rl]);
     expect(blocked.reached).toBe(false);
+    expect(limited).toEqual(['user']);
     const msg = textOf(req.responses[0]!);
     // Oldest hit at t0 frees at t0+60 min; we are at t0+3 min.
     expect(msg).toContain('Rate limit exceeded, try again in 57 minutes');
@@ -111,6 +117,7 @@ describe('middleware stages', () => {
     });
     now += 57 * 60_000;
     expect((await run(request(surface, { kind: 'mention', text: 'code x' }), [rl])).reached).toBe(true);
+    expect(limited).toEqual(['user']);
   });
 
   it('a request that created no task gives its allowance back', async () => {

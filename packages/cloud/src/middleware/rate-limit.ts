@@ -79,6 +79,8 @@ export class SlidingWindowRateLimiter {
 export function createRateLimitMiddleware(deps: {
   limiter: SlidingWindowRateLimiter;
   audit: AuditLogRepository;
+  /** Told about every refused request (metrics). */
+  onLimited?: (scope: 'user') => void;
 }): Middleware {
   return {
     name: 'rate-limit',
@@ -87,6 +89,7 @@ export function createRateLimitMiddleware(deps: {
       const userId = ctx.request.userId;
       const hit = deps.limiter.tryAcquire(userId);
       if (hit === null) {
+        deps.onLimited?.('user');
         const s = deps.limiter.status(userId);
         await rejectRequest(ctx, deps.audit, 'rate_limited', rateLimitMessage(s), {
           used: s.used,

@@ -49,6 +49,8 @@ export interface SlackAppOptions {
   /** Socket Mode: how long to wait for a pong before reconnecting (ms). */
   clientPingTimeoutMs?: number;
   now?: () => number;
+  /** Processing time of every Slack payload (ms), keyed by event type, for metrics. */
+  observe?: (eventType: string, ms: number) => void;
 }
 
 export interface SlackApp {
@@ -81,17 +83,23 @@ function describe(body: unknown): { type: string; detail?: string } {
   return { type: typeof b.type === 'string' ? b.type : 'unknown' };
 }
 
-function loggingMiddleware(logger: Logger): Middleware<AnyMiddlewareArgs> {
+function loggingMiddleware(
+  logger: Logger,
+  observe: SlackAppOptions['observe'],
+): Middleware<AnyMiddlewareArgs> {
   return async ({ body, next }) => {
     const started = performance.now();
     const what = describe(body);
     try {
       await next();
     } finally {
-      logger.debug(
-        { ...what, durationMs: Math.round((performance.now() - started) * 10) / 10 },
-        'slack: event handled',
-      );
+      const durationMs = performance.now() - started;
+      logger.debug({ ...what, durationMs: Math.round(durationMs * 10) / 10 }, 'slack: event handled');
+      try {
+        observe?.(what.type === 'event' && what.detail ? what.detail : what.type, durationMs);
+      } catch (err) {
+        logger.warn({ err }, 'slack: event observer failed');
+      }
     }
   };
 }
@@ -154,7 +162,7 @@ export async function createSlackApp(options: SlackAppOptions): Promise<SlackApp
   const badPayload = (kind: string, issues: unknown) =>
     logger.warn({ code: 'SLACK_BAD_PAYLOAD', kind, issues }, 'slack: ignored a payload we could not read');
 
-  app.use(loggingMiddleware(logger));
+  app.use(loggingMiddleware(logger, options.observe));
 
   app.event('app_mention', async ({ event, context: ctx }) => {
     const parsed = appMentionEventSchema.safeParse(event);
