@@ -120,9 +120,30 @@ describe('CommandService end to end (real SQLite)', () => {
   });
 
   it('posts the offline notice with an ETA when the task is queued for an absent agent', async () => {
-    dispatcher.next = { sent: false, queued: true, reason: 'agent offline', reconnectEtaMs: 120_000 };
+    dispatcher.next = {
+      sent: false,
+      queued: true,
+      agentOnline: false,
+      reason: 'agent offline',
+      reconnectEtaMs: 120_000,
+    };
     await mention('review auth.ts');
     expect(textOf(surface.posts[1]!.message)).toMatch(/agent-1.*offline[\s\S]*2 min/);
+  });
+
+  it('says the agent is busy, not offline, when a connected agent cannot take the task yet', async () => {
+    dispatcher.next = {
+      sent: false,
+      queued: true,
+      agentOnline: true,
+      reason: 'agent agent-1 is overloaded',
+      reconnectEtaMs: null,
+    };
+    await mention('review auth.ts');
+    const notice = textOf(surface.posts[1]!.message);
+    expect(notice).toMatch(/agent-1.*busy/);
+    expect(notice).not.toMatch(/offline/);
+    expect(notice).toMatch(/overloaded/);
   });
 
   it('reports bot resolution time and the model tier chosen for every launched task', async () => {

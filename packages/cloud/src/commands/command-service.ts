@@ -11,6 +11,7 @@ import type { AgentDirectory, TaskDispatcher } from '../gateway/types.js';
 import { can, type Permission } from '../middleware/permissions.js';
 import { type RequestContext, rejectRequest } from '../middleware/types.js';
 import {
+  agentBusyMessage,
   agentOfflineMessage,
   contextBlock,
   errorMessage,
@@ -423,7 +424,9 @@ export class CommandService {
         await surface
           .post(
             task.channelId,
-            agentOfflineMessage(result.agentId, result.reconnectEtaMs, result.reason),
+            result.agentOnline
+              ? agentBusyMessage(result.agentId, result.reason)
+              : agentOfflineMessage(result.agentId, result.reconnectEtaMs, result.reason),
             task.threadTs,
           )
           .catch((err: unknown) => this.log.warn({ err }, 'could not post offline notice'));

@@ -51,7 +51,14 @@ export class RecordingDispatcher implements TaskDispatcher {
   cancelOutcome: CancelResult = { outcome: 'sent-to-agent' };
   async dispatch(task: Task): Promise<DispatchResult> {
     this.dispatched.push(task);
-    return { agentId: task.agentId, sent: true, queued: false, reconnectEtaMs: null, ...this.next };
+    return {
+      agentId: task.agentId,
+      sent: true,
+      queued: false,
+      agentOnline: true,
+      reconnectEtaMs: null,
+      ...this.next,
+    };
   }
   async cancel(taskId: string, reason: string, actor: string): Promise<CancelResult> {
     this.cancelled.push({ taskId, reason, actor });

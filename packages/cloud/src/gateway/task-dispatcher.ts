@@ -38,16 +38,14 @@ export class GatewayTaskDispatcher implements TaskDispatcher {
     const row = await outbox.enqueue(task, chosen);
     if (manager.isHealthy(chosen)) {
       const outcome = await outbox.send(chosen, task.id, row.payload);
-      if (outcome === 'sent') return { agentId: chosen, sent: true, queued: false, reconnectEtaMs: null };
+      if (outcome === 'sent')
+        return { agentId: chosen, sent: true, queued: false, agentOnline: true, reconnectEtaMs: null };
     }
     const reason = this.whyNotNow(chosen);
-    const reconnectEtaMs = manager.isConnected(chosen) ? null : manager.reconnectEtaMs(chosen);
-    await lifecycle.markQueued(task.id, chosen, {
-      reason,
-      agentOnline: manager.isConnected(chosen),
-      reconnectEtaMs,
-    });
-    return { agentId: chosen, sent: false, queued: true, reason, reconnectEtaMs };
+    const agentOnline = manager.isConnected(chosen);
+    const reconnectEtaMs = agentOnline ? null : manager.reconnectEtaMs(chosen);
+    await lifecycle.markQueued(task.id, chosen, { reason, agentOnline, reconnectEtaMs });
+    return { agentId: chosen, sent: false, queued: true, agentOnline, reason, reconnectEtaMs };
   }
 
   async cancel(taskId: string, reason: string, actor: string): Promise<CancelResult> {

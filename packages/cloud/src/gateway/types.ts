@@ -21,6 +21,8 @@ export interface DispatchResult {
   /** Left in the offline queue (agent offline, circuit open, or overloaded with no alternative). */
   queued: boolean;
   reason?: string;
+  /** The chosen agent is connected (queued because it is busy, not because it is away). */
+  agentOnline: boolean;
   /** Estimated time until the agent is back, when it is away. */
   reconnectEtaMs: number | null;
 }

@@ -206,6 +206,19 @@ export function agentOfflineMessage(
   };
 }
 
+/** The agent is connected but cannot take the task yet (overloaded or at capacity). */
+export function agentBusyMessage(agentId: string, reason?: string): ChatMessage {
+  return {
+    text: `Agent ${agentId} is busy; the task is queued and will start as soon as it has room.`,
+    blocks: [
+      section(
+        `:hourglass_flowing_sand: *Agent \`${escapeMrkdwn(agentId)}\` is busy.* Your task is safely queued and will start as soon as it has room.`,
+      ),
+      context(reason ? escapeMrkdwn(reason) : 'waiting for a free slot'),
+    ],
+  };
+}
+
 export interface RateLimitView {
   used: number;
   limit: number;
