@@ -1,0 +1,215 @@
+import { type Options, query } from '@anthropic-ai/claude-agent-sdk';
+import { ClaudeExecutor } from '@bematic/agent';
+import type { TaskSubmit } from '@bematic/protocol';
+import type { RecordedRequest, ScriptedModelServer, TestSystem } from '@bematic/testkit';
+import {
+  BENCH_USER,
+  now,
+  silentLogger,
+  startBenchSystem,
+  TerminalLog,
+  TimingExecutor,
+  withTimeout,
+} from '../harness.js';
+import { median, round } from '../stats.js';
+import type { Scenario } from '../types.js';
+
+const API_KEY = 'sk-ant-bench-key';
+const RUN_TIMEOUT_MS = 90_000;
+
+/** The moment the next main-loop request (one the server has not seen yet) is recorded. */
+function nextMainLoopRequest(model: ScriptedModelServer): Promise<number> {
+  const seen = new Set<RecordedRequest>(model.requests);
+  let at = 0;
+  return model
+    .waitForRequest((r) => {
+      if (seen.has(r) || !r.mainLoop) return false;
+      at = now();
+      return true;
+    })
+    .then(() => at);
+}
+
+/** What ClaudeExecutor gives Claude Code, rebuilt here so the bare run is an equal comparison. */
+function claudeEnv(model: ScriptedModelServer, home: string): Record<string, string | undefined> {
+  const env: Record<string, string | undefined> = {};
+  for (const [k, v] of Object.entries(process.env)) {
+    if (!/^(SLACK_|BEMATIC_|DATABASE_URL$|PG[A-Z]*$|ANTHROPIC_)/.test(k)) env[k] = v;
+  }
+  return {
+    ...env,
+    ANTHROPIC_API_KEY: API_KEY,
+    ANTHROPIC_BASE_URL: model.url,
+    HOME: home,
+    CLAUDE_CONFIG_DIR: `${home}/.claude`,
+    CLAUDE_CODE_MAX_RETRIES: '0',
+    CLAUDE_CODE_DISABLE_NONESSENTIAL_TRAFFIC: '1',
+    DISABLE_AUTOUPDATER: '1',
+    DISABLE_TELEMETRY: '1',
+    DISABLE_ERROR_REPORTING: '1',
+    ENABLE_TOOL_SEARCH: 'false',
+  };
+}
+
+interface AgentRun {
+  mentionToExecutor: number;
+  executorToFirstRequest: number;
+  mentionToFirstRequest: number;
+  executorToDone: number;
+  status: string;
+}
+
+interface BareRun {
+  queryToFirstRequest: number;
+  queryToDone: number;
+}
+
+/**
+ * What the agent adds before Claude Code's first model request, against the
+ * scripted model server: the agent path (mention → cloud → agent → executor →
+ * query()) next to a bare `query()` with the same options, alternating so
+ * both see the same machine state. Each run spawns Claude Code.
+ */
+export const agentOverhead: Scenario = {
+  name: 'overhead',
+  title: 'Agent overhead before the first model request vs bare SDK query()',
+  async run(ctx) {
+    const iterations = ctx.quick ? 2 : 5;
+    let home = '';
+    let received: { task: TaskSubmit; at: number } | null = null;
+    const system: TestSystem = await startBenchSystem({
+      git: true,
+      // Short throttle so each run's last Slack update lands before the next (bare) run starts.
+      settings: { BEMATIC_PROGRESS_INTERVAL_MS: '100' },
+      executor: (model, h) => {
+        home = h;
+        return new TimingExecutor(
+          new ClaudeExecutor({
+            apiKey: API_KEY,
+            baseUrl: model.url,
+            home: h,
+            maxRetries: 0,
+            logger: silentLogger(),
+          }),
+          (task, at) => {
+            received = { task, at };
+          },
+        );
+      },
+    });
+    const terminals = new TerminalLog(system.cloud);
+    const { model } = system;
+
+    const agentRun = async (i: number): Promise<AgentRun> => {
+      received = null;
+      const first = nextMainLoopRequest(model);
+      const t0 = now();
+      await system.emulator.mention({
+        user: BENCH_USER,
+        channel: system.channel,
+        text: `<@${system.emulator.botUserId}> code fix overhead run ${i}`,
+      });
+      const firstAt = await withTimeout(first, RUN_TIMEOUT_MS, 'the first model request (agent)');
+      const got = received as { task: TaskSubmit; at: number } | null;
+      if (!got) throw new Error('the executor never saw the task');
+      await terminals.waitForTask(got.task.taskId, RUN_TIMEOUT_MS);
+      const done = terminals.at.get(got.task.taskId);
+      await system.cloud.notifications.idle();
+      return {
+        mentionToExecutor: got.at - t0,
+        executorToFirstRequest: firstAt - got.at,
+        mentionToFirstRequest: firstAt - t0,
+        executorToDone: (done?.at ?? now()) - got.at,
+        status: done?.event ?? 'unknown',
+      };
+    };
+
+    const bareRun = async (task: TaskSubmit): Promise<BareRun> => {
+      const abortController = new AbortController();
+      const options: Options = {
+        cwd: task.localPath,
+        model: task.model,
+        systemPrompt: task.systemPrompt,
+        tools: [...task.allowedTools],
+        allowedTools: [...task.allowedTools],
+        permissionMode: 'dontAsk',
+        settingSources: [],
+        maxTurns: 200,
+        abortController,
+        env: claudeEnv(model, home),
+      };
+      const first = nextMainLoopRequest(model);
+      const t0 = now();
+      const consume = (async () => {
+        for await (const _ of query({ prompt: task.prompt, options })) {
+          // drain every message, as a caller would
+        }
+      })();
+      try {
+        const firstAt = await withTimeout(first, RUN_TIMEOUT_MS, 'the first model request (bare query)');
+        await withTimeout(consume, RUN_TIMEOUT_MS, 'bare query() to finish');
+        return { queryToFirstRequest: firstAt - t0, queryToDone: now() - t0 };
+      } catch (err) {
+        abortController.abort();
+        await consume.catch(() => {});
+        throw err;
+      }
+    };
+
+    try {
+      const agentRuns: AgentRun[] = [];
+      const bareRuns: BareRun[] = [];
+      // Warm-up: the first spawn pays for reading Claude Code from disk; it also yields the exact TASK_SUBMIT.
+      await agentRun(-1);
+      const task = (received as { task: TaskSubmit } | null)?.task;
+      if (!task) throw new Error('no TASK_SUBMIT captured');
+      await bareRun(task);
+      for (let i = 0; i < iterations; i++) {
+        agentRuns.push(await agentRun(i));
+        bareRuns.push(await bareRun(task));
+        ctx.log(`  overhead: ${i + 1}/${iterations}`);
+      }
+      const m = (f: (r: AgentRun) => number) => median(agentRuns.map(f));
+      const bare = median(bareRuns.map((r) => r.queryToFirstRequest));
+      const agent = m((r) => r.executorToFirstRequest);
+      return {
+        rows: [
+          {
+            metric: 'executor → first model request (agent)',
+            value: round(agent),
+            unit: 'ms',
+            notes: `median of ${iterations}; ClaudeExecutor: path check, git status, spawn, Claude Code start`,
+          },
+          {
+            metric: 'query() → first model request (bare SDK)',
+            value: round(bare),
+            unit: 'ms',
+            notes: `baseline: median of ${iterations}, same cwd/model/tools/env`,
+          },
+          {
+            metric: '  agent overhead before first request',
+            value: round(agent - bare),
+            unit: 'ms',
+            notes: `difference of medians (${round(((agent - bare) / bare) * 100)}%)`,
+          },
+          {
+            metric: 'mention → first model request (end to end)',
+            value: round(m((r) => r.mentionToFirstRequest)),
+            unit: 'ms',
+            notes: `of which mention → executor ${round(m((r) => r.mentionToExecutor))} ms`,
+          },
+          {
+            metric: 'run to done: agent / bare',
+            value: round(m((r) => r.executorToDone)),
+            unit: 'ms',
+            notes: `bare query() ${round(median(bareRuns.map((r) => r.queryToDone)))} ms (one-turn "Done." script)`,
+          },
+        ],
+        details: { iterations, model: task.model, tools: task.allowedTools, agentRuns, bareRuns },
+      };
+    } finally {
+      terminals.close();
+      await system.close();
+    }
+  },
+};
