@@ -1,7 +1,7 @@
 import { writeFile } from 'node:fs/promises';
 import path from 'node:path';
-import type { Task } from '@bematic/cloud';
-import { startTestSystem, turn } from '@bematic/testkit';
+import { registerProject, type Task } from '@bematic/cloud';
+import { SYSTEM_AGENT_ID, startTestSystem, turn } from '@bematic/testkit';
 import type { Command } from 'commander';
 import { createCliLogger } from '../local/logger.js';
 import { onShutdown } from './shared.js';
@@ -76,6 +76,13 @@ export function registerDemoCommand(program: Command): void {
       if (after !== AUTH_AFTER) process.exitCode = 1;
 
       if (opts.serve) {
+        await registerProject(system.cloud.repos, {
+          channelId: 'console:local',
+          agentId: SYSTEM_AGENT_ID,
+          localPath: system.projectDir,
+          name: 'webapp',
+        });
+        console.log('The console is linked to the same project; the scripted model answers "Done." from now on.');
         console.log(`Dashboard and console: ${system.cloud.url}  (Ctrl-C to stop)`);
         onShutdown(
           () => system.close(),
