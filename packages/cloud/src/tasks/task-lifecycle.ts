@@ -89,20 +89,19 @@ export class TaskLifecycle {
   }
 
   async progress(task: Task, progress: TaskProgress): Promise<ApplyOutcome> {
-    let current = task;
-    if (task.status === 'queued' || task.status === 'submitted') {
-      const started = await this.start(task.id);
-      if (started.kind === 'ignored') return started;
-      current = started.task;
-      if (started.kind === 'applied') this.deps.events.emit('task.started', { task: current });
-    }
-    if (isTerminalStatus(current.status))
-      return { kind: 'ignored', task: current, reason: 'task is terminal' };
-    this.deps.events.emit('task.progress', { task: current, progress });
-    return { kind: 'applied', task: current };
+    const live = await this.ensureRunning(task);
+    if (live.kind === 'applied') this.deps.events.emit('task.progress', { task: live.task, progress });
+    return live;
   }
 
   async stream(task: Task, chunk: TaskStream): Promise<ApplyOutcome> {
+    const live = await this.ensureRunning(task);
+    if (live.kind === 'applied') this.deps.events.emit('task.stream', { task: live.task, text: chunk.text });
+    return live;
+  }
+
+  /** Work reported for a task the agent had queued means it has started; terminal tasks take no more work. */
+  private async ensureRunning(task: Task): Promise<ApplyOutcome> {
     let current = task;
     if (task.status === 'queued' || task.status === 'submitted') {
       const started = await this.start(task.id);
@@ -112,7 +111,6 @@ export class TaskLifecycle {
     }
     if (isTerminalStatus(current.status))
       return { kind: 'ignored', task: current, reason: 'task is terminal' };
-    this.deps.events.emit('task.stream', { task: current, text: chunk.text });
     return { kind: 'applied', task: current };
   }
 
