@@ -181,6 +181,10 @@ let gcFn: (() => void) | null | undefined;
 /** A full collection, so memory figures are live objects and not garbage (no-op if V8 refuses). */
 export function collectGarbage(): void {
   if (gcFn === undefined) {
+    const exposed = (globalThis as { gc?: () => void }).gc;
+    if (exposed) gcFn = exposed;
+  }
+  if (gcFn === undefined) {
     try {
       setFlagsFromString('--expose-gc');
       gcFn = runInNewContext('gc') as () => void;

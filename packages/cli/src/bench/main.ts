@@ -1,32 +1,51 @@
 #!/usr/bin/env node
+import { fork } from 'node:child_process';
 import { mkdir, writeFile } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
 import { Command } from 'commander';
+import type { ChildReply } from './child.js';
 import { now } from './harness.js';
-import { agentOverhead } from './scenarios/agent-overhead.js';
-import { connectedAgents } from './scenarios/connected-agents.js';
-import { dispatchLatency } from './scenarios/dispatch-latency.js';
-import { offlineDrain } from './scenarios/offline-drain.js';
-import { streamFanIn } from './scenarios/stream-fan-in.js';
-import { throughput } from './scenarios/throughput.js';
+import { SCENARIOS } from './scenarios/index.js';
 import { round } from './stats.js';
 import type { BenchRow, Scenario, ScenarioResult } from './types.js';
 
-export const SCENARIOS: Scenario[] = [
-  dispatchLatency,
-  throughput,
-  streamFanIn,
-  connectedAgents,
-  offlineDrain,
-  agentOverhead,
-];
+const SCENARIO_TIMEOUT_MS = 5 * 60_000;
 
 interface ScenarioReport extends Partial<ScenarioResult> {
   name: string;
   title: string;
   durationMs: number;
   error?: string;
+  loadAvg1mBefore: number;
+  /** Handles the scenario left open after closing everything (should be empty). */
+  openHandles?: string[];
+}
+
+/** One scenario in its own process (see child.ts); progress lines pass through on stderr. */
+function runIsolated(scenario: Scenario, quick: boolean): Promise<ChildReply> {
+  return new Promise((resolve) => {
+    const child = fork(
+      new URL('./child.js', import.meta.url),
+      [scenario.name, ...(quick ? ['--quick'] : [])],
+      {
+        stdio: ['ignore', 'inherit', 'inherit', 'ipc'],
+        execArgv: ['--expose-gc'],
+      },
+    );
+    let reply: ChildReply | undefined;
+    const timer = setTimeout(() => {
+      reply ??= { ok: false, error: `timed out after ${SCENARIO_TIMEOUT_MS / 1000} s` };
+      child.kill('SIGKILL');
+    }, SCENARIO_TIMEOUT_MS);
+    child.on('message', (m: unknown) => {
+      reply ??= m as ChildReply;
+    });
+    child.on('exit', (code, signal) => {
+      clearTimeout(timer);
+      resolve(reply ?? { ok: false, error: `scenario process exited (${signal ?? code}) without a result` });
+    });
+  });
 }
 
 function machine() {
@@ -93,13 +112,21 @@ async function main(argv: string[]): Promise<number> {
   for (const scenario of selected) {
     log(`▶ ${scenario.title}`);
     const s0 = now();
-    try {
-      const result = await scenario.run({ quick: opts.quick, log });
-      reports.push({ name: scenario.name, title: scenario.title, durationMs: round(now() - s0), ...result });
-    } catch (err) {
-      const error = err instanceof Error ? (err.stack ?? err.message) : String(err);
-      log(`  ✗ ${scenario.name} failed: ${error}`);
-      reports.push({ name: scenario.name, title: scenario.title, durationMs: round(now() - s0), error });
+    const load0 = round(os.loadavg()[0] ?? 0);
+    const reply = await runIsolated(scenario, opts.quick);
+    const base = {
+      name: scenario.name,
+      title: scenario.title,
+      durationMs: round(now() - s0),
+      // The machine is shared: a busy neighbour shows up here before it shows up as a regression.
+      loadAvg1mBefore: load0,
+    };
+    if (reply.ok) {
+      reports.push({ ...base, ...reply.result, openHandles: reply.openHandles });
+      if (reply.openHandles.length > 0) log(`  note: left open: ${reply.openHandles.join(', ')}`);
+    } else {
+      log(`  ✗ ${scenario.name} failed: ${reply.error}`);
+      reports.push({ ...base, error: reply.error });
     }
     log(`  done in ${(round(now() - s0) / 1000).toFixed(1)} s`);
   }
@@ -125,21 +152,13 @@ async function main(argv: string[]): Promise<number> {
   return reports.some((r) => r.error) ? 1 : 0;
 }
 
-/** Handles still open after every scenario closed its servers; stdio and timers from dependencies are expected. */
-function leftovers(): string[] {
-  const expected = new Set(['TTYWrap', 'PipeWrap', 'FSReqCallback', 'Timeout', 'Immediate']);
-  return process.getActiveResourcesInfo().filter((r) => !expected.has(r));
-}
-
+// The scenarios ran in child processes that are gone by now, so this process ends on its own.
 main(process.argv).then(
   (code) => {
-    const open = leftovers();
-    if (open.length > 0) process.stderr.write(`note: still open at exit: ${open.join(', ')}\n`);
-    // Exit anyway, so a stray handle in a dependency cannot keep the run alive.
-    process.exit(code);
+    process.exitCode = code;
   },
   (err: unknown) => {
     process.stderr.write(`bench failed: ${err instanceof Error ? err.stack : String(err)}\n`);
-    process.exit(1);
+    process.exitCode = 1;
   },
 );

@@ -1,0 +1,17 @@
+import type { Scenario } from '../types.js';
+import { agentOverhead } from './agent-overhead.js';
+import { connectedAgents } from './connected-agents.js';
+import { dispatchLatency } from './dispatch-latency.js';
+import { offlineDrain } from './offline-drain.js';
+import { streamFanIn } from './stream-fan-in.js';
+import { throughput } from './throughput.js';
+
+/** In the order they run. */
+export const SCENARIOS: Scenario[] = [
+  dispatchLatency,
+  throughput,
+  streamFanIn,
+  connectedAgents,
+  offlineDrain,
+  agentOverhead,
+];
