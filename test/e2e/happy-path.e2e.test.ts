@@ -69,7 +69,9 @@ describe('happy path: @BematicManager code fix the login bug in auth.ts', () => 
     const sessions = await system.cloud.repos.sessions.findByTask(task.id);
     expect(sessions.map((s) => s.status)).toEqual(['completed']);
     const actions = (await system.cloud.repos.audit.list({ resourceId: task.id })).map((a) => a.action);
-    expect(actions).toEqual(expect.arrayContaining(['task.created', 'task.completed']));
+    expect(actions).toEqual(
+      expect.arrayContaining(['task.created', 'task.submitted', 'task.started', 'task.completed']),
+    );
     expect(await system.cloud.repos.offlineQueue.findByTask(task.id)).toBeUndefined();
 
     // Steps 6, 11, 14: what a person sees in the thread.
@@ -92,9 +94,40 @@ describe('happy path: @BematicManager code fix the login bug in auth.ts', () => 
     expect(metrics).toMatch(/bematic_task_outcomes_total\{[^}]*status="completed"/);
   });
 
+  it('a 429 storm from Slack delays the thread but never loses the final message', async () => {
+    system.model.setScript([
+      turn.textThenTool('Writing the changelog.', 'Write', {
+        file_path: 'CHANGELOG.md',
+        content: '# Changes\n',
+      }),
+      turn.text('Changelog written.'),
+    ]);
+    system.emulator.rateLimit('chat.update', { forMs: 2500, retryAfterSec: 1 });
+    system.emulator.rateLimit('chat.postMessage', { count: 2, retryAfterSec: 1 });
+    const done = nextTerminal(system);
+    const msg = await system.emulator.mention({
+      user: 'U0ALICE',
+      channel: system.channel,
+      text: 'code write a changelog',
+    });
+    const { event } = await done;
+    expect(event).toBe('task.completed');
+    const final = await system.emulator.waitFor(
+      () => system.emulator.thread(system.channel, msg.ts).find((m) => /Task completed/.test(m.readable)),
+      20_000,
+    );
+    expect(final.readable).toContain('CHANGELOG.md');
+    expect(system.emulator.calls().some((c) => c.status === 'rate_limited')).toBe(true);
+    const progress = system.emulator.thread(system.channel, msg.ts)[1]!;
+    await system.emulator.waitFor(
+      () => /Completed/.test(system.emulator.messageAt(system.channel, progress.ts)!.readable),
+      20_000,
+    );
+  });
+
   it('a reply in the thread continues the same Claude session', async () => {
-    const first = await system.cloud.repos.tasks.list({ status: 'completed' });
-    const parent = first[0]!;
+    const completed = await system.cloud.repos.tasks.list({ status: 'completed' });
+    const parent = completed.find((t) => t.prompt === 'the login bug in auth.ts')!;
     system.model.setScript([turn.text('Also added a test.')]);
     const done = nextTerminal(system, (t) => t.id !== parent.id);
     await system.emulator.message({

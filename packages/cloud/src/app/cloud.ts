@@ -80,7 +80,18 @@ export async function startCloud(options: StartCloudOptions): Promise<Cloud> {
   });
   const invalidation = new CacheInvalidation(cache);
   const audit = new AuditTrail(repos.audit, { logger });
-  const detach = [metrics.attachToEvents(events), invalidation.attachToEvents(events)];
+  const detach = [
+    metrics.attachToEvents(events),
+    invalidation.attachToEvents(events),
+    // The gateway audits terminal states and authentication itself; these complete the lifecycle trail.
+    audit.attachToEvents(events, [
+      'task.submitted',
+      'task.queued',
+      'task.started',
+      'agent.offline',
+      'circuit.changed',
+    ]),
+  ];
   metrics.trackOfflineQueueDepth(() => repos.offlineQueue.countByAgent());
 
   const consoleSurface = new ConsoleChatSurface();
