@@ -82,7 +82,9 @@ export function registerDemoCommand(program: Command): void {
           localPath: system.projectDir,
           name: 'webapp',
         });
-        console.log('The console is linked to the same project; the scripted model answers "Done." from now on.');
+        console.log(
+          'The console is linked to the same project; the scripted model answers "Done." from now on.',
+        );
         console.log(`Dashboard and console: ${system.cloud.url}  (Ctrl-C to stop)`);
         onShutdown(
           () => system.close(),
