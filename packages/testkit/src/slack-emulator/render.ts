@@ -46,8 +46,9 @@ export function blockToLines(block: SlackBlock): string[] {
       const lines: string[] = [];
       const text = textOf(block.text);
       if (text) lines.push(...text.split('\n'));
+      // A field is "*Label*\nvalue": read as one line each, as Slack lays them out in a grid.
       const fields = asArray(block.fields).map(textOf).filter(Boolean);
-      if (fields.length > 0) lines.push(fields.join(' | '));
+      for (const field of fields) lines.push(field.replace(/\n/, ' ').replace(/\n/g, ', '));
       if (block.accessory !== undefined) lines.push(elementText(block.accessory));
       return lines;
     }
@@ -74,6 +75,16 @@ function withNames(text: string, users: ReadonlyMap<string, SlackUser>): string 
   return text.replace(/<@([A-Z0-9]+)(?:\|[^>]*)?>/g, (_m, id: string) => `@${users.get(id)?.name ?? id}`);
 }
 
+/** What a Slack client shows for mrkdwn links and escapes. */
+function asDisplayed(text: string): string {
+  return text
+    .replace(/<(https?:[^|>]+)\|([^>]+)>/g, '$2 ($1)')
+    .replace(/<(https?:[^>]+)>/g, '$1')
+    .replace(/&lt;/g, '<')
+    .replace(/&gt;/g, '>')
+    .replace(/&amp;/g, '&');
+}
+
 export interface RenderOptions {
   users: ReadonlyMap<string, SlackUser>;
 }
@@ -82,7 +93,7 @@ export interface RenderOptions {
 export function renderMessage(message: SlackMessage, options: RenderOptions): string {
   const author = options.users.get(message.user)?.name ?? message.user;
   const body = message.blocks && message.blocks.length > 0 ? blocksToText(message.blocks) : message.text;
-  const lines = withNames(body, options.users).split('\n');
+  const lines = asDisplayed(withNames(body, options.users)).split('\n');
   const edited = message.edits.length > 0 ? ` (edited ${message.edits.length}x)` : '';
   const out = [`[${author}]${edited} ${lines[0] ?? ''}`, ...lines.slice(1).map((l) => `    ${l}`)];
   for (const file of message.files) out.push(`    [file: ${file.title ?? file.filename}]`);
