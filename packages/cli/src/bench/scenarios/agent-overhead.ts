@@ -178,13 +178,13 @@ export const agentOverhead: Scenario = {
             metric: 'executor → first model request (agent)',
             value: round(agent),
             unit: 'ms',
-            notes: `median of ${iterations}; ClaudeExecutor: path check, git status, spawn, Claude Code start`,
+            notes: `median of ${iterations} (min ${round(Math.min(...agentRuns.map((r) => r.executorToFirstRequest)))}); ClaudeExecutor: git status, spawn, Claude Code start`,
           },
           {
             metric: 'query() → first model request (bare SDK)',
             value: round(bare),
             unit: 'ms',
-            notes: `baseline: median of ${iterations}, same cwd/model/tools/env`,
+            notes: `baseline: median of ${iterations} (min ${round(Math.min(...bareRuns.map((r) => r.queryToFirstRequest)))}), same cwd/model/tools/env`,
           },
           {
             metric: '  agent overhead before first request',
