@@ -77,10 +77,13 @@ export interface ProgressView {
 
 export function progressMessage(task: Task, label: TaskLabel, view: ProgressView): ChatMessage {
   const lines = [`:hourglass_flowing_sand: *${escapeMrkdwn(view.status)}* — ${headline(task, label)}`];
+  // A finished task's outcome is posted below in full: the progress message shrinks to a one-line record.
   if (view.final) lines[0] = `${escapeMrkdwn(view.status)} — ${headline(task, label)}`;
-  if (view.step) lines.push(`_${escapeMrkdwn(truncateText(view.step, 300))}_`);
+  if (view.step && !view.final) lines.push(`_${escapeMrkdwn(truncateText(view.step, 300))}_`);
   const blocks: ChatBlock[] = [section(lines.join('\n'))];
-  if (view.tail) blocks.push(section(`\`\`\`\n${escapeMrkdwn(truncateText(view.tail, 1500))}\n\`\`\``));
+  if (view.tail && !view.final) {
+    blocks.push(section(`\`\`\`\n${escapeMrkdwn(truncateText(view.tail, 1500))}\n\`\`\``));
+  }
   blocks.push(
     context(`Elapsed ${formatDuration(view.elapsedMs)}`, `Model \`${task.model}\``, `Task \`${task.id}\``),
   );
