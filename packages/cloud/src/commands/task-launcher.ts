@@ -1,0 +1,204 @@
+import type { TaskError, TaskSubmit } from '@bematic/protocol';
+import { buildExecutionConfig } from '../bots/model-routing.js';
+import { READ_ONLY_TOOLS } from '../bots/types.js';
+import type { ChatSurface } from '../chat/chat-surface.js';
+import type { NewTask, Project, Task } from '../db/repositories/types.js';
+import type { RequestContext } from '../middleware/types.js';
+import {
+  agentBusyMessage,
+  agentOfflineMessage,
+  errorMessage,
+  noticeMessage,
+  REACTIONS,
+  taskStartedMessage,
+} from '../notifications/blocks.js';
+import type { CommandService } from './command-service.js';
+import { DECOMPOSE_COMMAND, planningSystemPrompt } from './decomposition.js';
+
+export interface LaunchOrigin {
+  surface: ChatSurface;
+  ctx?: RequestContext;
+}
+
+/** Where a new task lives and who asked for it. */
+export interface TaskPlacement {
+  project: Project;
+  ctx?: RequestContext;
+  userId?: string;
+  channelId?: string;
+  threadTs: string | null;
+  messageTs: string | null;
+  parentTaskId?: string;
+}
+
+/**
+ * Turns a mention into a running task: resolves bot and command, builds the
+ * execution config, records the task, posts "Task started" and hands it to the gateway.
+ */
+export class TaskLauncher {
+  constructor(
+    private readonly svc: CommandService,
+    private readonly idGen: () => string,
+  ) {}
+
+  nextId(): string {
+    return this.idGen();
+  }
+
+  async fromMention(ctx: RequestContext): Promise<void> {
+    const { deps } = this.svc;
+    if (!(await this.svc.require(ctx, 'task.run', 'run tasks'))) return;
+    const project = ctx.project;
+    if (!project) return this.svc.reject(ctx, 'unknown_project', 'This channel is not linked to a project.');
+    const resolving = performance.now();
+    const resolution = deps.bots.resolveFromMention(ctx.request.text);
+    deps.metrics?.observeBotResolution(performance.now() - resolving);
+    if (resolution.kind !== 'resolved') {
+      return this.svc.reject(ctx, resolution.kind, resolution.message, { bots: resolution.bots });
+    }
+    const { bot, parsed } = resolution;
+    const built = buildExecutionConfig(parsed, bot, project, deps.modelStrategy);
+    if (!built.ok) return this.svc.reject(ctx, 'invalid_command', built.error);
+    await this.warnUnknownFlags(ctx, parsed.unknownFlags);
+    const threadTs = ctx.request.threadTs ?? ctx.request.messageTs;
+    const decompose = parsed.flags.decompose ?? bot.shouldDecompose?.(parsed) ?? false;
+    let config = built.config;
+    let details: Record<string, unknown> = { modelReason: built.choice.reason };
+    if (decompose) {
+      config = {
+        ...config,
+        command: DECOMPOSE_COMMAND,
+        systemPrompt: planningSystemPrompt(bot, parsed.command, project),
+        allowedTools: [...READ_ONLY_TOOLS],
+        model: parsed.flags.model ? config.model : deps.modelStrategy.tiers.standard,
+      };
+      details = { ...details, decomposition: { originalCommand: parsed.command } };
+    }
+    this.routed(bot.name, decompose && !parsed.flags.model ? 'standard' : built.choice.tier);
+    await this.launch(
+      this.newTask(config, { project, ctx, threadTs, messageTs: ctx.request.messageTs }),
+      { surface: ctx.request.surface, ctx },
+      details,
+    );
+  }
+
+  async warnUnknownFlags(ctx: RequestContext, flags: string[]): Promise<void> {
+    if (flags.length === 0) return;
+    await ctx.request
+      .respond(
+        noticeMessage(
+          `Ignored unknown flag${flags.length > 1 ? 's' : ''} ${flags.map((f) => `\`${f}\``).join(', ')}. Known: \`--model\`, \`--priority\`, \`--budget\`, \`--decompose\`.`,
+        ),
+      )
+      .catch(() => {});
+  }
+
+  routed(bot: string, tier: string | null): void {
+    this.svc.deps.metrics?.recordModelRouting(bot, tier ?? 'custom');
+  }
+
+  newTask(config: Omit<TaskSubmit, 'taskId'>, where: TaskPlacement): NewTask {
+    const id = this.idGen();
+    const submission: TaskSubmit = { ...config, taskId: id };
+    const { maxContinuations } = this.svc.deps;
+    if (maxContinuations !== undefined && submission.maxContinuations === undefined) {
+      submission.maxContinuations = maxContinuations;
+    }
+    if (where.parentTaskId) submission.parentTaskId = where.parentTaskId;
+    return {
+      id,
+      projectId: where.project.id,
+      agentId: where.project.agentId,
+      botName: config.botName,
+      command: config.command,
+      prompt: config.prompt,
+      model: config.model,
+      priority: config.priority,
+      userId: where.userId ?? where.ctx?.request.userId ?? 'system',
+      channelId: where.channelId ?? where.ctx?.request.channelId ?? where.project.channelId,
+      threadTs: where.threadTs,
+      messageTs: where.messageTs,
+      parentTaskId: where.parentTaskId ?? null,
+      submission,
+      status: 'pending',
+    };
+  }
+
+  /** Records the task, posts "Task started", marks the message as being worked on and dispatches. */
+  async launch(newTask: NewTask, origin: LaunchOrigin, details: Record<string, unknown> = {}): Promise<Task> {
+    const { tasks } = this.svc.deps.repos;
+    let task = await tasks.create({ ...newTask, status: 'pending' });
+    if (origin.ctx) origin.ctx.tasksCreated++;
+    await this.svc.audit(origin.ctx ?? null, 'task.created', 'task', task.id, {
+      bot: task.botName,
+      command: task.command,
+      model: task.model,
+      priority: task.priority,
+      projectId: task.projectId,
+      agentId: task.agentId,
+      parentTaskId: task.parentTaskId,
+      ...details,
+    });
+    this.svc.deps.events?.emit('task.created', { task });
+    const surface = origin.surface;
+    try {
+      const posted = await surface.post(
+        task.channelId,
+        taskStartedMessage(task, this.svc.label(task)),
+        task.threadTs,
+      );
+      task = await tasks.update(task.id, {
+        progressMessageTs: posted.ts,
+        ...(task.threadTs ? {} : { threadTs: posted.ts }),
+      });
+    } catch (err) {
+      this.svc.log.warn({ err, taskId: task.id }, 'could not post "Task started"');
+    }
+    if (task.messageTs) {
+      await surface.addReaction(task.channelId, task.messageTs, REACTIONS.working).catch(() => {});
+    }
+    try {
+      const result = await this.svc.deps.dispatcher.dispatch(task);
+      if (result.queued) {
+        await surface
+          .post(
+            task.channelId,
+            result.agentOnline
+              ? agentBusyMessage(result.agentId, result.reason)
+              : agentOfflineMessage(result.agentId, result.reconnectEtaMs, result.reason),
+            task.threadTs,
+          )
+          .catch((err: unknown) => this.svc.log.warn({ err }, 'could not post offline notice'));
+      }
+    } catch (err) {
+      await this.dispatchFailed(task, surface, err);
+    }
+    return task;
+  }
+
+  private async dispatchFailed(task: Task, surface: ChatSurface, err: unknown): Promise<void> {
+    const message = `Could not hand the task to an agent: ${err instanceof Error ? err.message : String(err)}`;
+    this.svc.log.error({ err, taskId: task.id }, 'dispatch failed');
+    const failure: TaskError = {
+      taskId: task.id,
+      error: message,
+      recoverable: true,
+      errorCode: 'EXECUTION_FAILED',
+    };
+    const t = await this.svc.deps.repos.tasks
+      .transition(task.id, 'failed', {
+        errorMessage: message,
+        errorCode: failure.errorCode,
+        recoverable: true,
+        completedAt: Date.now(),
+      })
+      .catch(() => null);
+    if (!t?.changed) return;
+    await this.svc.audit(null, 'task.failed', 'task', task.id, { error: message, stage: 'dispatch' });
+    if (this.svc.deps.events) this.svc.deps.events.emit('task.failed', { task: t.task, message: failure });
+    else
+      await surface
+        .post(task.channelId, errorMessage(t.task, this.svc.label(t.task), failure), task.threadTs)
+        .catch(() => {});
+  }
+}

@@ -1,0 +1,65 @@
+import { isTerminalStatus } from '@bematic/protocol';
+import { parseArguments, toParsedCommand } from '../bots/command-parser.js';
+import { buildExecutionConfig } from '../bots/model-routing.js';
+import { findCommand } from '../bots/types.js';
+import type { RequestContext } from '../middleware/types.js';
+import type { CommandService } from './command-service.js';
+import type { TaskLauncher } from './task-launcher.js';
+
+/**
+ * A reply in a task's thread continues that conversation: same bot, command and
+ * model, resuming the previous session. A reply in any other thread is a mention.
+ */
+export class ThreadReplies {
+  constructor(
+    private readonly svc: CommandService,
+    private readonly launcher: TaskLauncher,
+  ) {}
+
+  async handle(ctx: RequestContext): Promise<void> {
+    const { deps } = this.svc;
+    const resolving = performance.now();
+    const r = ctx.request;
+    const previous = r.threadTs ? await deps.repos.tasks.findByThread(r.channelId, r.threadTs) : undefined;
+    if (!previous) return this.launcher.fromMention(ctx);
+    if (!(await this.svc.require(ctx, 'task.run', 'run tasks'))) return;
+    if (!isTerminalStatus(previous.status)) {
+      return this.svc.reject(
+        ctx,
+        'task_in_progress',
+        `I'm still working on the previous request in this thread (\`${previous.id}\`). Reply again when it finishes, or cancel it.`,
+      );
+    }
+    const bot = deps.bots.get(previous.botName);
+    deps.metrics?.observeBotResolution(performance.now() - resolving);
+    const project = (await deps.repos.projects.findById(previous.projectId)) ?? ctx.project;
+    if (!bot || !project)
+      return this.svc.reject(
+        ctx,
+        'invalid_thread',
+        'The task this thread belongs to can no longer be continued.',
+      );
+    const args = parseArguments(r.text);
+    const command = findCommand(bot, previous.command) ? previous.command : bot.defaultCommand;
+    const parsed = toParsedCommand(bot.name, command, args);
+    if (!parsed.flags.model && !project.defaultModel) parsed.flags.model = previous.model;
+    const built = buildExecutionConfig(parsed, bot, project, deps.modelStrategy);
+    if (!built.ok) return this.svc.reject(ctx, 'invalid_command', built.error);
+    await this.launcher.warnUnknownFlags(ctx, parsed.unknownFlags);
+    this.launcher.routed(bot.name, built.choice.tier);
+    const config = { ...built.config };
+    if (!args.flags.priority) config.priority = previous.priority;
+    const resume = previous.sessionId ?? previous.submission.resumeSessionId;
+    if (resume) config.resumeSessionId = resume;
+    await this.launcher.launch(
+      this.launcher.newTask(config, {
+        project,
+        ctx,
+        threadTs: previous.threadTs ?? r.threadTs,
+        messageTs: r.messageTs,
+      }),
+      { surface: r.surface, ctx },
+      { continues: previous.id, resumeSessionId: resume ?? null },
+    );
+  }
+}
