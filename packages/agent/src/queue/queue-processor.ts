@@ -76,6 +76,7 @@ export class QueueProcessor extends EventEmitter<QueueProcessorEvents> {
   private readonly recent = new Set<string>();
   private readonly busyDirs = new Set<string>();
   private order = 0;
+  private admissionTail: Promise<void> = Promise.resolve();
   private accepting = true;
   private readonly log: Logger;
   private readonly timers: Timers;
@@ -121,12 +122,23 @@ export class QueueProcessor extends EventEmitter<QueueProcessorEvents> {
 
     const pending = { cancelReason: undefined as string | undefined };
     this.validating.set(taskId, pending);
-    let validation: PathValidation;
-    try {
-      validation = await this.options.validatePath(task.localPath);
-    } catch (err) {
-      validation = { ok: false, reason: `path could not be checked: ${String(err)}` };
-    }
+    // Paths are checked concurrently, but tasks are admitted in the order they arrived:
+    // each submit waits for the one before it. Admission below is synchronous, so
+    // releasing the next one before it is safe.
+    const checked = this.options.validatePath(task.localPath).catch(
+      (err: unknown): PathValidation => ({
+        ok: false,
+        reason: `path could not be checked: ${String(err)}`,
+      }),
+    );
+    const previous = this.admissionTail;
+    let admitted!: () => void;
+    this.admissionTail = new Promise<void>((resolve) => {
+      admitted = resolve;
+    });
+    const validation = await checked;
+    await previous;
+    admitted();
     this.validating.delete(taskId);
 
     if (!validation.ok) {
