@@ -3,7 +3,7 @@ import { RecordNotFoundError, StoredDataError } from '../errors.js';
 import { newSessionId } from '../ids.js';
 import type { Schema, SessionsTable } from '../schema.js';
 import type { Clock } from './clock.js';
-import type { Session, SessionRepository } from './types.js';
+import type { Session, SessionOutcome, SessionRepository } from './types.js';
 
 const SESSION_STATUSES: readonly Session['status'][] = ['active', 'completed', 'failed', 'cancelled'];
 const isSessionStatus = (s: string): s is Session['status'] =>
@@ -64,17 +64,7 @@ export class KyselySessionRepository implements SessionRepository {
     return rows.map(toSession);
   }
 
-  async complete(
-    id: string,
-    outcome: {
-      status: Session['status'];
-      claudeSessionId?: string | null;
-      inputTokens: number;
-      outputTokens: number;
-      costUsd: number;
-      durationMs: number;
-    },
-  ): Promise<Session> {
+  async complete(id: string, outcome: SessionOutcome): Promise<Session> {
     const row = await this.db
       .updateTable('sessions')
       .set({

@@ -169,20 +169,19 @@ export interface Session {
   createdAt: number;
   completedAt: number | null;
 }
+/** How a Claude session ended, with what it used. */
+export interface SessionOutcome {
+  status: Session['status'];
+  claudeSessionId?: string | null;
+  inputTokens: number;
+  outputTokens: number;
+  costUsd: number;
+  durationMs: number;
+}
 export interface SessionRepository {
   create(s: { taskId: string; claudeSessionId?: string | null }): Promise<Session>;
   findByTask(taskId: string): Promise<Session[]>;
-  complete(
-    id: string,
-    outcome: {
-      status: Session['status'];
-      claudeSessionId?: string | null;
-      inputTokens: number;
-      outputTokens: number;
-      costUsd: number;
-      durationMs: number;
-    },
-  ): Promise<Session>;
+  complete(id: string, outcome: SessionOutcome): Promise<Session>;
 }
 
 export interface User {
