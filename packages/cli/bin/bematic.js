@@ -5,7 +5,9 @@ import { existsSync } from 'node:fs';
 
 const main = new URL('../dist/main.js', import.meta.url);
 if (!existsSync(main)) {
-  console.error('bematic is not built yet: run `npm run build` (npm install does it through the prepare script).');
+  console.error(
+    'bematic is not built yet: run `npm run build` (npm install does it through the prepare script).',
+  );
   process.exit(1);
 }
 await import(main.href);
