@@ -4,13 +4,13 @@ import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { ResourceMetrics, type TaskPriority } from '@bematic/protocol';
 import { afterEach, describe, expect, it } from 'vitest';
+import { FakeCloud, type FakeCloudOptions } from '../test/support/fake-cloud.js';
+import { ManualExecutor } from '../test/support/manual-executor.js';
 import { Agent } from './agent.js';
 import { agentWsUrl } from './config.js';
 import type { Executor } from './executor/executor.js';
 import { SleepExecutor } from './executor/sleep-executor.js';
 import { ResourceMonitor, type ResourceSample } from './resources/resource-monitor.js';
-import { FakeCloud, type FakeCloudOptions } from './test-support/fake-cloud.js';
-import { ManualExecutor } from './test-support/manual-executor.js';
 
 const base = realpathSync(mkdtempSync(path.join(tmpdir(), 'bematic-agent-')));
 const root = path.join(base, 'root');

@@ -3,8 +3,8 @@ import type { AddressInfo } from 'node:net';
 import pino from 'pino';
 import { afterEach, beforeEach, describe, expect, it, vi } from 'vitest';
 import { WebSocketServer } from 'ws';
+import { FakeCloud } from '../../test/support/fake-cloud.js';
 import { agentWsUrl } from '../config.js';
-import { FakeCloud } from '../test-support/fake-cloud.js';
 import { Backoff } from './backoff.js';
 import { CloudConnection } from './cloud-connection.js';
 

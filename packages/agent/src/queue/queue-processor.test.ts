@@ -1,7 +1,7 @@
 import type { MessageType, PayloadOf, TaskSubmit } from '@bematic/protocol';
 import { describe, expect, it } from 'vitest';
+import { ManualExecutor } from '../../test/support/manual-executor.js';
 import type { PathValidation } from '../security/path-validator.js';
-import { ManualExecutor } from '../test-support/manual-executor.js';
 import { QueueProcessor } from './queue-processor.js';
 
 const task = (

@@ -8,6 +8,7 @@ import { CacheInvalidation } from '../cache/invalidation.js';
 import type { ChatSurface } from '../chat/chat-surface.js';
 import type { InboundHandler } from '../chat/inbound.js';
 import { CommandService } from '../commands/command-service.js';
+import { createCommandContext } from '../commands/context.js';
 import { createInboundPipeline } from '../commands/inbound-pipeline.js';
 import { type CloudConfig, slackMode } from '../config.js';
 import { CONSOLE_CHANNEL_PREFIX, ConsoleChatSurface } from '../console/console-surface.js';
@@ -146,7 +147,7 @@ export async function startCloud(options: StartCloudOptions): Promise<Cloud> {
   });
 
   const bots = new BotRegistry();
-  const commands = new CommandService({
+  const commandContext = createCommandContext({
     repos,
     dispatcher: gateway.dispatcher,
     agents: gateway.directory,
@@ -167,6 +168,7 @@ export async function startCloud(options: StartCloudOptions): Promise<Cloud> {
     logger,
     metrics,
   });
+  const commands = new CommandService(commandContext);
   detach.push(commands.attach(events));
   const adminUsers = config.BEMATIC_ADMIN_USERS.split(',')
     .map((s) => s.trim())

@@ -1,6 +1,6 @@
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
+import { completedTask, openTestDb, type TestDb } from '../../test/support/database.js';
 import type { AuditLogRepository } from '../db/repositories/types.js';
-import { completedTask, openTestDb, type TestDb } from '../retention/test-support.js';
 import { TaskEvents } from '../tasks/task-events.js';
 import { AuditTrail } from './audit-trail.js';
 

@@ -1,14 +1,20 @@
 import type { TaskComplete } from '@bematic/protocol';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
+import {
+  RecordingDispatcher,
+  RecordingSurface,
+  request,
+  sqliteRepos,
+  textOf,
+} from '../../test/support/conversation.js';
 import { BotRegistry } from '../bots/bot-registry.js';
 import { createModelStrategy, DEFAULT_MODEL_TIERS } from '../bots/model-routing.js';
 import type { Project, Repositories, Task } from '../db/repositories/types.js';
 import type { AgentDirectory } from '../gateway/types.js';
 import { TaskEvents } from '../tasks/task-events.js';
 import { CommandService } from './command-service.js';
+import { createCommandContext, type RetentionOperations } from './context.js';
 import { createInboundPipeline } from './inbound-pipeline.js';
-import type { RetentionOperations } from './retention.js';
-import { RecordingDispatcher, RecordingSurface, request, sqliteRepos, textOf } from './test-support.js';
 
 const metrics = (cost: number) => ({
   inputTokens: 100,
@@ -50,20 +56,22 @@ describe('CommandService end to end (real SQLite)', () => {
       },
     };
     observed = { resolutions: [], routes: [] };
-    commands = new CommandService({
-      repos,
-      dispatcher,
-      agents,
-      retention,
-      bots: new BotRegistry(),
-      modelStrategy: createModelStrategy(),
-      surfaceFor: () => surface,
-      events,
-      metrics: {
-        observeBotResolution: (ms) => observed.resolutions.push(ms),
-        recordModelRouting: (bot, tier) => observed.routes.push(`${bot}:${tier}`),
-      },
-    });
+    commands = new CommandService(
+      createCommandContext({
+        repos,
+        dispatcher,
+        agents,
+        retention,
+        bots: new BotRegistry(),
+        modelStrategy: createModelStrategy(),
+        surfaceFor: () => surface,
+        events,
+        metrics: {
+          observeBotResolution: (ms) => observed.resolutions.push(ms),
+          recordModelRouting: (bot, tier) => observed.routes.push(`${bot}:${tier}`),
+        },
+      }),
+    );
     commands.attach(events);
     pipeline = createInboundPipeline({ commands, repos, auth: { adminUserIds: ['UADMIN'] } });
     project = await repos.projects.create({

@@ -8,7 +8,7 @@ import { contextBlock, noticeMessage, sectionBlock } from '../notifications/bloc
 import { formatCost, formatDuration } from '../notifications/format.js';
 import { escapeMrkdwn } from '../notifications/mrkdwn.js';
 import type { TaskEvents } from '../tasks/task-events.js';
-import type { CommandService } from './command-service.js';
+import { audit, type CommandContext } from './context.js';
 import { DECOMPOSE_COMMAND, type PlannedSubtask, parsePlan, subtaskPrompt } from './decomposition.js';
 import type { TaskLauncher } from './task-launcher.js';
 
@@ -20,7 +20,7 @@ export class DecompositionFlow {
   private readonly plans = new Map<string, PlannedSubtask[]>();
 
   constructor(
-    private readonly svc: CommandService,
+    private readonly context: CommandContext,
     private readonly launcher: TaskLauncher,
   ) {}
 
@@ -44,7 +44,7 @@ export class DecompositionFlow {
       }
       if (task.parentTaskId) await this.advance(task.parentTaskId);
     } catch (err) {
-      this.svc.log.error({ err, taskId: task.id }, 'decomposition step failed');
+      this.context.log.error({ err, taskId: task.id }, 'decomposition step failed');
     }
   }
 
@@ -59,14 +59,14 @@ export class DecompositionFlow {
 
   /** The planning task finished: post the plan and start the first subtask. */
   async planningComplete(planningTask: Task, result?: string): Promise<void> {
-    const { deps } = this.svc;
-    const parent = (await deps.repos.tasks.findById(planningTask.id)) ?? planningTask;
-    const existing = await deps.repos.tasks.list({ parentTaskId: parent.id });
+    const { context } = this;
+    const parent = (await context.repos.tasks.findById(planningTask.id)) ?? planningTask;
+    const existing = await context.repos.tasks.list({ parentTaskId: parent.id });
     if (existing.length > 0) return;
-    const surface = deps.surfaceFor(parent);
+    const surface = context.surfaceFor(parent);
     const plan = await this.planFor(parent, result);
     if (typeof plan === 'string') {
-      await this.svc.audit(null, 'decomposition.failed', 'task', parent.id, { error: plan });
+      await audit(this.context, null, 'decomposition.failed', 'task', parent.id, { error: plan });
       await surface.post(
         parent.channelId,
         noticeMessage(
@@ -93,12 +93,12 @@ export class DecompositionFlow {
       },
       parent.threadTs,
     );
-    await this.svc.audit(null, 'decomposition.planned', 'task', parent.id, { subtasks: plan.length });
+    await audit(this.context, null, 'decomposition.planned', 'task', parent.id, { subtasks: plan.length });
     await this.startSubtask(parent, plan, 0);
   }
 
   private async originalCommand(parent: Task, bot: Bot): Promise<string> {
-    const created = await this.svc.deps.repos.audit.list({
+    const created = await this.context.repos.audit.list({
       action: 'task.created',
       resourceId: parent.id,
       limit: 1,
@@ -110,19 +110,19 @@ export class DecompositionFlow {
   }
 
   private async startSubtask(parent: Task, plan: PlannedSubtask[], index: number): Promise<void> {
-    const { deps } = this.svc;
+    const { context } = this;
     const sub = plan[index];
-    const bot = deps.bots.get(parent.botName);
-    const project = await deps.repos.projects.findById(parent.projectId);
+    const bot = context.config.bots.get(parent.botName);
+    const project = await context.repos.projects.findById(parent.projectId);
     if (!sub || !bot || !project) return;
     const command =
       (sub.command && findCommand(bot, sub.command)?.name) || (await this.originalCommand(parent, bot));
     const parsed = toParsedCommand(bot.name, command, parseArguments(''));
     parsed.args = subtaskPrompt(parent, index, plan.length, sub);
     if (parent.priority !== 'normal') parsed.flags.priority = parent.priority;
-    const built = buildExecutionConfig(parsed, bot, project, deps.modelStrategy);
+    const built = buildExecutionConfig(parsed, bot, project, context.config.modelStrategy);
     if (!built.ok) {
-      this.svc.log.error({ error: built.error, parent: parent.id }, 'subtask config failed');
+      this.context.log.error({ error: built.error, parent: parent.id }, 'subtask config failed');
       return;
     }
     this.launcher.routed(bot.name, built.choice.tier);
@@ -138,14 +138,14 @@ export class DecompositionFlow {
     });
     await this.launcher.launch(
       task,
-      { surface: deps.surfaceFor(parent) },
+      { surface: context.surfaceFor(parent) },
       { subtask: index + 1, of: plan.length, title: sub.title },
     );
   }
 
   /** A subtask reached a terminal state: start the next one, or summarise. */
   async advance(parentId: string): Promise<void> {
-    const parent = await this.svc.deps.repos.tasks.findById(parentId);
+    const parent = await this.context.repos.tasks.findById(parentId);
     if (!parent || parent.command !== DECOMPOSE_COMMAND) return;
     const plan = await this.planFor(parent);
     if (typeof plan === 'string') return;
@@ -160,7 +160,7 @@ export class DecompositionFlow {
   }
 
   private async subtasksOf(parentId: string): Promise<Task[]> {
-    const list = await this.svc.deps.repos.tasks.list({ parentTaskId: parentId });
+    const list = await this.context.repos.tasks.list({ parentTaskId: parentId });
     return list.sort((a, b) => a.createdAt - b.createdAt || a.id.localeCompare(b.id));
   }
 
@@ -205,24 +205,24 @@ export class DecompositionFlow {
       ],
     };
     const resultText = `${summary.text}\n${lines.join('\n')}`;
-    await this.svc.deps.repos.tasks.update(parent.id, {
+    await this.context.repos.tasks.update(parent.id, {
       ...metrics,
       filesChanged,
       commandsRun,
       result: resultText,
     });
     if (!isTerminalStatus(parent.status)) {
-      await this.svc.deps.repos.tasks
+      await this.context.repos.tasks
         .transition(parent.id, allDone ? 'completed' : 'failed', { completedAt: Date.now() })
         .catch(() => {});
     }
-    await this.svc.audit(null, 'decomposition.completed', 'task', parent.id, {
+    await audit(this.context, null, 'decomposition.completed', 'task', parent.id, {
       subtasks: subtasks.length,
       planned: plan.length,
       allDone,
       costUsd: metrics.costUsd,
     });
-    await this.svc.deps.surfaceFor(parent).post(parent.channelId, summary, parent.threadTs);
+    await this.context.surfaceFor(parent).post(parent.channelId, summary, parent.threadTs);
     this.plans.delete(parent.id);
   }
 }

@@ -12,7 +12,7 @@ import {
   REACTIONS,
   taskStartedMessage,
 } from '../notifications/blocks.js';
-import type { CommandService } from './command-service.js';
+import { audit, botLabel, type CommandContext, reject, requirePermission } from './context.js';
 import { DECOMPOSE_COMMAND, planningSystemPrompt } from './decomposition.js';
 
 export interface LaunchOrigin {
@@ -36,29 +36,27 @@ export interface TaskPlacement {
  * execution config, records the task, posts "Task started" and hands it to the gateway.
  */
 export class TaskLauncher {
-  constructor(
-    private readonly svc: CommandService,
-    private readonly idGen: () => string,
-  ) {}
+  constructor(private readonly context: CommandContext) {}
 
   nextId(): string {
-    return this.idGen();
+    return this.context.config.newTaskId();
   }
 
   async fromMention(ctx: RequestContext): Promise<void> {
-    const { deps } = this.svc;
-    if (!(await this.svc.require(ctx, 'task.run', 'run tasks'))) return;
+    const { context } = this;
+    const { bots, modelStrategy } = context.config;
+    if (!(await requirePermission(context, ctx, 'task.run', 'run tasks'))) return;
     const project = ctx.project;
-    if (!project) return this.svc.reject(ctx, 'unknown_project', 'This channel is not linked to a project.');
+    if (!project) return reject(context, ctx, 'unknown_project', 'This channel is not linked to a project.');
     const resolving = performance.now();
-    const resolution = deps.bots.resolveFromMention(ctx.request.text);
-    deps.metrics?.observeBotResolution(performance.now() - resolving);
+    const resolution = bots.resolveFromMention(ctx.request.text);
+    context.metrics?.observeBotResolution(performance.now() - resolving);
     if (resolution.kind !== 'resolved') {
-      return this.svc.reject(ctx, resolution.kind, resolution.message, { bots: resolution.bots });
+      return reject(context, ctx, resolution.kind, resolution.message, { bots: resolution.bots });
     }
     const { bot, parsed } = resolution;
-    const built = buildExecutionConfig(parsed, bot, project, deps.modelStrategy);
-    if (!built.ok) return this.svc.reject(ctx, 'invalid_command', built.error);
+    const built = buildExecutionConfig(parsed, bot, project, modelStrategy);
+    if (!built.ok) return reject(context, ctx, 'invalid_command', built.error);
     await this.warnUnknownFlags(ctx, parsed.unknownFlags);
     const threadTs = ctx.request.threadTs ?? ctx.request.messageTs;
     const decompose = parsed.flags.decompose ?? bot.shouldDecompose?.(parsed) ?? false;
@@ -70,7 +68,7 @@ export class TaskLauncher {
         command: DECOMPOSE_COMMAND,
         systemPrompt: planningSystemPrompt(bot, parsed.command, project),
         allowedTools: [...READ_ONLY_TOOLS],
-        model: parsed.flags.model ? config.model : deps.modelStrategy.tiers.standard,
+        model: parsed.flags.model ? config.model : modelStrategy.tiers.standard,
       };
       details = { ...details, decomposition: { originalCommand: parsed.command } };
     }
@@ -94,13 +92,13 @@ export class TaskLauncher {
   }
 
   routed(bot: string, tier: string | null): void {
-    this.svc.deps.metrics?.recordModelRouting(bot, tier ?? 'custom');
+    this.context.metrics?.recordModelRouting(bot, tier ?? 'custom');
   }
 
   newTask(config: Omit<TaskSubmit, 'taskId'>, where: TaskPlacement): NewTask {
-    const id = this.idGen();
+    const id = this.nextId();
     const submission: TaskSubmit = { ...config, taskId: id };
-    const { maxContinuations } = this.svc.deps;
+    const { maxContinuations } = this.context.config;
     if (maxContinuations !== undefined && submission.maxContinuations === undefined) {
       submission.maxContinuations = maxContinuations;
     }
@@ -126,10 +124,11 @@ export class TaskLauncher {
 
   /** Records the task, posts "Task started", marks the message as being worked on and dispatches. */
   async launch(newTask: NewTask, origin: LaunchOrigin, details: Record<string, unknown> = {}): Promise<Task> {
-    const { tasks } = this.svc.deps.repos;
+    const { context } = this;
+    const { tasks } = context.repos;
     let task = await tasks.create({ ...newTask, status: 'pending' });
     if (origin.ctx) origin.ctx.tasksCreated++;
-    await this.svc.audit(origin.ctx ?? null, 'task.created', 'task', task.id, {
+    await audit(context, origin.ctx ?? null, 'task.created', 'task', task.id, {
       bot: task.botName,
       command: task.command,
       model: task.model,
@@ -139,12 +138,12 @@ export class TaskLauncher {
       parentTaskId: task.parentTaskId,
       ...details,
     });
-    this.svc.deps.events?.emit('task.created', { task });
+    context.lifecycle.events?.emit('task.created', { task });
     const surface = origin.surface;
     try {
       const posted = await surface.post(
         task.channelId,
-        taskStartedMessage(task, this.svc.label(task)),
+        taskStartedMessage(task, botLabel(context, task)),
         task.threadTs,
       );
       task = await tasks.update(task.id, {
@@ -152,13 +151,13 @@ export class TaskLauncher {
         ...(task.threadTs ? {} : { threadTs: posted.ts }),
       });
     } catch (err) {
-      this.svc.log.warn({ err, taskId: task.id }, 'could not post "Task started"');
+      this.context.log.warn({ err, taskId: task.id }, 'could not post "Task started"');
     }
     if (task.messageTs) {
       await surface.addReaction(task.channelId, task.messageTs, REACTIONS.working).catch(() => {});
     }
     try {
-      const result = await this.svc.deps.dispatcher.dispatch(task);
+      const result = await context.lifecycle.dispatcher.dispatch(task);
       if (result.queued) {
         await surface
           .post(
@@ -168,7 +167,7 @@ export class TaskLauncher {
               : agentOfflineMessage(result.agentId, result.reconnectEtaMs, result.reason),
             task.threadTs,
           )
-          .catch((err: unknown) => this.svc.log.warn({ err }, 'could not post offline notice'));
+          .catch((err: unknown) => this.context.log.warn({ err }, 'could not post offline notice'));
       }
     } catch (err) {
       await this.dispatchFailed(task, surface, err);
@@ -178,14 +177,15 @@ export class TaskLauncher {
 
   private async dispatchFailed(task: Task, surface: ChatSurface, err: unknown): Promise<void> {
     const message = `Could not hand the task to an agent: ${err instanceof Error ? err.message : String(err)}`;
-    this.svc.log.error({ err, taskId: task.id }, 'dispatch failed');
+    this.context.log.error({ err, taskId: task.id }, 'dispatch failed');
     const failure: TaskError = {
       taskId: task.id,
       error: message,
       recoverable: true,
       errorCode: 'EXECUTION_FAILED',
     };
-    const t = await this.svc.deps.repos.tasks
+    const { context } = this;
+    const t = await context.repos.tasks
       .transition(task.id, 'failed', {
         errorMessage: message,
         errorCode: failure.errorCode,
@@ -194,11 +194,12 @@ export class TaskLauncher {
       })
       .catch(() => null);
     if (!t?.changed) return;
-    await this.svc.audit(null, 'task.failed', 'task', task.id, { error: message, stage: 'dispatch' });
-    if (this.svc.deps.events) this.svc.deps.events.emit('task.failed', { task: t.task, message: failure });
+    await audit(context, null, 'task.failed', 'task', task.id, { error: message, stage: 'dispatch' });
+    const { events } = context.lifecycle;
+    if (events) events.emit('task.failed', { task: t.task, message: failure });
     else
       await surface
-        .post(task.channelId, errorMessage(t.task, this.svc.label(t.task), failure), task.threadTs)
+        .post(task.channelId, errorMessage(t.task, botLabel(context, t.task), failure), task.threadTs)
         .catch(() => {});
   }
 }

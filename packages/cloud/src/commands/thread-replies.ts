@@ -3,7 +3,7 @@ import { parseArguments, toParsedCommand } from '../bots/command-parser.js';
 import { buildExecutionConfig } from '../bots/model-routing.js';
 import { findCommand } from '../bots/types.js';
 import type { RequestContext } from '../middleware/types.js';
-import type { CommandService } from './command-service.js';
+import { type CommandContext, reject, requirePermission } from './context.js';
 import type { TaskLauncher } from './task-launcher.js';
 
 /**
@@ -12,29 +12,32 @@ import type { TaskLauncher } from './task-launcher.js';
  */
 export class ThreadReplies {
   constructor(
-    private readonly svc: CommandService,
+    private readonly context: CommandContext,
     private readonly launcher: TaskLauncher,
   ) {}
 
   async handle(ctx: RequestContext): Promise<void> {
-    const { deps } = this.svc;
+    const { context } = this;
+    const { bots, modelStrategy } = context.config;
     const resolving = performance.now();
     const r = ctx.request;
-    const previous = r.threadTs ? await deps.repos.tasks.findByThread(r.channelId, r.threadTs) : undefined;
+    const previous = r.threadTs ? await context.repos.tasks.findByThread(r.channelId, r.threadTs) : undefined;
     if (!previous) return this.launcher.fromMention(ctx);
-    if (!(await this.svc.require(ctx, 'task.run', 'run tasks'))) return;
+    if (!(await requirePermission(context, ctx, 'task.run', 'run tasks'))) return;
     if (!isTerminalStatus(previous.status)) {
-      return this.svc.reject(
+      return reject(
+        context,
         ctx,
         'task_in_progress',
         `I'm still working on the previous request in this thread (\`${previous.id}\`). Reply again when it finishes, or cancel it.`,
       );
     }
-    const bot = deps.bots.get(previous.botName);
-    deps.metrics?.observeBotResolution(performance.now() - resolving);
-    const project = (await deps.repos.projects.findById(previous.projectId)) ?? ctx.project;
+    const bot = bots.get(previous.botName);
+    context.metrics?.observeBotResolution(performance.now() - resolving);
+    const project = (await context.repos.projects.findById(previous.projectId)) ?? ctx.project;
     if (!bot || !project)
-      return this.svc.reject(
+      return reject(
+        context,
         ctx,
         'invalid_thread',
         'The task this thread belongs to can no longer be continued.',
@@ -43,8 +46,8 @@ export class ThreadReplies {
     const command = findCommand(bot, previous.command) ? previous.command : bot.defaultCommand;
     const parsed = toParsedCommand(bot.name, command, args);
     if (!parsed.flags.model && !project.defaultModel) parsed.flags.model = previous.model;
-    const built = buildExecutionConfig(parsed, bot, project, deps.modelStrategy);
-    if (!built.ok) return this.svc.reject(ctx, 'invalid_command', built.error);
+    const built = buildExecutionConfig(parsed, bot, project, modelStrategy);
+    if (!built.ok) return reject(context, ctx, 'invalid_command', built.error);
     await this.launcher.warnUnknownFlags(ctx, parsed.unknownFlags);
     this.launcher.routed(bot.name, built.choice.tier);
     const config = { ...built.config };

@@ -4,7 +4,7 @@ import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { sql } from 'kysely';
 import { afterAll, describe } from 'vitest';
-import { describeRepositoryConformance } from './conformance/repository-conformance.js';
+import { describeRepositoryConformance } from '../../test/db/repository-conformance.js';
 import { createDatabase, type Database } from './database.js';
 
 const tempDirs: string[] = [];

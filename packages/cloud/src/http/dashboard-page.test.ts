@@ -1,9 +1,9 @@
 import type { AddressInfo } from 'node:net';
 import { afterEach, beforeEach, describe, expect, it, vi } from 'vitest';
+import { openTestDb, type TestDb } from '../../test/support/database.js';
 import { Cache } from '../cache/cache.js';
 import type { InboundHandler, InboundRequest } from '../chat/inbound.js';
 import { ConsoleChatSurface } from '../console/console-surface.js';
-import { openTestDb, type TestDb } from '../retention/test-support.js';
 import { TaskEvents } from '../tasks/task-events.js';
 import { createHttpServer, type HttpServerHandle } from './http-server.js';
 

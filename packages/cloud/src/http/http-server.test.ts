@@ -1,6 +1,7 @@
 import { request } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
+import { completedTask, newTaskInput, openTestDb, type TestDb } from '../../test/support/database.js';
 import { AuditTrail } from '../audit/audit-trail.js';
 import { Cache } from '../cache/cache.js';
 import { CacheInvalidation } from '../cache/invalidation.js';
@@ -9,7 +10,6 @@ import { ConsoleChatSurface, type ConsoleThread } from '../console/console-surfa
 import type { AuditEntry, Project, Task } from '../db/repositories/types.js';
 import type { AgentDirectory, AgentSnapshot } from '../gateway/types.js';
 import { MetricsCollector } from '../metrics/metrics-collector.js';
-import { completedTask, newTaskInput, openTestDb, type TestDb } from '../retention/test-support.js';
 import { TaskEvents } from '../tasks/task-events.js';
 import type { DashboardStats, TaskPage } from './dashboard-reads.js';
 import { databaseProbe, type ProbeResult } from './health.js';

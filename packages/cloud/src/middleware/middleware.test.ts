@@ -1,7 +1,7 @@
 import pino from 'pino';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
+import { RecordingSurface, request, sqliteRepos, textOf } from '../../test/support/conversation.js';
 import type { InboundRequest } from '../chat/inbound.js';
-import { RecordingSurface, request, sqliteRepos, textOf } from '../commands/test-support.js';
 import type { Repositories, UserRepository } from '../db/repositories/types.js';
 import { createAuthMiddleware } from './auth.js';
 import { can } from './permissions.js';

@@ -1,7 +1,7 @@
 import type { TaskComplete, TaskSubmit } from '@bematic/protocol';
 import { afterEach, beforeEach, describe, expect, it, vi } from 'vitest';
+import { RecordingSurface, sqliteRepos, textOf } from '../../test/support/conversation.js';
 import { BotRegistry } from '../bots/bot-registry.js';
-import { RecordingSurface, sqliteRepos, textOf } from '../commands/test-support.js';
 import type { Repositories, Task } from '../db/repositories/types.js';
 import { TaskEvents } from '../tasks/task-events.js';
 import { NotificationService } from './notification-service.js';

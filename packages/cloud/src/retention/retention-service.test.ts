@@ -1,11 +1,11 @@
 import { afterEach, beforeEach, describe, expect, it, vi } from 'vitest';
+import { completedTask, newTaskInput, openTestDb, type TestDb } from '../../test/support/database.js';
 import { Cache } from '../cache/cache.js';
 import { cacheKeys } from '../cache/cache-keys.js';
 import { CacheInvalidation } from '../cache/invalidation.js';
 import type { Repositories } from '../db/repositories/types.js';
 import { MetricsCollector } from '../metrics/metrics-collector.js';
 import { RetentionError, RetentionService } from './retention-service.js';
-import { completedTask, newTaskInput, openTestDb, type TestDb } from './test-support.js';
 
 const DAY = 24 * 3600_000;
 

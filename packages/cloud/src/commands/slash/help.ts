@@ -1,11 +1,10 @@
-import type { BotRegistry } from '../bots/bot-registry.js';
-import type { ChatMessage } from '../chat/chat-surface.js';
-import { contextBlock, sectionBlock } from '../notifications/blocks.js';
+import type { BotRegistry } from '../../bots/bot-registry.js';
+import type { ChatMessage } from '../../chat/chat-surface.js';
+import { contextBlock, sectionBlock } from '../../notifications/blocks.js';
+import type { SlashCommand } from './types.js';
 
-export interface SlashCommandInfo {
-  usage: string;
-  description: string;
-}
+/** What `/bm help` shows of each row of the table. */
+export type SlashCommandInfo = Pick<SlashCommand, 'usage' | 'description'>;
 
 export function helpMessage(
   bots: BotRegistry,
@@ -31,3 +30,11 @@ export function helpMessage(
     ],
   };
 }
+
+export const help: SlashCommand = {
+  name: 'help',
+  usage: 'help',
+  description: 'this help',
+  permission: 'view',
+  run: (context, { ctx, commands }) => ctx.request.respond(helpMessage(context.config.bots, commands)),
+};

@@ -1,13 +1,13 @@
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
-import type { ChatMessage, ChatSurface, PostedMessage } from '../chat/chat-surface.js';
-import type { InboundRequest } from '../chat/inbound.js';
-import { createDatabase, type Database } from '../db/database.js';
-import { migrateToLatest } from '../db/migrations/index.js';
-import { createRepositories } from '../db/repositories/index.js';
-import type { Repositories, Task } from '../db/repositories/types.js';
-import type { CancelResult, DispatchResult, TaskDispatcher } from '../gateway/types.js';
+import type { ChatMessage, ChatSurface, PostedMessage } from '../../src/chat/chat-surface.js';
+import type { InboundRequest } from '../../src/chat/inbound.js';
+import { createDatabase, type Database } from '../../src/db/database.js';
+import { migrateToLatest } from '../../src/db/migrations/index.js';
+import { createRepositories } from '../../src/db/repositories/index.js';
+import type { Repositories, Task } from '../../src/db/repositories/types.js';
+import type { CancelResult, DispatchResult, TaskDispatcher } from '../../src/gateway/types.js';
 
 /** Test-only doubles for the edges of the conversation layer. Not used by production code. */
 export interface RecordedPost {

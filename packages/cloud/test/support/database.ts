@@ -2,10 +2,10 @@ import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import type { TaskSubmit } from '@bematic/protocol';
-import { createDatabase, type Database } from '../db/database.js';
-import { migrateToLatest } from '../db/migrations/index.js';
-import { createRepositories } from '../db/repositories/index.js';
-import type { NewTask, Repositories, Task } from '../db/repositories/types.js';
+import { createDatabase, type Database } from '../../src/db/database.js';
+import { migrateToLatest } from '../../src/db/migrations/index.js';
+import { createRepositories } from '../../src/db/repositories/index.js';
+import type { NewTask, Repositories, Task } from '../../src/db/repositories/types.js';
 
 /** A migrated SQLite database in a fresh temp directory, with a controllable clock. */
 export interface TestDb {

@@ -1,13 +1,13 @@
 import { TASK_STATUSES, type TaskStatus, type TaskSubmit } from '@bematic/protocol';
 import { sql } from 'kysely';
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
-import { IllegalTransitionError, judgeTransition } from '../../tasks/task-state-machine.js';
-import type { Database } from '../database.js';
-import { DuplicateRecordError, RecordNotFoundError } from '../errors.js';
-import { MIGRATIONS, migrateToLatest, migrationStatus } from '../migrations/index.js';
-import { createRepositories } from '../repositories/index.js';
-import type { NewTask, Repositories } from '../repositories/types.js';
-import type { Schema } from '../schema.js';
+import type { Database } from '../../src/db/database.js';
+import { DuplicateRecordError, RecordNotFoundError } from '../../src/db/errors.js';
+import { MIGRATIONS, migrateToLatest, migrationStatus } from '../../src/db/migrations/index.js';
+import { createRepositories } from '../../src/db/repositories/index.js';
+import type { NewTask, Repositories } from '../../src/db/repositories/types.js';
+import type { Schema } from '../../src/db/schema.js';
+import { IllegalTransitionError, judgeTransition } from '../../src/tasks/task-state-machine.js';
 
 const T0 = 1_700_000_000_000;
 const TABLES: readonly (keyof Schema)[] = [

@@ -1,6 +1,6 @@
 // Test-only: an executor whose tasks finish when the test says so.
 import type { TaskSubmit } from '@bematic/protocol';
-import type { ExecutionOutcome, ExecutionSink, Executor } from '../executor/executor.js';
+import type { ExecutionOutcome, ExecutionSink, Executor } from '../../src/executor/executor.js';
 
 interface Run {
   task: TaskSubmit;
