@@ -1,5 +1,5 @@
 import path from 'node:path';
-import { AGENT_WS_PATH } from '@bematic/protocol';
+import { AGENT_WS_PATH, defineSettings, readSettings, settingSchemas } from '@bematic/protocol';
 import { z } from 'zod';
 
 export interface AgentConfig {
@@ -17,49 +17,83 @@ export interface AgentConfig {
   stateDir: string | undefined;
 }
 
-export interface AgentSetting {
-  name: string;
-  description: string;
-  default?: string;
-  required?: boolean;
-}
+const { boundedInt, required } = settingSchemas;
 
-/** Every environment variable the agent reads, for the README and `--help`. */
-export const AGENT_SETTINGS: readonly AgentSetting[] = [
+/**
+ * Every environment variable the agent reads: validation, default and meaning.
+ * The README table and `bematic config` are generated from this list.
+ */
+export const AGENT_SETTINGS = defineSettings([
   {
     name: 'BEMATIC_CLOUD_URL',
-    description: `Base URL of the cloud (ws://, wss://, http:// or https://); the agent connects to <base>${AGENT_WS_PATH}`,
-    required: true,
+    schema: required('BEMATIC_CLOUD_URL', 'e.g. ws://localhost:3000').transform((v, ctx) => {
+      const url = agentWsUrl(v);
+      if (url === undefined) {
+        ctx.addIssue({
+          code: 'custom',
+          message: `BEMATIC_CLOUD_URL must be a ws://, wss://, http:// or https:// URL, got "${v}"`,
+        });
+        return z.NEVER;
+      }
+      return url;
+    }),
+    defaultDoc: 'required',
+    doc: `Base URL of the cloud (ws://, wss://, http:// or https://); the agent connects to <base>${AGENT_WS_PATH}`,
   },
-  { name: 'BEMATIC_AGENT_ID', description: 'Identifier this agent authenticates as', required: true },
-  { name: 'BEMATIC_AGENT_KEY', description: 'API key issued by `bematic keys create`', required: true },
-  { name: 'MAX_CONCURRENT_TASKS', description: 'Agent-wide limit of tasks running at once', default: '3' },
+  {
+    name: 'BEMATIC_AGENT_ID',
+    schema: required('BEMATIC_AGENT_ID', 'the id this agent authenticates as').pipe(
+      z.string().max(200, 'BEMATIC_AGENT_ID must be at most 200 characters'),
+    ),
+    defaultDoc: 'required',
+    doc: 'Identifier this agent authenticates as',
+  },
+  {
+    name: 'BEMATIC_AGENT_KEY',
+    schema: required('BEMATIC_AGENT_KEY', 'create one with `bematic keys create`').pipe(
+      z.string().max(500, 'BEMATIC_AGENT_KEY must be at most 500 characters'),
+    ),
+    defaultDoc: 'required',
+    secret: true,
+    doc: 'API key issued by `bematic keys create`',
+  },
+  {
+    name: 'MAX_CONCURRENT_TASKS',
+    schema: boundedInt('MAX_CONCURRENT_TASKS', 1, 1000),
+    default: '3',
+    doc: 'Agent-wide limit of tasks running at once',
+  },
   {
     name: 'BEMATIC_AGENT_ROOTS',
-    description: `Directories tasks may run in, separated by "${path.delimiter}"`,
-    default: 'the current directory',
+    schema: z.string().optional(),
+    defaultDoc: 'the current directory',
+    doc: 'Directories tasks may run in, separated by the platform path delimiter (":" on Linux and macOS, ";" on Windows)',
   },
   {
     name: 'BEMATIC_CPU_THRESHOLD',
-    description: 'CPU usage (%) above which the agent refuses new tasks',
+    schema: boundedInt('BEMATIC_CPU_THRESHOLD', 1, 100),
     default: '90',
+    doc: 'CPU usage (%) above which the agent refuses new tasks',
   },
   {
     name: 'BEMATIC_MEMORY_THRESHOLD',
-    description: 'Memory usage (%) above which the agent refuses new tasks',
+    schema: boundedInt('BEMATIC_MEMORY_THRESHOLD', 1, 100),
     default: '90',
+    doc: 'Memory usage (%) above which the agent refuses new tasks',
   },
   {
     name: 'BEMATIC_RECONNECT_MAX_MS',
-    description: 'Upper bound of the reconnect backoff delay, in milliseconds',
+    schema: boundedInt('BEMATIC_RECONNECT_MAX_MS', 1, 3_600_000),
     default: '30000',
+    doc: 'Upper bound of the reconnect backoff delay, in milliseconds',
   },
   {
     name: 'BEMATIC_AGENT_STATE_DIR',
-    description: 'Directory where undelivered task results are kept across agent restarts',
-    default: 'in memory only',
+    schema: z.string().optional(),
+    defaultDoc: 'in memory only',
+    doc: 'Directory where undelivered task results are kept across agent restarts',
   },
-];
+]);
 
 export class AgentConfigError extends Error {
   constructor(readonly issues: string[]) {
@@ -67,56 +101,6 @@ export class AgentConfigError extends Error {
     this.name = 'AgentConfigError';
   }
 }
-
-const intSetting = (name: string, def: number, min: number, max: number) =>
-  z
-    .string()
-    .trim()
-    .optional()
-    .transform((v, ctx) => {
-      if (v === undefined || v === '') return def;
-      const n = Number(v);
-      if (!Number.isInteger(n) || n < min || n > max) {
-        ctx.addIssue({
-          code: 'custom',
-          message: `${name} must be an integer from ${min} to ${max}, got "${v}"`,
-        });
-        return z.NEVER;
-      }
-      return n;
-    });
-
-const required = (name: string, hint: string) =>
-  z
-    .string({ error: `${name} is required (${hint})` })
-    .trim()
-    .min(1, `${name} is required (${hint})`);
-
-const EnvSchema = z.object({
-  BEMATIC_CLOUD_URL: required('BEMATIC_CLOUD_URL', 'e.g. ws://localhost:3000').transform((v, ctx) => {
-    const url = agentWsUrl(v);
-    if (url === undefined) {
-      ctx.addIssue({
-        code: 'custom',
-        message: `BEMATIC_CLOUD_URL must be a ws://, wss://, http:// or https:// URL, got "${v}"`,
-      });
-      return z.NEVER;
-    }
-    return url;
-  }),
-  BEMATIC_AGENT_ID: required('BEMATIC_AGENT_ID', 'the id this agent authenticates as').pipe(
-    z.string().max(200, 'BEMATIC_AGENT_ID must be at most 200 characters'),
-  ),
-  BEMATIC_AGENT_KEY: required('BEMATIC_AGENT_KEY', 'create one with `bematic keys create`').pipe(
-    z.string().max(500, 'BEMATIC_AGENT_KEY must be at most 500 characters'),
-  ),
-  MAX_CONCURRENT_TASKS: intSetting('MAX_CONCURRENT_TASKS', 3, 1, 1000),
-  BEMATIC_AGENT_ROOTS: z.string().optional(),
-  BEMATIC_CPU_THRESHOLD: intSetting('BEMATIC_CPU_THRESHOLD', 90, 1, 100),
-  BEMATIC_MEMORY_THRESHOLD: intSetting('BEMATIC_MEMORY_THRESHOLD', 90, 1, 100),
-  BEMATIC_RECONNECT_MAX_MS: intSetting('BEMATIC_RECONNECT_MAX_MS', 30_000, 1, 3_600_000),
-  BEMATIC_AGENT_STATE_DIR: z.string().optional(),
-});
 
 /**
  * Turns a cloud base URL into the agent endpoint URL: http(s) becomes ws(s) and
@@ -147,9 +131,9 @@ export function loadAgentConfig(
   env: NodeJS.ProcessEnv = process.env,
   cwd: string = process.cwd(),
 ): AgentConfig {
-  const parsed = EnvSchema.safeParse(env);
-  if (!parsed.success) throw new AgentConfigError(parsed.error.issues.map((i) => i.message));
-  const e = parsed.data;
+  const read = readSettings(AGENT_SETTINGS, env);
+  if (!read.ok) throw new AgentConfigError(read.problems);
+  const e = read.values;
   const roots = (e.BEMATIC_AGENT_ROOTS ?? '')
     .split(path.delimiter)
     .map((r) => r.trim())

@@ -4,7 +4,6 @@ export {
   AGENT_SETTINGS,
   type AgentConfig,
   AgentConfigError,
-  type AgentSetting,
   agentWsUrl,
   loadAgentConfig,
 } from './config.js';

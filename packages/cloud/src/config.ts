@@ -1,125 +1,144 @@
+import { defineSettings, readSettings, type SettingsValues, settingSchemas } from '@bematic/protocol';
 import { z } from 'zod';
+
+const { int, number: num } = settingSchemas;
 
 /**
  * Every cloud setting: its environment variable, default and meaning. The
- * README's configuration table is this list; start-up validates it and names
- * the offending variable in the error.
+ * README's configuration table is generated from this list (`npm run docs:config`);
+ * start-up validates it and names the offending variable in the error.
  */
-const int = (min: number) => z.coerce.number().int().min(min);
-const num = (min: number) => z.coerce.number().min(min);
-
-export const CLOUD_SETTINGS = {
-  DATABASE_URL: {
+export const CLOUD_SETTINGS = defineSettings([
+  {
+    name: 'DATABASE_URL',
     schema: z.string().regex(/^(sqlite:|postgres(ql)?:\/\/)/, 'must start with sqlite: or postgres://'),
     default: 'sqlite:./.bematic/bematic.db',
     doc: 'Database: sqlite:<path> (embedded) or postgres://user@host/db',
   },
-  PORT: {
+  {
+    name: 'PORT',
     schema: int(0).max(65535),
     default: '3000',
     doc: 'HTTP port for the dashboard, API, /metrics and the agent WebSocket (/ws/agent)',
   },
-  HOST: {
+  {
+    name: 'HOST',
     schema: z.string().min(1),
     default: '127.0.0.1',
     doc: 'Interface the HTTP server binds to (0.0.0.0 to accept remote agents)',
   },
-  SLACK_BOT_TOKEN: {
+  {
+    name: 'SLACK_BOT_TOKEN',
+    secret: true,
     schema: z.string().startsWith('xoxb-').optional(),
-    default: undefined,
     doc: 'Slack bot token (xoxb-…)',
   },
-  SLACK_APP_TOKEN: {
+  {
+    name: 'SLACK_APP_TOKEN',
+    secret: true,
     schema: z.string().startsWith('xapp-').optional(),
-    default: undefined,
     doc: 'Slack app-level token (xapp-…): enables Socket Mode',
   },
-  SLACK_SIGNING_SECRET: {
+  {
+    name: 'SLACK_SIGNING_SECRET',
+    secret: true,
     schema: z.string().min(1).optional(),
-    default: undefined,
     doc: 'Slack signing secret: HTTP events mode when no app token is set',
   },
-  SLACK_API_URL: {
+  {
+    name: 'SLACK_API_URL',
     schema: z.string().url().optional(),
-    default: undefined,
     doc: "Slack Web API base URL (default Slack's own); Socket Mode follows it too",
   },
-  BEMATIC_LOG_LEVEL: {
+  {
+    name: 'BEMATIC_LOG_LEVEL',
     schema: z.enum(['trace', 'debug', 'info', 'warn', 'error', 'fatal', 'silent']),
     default: 'info',
     doc: 'Log level',
   },
-  BEMATIC_HEARTBEAT_MS: {
+  {
+    name: 'BEMATIC_HEARTBEAT_MS',
     schema: int(100),
     default: '15000',
     doc: 'Heartbeat interval; an agent is offline after two missed intervals',
   },
-  BEMATIC_AUTH_TIMEOUT_MS: {
+  {
+    name: 'BEMATIC_AUTH_TIMEOUT_MS',
     schema: int(100),
     default: '10000',
     doc: 'Time an agent has to send AUTH_REQUEST after connecting',
   },
-  BEMATIC_OFFLINE_TTL_MS: {
+  {
+    name: 'BEMATIC_OFFLINE_TTL_MS',
     schema: int(1000),
     default: String(24 * 3600_000),
     doc: 'How long a task waits in the offline queue before it fails',
   },
-  BEMATIC_RECONNECT_GRACE_MS: {
+  {
+    name: 'BEMATIC_RECONNECT_GRACE_MS',
     schema: int(1000),
     default: String(10 * 60_000),
     doc: 'After a cloud restart, how long running tasks wait for their agent before failing',
   },
-  BEMATIC_DEFAULT_ROLE: {
+  {
+    name: 'BEMATIC_DEFAULT_ROLE',
     schema: z.enum(['admin', 'developer', 'viewer']),
     default: 'developer',
     doc: 'Role given to users seen for the first time',
   },
-  BEMATIC_ADMIN_USERS: {
+  {
+    name: 'BEMATIC_ADMIN_USERS',
     schema: z.string(),
     default: '',
     doc: 'Comma-separated user ids that are always admins',
   },
-  BEMATIC_RATE_LIMIT: {
+  {
+    name: 'BEMATIC_RATE_LIMIT',
     schema: int(1),
     default: '20',
     doc: 'Tasks one user may start per rate-limit window',
   },
-  BEMATIC_RATE_WINDOW_MS: { schema: int(1000), default: String(3600_000), doc: 'Rate-limit window' },
-  BEMATIC_PROGRESS_INTERVAL_MS: {
+  { name: 'BEMATIC_RATE_WINDOW_MS', schema: int(1000), default: String(3600_000), doc: 'Rate-limit window' },
+  {
+    name: 'BEMATIC_PROGRESS_INTERVAL_MS',
     schema: int(100),
     default: '3000',
     doc: 'Minimum time between two updates of a progress message',
   },
-  BEMATIC_MODEL_PREMIUM: {
+  {
+    name: 'BEMATIC_MODEL_PREMIUM',
     schema: z.string().min(1),
     default: 'claude-opus-5-5',
     doc: 'Model for write commands (premium tier)',
   },
-  BEMATIC_MODEL_STANDARD: {
+  {
+    name: 'BEMATIC_MODEL_STANDARD',
     schema: z.string().min(1),
     default: 'claude-sonnet-5-5',
     doc: 'Model for read-only commands (standard tier)',
   },
-  BEMATIC_MODEL_FAST: {
+  {
+    name: 'BEMATIC_MODEL_FAST',
     schema: z.string().min(1),
     default: 'claude-haiku-5-5',
     doc: 'Model for the fast tier (--model fast)',
   },
-  BEMATIC_RETENTION_DAYS: {
+  {
+    name: 'BEMATIC_RETENTION_DAYS',
     schema: num(0),
     default: '30',
     doc: 'Terminal tasks older than this are archived (0 disables)',
   },
-  BEMATIC_ADMIN_CHANNEL: {
+  {
+    name: 'BEMATIC_ADMIN_CHANNEL',
     schema: z.string().optional(),
-    default: undefined,
     doc: 'Channel for resource warnings and admin notices',
   },
-  BEMATIC_CACHE_TTL_MS: { schema: int(0), default: '30000', doc: 'Cache entry lifetime' },
-} as const;
+  { name: 'BEMATIC_CACHE_TTL_MS', schema: int(0), default: '30000', doc: 'Cache entry lifetime' },
+]);
 
-type Settings = typeof CLOUD_SETTINGS;
-export type CloudConfig = { [K in keyof Settings]: z.output<Settings[K]['schema']> };
+export type CloudSettingName = (typeof CLOUD_SETTINGS)[number]['name'];
+export type CloudConfig = SettingsValues<typeof CLOUD_SETTINGS>;
 
 export class ConfigError extends Error {
   constructor(readonly problems: string[]) {
@@ -131,21 +150,11 @@ export class ConfigError extends Error {
 /** Reads and validates the cloud's settings; throws ConfigError listing every problem at once. */
 export function loadCloudConfig(
   env: NodeJS.ProcessEnv = process.env,
-  overrides: Partial<Record<keyof Settings, string>> = {},
+  overrides: Partial<Record<CloudSettingName, string>> = {},
 ): CloudConfig {
-  const problems: string[] = [];
-  const out: Record<string, unknown> = {};
-  for (const [name, setting] of Object.entries(CLOUD_SETTINGS)) {
-    const raw =
-      overrides[name as keyof Settings] ?? (env[name] === '' ? undefined : env[name]) ?? setting.default;
-    const parsed = (setting.schema as z.ZodType).safeParse(raw);
-    if (parsed.success) out[name] = parsed.data;
-    else
-      problems.push(
-        `${name}: ${parsed.error.issues.map((i) => i.message).join('; ')} (got ${JSON.stringify(raw)})`,
-      );
-  }
-  const cfg = out as CloudConfig;
+  const read = readSettings(CLOUD_SETTINGS, env, overrides);
+  const problems = read.ok ? [] : read.problems;
+  const cfg = read.values as CloudConfig;
   if (cfg.SLACK_APP_TOKEN && !cfg.SLACK_BOT_TOKEN)
     problems.push('SLACK_APP_TOKEN is set but SLACK_BOT_TOKEN is missing');
   if (cfg.SLACK_BOT_TOKEN && !cfg.SLACK_APP_TOKEN && !cfg.SLACK_SIGNING_SECRET) {

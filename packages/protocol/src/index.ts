@@ -2,3 +2,4 @@ export * from './constants.js';
 export * from './envelope.js';
 export * from './messages.js';
 export * from './parse.js';
+export * from './settings.js';

@@ -137,7 +137,7 @@ export async function startTestSystem(opts: TestSystemOptions = {}): Promise<Tes
       BEMATIC_AGENT_ID: SYSTEM_AGENT_ID,
       BEMATIC_AGENT_KEY: key,
       BEMATIC_AGENT_ROOTS: root,
-      MAX_CONCURRENT_TASKS: String(opts.maxConcurrentTasks ?? 3),
+      ...(opts.maxConcurrentTasks !== undefined && { MAX_CONCURRENT_TASKS: String(opts.maxConcurrentTasks) }),
     },
     root,
   );

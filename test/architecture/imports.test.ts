@@ -1,0 +1,54 @@
+import { readdirSync, readFileSync } from 'node:fs';
+import path from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { describe, expect, it } from 'vitest';
+
+const root = fileURLToPath(new URL('../..', import.meta.url));
+
+function productionFiles(dir: string): string[] {
+  return readdirSync(dir, { withFileTypes: true }).flatMap((e) => {
+    const full = path.join(dir, e.name);
+    if (e.isDirectory()) return productionFiles(full);
+    return e.name.endsWith('.ts') && !e.name.endsWith('.test.ts') ? [full] : [];
+  });
+}
+
+const IMPORT = /(?:from|import)\s*\(?\s*['"]([^'"]+)['"]/g;
+const sources = readdirSync(path.join(root, 'packages')).flatMap((pkg) =>
+  productionFiles(path.join(root, 'packages', pkg, 'src')).map((file) => ({
+    pkg,
+    file: path.relative(root, file),
+    imports: [...readFileSync(file, 'utf8').matchAll(IMPORT)].map((m) => m[1] ?? ''),
+  })),
+);
+
+/** Production code that may compose the testkit's doubles: the demo and the benchmark. */
+const MAY_USE_TESTKIT = [/^packages\/cli\/src\/commands\/demo\.ts$/, /^packages\/cli\/src\/bench\//];
+
+describe('import rules', () => {
+  it('finds the production sources', () => {
+    expect(sources.length).toBeGreaterThan(100);
+  });
+
+  it('production code never imports test support', () => {
+    const offenders = sources.flatMap((s) =>
+      s.imports.filter((i) => /(^|\/)test(\/|$)|test-support/.test(i)).map((i) => `${s.file} → ${i}`),
+    );
+    expect(offenders).toEqual([]);
+  });
+
+  it('only the demo and the benchmark import the testkit', () => {
+    const offenders = sources
+      .filter((s) => s.pkg !== 'testkit' && s.imports.includes('@bematic/testkit'))
+      .filter((s) => !MAY_USE_TESTKIT.some((re) => re.test(s.file)))
+      .map((s) => s.file);
+    expect(offenders).toEqual([]);
+  });
+
+  it('the agent never imports the cloud', () => {
+    const offenders = sources
+      .filter((s) => s.pkg === 'agent' && s.imports.some((i) => i === '@bematic/cloud'))
+      .map((s) => s.file);
+    expect(offenders).toEqual([]);
+  });
+});
