@@ -1,3 +1,4 @@
+import { execFileSync } from 'node:child_process';
 import { readFile, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import { startTestSystem, type TestSystem, turn } from '@bematic/testkit';
@@ -16,6 +17,9 @@ describe('happy path: @BematicManager code fix the login bug in auth.ts', () => 
     system = await startTestSystem({ settings: { BEMATIC_PROGRESS_INTERVAL_MS: '200' } });
     system.emulator.addUser({ id: 'U0ALICE', name: 'alice' });
     await writeFile(path.join(system.projectDir, 'auth.ts'), 'export const ok = (p: string) => p === p;\n');
+    const git = (...args: string[]) => execFileSync('git', args, { cwd: system.projectDir });
+    git('add', 'auth.ts');
+    git('-c', 'user.name=dev', '-c', 'user.email=dev@example.com', 'commit', '-q', '-m', 'auth');
   });
   afterAll(() => system?.close());
 
@@ -40,8 +44,12 @@ describe('happy path: @BematicManager code fix the login bug in auth.ts', () => 
     const { event, task } = await done;
     expect(event).toBe('task.completed');
 
-    // Step 10: Claude Code really ran in the project, with the coder's prompt, model and tools.
-    expect(await readFile(path.join(system.projectDir, 'auth.ts'), 'utf8')).toContain('p === SECRET');
+    // Step 10: Claude Code really ran, in the task's own worktree, with the coder's prompt, model and tools;
+    // the fix is committed on the task's branch and the checkout itself is untouched.
+    const git = (...args: string[]) =>
+      execFileSync('git', args, { cwd: system.projectDir, encoding: 'utf8' });
+    expect(git('show', `bematic/${task.id}:auth.ts`)).toContain('p === SECRET');
+    expect(await readFile(path.join(system.projectDir, 'auth.ts'), 'utf8')).toContain('p === p');
     const main = system.model.mainLoopRequests();
     expect(main.length).toBeGreaterThanOrEqual(3);
     expect(main[0]!.model).toBe(system.config.BEMATIC_MODEL_PREMIUM);

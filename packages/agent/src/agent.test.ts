@@ -1,5 +1,6 @@
+import { execFileSync } from 'node:child_process';
 import { once } from 'node:events';
-import { mkdirSync, mkdtempSync, realpathSync, rmSync } from 'node:fs';
+import { mkdirSync, mkdtempSync, realpathSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { ResourceMetrics, type TaskPriority } from '@bematic/protocol';
@@ -35,6 +36,7 @@ interface Setup {
   stateDir?: string;
   existingCloud?: FakeCloud;
   waitForAuth?: boolean;
+  projectConcurrency?: number;
 }
 
 async function setup(opts: Setup = {}) {
@@ -65,6 +67,11 @@ async function setup(opts: Setup = {}) {
       memoryThreshold: 90,
       reconnectMaxMs: 50,
       stateDir: opts.stateDir,
+      worktreeDir: path.join(root, '..', 'worktrees'),
+      branchPrefix: 'bematic/',
+      projectConcurrency: opts.projectConcurrency ?? opts.max ?? 3,
+      githubApiUrl: 'https://api.github.com',
+      githubToken: undefined,
     },
     executor: opts.executor ?? new SleepExecutor(),
     resourceMonitor: monitor,
@@ -146,14 +153,15 @@ describe('Agent against a fake cloud', () => {
     expect(cloud.ofType('TASK_COMPLETE', 't1')).toHaveLength(1);
   });
 
-  it('limits concurrency globally and to one running task per project directory', async () => {
+  it('limits concurrency globally and to one writer per directory outside git', async () => {
     const executor = new ManualExecutor();
     const { cloud, agent } = await setup({ executor, max: 2 });
     const [a, b, c] = [dir('a'), dir('b'), dir('c')];
-    cloud.submit({ taskId: 't1', localPath: a });
-    cloud.submit({ taskId: 't2', localPath: `${b}/../a` });
-    cloud.submit({ taskId: 't3', localPath: b });
-    cloud.submit({ taskId: 't4', localPath: c });
+    const allowedTools = ['Read', 'Edit'];
+    cloud.submit({ taskId: 't1', localPath: a, allowedTools });
+    cloud.submit({ taskId: 't2', localPath: `${b}/../a`, allowedTools });
+    cloud.submit({ taskId: 't3', localPath: b, allowedTools });
+    cloud.submit({ taskId: 't4', localPath: c, allowedTools });
     await cloud.waitFor('TASK_ACK', (p) => p.taskId === 't4');
     const ack = (id: string) => cloud.ofType('TASK_ACK', id)[0]?.payload;
     expect(ack('t1')).toMatchObject({ accepted: true, queued: false });
@@ -172,6 +180,98 @@ describe('Agent against a fake cloud', () => {
     executor.complete('t4');
     await cloud.waitFor('TASK_COMPLETE', (p) => p.taskId === 't4');
     expect(executor.startOrder).toEqual(['t1', 't3', 't2', 't4']);
+  });
+
+  it('runs writers of one git project at once, each on its own branch, up to the per-project limit', async () => {
+    const repo = dir('repo');
+    const git = (...args: string[]) =>
+      execFileSync('git', ['-c', 'user.name=d', '-c', 'user.email=d@e', ...args], {
+        cwd: repo,
+        encoding: 'utf8',
+      });
+    git('init', '-q', '-b', 'main');
+    git('commit', '-q', '--allow-empty', '-m', 'init');
+    const head = git('rev-parse', 'HEAD').trim();
+    const executor = new ManualExecutor();
+    const { cloud } = await setup({ executor, max: 3, projectConcurrency: 2 });
+    const allowedTools = ['Read', 'Edit', 'Write'];
+    for (const id of ['w1', 'w2', 'w3']) cloud.submit({ taskId: id, localPath: repo, allowedTools });
+    cloud.submit({ taskId: 'other', projectId: 'p2', localPath: dir('elsewhere'), allowedTools });
+    const [w1, w2] = await Promise.all([executor.started('w1'), executor.started('w2')]);
+    await executor.started('other');
+    expect(cloud.ofType('TASK_ACK', 'w3')[0]?.payload).toMatchObject({ accepted: true, queued: true });
+    expect(w1.place).toMatchObject({ mode: 'worktree', projectPath: repo });
+    expect(w2.place?.cwd).not.toBe(w1.place?.cwd);
+    writeFileSync(path.join(w1.place!.cwd, 'one.ts'), 'one\n');
+    writeFileSync(path.join(w2.place!.cwd, 'two.ts'), 'two\n');
+
+    executor.complete('w1');
+    await executor.started('w3');
+    executor.complete('w2');
+    executor.complete('w3');
+    const done = (await cloud.waitFor('TASK_COMPLETE', (p) => p.taskId === 'w2')).payload;
+    const first = cloud.ofType('TASK_COMPLETE', 'w1')[0]!.payload;
+    expect(first.workspace).toMatchObject({
+      mode: 'worktree',
+      branch: 'bematic/w1',
+      base: 'main',
+      baseCommit: head,
+      files: [{ path: 'one.ts', added: 1, removed: 0, binary: false }],
+    });
+    expect(done.workspace?.branch).toBe('bematic/w2');
+    expect(git('log', '--format=%s', '-1', 'bematic/w2').trim()).toBe('fix it');
+    expect(git('status', '--porcelain')).toBe('');
+    expect(git('rev-parse', 'HEAD').trim()).toBe(head);
+
+    // The cloud asks for the diff, then discards the branch.
+    cloud.send('WORKSPACE_COMMAND', {
+      requestId: 'r1',
+      taskId: 'w1',
+      projectId: 'p1',
+      localPath: repo,
+      action: 'show_diff',
+    });
+    const diff = (await cloud.waitFor('WORKSPACE_RESULT', (p) => p.requestId === 'r1')).payload;
+    expect(diff).toMatchObject({ code: 'DIFF', branch: 'bematic/w1', truncated: false });
+    expect(diff.patch).toContain('+one');
+    cloud.send('WORKSPACE_COMMAND', {
+      requestId: 'r2',
+      taskId: 'w1',
+      projectId: 'p1',
+      localPath: repo,
+      action: 'discard',
+    });
+    expect((await cloud.waitFor('WORKSPACE_RESULT', (p) => p.requestId === 'r2')).payload).toMatchObject({
+      code: 'DISCARDED',
+    });
+    expect(git('branch', '--list', 'bematic/w1')).toBe('');
+    cloud.send('WORKSPACE_COMMAND', {
+      requestId: 'r3',
+      taskId: 'w1',
+      projectId: 'p1',
+      localPath: outside,
+      action: 'discard',
+    });
+    expect((await cloud.waitFor('WORKSPACE_RESULT', (p) => p.requestId === 'r3')).payload).toMatchObject({
+      code: 'PATH_NOT_ALLOWED',
+    });
+  });
+
+  it('a base that is not a commit ends the task with WORKSPACE_FAILED and a clear reason', async () => {
+    const repo = dir('repo-bad-base');
+    execFileSync('git', ['init', '-q'], { cwd: repo });
+    execFileSync(
+      'git',
+      ['-c', 'user.name=d', '-c', 'user.email=d@e', 'commit', '-q', '--allow-empty', '-m', 'i'],
+      {
+        cwd: repo,
+      },
+    );
+    const { cloud } = await setup({ executor: new ManualExecutor() });
+    cloud.submit({ taskId: 'b1', localPath: repo, allowedTools: ['Edit'], workspace: { base: 'nope' } });
+    const error = (await cloud.waitFor('TASK_ERROR', (p) => p.taskId === 'b1')).payload;
+    expect(error).toMatchObject({ errorCode: 'WORKSPACE_FAILED', recoverable: false });
+    expect(error.error).toContain('`nope` is not a commit');
   });
 
   it('starts queued tasks by priority, FIFO within a priority', async () => {

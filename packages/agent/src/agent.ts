@@ -18,6 +18,8 @@ import type { Executor } from './executor/executor.js';
 import { QueueProcessor, type TaskOutcomeKind } from './queue/queue-processor.js';
 import { ResourceMonitor, type ResourceStatusChange } from './resources/resource-monitor.js';
 import { PathValidator } from './security/path-validator.js';
+import { WorkspaceActions } from './workspace/workspace-actions.js';
+import { WorkspaceManager } from './workspace/workspace-manager.js';
 
 export const AGENT_VERSION = '0.1.0';
 
@@ -57,6 +59,8 @@ export class Agent extends EventEmitter<AgentEvents> {
   readonly queue: QueueProcessor;
   readonly outbound: OutboundBuffer;
   readonly resources: ResourceMonitor;
+  readonly workspaces: WorkspaceManager;
+  private readonly actions: WorkspaceActions;
   private readonly log: Logger;
   private readonly clock: Clock;
   private started = false;
@@ -105,9 +109,23 @@ export class Agent extends EventEmitter<AgentEvents> {
       logger: this.log,
       ...(config.stateDir !== undefined && { store: new TerminalStore(config.stateDir) }),
     });
+    this.workspaces = new WorkspaceManager({
+      worktreeDir: config.worktreeDir,
+      branchPrefix: config.branchPrefix,
+      logger: this.log,
+      now: () => this.clock.now(),
+    });
+    this.actions = new WorkspaceActions({
+      workspaces: this.workspaces,
+      validatePath: (p) => paths.validate(p),
+      github: { apiUrl: config.githubApiUrl, token: config.githubToken },
+      logger: this.log,
+    });
     this.queue = new QueueProcessor({
       executor: options.executor,
       maxConcurrentTasks: config.maxConcurrentTasks,
+      projectConcurrency: config.projectConcurrency,
+      workspaces: this.workspaces,
       validatePath: (p) => paths.validate(p),
       resources: this.resources,
       emit: (type, payload) => this.send(type, payload),
@@ -127,9 +145,13 @@ export class Agent extends EventEmitter<AgentEvents> {
     this.resources.on('change', (change) => this.onResourceChange(change));
   }
 
-  start(): void {
+  /** Connects to the cloud; stale worktrees from an earlier run are pruned first. */
+  async start(): Promise<void> {
     if (this.started) return;
     this.started = true;
+    await this.workspaces.prune().catch((err: unknown) => {
+      this.log.warn({ err: String(err) }, 'could not prune stale worktrees');
+    });
     this.resources.start();
     this.connection.start();
   }
@@ -173,6 +195,9 @@ export class Agent extends EventEmitter<AgentEvents> {
         return;
       case 'TASK_CANCEL':
         this.queue.cancel(message.payload.taskId, message.payload.reason);
+        return;
+      case 'WORKSPACE_COMMAND':
+        void this.actions.handle(message.payload).then((result) => this.send('WORKSPACE_RESULT', result));
         return;
       default:
         this.connection.reportError(

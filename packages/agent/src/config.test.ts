@@ -1,3 +1,4 @@
+import os from 'node:os';
 import path from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { AGENT_SETTINGS, AgentConfigError, agentWsUrl, loadAgentConfig } from './config.js';
@@ -20,7 +21,44 @@ describe('loadAgentConfig', () => {
       memoryThreshold: 90,
       reconnectMaxMs: 30_000,
       stateDir: undefined,
+      worktreeDir: path.join(os.homedir(), '.bematic', 'worktrees', 'a1'),
+      branchPrefix: 'bematic/',
+      projectConcurrency: 3,
+      githubApiUrl: 'https://api.github.com',
+      githubToken: undefined,
     });
+  });
+
+  it('keeps worktrees under the state dir, and validates the workspace settings', () => {
+    expect(loadAgentConfig({ ...required, BEMATIC_AGENT_STATE_DIR: 'st' }, '/srv').worktreeDir).toBe(
+      '/srv/st/worktrees',
+    );
+    expect(
+      loadAgentConfig(
+        {
+          ...required,
+          BEMATIC_WORKTREE_DIR: '/wt',
+          BEMATIC_BRANCH_PREFIX: 'ai/',
+          BEMATIC_PROJECT_CONCURRENCY: '2',
+          GITHUB_API_URL: 'https://ghe.example.com/api/v3/',
+          GITHUB_TOKEN: 'ghp_x',
+        },
+        '/srv',
+      ),
+    ).toMatchObject({
+      worktreeDir: '/wt',
+      branchPrefix: 'ai/',
+      projectConcurrency: 2,
+      githubApiUrl: 'https://ghe.example.com/api/v3',
+      githubToken: 'ghp_x',
+    });
+    expect(() => loadAgentConfig({ ...required, BEMATIC_BRANCH_PREFIX: 'a..b' })).toThrow(
+      /BEMATIC_BRANCH_PREFIX/,
+    );
+    expect(() => loadAgentConfig({ ...required, BEMATIC_PROJECT_CONCURRENCY: '0' })).toThrow(
+      /BEMATIC_PROJECT_CONCURRENCY must be an integer/,
+    );
+    expect(() => loadAgentConfig({ ...required, GITHUB_API_URL: 'ftp://x' })).toThrow(/GITHUB_API_URL/);
   });
 
   it('reads every setting', () => {
@@ -80,6 +118,11 @@ describe('loadAgentConfig', () => {
       'BEMATIC_MEMORY_THRESHOLD',
       'BEMATIC_RECONNECT_MAX_MS',
       'BEMATIC_AGENT_STATE_DIR',
+      'BEMATIC_WORKTREE_DIR',
+      'BEMATIC_BRANCH_PREFIX',
+      'BEMATIC_PROJECT_CONCURRENCY',
+      'GITHUB_API_URL',
+      'GITHUB_TOKEN',
     ]);
   });
 });

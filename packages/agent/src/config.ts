@@ -1,3 +1,4 @@
+import os from 'node:os';
 import path from 'node:path';
 import { AGENT_WS_PATH, defineSettings, readSettings, settingSchemas } from '@bematic/protocol';
 import { z } from 'zod';
@@ -15,6 +16,16 @@ export interface AgentConfig {
   reconnectMaxMs: number;
   /** Where the outbound buffer persists terminal results; undefined keeps them in memory only. */
   stateDir: string | undefined;
+  /** Where writing tasks get their git worktrees (never inside a checkout). */
+  worktreeDir: string;
+  /** Task branches are named `<branchPrefix><task-id>`. */
+  branchPrefix: string;
+  /** Tasks of one project running at once. */
+  projectConcurrency: number;
+  /** GitHub REST API base for pull requests (GitHub Enterprise: https://host/api/v3). */
+  githubApiUrl: string;
+  /** Token pull requests are opened with; stays in the agent (never given to Claude Code). */
+  githubToken: string | undefined;
 }
 
 const { boundedInt, required } = settingSchemas;
@@ -93,6 +104,54 @@ export const AGENT_SETTINGS = defineSettings([
     defaultDoc: 'in memory only',
     doc: 'Directory where undelivered task results are kept across agent restarts',
   },
+  {
+    name: 'BEMATIC_WORKTREE_DIR',
+    schema: z.string().optional(),
+    defaultDoc: '<state dir>/worktrees, else ~/.bematic/worktrees/<agent id>',
+    doc: 'Directory for the git worktrees of writing tasks (must not be inside a checkout)',
+  },
+  {
+    name: 'BEMATIC_BRANCH_PREFIX',
+    schema: z
+      .string()
+      .trim()
+      .refine(
+        (p) =>
+          /^[A-Za-z0-9][A-Za-z0-9._/-]*$/.test(p) &&
+          !p.includes('..') &&
+          !p.includes('//') &&
+          !p.endsWith('.'),
+        'BEMATIC_BRANCH_PREFIX must be usable in a git branch name (letters, digits, ".", "_", "-", "/")',
+      ),
+    default: 'bematic/',
+    doc: 'Prefix of task branches: <prefix><task-id>',
+  },
+  {
+    name: 'BEMATIC_PROJECT_CONCURRENCY',
+    schema: boundedInt('BEMATIC_PROJECT_CONCURRENCY', 1, 1000).optional(),
+    defaultDoc: 'MAX_CONCURRENT_TASKS',
+    doc: 'Tasks of one project running at once (each writer in its own worktree)',
+  },
+  {
+    name: 'GITHUB_API_URL',
+    schema: z
+      .string()
+      .trim()
+      .refine(
+        (v) => /^https?:\/\/[^\s]+$/.test(v) && URL.canParse(v),
+        'GITHUB_API_URL must be an http(s) URL',
+      )
+      .transform((v) => v.replace(/\/+$/, '')),
+    default: 'https://api.github.com',
+    doc: 'GitHub REST API for pull requests (GitHub Enterprise: https://<host>/api/v3)',
+  },
+  {
+    name: 'GITHUB_TOKEN',
+    schema: z.string().optional(),
+    secret: true,
+    defaultDoc: '—',
+    doc: 'Token pull requests are opened with (kept from Claude Code); without it branches are pushed but no PR is opened',
+  },
 ]);
 
 export class AgentConfigError extends Error {
@@ -140,6 +199,8 @@ export function loadAgentConfig(
     .filter((r) => r.length > 0)
     .map((r) => path.resolve(cwd, r));
   const stateDir = e.BEMATIC_AGENT_STATE_DIR?.trim();
+  const resolvedState = stateDir ? path.resolve(cwd, stateDir) : undefined;
+  const worktreeDir = e.BEMATIC_WORKTREE_DIR?.trim();
   return {
     cloudUrl: e.BEMATIC_CLOUD_URL,
     agentId: e.BEMATIC_AGENT_ID,
@@ -149,6 +210,20 @@ export function loadAgentConfig(
     cpuThreshold: e.BEMATIC_CPU_THRESHOLD,
     memoryThreshold: e.BEMATIC_MEMORY_THRESHOLD,
     reconnectMaxMs: e.BEMATIC_RECONNECT_MAX_MS,
-    stateDir: stateDir ? path.resolve(cwd, stateDir) : undefined,
+    stateDir: resolvedState,
+    worktreeDir: worktreeDir
+      ? path.resolve(cwd, worktreeDir)
+      : resolvedState
+        ? path.join(resolvedState, 'worktrees')
+        : path.join(
+            os.homedir(),
+            '.bematic',
+            'worktrees',
+            e.BEMATIC_AGENT_ID.replace(/[^A-Za-z0-9_.-]/g, '_'),
+          ),
+    branchPrefix: e.BEMATIC_BRANCH_PREFIX,
+    projectConcurrency: e.BEMATIC_PROJECT_CONCURRENCY ?? e.MAX_CONCURRENT_TASKS,
+    githubApiUrl: e.GITHUB_API_URL,
+    githubToken: e.GITHUB_TOKEN?.trim() || undefined,
   };
 }

@@ -43,6 +43,7 @@ export const TASK_ERROR_CODES = [
   'AGENT_LOST',
   'EXECUTION_FAILED',
   'INVALID_REQUEST',
+  'WORKSPACE_FAILED',
 ] as const;
 export type TaskErrorCode = (typeof TASK_ERROR_CODES)[number];
 
@@ -56,3 +57,47 @@ export const PARSE_ERROR_CODES = [
   'INVALID_PAYLOAD',
 ] as const;
 export type ParseErrorCode = (typeof PARSE_ERROR_CODES)[number];
+
+/** How a task's files were isolated: its own git worktree, the checkout read-only, or in place (not a git repo). */
+export const WORKSPACE_MODES = ['worktree', 'read-only', 'in-place'] as const;
+export type WorkspaceMode = (typeof WORKSPACE_MODES)[number];
+
+/** Things about a task's workspace the thread should tell the person. */
+export const WORKSPACE_NOTICES = [
+  /** The project is not a git repository: the task worked in place, one writer at a time. */
+  'NOT_A_GIT_REPO',
+  /** The checkout had uncommitted changes; the task started from the committed base and did not see them. */
+  'BASE_DIRTY',
+  /** The checkout's HEAD moved while the task ran; the branch stays on the base it started from. */
+  'HEAD_MOVED',
+  /** A follow-up found its worktree gone and recreated it from the task's branch. */
+  'WORKTREE_RECREATED',
+  /** A follow-up found its branch gone (discarded) and started a new one from the base. */
+  'BRANCH_RECREATED',
+] as const;
+export type WorkspaceNotice = (typeof WORKSPACE_NOTICES)[number];
+
+/** What the cloud may ask an agent to do with a task's branch. */
+export const WORKSPACE_ACTIONS = ['create_pr', 'show_diff', 'discard'] as const;
+export type WorkspaceAction = (typeof WORKSPACE_ACTIONS)[number];
+
+/** How a workspace request ended. */
+export const WORKSPACE_RESULT_CODES = [
+  'PR_CREATED',
+  /** The branch was pushed, but origin is not on GitHub (or no token is set): no pull request. */
+  'PUSHED_NO_PR',
+  'DIFF',
+  'DISCARDED',
+  /** The branch has no commits beyond its base: nothing to push or show. */
+  'NO_CHANGES',
+  'NOT_FOUND',
+  'NO_REMOTE',
+  'PUSH_FAILED',
+  'GITHUB_ERROR',
+  'PATH_NOT_ALLOWED',
+  'FAILED',
+] as const;
+export type WorkspaceResultCode = (typeof WORKSPACE_RESULT_CODES)[number];
+
+/** Largest patch an agent sends for "Show diff"; longer ones are cut and say so. */
+export const MAX_DIFF_BYTES = 256 * 1024;

@@ -1,5 +1,12 @@
 import { z } from 'zod';
-import { TASK_ERROR_CODES, TASK_PRIORITIES } from './constants.js';
+import {
+  TASK_ERROR_CODES,
+  TASK_PRIORITIES,
+  WORKSPACE_ACTIONS,
+  WORKSPACE_MODES,
+  WORKSPACE_NOTICES,
+  WORKSPACE_RESULT_CODES,
+} from './constants.js';
 
 const id = z.string().min(1).max(200);
 const nonNegInt = z.number().int().nonnegative();
@@ -55,6 +62,66 @@ export type HeartbeatPing = z.infer<typeof HeartbeatPing>;
 export const HeartbeatPong = z.object({ seq: nonNegInt, sentAt: z.number(), metrics: ResourceMetrics });
 export type HeartbeatPong = z.infer<typeof HeartbeatPong>;
 
+const gitRef = z.string().min(1).max(250);
+const sha = z.string().regex(/^[0-9a-f]{40,64}$/);
+
+/** Where a writing task starts from. */
+export const WorkspaceRequest = z.object({
+  /** Ref the new branch starts from (`--base`); default the checkout's HEAD. */
+  base: gitRef.optional(),
+  /** A thread reply: continue in the worktree and branch this earlier task created. */
+  continueFrom: id.optional(),
+});
+export type WorkspaceRequest = z.infer<typeof WorkspaceRequest>;
+
+export const FileDiffStat = z.object({
+  path: z.string().max(4096),
+  added: nonNegInt,
+  removed: nonNegInt,
+  binary: z.boolean(),
+});
+export type FileDiffStat = z.infer<typeof FileDiffStat>;
+
+/** Where a task's changes are: sent with the task's terminal message. */
+export const WorkspaceReport = z.object({
+  mode: z.enum(WORKSPACE_MODES),
+  /** The task whose worktree this is (itself, or the first task of its thread). */
+  ownerTaskId: id.optional(),
+  branch: gitRef.optional(),
+  /** The ref the branch started from, as named (e.g. "main"). */
+  base: gitRef.optional(),
+  baseCommit: sha.optional(),
+  /** The commit this task made; absent when it changed nothing. */
+  commit: sha.optional(),
+  /** Files of this task's commit with lines added/removed. */
+  files: z.array(FileDiffStat).max(10_000),
+  notices: z.array(z.enum(WORKSPACE_NOTICES)).max(10),
+  /** For BASE_DIRTY: how many files were uncommitted in the checkout. */
+  dirtyFiles: nonNegInt.optional(),
+});
+export type WorkspaceReport = z.infer<typeof WorkspaceReport>;
+
+const stringMap = z.record(z.string().max(200), z.string().max(10_000));
+
+/** One MCP server a project declares (the SDK's stdio, SSE and HTTP forms). */
+export const McpServer = z.discriminatedUnion('type', [
+  z.object({
+    type: z.literal('stdio'),
+    command: z.string().min(1).max(4096),
+    args: z.array(z.string().max(10_000)).max(200).optional(),
+    env: stringMap.optional(),
+  }),
+  z.object({ type: z.literal('sse'), url: z.string().url().max(2000), headers: stringMap.optional() }),
+  z.object({ type: z.literal('http'), url: z.string().url().max(2000), headers: stringMap.optional() }),
+]);
+export type McpServer = z.infer<typeof McpServer>;
+
+/** MCP servers by name; names become tool prefixes (`mcp__<name>__…`). */
+export const McpServers = z
+  .record(z.string().regex(/^[A-Za-z0-9_-]{1,64}$/), McpServer)
+  .refine((m) => Object.keys(m).length <= 20, 'at most 20 MCP servers');
+export type McpServers = z.infer<typeof McpServers>;
+
 export const TaskSubmit = z.object({
   taskId: id,
   projectId: id,
@@ -71,6 +138,9 @@ export const TaskSubmit = z.object({
   maxContinuations: z.number().int().min(0).max(20).optional(),
   timeoutMs: z.number().int().positive().optional(),
   parentTaskId: id.optional(),
+  workspace: WorkspaceRequest.optional(),
+  /** The project's MCP servers, offered to Claude Code for this task. */
+  mcpServers: McpServers.optional(),
 });
 export type TaskSubmit = z.infer<typeof TaskSubmit>;
 
@@ -105,6 +175,7 @@ export const TaskComplete = z.object({
   commandsRun: z.array(z.string().max(10_000)).max(10_000),
   warning: z.string().max(2000).optional(),
   resourceMetrics: ResourceMetrics.optional(),
+  workspace: WorkspaceReport.optional(),
 });
 export type TaskComplete = z.infer<typeof TaskComplete>;
 
@@ -116,6 +187,7 @@ export const TaskError = z.object({
   sessionId: z.string().max(200).optional(),
   metrics: TaskMetrics.optional(),
   context: z.record(z.string(), z.union([z.string(), z.number(), z.boolean()])).optional(),
+  workspace: WorkspaceReport.optional(),
 });
 export type TaskError = z.infer<typeof TaskError>;
 
@@ -128,6 +200,7 @@ export const TaskCancelled = z.object({
   partialResult: z.string().max(500_000).optional(),
   sessionId: z.string().max(200).optional(),
   metrics: TaskMetrics.optional(),
+  workspace: WorkspaceReport.optional(),
 });
 export type TaskCancelled = z.infer<typeof TaskCancelled>;
 
@@ -154,6 +227,39 @@ export const SystemError = z.object({
 });
 export type SystemError = z.infer<typeof SystemError>;
 
+/** Cloud → agent: do something with the branch a task left behind. */
+export const WorkspaceCommand = z.object({
+  requestId: id,
+  /** The task that owns the worktree and branch. */
+  taskId: id,
+  projectId: id,
+  localPath: z.string().min(1).max(4096),
+  action: z.enum(WORKSPACE_ACTIONS),
+  /** For create_pr. */
+  pullRequest: z.object({ title: z.string().min(1).max(256), body: z.string().max(60_000) }).optional(),
+});
+export type WorkspaceCommand = z.infer<typeof WorkspaceCommand>;
+
+/** Agent → cloud: how a WORKSPACE_COMMAND ended. */
+export const WorkspaceResult = z.object({
+  requestId: id,
+  taskId: id,
+  action: z.enum(WORKSPACE_ACTIONS),
+  code: z.enum(WORKSPACE_RESULT_CODES),
+  branch: gitRef.optional(),
+  /** Where the branch was pushed (remote name) for PR_CREATED / PUSHED_NO_PR. */
+  remote: z.string().max(200).optional(),
+  pullRequestUrl: z.string().url().max(2000).optional(),
+  pullRequestNumber: z.number().int().positive().optional(),
+  /** For DIFF: the patch (cut at MAX_DIFF_BYTES) and its full size. */
+  patch: z.string().max(300_000).optional(),
+  patchBytes: nonNegInt.optional(),
+  truncated: z.boolean().optional(),
+  /** Detail for failures (git's or GitHub's message, without credentials). */
+  detail: z.string().max(2000).optional(),
+});
+export type WorkspaceResult = z.infer<typeof WorkspaceResult>;
+
 /** Every message type and the schema of its payload: the single source of truth for the wire. */
 export const PAYLOAD_SCHEMAS = {
   AUTH_REQUEST: AuthRequest,
@@ -171,6 +277,8 @@ export const PAYLOAD_SCHEMAS = {
   AGENT_STATUS: AgentStatus,
   SYSTEM_SHUTDOWN: SystemShutdown,
   SYSTEM_ERROR: SystemError,
+  WORKSPACE_COMMAND: WorkspaceCommand,
+  WORKSPACE_RESULT: WorkspaceResult,
 } as const;
 
 export type MessageType = keyof typeof PAYLOAD_SCHEMAS;

@@ -41,6 +41,8 @@ export interface TestSystemOptions {
   /** Reuse a database file across restarts (cloud restart tests). */
   databaseUrl?: string;
   maxConcurrentTasks?: number;
+  /** Extra agent settings (environment-variable names), e.g. GITHUB_API_URL. */
+  agentSettings?: Record<string, string>;
 }
 
 export interface TestSystem {
@@ -137,7 +139,9 @@ export async function startTestSystem(opts: TestSystemOptions = {}): Promise<Tes
       BEMATIC_AGENT_ID: SYSTEM_AGENT_ID,
       BEMATIC_AGENT_KEY: key,
       BEMATIC_AGENT_ROOTS: root,
+      BEMATIC_WORKTREE_DIR: path.join(root, 'worktrees'),
       ...(opts.maxConcurrentTasks !== undefined && { MAX_CONCURRENT_TASKS: String(opts.maxConcurrentTasks) }),
+      ...opts.agentSettings,
     },
     root,
   );

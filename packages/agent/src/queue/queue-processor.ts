@@ -5,12 +5,14 @@ import {
   PRIORITY_RANK,
   type ResourceMetrics,
   type TaskSubmit,
+  type WorkspaceReport,
 } from '@bematic/protocol';
 import pino, { type Logger } from 'pino';
 import { systemTimers, type Timers } from '../clock.js';
-import type { ExecutionOutcome, Executor } from '../executor/executor.js';
+import type { ExecutionOutcome, ExecutionPlace, Executor } from '../executor/executor.js';
 import type { PathValidation } from '../security/path-validator.js';
 import { StreamCoalescer } from '../streaming/stream-coalescer.js';
+import type { Workspace, WorkspacePlan } from '../workspace/workspace-manager.js';
 
 /** What the processor sends; the agent wraps it in an envelope and hands it to the outbound buffer. */
 export type Emit = <T extends MessageType>(type: T, payload: PayloadOf<T>) => void;
@@ -21,9 +23,20 @@ export interface ResourceGate {
   metrics(): ResourceMetrics;
 }
 
+/** Gives each task a place to run; see WorkspaceManager. */
+export interface WorkspaceProvider {
+  plan(task: TaskSubmit, projectPath: string): Promise<WorkspacePlan>;
+  open(task: TaskSubmit, plan: WorkspacePlan): Promise<Workspace>;
+  close(task: TaskSubmit, workspace: Workspace): Promise<WorkspaceReport>;
+}
+
 export interface QueueProcessorOptions {
   executor: Executor;
   maxConcurrentTasks: number;
+  /** Tasks of one project running at once (default: maxConcurrentTasks). */
+  projectConcurrency?: number;
+  /** Without one, every task runs in its project directory, one at a time per directory. */
+  workspaces?: WorkspaceProvider;
   validatePath: (localPath: string) => Promise<PathValidation>;
   resources: ResourceGate;
   emit: Emit;
@@ -45,7 +58,7 @@ export interface QueueProcessorEvents {
 
 interface Queued {
   task: TaskSubmit;
-  dir: string;
+  plan: WorkspacePlan;
   order: number;
 }
 
@@ -54,7 +67,7 @@ type AbortCause = { kind: 'cancel'; reason: string } | { kind: 'timeout' } | { k
 
 interface Running {
   task: TaskSubmit;
-  dir: string;
+  lane: string;
   controller: AbortController;
   cause: AbortCause | undefined;
   done: Promise<void>;
@@ -62,8 +75,9 @@ interface Running {
 
 /**
  * Decides when each accepted task runs: at most `maxConcurrentTasks` at once,
- * at most one per project directory, urgent before high before normal before
- * low (FIFO within a priority), and nothing new while the machine is overloaded.
+ * at most `projectConcurrency` per project, one per lane (a task's worktree, or
+ * a directory worked in place), urgent before high before normal before low
+ * (FIFO within a priority), and nothing new while the machine is overloaded.
  * Every accepted task ends in exactly one terminal message.
  *
  * Duplicate TASK_SUBMITs (a task id that is validating, queued, running or
@@ -74,7 +88,8 @@ export class QueueProcessor extends EventEmitter<QueueProcessorEvents> {
   private readonly running = new Map<string, Running>();
   private readonly validating = new Map<string, { cancelReason: string | undefined }>();
   private readonly recent = new Set<string>();
-  private readonly busyDirs = new Set<string>();
+  private readonly busyLanes = new Set<string>();
+  private readonly perProject = new Map<string, number>();
   private order = 0;
   private admissionTail: Promise<void> = Promise.resolve();
   private accepting = true;
@@ -125,12 +140,7 @@ export class QueueProcessor extends EventEmitter<QueueProcessorEvents> {
     // Paths are checked concurrently, but tasks are admitted in the order they arrived:
     // each submit waits for the one before it. Admission below is synchronous, so
     // releasing the next one before it is safe.
-    const checked = this.options.validatePath(task.localPath).catch(
-      (err: unknown): PathValidation => ({
-        ok: false,
-        reason: `path could not be checked: ${String(err)}`,
-      }),
-    );
+    const checked = this.check(task);
     const previous = this.admissionTail;
     let admitted!: () => void;
     this.admissionTail = new Promise<void>((resolve) => {
@@ -142,14 +152,16 @@ export class QueueProcessor extends EventEmitter<QueueProcessorEvents> {
     this.validating.delete(taskId);
 
     if (!validation.ok) {
-      this.log.warn({ taskId, localPath: task.localPath, reason: validation.reason }, 'task path refused');
-      emit('TASK_ACK', { taskId, accepted: false, queued: false, reason: validation.reason });
+      this.log.warn({ taskId, localPath: task.localPath, reason: validation.reason }, 'task refused');
+      emit('TASK_ACK', { taskId, accepted: false, queued: false, reason: validation.reason.slice(0, 500) });
       emit('TASK_ERROR', {
         taskId,
-        error: `Path not allowed: ${validation.reason}`,
+        error: validation.error,
         recoverable: false,
-        errorCode: 'PATH_NOT_ALLOWED',
-        context: { localPath: task.localPath.slice(0, 500) },
+        errorCode: validation.errorCode,
+        ...(validation.errorCode === 'PATH_NOT_ALLOWED' && {
+          context: { localPath: task.localPath.slice(0, 500) },
+        }),
       });
       this.finish(taskId, 'failed');
       return;
@@ -160,8 +172,8 @@ export class QueueProcessor extends EventEmitter<QueueProcessorEvents> {
       this.finish(taskId, 'cancelled');
       return;
     }
-
-    const entry: Queued = { task, dir: validation.realPath, order: this.order++ };
+    const { plan } = validation;
+    const entry: Queued = { task, plan, order: this.order++ };
     const at = this.queued.findIndex((q) => compare(entry, q) < 0);
     this.queued.splice(at < 0 ? this.queued.length : at, 0, entry);
     const starting = this.takeRunnable();
@@ -247,12 +259,14 @@ export class QueueProcessor extends EventEmitter<QueueProcessorEvents> {
       i < this.queued.length && this.running.size + out.length < this.options.maxConcurrentTasks;
     ) {
       const q = this.queued[i]!;
-      if (this.busyDirs.has(q.dir)) {
+      const project = q.task.projectId;
+      if (this.busyLanes.has(q.plan.lane) || (this.perProject.get(project) ?? 0) >= this.projectLimit()) {
         i++;
         continue;
       }
       this.queued.splice(i, 1);
-      this.busyDirs.add(q.dir);
+      this.busyLanes.add(q.plan.lane);
+      this.perProject.set(project, (this.perProject.get(project) ?? 0) + 1);
       out.push(q);
     }
     return out;
@@ -263,7 +277,7 @@ export class QueueProcessor extends EventEmitter<QueueProcessorEvents> {
     const { taskId } = task;
     const { emit } = this.options;
     const controller = new AbortController();
-    const run: Running = { task, dir: q.dir, controller, cause: undefined, done: Promise.resolve() };
+    const run: Running = { task, lane: q.plan.lane, controller, cause: undefined, done: Promise.resolve() };
     this.running.set(taskId, run);
     let finished = false;
     const coalescer = new StreamCoalescer({
@@ -299,25 +313,35 @@ export class QueueProcessor extends EventEmitter<QueueProcessorEvents> {
     this.emit('task-started', { taskId });
     run.done = (async () => {
       let outcome: ExecutionOutcome;
-      try {
-        outcome = await this.options.executor.execute(task, sink, controller.signal);
-      } catch (err) {
-        this.log.error({ taskId, err: String(err) }, 'executor threw');
-        outcome = {
-          kind: 'failed',
-          payload: {
-            error: `Executor failed: ${err instanceof Error ? err.message : String(err)}`.slice(0, 10_000),
-            recoverable: false,
-            errorCode: 'EXECUTION_FAILED',
-          },
-        };
+      let report: WorkspaceReport | undefined;
+      const opened = await this.openWorkspace(task, q.plan);
+      if (!opened.ok) {
+        outcome = opened.outcome;
+      } else {
+        try {
+          outcome = await this.options.executor.execute(task, sink, controller.signal, opened.place);
+        } catch (err) {
+          this.log.error({ taskId, err: String(err) }, 'executor threw');
+          outcome = {
+            kind: 'failed',
+            payload: {
+              error: `Executor failed: ${err instanceof Error ? err.message : String(err)}`.slice(0, 10_000),
+              recoverable: false,
+              errorCode: 'EXECUTION_FAILED',
+            },
+          };
+        }
+        if (opened.workspace !== undefined) report = await this.closeWorkspace(task, opened.workspace);
       }
       if (timeout !== undefined) this.timers.clearTimeout(timeout);
       finished = true;
       coalescer.close();
-      const kind = this.report(taskId, run.cause, outcome, coalescer.text);
+      const kind = this.report(taskId, run.cause, outcome, coalescer.text, report);
       this.running.delete(taskId);
-      this.busyDirs.delete(q.dir);
+      this.busyLanes.delete(q.plan.lane);
+      const left = (this.perProject.get(task.projectId) ?? 1) - 1;
+      if (left > 0) this.perProject.set(task.projectId, left);
+      else this.perProject.delete(task.projectId);
       this.finish(taskId, kind);
       this.pump();
     })();
@@ -329,6 +353,7 @@ export class QueueProcessor extends EventEmitter<QueueProcessorEvents> {
     cause: AbortCause | undefined,
     outcome: ExecutionOutcome,
     streamed: string,
+    workspace: WorkspaceReport | undefined,
   ): TaskOutcomeKind {
     const { emit } = this.options;
     const partial = (): string | undefined => {
@@ -339,6 +364,7 @@ export class QueueProcessor extends EventEmitter<QueueProcessorEvents> {
     const common = {
       ...(outcome.payload.sessionId !== undefined && { sessionId: outcome.payload.sessionId }),
       ...(outcome.payload.metrics !== undefined && { metrics: outcome.payload.metrics }),
+      ...(workspace !== undefined && { workspace }),
     };
     if (cause?.kind === 'cancel' || (cause === undefined && outcome.kind === 'cancelled')) {
       const p = partial();
@@ -365,15 +391,102 @@ export class QueueProcessor extends EventEmitter<QueueProcessorEvents> {
       emit('TASK_COMPLETE', {
         taskId,
         ...outcome.payload,
+        ...(workspace !== undefined && { workspace }),
         resourceMetrics: this.options.resources.metrics(),
       });
       return 'completed';
     }
     if (outcome.kind === 'failed') {
-      emit('TASK_ERROR', { taskId, ...outcome.payload });
+      emit('TASK_ERROR', { taskId, ...outcome.payload, ...(workspace !== undefined && { workspace }) });
       return 'failed';
     }
     return 'cancelled';
+  }
+
+  private projectLimit(): number {
+    return this.options.projectConcurrency ?? this.options.maxConcurrentTasks;
+  }
+
+  /** Path check, then the task's lane (which needs the real path). Never rejects. */
+  private async check(
+    task: TaskSubmit,
+  ): Promise<
+    | { ok: true; plan: WorkspacePlan }
+    | { ok: false; reason: string; error: string; errorCode: 'PATH_NOT_ALLOWED' | 'WORKSPACE_FAILED' }
+  > {
+    const validation = await this.options.validatePath(task.localPath).catch(
+      (err: unknown): PathValidation => ({
+        ok: false,
+        reason: `path could not be checked: ${String(err)}`,
+      }),
+    );
+    if (!validation.ok) {
+      return {
+        ok: false,
+        reason: validation.reason,
+        error: `Path not allowed: ${validation.reason}`,
+        errorCode: 'PATH_NOT_ALLOWED',
+      };
+    }
+    const projectPath = validation.realPath;
+    const { workspaces } = this.options;
+    if (workspaces === undefined)
+      return { ok: true, plan: { mode: 'in-place', lane: `dir:${projectPath}`, projectPath } };
+    try {
+      return { ok: true, plan: await workspaces.plan(task, projectPath) };
+    } catch (err) {
+      const reason = `Could not prepare a workspace: ${err instanceof Error ? err.message : String(err)}`;
+      return { ok: false, reason, error: reason.slice(0, 10_000), errorCode: 'WORKSPACE_FAILED' };
+    }
+  }
+
+  private async openWorkspace(
+    task: TaskSubmit,
+    plan: WorkspacePlan,
+  ): Promise<
+    | { ok: true; place: ExecutionPlace; workspace: Workspace | undefined }
+    | { ok: false; outcome: ExecutionOutcome }
+  > {
+    const { workspaces } = this.options;
+    if (workspaces === undefined) {
+      return {
+        ok: true,
+        place: { cwd: plan.projectPath, projectPath: plan.projectPath, mode: plan.mode },
+        workspace: undefined,
+      };
+    }
+    try {
+      const ws = await workspaces.open(task, plan);
+      const place: ExecutionPlace = {
+        cwd: ws.cwd,
+        projectPath: ws.projectPath,
+        mode: ws.mode,
+        ...(ws.worktreePath !== undefined && { worktreePath: ws.worktreePath }),
+      };
+      return { ok: true, place, workspace: ws };
+    } catch (err) {
+      this.log.warn({ taskId: task.taskId, err: String(err) }, 'workspace could not be opened');
+      return {
+        ok: false,
+        outcome: {
+          kind: 'failed',
+          payload: {
+            error: (err instanceof Error ? err.message : String(err)).slice(0, 10_000),
+            recoverable: false,
+            errorCode: 'WORKSPACE_FAILED',
+          },
+        },
+      };
+    }
+  }
+
+  private async closeWorkspace(task: TaskSubmit, ws: Workspace): Promise<WorkspaceReport | undefined> {
+    try {
+      return await this.options.workspaces?.close(task, ws);
+    } catch (err) {
+      this.log.error({ taskId: task.taskId, err: String(err) }, "could not commit the task's work");
+      return undefined;
+    }
   }
 
   private finish(taskId: string, outcome: TaskOutcomeKind): void {

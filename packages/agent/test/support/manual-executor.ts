@@ -1,11 +1,17 @@
 // Test-only: an executor whose tasks finish when the test says so.
 import type { TaskSubmit } from '@bematic/protocol';
-import type { ExecutionOutcome, ExecutionSink, Executor } from '../../src/executor/executor.js';
+import type {
+  ExecutionOutcome,
+  ExecutionPlace,
+  ExecutionSink,
+  Executor,
+} from '../../src/executor/executor.js';
 
 interface Run {
   task: TaskSubmit;
   sink: ExecutionSink;
   signal: AbortSignal;
+  place: ExecutionPlace | undefined;
   resolve: (outcome: ExecutionOutcome) => void;
 }
 
@@ -28,9 +34,14 @@ export class ManualExecutor implements Executor {
   /** What the executor does when its signal aborts. */
   constructor(private readonly onAbort: 'cancel' | 'fail-late' = 'cancel') {}
 
-  execute(task: TaskSubmit, sink: ExecutionSink, signal: AbortSignal): Promise<ExecutionOutcome> {
+  execute(
+    task: TaskSubmit,
+    sink: ExecutionSink,
+    signal: AbortSignal,
+    place?: ExecutionPlace,
+  ): Promise<ExecutionOutcome> {
     return new Promise((resolve) => {
-      const run = { task, sink, signal, resolve };
+      const run = { task, sink, signal, place, resolve };
       this.runs.set(task.taskId, run);
       this.startOrder.push(task.taskId);
       signal.addEventListener('abort', () => {

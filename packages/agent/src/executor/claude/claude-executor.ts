@@ -10,7 +10,7 @@ import {
 import type { TaskMetrics, TaskSubmit } from '@bematic/protocol';
 import { type Logger, pino } from 'pino';
 import { z } from 'zod';
-import type { ExecutionOutcome, ExecutionSink, Executor } from '../executor.js';
+import type { ExecutionOutcome, ExecutionPlace, ExecutionSink, Executor } from '../executor.js';
 import { ClaudeProcessHandle } from './claude-process.js';
 import { mapModelError, redactSecrets } from './error-mapping.js';
 import { FileChangeTracker, gitChangesBetween, gitStatus } from './files-changed.js';
@@ -43,7 +43,10 @@ export interface ClaudeExecutorOptions {
   /** How long a cancelled Claude Code may take to exit before it is killed. */
   killGraceMs?: number;
   permissionMode?: PermissionMode;
-  /** Which on-disk settings Claude Code loads; default none, so host settings and CLAUDE.md do not leak in. */
+  /**
+   * Which on-disk settings Claude Code loads. Default: the project's own (its CLAUDE.md and
+   * .claude/settings.json, read from the task's worktree); never the host user's.
+   */
   settingSources?: SettingSource[];
   pathToClaudeCodeExecutable?: string;
   logger?: Logger;
@@ -53,7 +56,8 @@ export interface ClaudeExecutorOptions {
 }
 
 /** Environment names that must never reach the model's shell. */
-const STRIPPED_ENV = /^(SLACK_|BEMATIC_|DATABASE_URL$|PG[A-Z]*$|ANTHROPIC_)/;
+const STRIPPED_ENV =
+  /^(SLACK_|BEMATIC_|DATABASE_URL$|PG[A-Z]*$|ANTHROPIC_|GITHUB_TOKEN$|GH_TOKEN$|GH_ENTERPRISE_TOKEN$)/;
 
 const ContentBlock = z.union([
   z.object({ type: z.literal('text'), text: z.string() }),
@@ -72,6 +76,8 @@ function blocksOf(content: unknown): Block[] {
 
 interface RunState {
   task: TaskSubmit;
+  /** Where Claude Code runs: the task's worktree, or the project itself. */
+  cwd: string;
   sink: ExecutionSink;
   sessionId: string | undefined;
   usage: UsageAggregator;
@@ -96,9 +102,14 @@ export class ClaudeExecutor implements Executor {
     this.now = opts.now ?? Date.now;
   }
 
-  async execute(task: TaskSubmit, sink: ExecutionSink, signal: AbortSignal): Promise<ExecutionOutcome> {
+  async execute(
+    task: TaskSubmit,
+    sink: ExecutionSink,
+    signal: AbortSignal,
+    place?: ExecutionPlace,
+  ): Promise<ExecutionOutcome> {
     try {
-      return await this.run(task, sink, signal);
+      return await this.run(task, sink, signal, place?.cwd ?? task.localPath);
     } catch (err) {
       const error = redactSecrets(err instanceof Error ? err.message : String(err), this.secrets());
       this.log.error({ taskId: task.taskId, error }, 'claude executor failed');
@@ -147,14 +158,19 @@ export class ClaudeExecutor implements Executor {
     return env;
   }
 
-  private async run(task: TaskSubmit, sink: ExecutionSink, signal: AbortSignal): Promise<ExecutionOutcome> {
+  private async run(
+    task: TaskSubmit,
+    sink: ExecutionSink,
+    signal: AbortSignal,
+    cwd: string,
+  ): Promise<ExecutionOutcome> {
     const started = this.now();
-    const cwdStat = await stat(task.localPath).catch(() => undefined);
+    const cwdStat = await stat(cwd).catch(() => undefined);
     if (!cwdStat?.isDirectory()) {
       return {
         kind: 'failed',
         payload: {
-          error: `Project directory does not exist: ${task.localPath}`,
+          error: `Project directory does not exist: ${cwd}`,
           recoverable: false,
           errorCode: 'PATH_NOT_ALLOWED',
         },
@@ -162,13 +178,14 @@ export class ClaudeExecutor implements Executor {
     }
     if (signal.aborted) return { kind: 'cancelled', payload: { reason: 'Cancelled before start' } };
 
-    const gitBefore = await gitStatus(task.localPath);
+    const gitBefore = await gitStatus(cwd);
     const state: RunState = {
       task,
       sink,
       sessionId: task.resumeSessionId,
       usage: new UsageAggregator(),
-      files: new FileChangeTracker(task.localPath),
+      cwd,
+      files: new FileChangeTracker(cwd),
       commands: [],
       text: [],
       lastAssistantError: undefined,
@@ -190,7 +207,7 @@ export class ClaudeExecutor implements Executor {
     }, timeoutMs);
 
     const finish = async (): Promise<{ metrics: TaskMetrics; filesChanged: string[] }> => {
-      const gitAfter = await gitStatus(task.localPath);
+      const gitAfter = await gitStatus(cwd);
       state.files.add(gitChangesBetween(gitBefore, gitAfter));
       return { metrics: state.usage.metrics(this.now() - started), filesChanged: state.files.list() };
     };
@@ -303,19 +320,26 @@ export class ClaudeExecutor implements Executor {
   ): Promise<SDKResultMessage | undefined> {
     const { task } = state;
     const options: Options = {
-      cwd: task.localPath,
+      cwd: state.cwd,
       model: task.model,
       systemPrompt: task.systemPrompt,
       // `tools` is what the model is offered; `allowedTools` is what runs without a prompt.
       tools: [...task.allowedTools],
       allowedTools: [...task.allowedTools],
       permissionMode: this.opts.permissionMode ?? 'dontAsk',
-      settingSources: this.opts.settingSources ?? [],
+      settingSources: this.opts.settingSources ?? ['project'],
       maxTurns: this.opts.maxTurns ?? DEFAULT_MAX_TURNS,
       abortController: ctx.abort,
       env: this.childEnv(),
       spawnClaudeCodeProcess: ctx.proc.spawn,
     };
+    if (task.mcpServers !== undefined && Object.keys(task.mcpServers).length > 0) {
+      options.mcpServers = { ...task.mcpServers };
+      // Only the servers the project declares, never a .mcp.json the repository (or the model) wrote.
+      options.strictMcpConfig = true;
+      // Declared by the project's admin, so their tools run like the bot's own.
+      options.allowedTools = [...task.allowedTools, ...Object.keys(task.mcpServers).map((n) => `mcp__${n}`)];
+    }
     if (ctx.remainingBudget !== undefined) options.maxBudgetUsd = Math.max(ctx.remainingBudget, 0.000001);
     if (state.sessionId) options.resume = state.sessionId;
     if (this.opts.pathToClaudeCodeExecutable)
@@ -345,7 +369,7 @@ export class ClaudeExecutor implements Executor {
   }
 
   private observe(state: RunState, message: SDKMessage): void {
-    const { task, sink } = state;
+    const { sink } = state;
     if (message.type === 'assistant') {
       if (message.error) state.lastAssistantError = message.error;
       const topLevel = message.parent_tool_use_id === null;
@@ -356,7 +380,7 @@ export class ClaudeExecutor implements Executor {
           sink.stream(state.text.length > 0 ? `\n\n${text}` : text);
           state.text.push(text);
         } else if (b.type === 'tool_use' && 'name' in b) {
-          const step = redactSecrets(describeToolUse(b.name, b.input, task.localPath), this.secrets());
+          const step = redactSecrets(describeToolUse(b.name, b.input, state.cwd), this.secrets());
           sink.progress({ kind: 'tool', tool: b.name, message: step.slice(0, 2000) });
           state.files.noteToolUse(b.id, b.name, b.input);
           const command = bashCommand(b.name, b.input);
