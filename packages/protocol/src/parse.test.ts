@@ -32,7 +32,74 @@ describe('parse', () => {
   });
 
   it('covers every message type in the schema table', () => {
-    expect(MESSAGE_TYPES).toHaveLength(15);
+    expect(MESSAGE_TYPES).toHaveLength(17);
+  });
+
+  it('carries workspace reports, workspace commands and MCP servers, and refuses malformed ones', () => {
+    const sha = 'a'.repeat(40);
+    const complete = createMessage('TASK_COMPLETE', {
+      taskId: 't1',
+      result: 'done',
+      metrics: {
+        inputTokens: 1,
+        outputTokens: 1,
+        cacheReadTokens: 0,
+        cacheCreationTokens: 0,
+        costUsd: 0,
+        durationMs: 1,
+        numTurns: 1,
+        continuations: 0,
+      },
+      filesChanged: ['a.ts'],
+      commandsRun: [],
+      workspace: {
+        mode: 'worktree',
+        ownerTaskId: 't1',
+        branch: 'bematic/t1',
+        base: 'main',
+        baseCommit: sha,
+        commit: 'b'.repeat(40),
+        files: [{ path: 'a.ts', added: 3, removed: 1, binary: false }],
+        notices: ['BASE_DIRTY'],
+        dirtyFiles: 2,
+      },
+    });
+    expect(parse(serialize(complete))).toEqual({ ok: true, message: complete });
+    const badSha = {
+      ...complete,
+      payload: { ...complete.payload, workspace: { ...complete.payload.workspace, commit: 'HEAD' } },
+    };
+    expect(parse(JSON.stringify(badSha))).toMatchObject({ ok: false, error: { code: 'INVALID_PAYLOAD' } });
+
+    const command = createMessage('WORKSPACE_COMMAND', {
+      requestId: 'r1',
+      taskId: 't1',
+      projectId: 'p1',
+      localPath: '/repo',
+      action: 'create_pr',
+      pullRequest: { title: 'Fix login', body: 'body' },
+    });
+    expect(parse(serialize(command))).toEqual({ ok: true, message: command });
+    const unknownAction = { ...command, payload: { ...command.payload, action: 'force_push' } };
+    expect(parse(JSON.stringify(unknownAction))).toMatchObject({
+      ok: false,
+      error: { code: 'INVALID_PAYLOAD' },
+    });
+
+    const withMcp = createMessage('TASK_SUBMIT', {
+      ...submit.payload,
+      workspace: { base: 'main', continueFrom: 't0' },
+      mcpServers: {
+        docs: { type: 'http', url: 'https://mcp.example.com' },
+        fs: { type: 'stdio', command: 'mcp-fs' },
+      },
+    });
+    expect(parse(serialize(withMcp))).toEqual({ ok: true, message: withMcp });
+    const badName = {
+      ...withMcp,
+      payload: { ...withMcp.payload, mcpServers: { 'no spaces': { type: 'stdio', command: 'x' } } },
+    };
+    expect(parse(JSON.stringify(badName))).toMatchObject({ ok: false, error: { code: 'INVALID_PAYLOAD' } });
   });
 
   it.each([

@@ -1,3 +1,4 @@
+export * from './github-emulator/github-emulator.js';
 export * from './model-server/index.js';
 export * from './slack-emulator/index.js';
 export * from './system.js';
