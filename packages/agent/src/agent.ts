@@ -2,13 +2,14 @@ import { EventEmitter } from 'node:events';
 import os from 'node:os';
 import {
   type AuthResponse,
+  type Clock,
   createMessage,
   type Message,
   type MessageType,
   type PayloadOf,
+  systemClock,
 } from '@bematic/protocol';
 import pino, { type Logger } from 'pino';
-import { type Clock, systemClock, systemTimers, type Timers } from './clock.js';
 import type { AgentConfig } from './config.js';
 import { Backoff } from './connection/backoff.js';
 import { CloudConnection } from './connection/cloud-connection.js';
@@ -29,7 +30,6 @@ export interface AgentOptions {
   logger?: Logger;
   resourceMonitor?: ResourceMonitor;
   clock?: Clock;
-  timers?: Timers;
   /** Random source for reconnect jitter. */
   random?: () => number;
   hostname?: string;
@@ -70,13 +70,12 @@ export class Agent extends EventEmitter<AgentEvents> {
     const { config } = options;
     this.log = (options.logger ?? pino({ level: 'silent' })).child({ agentId: config.agentId });
     this.clock = options.clock ?? systemClock;
-    const timers = options.timers ?? systemTimers;
     this.resources =
       options.resourceMonitor ??
       new ResourceMonitor({
         cpuThreshold: config.cpuThreshold,
         memoryThreshold: config.memoryThreshold,
-        timers,
+        clock: this.clock,
       });
     const backoff = new Backoff({
       maxMs: config.reconnectMaxMs,
@@ -100,7 +99,6 @@ export class Agent extends EventEmitter<AgentEvents> {
       metrics: () => this.resources.metrics(),
       backoff,
       logger: this.log,
-      timers,
       clock: this.clock,
       ...(options.authTimeoutMs !== undefined && { authTimeoutMs: options.authTimeoutMs }),
     });
@@ -130,7 +128,7 @@ export class Agent extends EventEmitter<AgentEvents> {
       resources: this.resources,
       emit: (type, payload) => this.send(type, payload),
       logger: this.log,
-      timers,
+      clock: this.clock,
       ...(options.streamFlushMs !== undefined && { streamFlushMs: options.streamFlushMs }),
     });
     this.resources.setTaskCounts(() => this.queue.counts());

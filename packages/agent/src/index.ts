@@ -1,5 +1,5 @@
 export { AGENT_VERSION, Agent, type AgentEvents, type AgentOptions } from './agent.js';
-export { type Clock, systemClock, systemTimers, type Timers } from './clock.js';
+
 export {
   AGENT_SETTINGS,
   type AgentConfig,

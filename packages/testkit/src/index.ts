@@ -1,4 +1,5 @@
 export * from './github-emulator/github-emulator.js';
+export * from './manual-clock.js';
 export * from './model-server/index.js';
 export * from './slack-emulator/index.js';
 export * from './system.js';

@@ -1,6 +1,7 @@
 import { EventEmitter } from 'node:events';
 import {
   type AuthResponse,
+  type Clock,
   createMessage,
   DEFAULT_AUTH_TIMEOUT_MS,
   DEFAULT_HEARTBEAT_INTERVAL_MS,
@@ -9,10 +10,11 @@ import {
   parse,
   type ResourceMetrics,
   serialize,
+  systemClock,
+  type TimerHandle,
 } from '@bematic/protocol';
 import pino, { type Logger } from 'pino';
 import WebSocket from 'ws';
-import { type Clock, systemClock, systemTimers, type TimerHandle, type Timers } from '../clock.js';
 import type { Backoff } from './backoff.js';
 
 export type ConnectionState = 'idle' | 'connecting' | 'authenticating' | 'ready' | 'waiting' | 'stopped';
@@ -42,7 +44,6 @@ export interface CloudConnectionOptions {
   metrics: () => ResourceMetrics;
   backoff: Backoff;
   logger?: Logger;
-  timers?: Timers;
   clock?: Clock;
   authTimeoutMs?: number;
   /** Floor for the retry delay after the cloud rejected the credentials. */
@@ -82,13 +83,11 @@ export class CloudConnection extends EventEmitter<CloudConnectionEvents> {
   private shutdownDelayMs: number | undefined;
   private attempts = 0;
   private readonly log: Logger;
-  private readonly timers: Timers;
   private readonly clock: Clock;
 
   constructor(private readonly options: CloudConnectionOptions) {
     super();
     this.log = (options.logger ?? pino({ level: 'silent' })).child({ component: 'cloud-connection' });
-    this.timers = options.timers ?? systemTimers;
     this.clock = options.clock ?? systemClock;
   }
 
@@ -119,8 +118,8 @@ export class CloudConnection extends EventEmitter<CloudConnectionEvents> {
       if (ws.readyState === WebSocket.CONNECTING) ws.terminate();
       else ws.close(1000, 'agent stopping');
       // A peer that never answers the close handshake must not hold up shutdown.
-      const t = this.timers.setTimeout(() => ws.terminate(), 2000);
-      ws.once('close', () => this.timers.clearTimeout(t));
+      const t = this.clock.setTimeout(() => ws.terminate(), 2000);
+      ws.once('close', () => this.clock.clearTimeout(t));
     });
   }
 
@@ -154,7 +153,7 @@ export class CloudConnection extends EventEmitter<CloudConnectionEvents> {
 
   private clearTimer(name: 'authTimer' | 'keepaliveTimer' | 'reconnectTimer'): void {
     const t = this[name];
-    if (t !== undefined) this.timers.clearTimeout(t);
+    if (t !== undefined) this.clock.clearTimeout(t);
     this[name] = undefined;
   }
 
@@ -173,7 +172,7 @@ export class CloudConnection extends EventEmitter<CloudConnectionEvents> {
     this.log.info({ url: this.options.url, attempt: this.attempts }, 'connecting to cloud');
     const ws = new WebSocket(this.options.url, { maxPayload: MAX_FRAME_BYTES });
     this.ws = ws;
-    this.authTimer = this.timers.setTimeout(() => {
+    this.authTimer = this.clock.setTimeout(() => {
       this.log.warn({ timeoutMs: this.authTimeoutMs }, 'cloud did not complete authentication in time');
       ws.terminate();
     }, this.authTimeoutMs);
@@ -216,7 +215,7 @@ export class CloudConnection extends EventEmitter<CloudConnectionEvents> {
     if (this.stateValue !== 'ready') return;
     this.clearTimer('keepaliveTimer');
     const ms = Math.round(this.heartbeatIntervalMs * KEEPALIVE_FACTOR);
-    this.keepaliveTimer = this.timers.setTimeout(() => {
+    this.keepaliveTimer = this.clock.setTimeout(() => {
       this.log.warn({ silentForMs: ms }, 'no traffic from the cloud; dropping the connection');
       this.ws?.terminate();
     }, ms);
@@ -301,7 +300,7 @@ export class CloudConnection extends EventEmitter<CloudConnectionEvents> {
     this.authRejected = false;
     this.log.info({ delayMs: delay }, 'reconnect scheduled');
     this.emit('reconnect-scheduled', delay);
-    this.reconnectTimer = this.timers.setTimeout(() => {
+    this.reconnectTimer = this.clock.setTimeout(() => {
       this.reconnectTimer = undefined;
       if (this.stateValue === 'waiting') this.connect();
     }, delay);

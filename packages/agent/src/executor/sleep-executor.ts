@@ -1,5 +1,5 @@
 import type { TaskMetrics, TaskSubmit } from '@bematic/protocol';
-import { type Clock, systemClock, systemTimers, type Timers } from '../clock.js';
+import { type Clock, systemClock } from '@bematic/protocol';
 import type { ExecutionOutcome, ExecutionSink, Executor } from './executor.js';
 
 export interface SleepExecutorOptions {
@@ -9,7 +9,6 @@ export interface SleepExecutorOptions {
   failMarker?: string;
   /** A prompt containing this makes execute() reject, as a buggy executor would. */
   throwMarker?: string;
-  timers?: Timers;
   clock?: Clock;
 }
 
@@ -35,14 +34,12 @@ export class SleepExecutor implements Executor {
   private readonly durationMs: number;
   private readonly failMarker: string;
   private readonly throwMarker: string;
-  private readonly timers: Timers;
   private readonly clock: Clock;
 
   constructor(options: SleepExecutorOptions = {}) {
     this.durationMs = options.durationMs ?? 0;
     this.failMarker = options.failMarker ?? '[fail]';
     this.throwMarker = options.throwMarker ?? '[throw]';
-    this.timers = options.timers ?? systemTimers;
     this.clock = options.clock ?? systemClock;
   }
 
@@ -58,10 +55,10 @@ export class SleepExecutor implements Executor {
     const aborted = await new Promise<boolean>((resolve) => {
       if (signal.aborted) return resolve(true);
       const onAbort = () => {
-        this.timers.clearTimeout(handle);
+        this.clock.clearTimeout(handle);
         resolve(true);
       };
-      const handle = this.timers.setTimeout(() => {
+      const handle = this.clock.setTimeout(() => {
         signal.removeEventListener('abort', onAbort);
         resolve(false);
       }, duration);

@@ -1,14 +1,15 @@
 import { EventEmitter } from 'node:events';
 import {
+  type Clock,
   type MessageType,
   type PayloadOf,
   PRIORITY_RANK,
   type ResourceMetrics,
+  systemClock,
   type TaskSubmit,
   type WorkspaceReport,
 } from '@bematic/protocol';
 import pino, { type Logger } from 'pino';
-import { systemTimers, type Timers } from '../clock.js';
 import type { ExecutionOutcome, ExecutionPlace, Executor } from '../executor/executor.js';
 import type { PathValidation } from '../security/path-validator.js';
 import { StreamCoalescer } from '../streaming/stream-coalescer.js';
@@ -41,7 +42,7 @@ export interface QueueProcessorOptions {
   resources: ResourceGate;
   emit: Emit;
   logger?: Logger;
-  timers?: Timers;
+  clock?: Clock;
   streamFlushMs?: number;
   streamMaxChars?: number;
   /** How many finished task ids are remembered to recognise duplicate submits. */
@@ -94,12 +95,12 @@ export class QueueProcessor extends EventEmitter<QueueProcessorEvents> {
   private admissionTail: Promise<void> = Promise.resolve();
   private accepting = true;
   private readonly log: Logger;
-  private readonly timers: Timers;
+  private readonly clock: Clock;
 
   constructor(private readonly options: QueueProcessorOptions) {
     super();
     this.log = (options.logger ?? pino({ level: 'silent' })).child({ component: 'queue-processor' });
-    this.timers = options.timers ?? systemTimers;
+    this.clock = options.clock ?? systemClock;
   }
 
   /** Tasks this agent holds (running or queued), for reconciliation after a reconnect. */
@@ -283,7 +284,7 @@ export class QueueProcessor extends EventEmitter<QueueProcessorEvents> {
     const coalescer = new StreamCoalescer({
       taskId,
       send: (frame) => emit('TASK_STREAM', frame),
-      timers: this.timers,
+      clock: this.clock,
       ...(this.options.streamFlushMs !== undefined && { flushMs: this.options.streamFlushMs }),
       ...(this.options.streamMaxChars !== undefined && { maxChars: this.options.streamMaxChars }),
     });
@@ -303,7 +304,7 @@ export class QueueProcessor extends EventEmitter<QueueProcessorEvents> {
     };
     const timeout =
       task.timeoutMs !== undefined
-        ? this.timers.setTimeout(() => {
+        ? this.clock.setTimeout(() => {
             run.cause ??= { kind: 'timeout' };
             controller.abort();
           }, task.timeoutMs)
@@ -333,7 +334,7 @@ export class QueueProcessor extends EventEmitter<QueueProcessorEvents> {
         }
         if (opened.workspace !== undefined) report = await this.closeWorkspace(task, opened.workspace);
       }
-      if (timeout !== undefined) this.timers.clearTimeout(timeout);
+      if (timeout !== undefined) this.clock.clearTimeout(timeout);
       finished = true;
       coalescer.close();
       const kind = this.report(taskId, run.cause, outcome, coalescer.text, report);

@@ -1,7 +1,7 @@
 import { EventEmitter } from 'node:events';
 import os from 'node:os';
 import type { ResourceMetrics } from '@bematic/protocol';
-import { systemTimers, type TimerHandle, type Timers } from '../clock.js';
+import { type Clock, systemClock, type TimerHandle } from '@bematic/protocol';
 
 export interface ResourceSample {
   cpuPercent: number;
@@ -27,7 +27,7 @@ export interface ResourceMonitorOptions {
   recoverySamples?: number;
   intervalMs?: number;
   sampler?: Sampler;
-  timers?: Timers;
+  clock?: Clock;
 }
 
 const clampPercent = (n: number): number => Math.min(100, Math.max(0, Number.isFinite(n) ? n : 0));
@@ -72,7 +72,7 @@ export class ResourceMonitor extends EventEmitter<{ change: [ResourceStatusChang
   private readonly recoverySamples: number;
   private readonly intervalMs: number;
   private readonly sampler: Sampler;
-  private readonly timers: Timers;
+  private readonly clock: Clock;
   private last: ResourceSample = { cpuPercent: 0, memoryPercent: 0, rssMb: 0, loadAvg1m: 0 };
   private overloaded = false;
   private overloadReason: string | undefined;
@@ -89,7 +89,7 @@ export class ResourceMonitor extends EventEmitter<{ change: [ResourceStatusChang
     this.recoverySamples = options.recoverySamples ?? 3;
     this.intervalMs = options.intervalMs ?? 5000;
     this.sampler = options.sampler ?? createOsSampler();
-    this.timers = options.timers ?? systemTimers;
+    this.clock = options.clock ?? systemClock;
   }
 
   /** Where activeTasks/queuedTasks in the metrics come from. */
@@ -101,14 +101,14 @@ export class ResourceMonitor extends EventEmitter<{ change: [ResourceStatusChang
     if (this.timer !== undefined) return;
     const tick = () => {
       this.sample();
-      this.timer = this.timers.setTimeout(tick, this.intervalMs);
+      this.timer = this.clock.setTimeout(tick, this.intervalMs);
       (this.timer as { unref?: () => void }).unref?.();
     };
     tick();
   }
 
   stop(): void {
-    if (this.timer !== undefined) this.timers.clearTimeout(this.timer);
+    if (this.timer !== undefined) this.clock.clearTimeout(this.timer);
     this.timer = undefined;
   }
 

@@ -1,5 +1,5 @@
 import type { TaskStream } from '@bematic/protocol';
-import { systemTimers, type TimerHandle, type Timers } from '../clock.js';
+import { type Clock, systemClock, type TimerHandle } from '@bematic/protocol';
 
 export interface StreamCoalescerOptions {
   taskId: string;
@@ -10,7 +10,7 @@ export interface StreamCoalescerOptions {
   maxChars?: number;
   /** How much streamed text to remember for a partial result on cancellation. */
   keepChars?: number;
-  timers?: Timers;
+  clock?: Clock;
 }
 
 /**
@@ -28,13 +28,13 @@ export class StreamCoalescer {
   private readonly flushMs: number;
   private readonly maxChars: number;
   private readonly keepChars: number;
-  private readonly timers: Timers;
+  private readonly clock: Clock;
 
   constructor(private readonly options: StreamCoalescerOptions) {
     this.flushMs = options.flushMs ?? 250;
     this.maxChars = Math.max(1, Math.min(options.maxChars ?? 16_000, 100_000));
     this.keepChars = options.keepChars ?? 100_000;
-    this.timers = options.timers ?? systemTimers;
+    this.clock = options.clock ?? systemClock;
   }
 
   /** Everything streamed so far (the tail, if longer than keepChars). */
@@ -51,12 +51,12 @@ export class StreamCoalescer {
     this.pending += text;
     this.transcript = (this.transcript + text).slice(-this.keepChars);
     if (this.pending.length >= this.maxChars) this.flush();
-    else if (this.timer === undefined) this.timer = this.timers.setTimeout(() => this.flush(), this.flushMs);
+    else if (this.timer === undefined) this.timer = this.clock.setTimeout(() => this.flush(), this.flushMs);
   }
 
   flush(): void {
     if (this.timer !== undefined) {
-      this.timers.clearTimeout(this.timer);
+      this.clock.clearTimeout(this.timer);
       this.timer = undefined;
     }
     while (this.pending.length > 0) {

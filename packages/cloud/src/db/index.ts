@@ -32,6 +32,5 @@ export {
   migrateToLatest,
   migrationStatus,
 } from './migrations/index.js';
-export type { Clock } from './repositories/clock.js';
 export { createRepositories, type RepositoryOptions } from './repositories/index.js';
 export type * from './schema.js';

@@ -1,5 +1,6 @@
 import type { IncomingMessage, Server } from 'node:http';
 import type { Duplex } from 'node:stream';
+import type { Clock, TimerHandle } from '@bematic/protocol';
 import {
   AGENT_WS_PATH,
   type AuthRequest,
@@ -17,7 +18,6 @@ import { type RawData, WebSocket, WebSocketServer } from 'ws';
 import type { ApiKeyService } from '../auth/api-keys.js';
 import type { AuditLogRepository } from '../db/repositories/types.js';
 import type { AgentManager } from './agent-manager.js';
-import type { GatewayClock, TimerHandle } from './clock.js';
 import type { MessageRouter } from './message-router.js';
 import type { GatewayObserver } from './observer.js';
 import { FailureRateLimiter } from './rate-limiter.js';
@@ -34,7 +34,7 @@ export interface AgentGatewayOptions {
   manager: AgentManager;
   router: MessageRouter;
   logger: Logger;
-  clock: GatewayClock;
+  clock: Clock;
   authTimeoutMs?: number;
   /** Frames above this get a FRAME_TOO_LARGE error; frames above 4× this close the socket. */
   maxFrameBytes?: number;

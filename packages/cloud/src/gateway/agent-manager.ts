@@ -1,4 +1,5 @@
 import os from 'node:os';
+import type { Clock, TimerHandle } from '@bematic/protocol';
 import {
   type AgentStatus,
   createMessage,
@@ -12,7 +13,6 @@ import { WebSocket } from 'ws';
 import type { Repositories } from '../db/repositories/types.js';
 import type { CircuitState, TaskEvents } from '../tasks/task-events.js';
 import { CircuitBreaker, type CircuitBreakerOptions, DEFAULT_CIRCUIT_OPTIONS } from './circuit-breaker.js';
-import type { GatewayClock, TimerHandle } from './clock.js';
 import type { AgentDirectory, AgentSnapshot } from './types.js';
 
 /** An authenticated agent connection, as handed over by the gateway. */
@@ -29,7 +29,7 @@ export interface AgentManagerOptions {
   repos: Repositories;
   events: TaskEvents;
   logger: Logger;
-  clock: GatewayClock;
+  clock: Clock;
   heartbeatIntervalMs: number;
   /** Heartbeat intervals without any answer after which the agent is considered gone. */
   missedHeartbeatsBeforeOffline?: number;

@@ -1,7 +1,7 @@
+import { ManualClock } from '@bematic/testkit';
 import { describe, expect, it } from 'vitest';
 import type { CircuitState } from '../tasks/task-events.js';
 import { CIRCUIT_TRANSITIONS, CircuitBreaker } from './circuit-breaker.js';
-import { ManualClock } from './clock.js';
 
 function breaker(clock = new ManualClock()) {
   const changes: string[] = [];

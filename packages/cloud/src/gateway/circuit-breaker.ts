@@ -1,5 +1,5 @@
+import type { Clock, TimerHandle } from '@bematic/protocol';
 import type { CircuitState } from '../tasks/task-events.js';
-import type { GatewayClock, TimerHandle } from './clock.js';
 
 /**
  * What can happen to an agent's circuit:
@@ -39,7 +39,7 @@ export class CircuitBreaker {
   private cooldown: TimerHandle | null = null;
 
   constructor(
-    private readonly clock: GatewayClock,
+    private readonly clock: Clock,
     private readonly options: CircuitBreakerOptions,
     private readonly onChange: (from: CircuitState, to: CircuitState) => void,
   ) {}

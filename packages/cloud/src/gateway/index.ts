@@ -1,6 +1,8 @@
 import type { Server } from 'node:http';
 import {
   type AuthRequest,
+  backgroundClock,
+  type Clock,
   DEFAULT_AUTH_TIMEOUT_MS,
   DEFAULT_HEARTBEAT_INTERVAL_MS,
   MAX_FRAME_BYTES,
@@ -13,7 +15,6 @@ import { TaskLifecycle } from '../tasks/task-lifecycle.js';
 import { AgentGateway } from './agent-gateway.js';
 import { AgentManager } from './agent-manager.js';
 import type { CircuitBreakerOptions } from './circuit-breaker.js';
-import { type GatewayClock, systemClock } from './clock.js';
 import { MessageRouter } from './message-router.js';
 import { type GatewayObserver, SubmitRoundTrips } from './observer.js';
 import { OfflineQueue } from './offline-queue.js';
@@ -56,7 +57,7 @@ export interface CreateGatewayOptions {
   events: TaskEvents;
   logger?: Logger;
   config?: Partial<GatewayConfig>;
-  clock?: GatewayClock;
+  clock?: Clock;
   /** Connection-establishment and message round-trip timings, for metrics. */
   observer?: GatewayObserver;
 }
@@ -77,7 +78,7 @@ export interface Gateway {
 /** Wires the agent gateway onto an existing HTTP server. */
 export function createGateway(options: CreateGatewayOptions): Gateway {
   const config: GatewayConfig = { ...DEFAULT_GATEWAY_CONFIG, ...options.config };
-  const clock = options.clock ?? systemClock;
+  const clock = options.clock ?? backgroundClock;
   const logger = (options.logger ?? pino({ level: 'silent' })).child({ component: 'gateway' });
   const { repos, events } = options;
   const now = () => clock.now();
@@ -187,7 +188,6 @@ export { type ApplyOutcome, type CloudFailure, TaskLifecycle } from '../tasks/ta
 export { AgentGateway, CLOSE_AUTH_FAILED, CLOSE_AUTH_TIMEOUT, CLOSE_RATE_LIMITED } from './agent-gateway.js';
 export { AgentManager, type AgentSession } from './agent-manager.js';
 export { CIRCUIT_TRANSITIONS, CircuitBreaker, type CircuitEvent } from './circuit-breaker.js';
-export { type GatewayClock, ManualClock, systemClock, type TimerHandle } from './clock.js';
 export { MessageRouter } from './message-router.js';
 export { type GatewayObserver, SubmitRoundTrips } from './observer.js';
 export { OfflineQueue } from './offline-queue.js';

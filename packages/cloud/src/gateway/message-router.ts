@@ -1,9 +1,9 @@
+import type { Clock } from '@bematic/protocol';
 import { createMessage, type Message, type MessageType } from '@bematic/protocol';
 import type { Logger } from 'pino';
 import type { Repositories, Task } from '../db/repositories/types.js';
 import type { TaskLifecycle } from '../tasks/task-lifecycle.js';
 import type { AgentManager } from './agent-manager.js';
-import type { GatewayClock } from './clock.js';
 import type { SubmitRoundTrips } from './observer.js';
 import type { GatewayTaskDispatcher } from './task-dispatcher.js';
 
@@ -13,7 +13,7 @@ export interface MessageRouterOptions {
   dispatcher: GatewayTaskDispatcher;
   lifecycle: TaskLifecycle;
   logger: Logger;
-  clock: GatewayClock;
+  clock: Clock;
   /** Times each TASK_SUBMIT until its ACK (metrics). */
   roundTrips?: SubmitRoundTrips;
 }

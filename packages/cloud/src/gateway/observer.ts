@@ -1,4 +1,4 @@
-import type { GatewayClock } from './clock.js';
+import type { Clock } from '@bematic/protocol';
 
 /** Optional timing hooks at the gateway's metrics collection points (MetricsCollector fits this shape). */
 export interface GatewayObserver {
@@ -16,7 +16,7 @@ export class SubmitRoundTrips {
   private readonly sentAt = new Map<string, number>();
 
   constructor(
-    private readonly clock: GatewayClock,
+    private readonly clock: Clock,
     private readonly observer: GatewayObserver | undefined,
   ) {}
 

@@ -1,9 +1,9 @@
+import type { Clock, TimerHandle } from '@bematic/protocol';
 import { createMessage, isTerminalStatus, type TaskSubmit } from '@bematic/protocol';
 import type { Logger } from 'pino';
 import type { OfflineQueueEntry, Repositories, Task } from '../db/repositories/types.js';
 import type { TaskLifecycle } from '../tasks/task-lifecycle.js';
 import type { AgentManager } from './agent-manager.js';
-import type { GatewayClock, TimerHandle } from './clock.js';
 import type { SubmitRoundTrips } from './observer.js';
 
 export interface OfflineQueueOptions {
@@ -11,7 +11,7 @@ export interface OfflineQueueOptions {
   manager: AgentManager;
   lifecycle: TaskLifecycle;
   logger: Logger;
-  clock: GatewayClock;
+  clock: Clock;
   /** How long a TASK_SUBMIT may wait for its agent (default 24 h). */
   ttlMs: number;
   /** How often expired rows are swept (default 60 s). */

@@ -1,4 +1,4 @@
-import type { GatewayClock } from './clock.js';
+import type { Clock } from '@bematic/protocol';
 
 /**
  * Counts failures per key in a sliding window. Used to turn away a remote
@@ -8,7 +8,7 @@ export class FailureRateLimiter {
   private readonly failures = new Map<string, number[]>();
 
   constructor(
-    private readonly clock: GatewayClock,
+    private readonly clock: Clock,
     private readonly limit = 5,
     private readonly windowMs = 60_000,
   ) {}

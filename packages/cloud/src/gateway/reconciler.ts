@@ -1,9 +1,9 @@
+import type { Clock, TimerHandle } from '@bematic/protocol';
 import { type AuthRequest, isTerminalStatus } from '@bematic/protocol';
 import type { Logger } from 'pino';
 import type { Repositories, Task } from '../db/repositories/types.js';
 import type { TaskLifecycle } from '../tasks/task-lifecycle.js';
 import type { AgentManager } from './agent-manager.js';
-import type { GatewayClock, TimerHandle } from './clock.js';
 import { formatDuration, type OfflineQueue } from './offline-queue.js';
 import type { GatewayTaskDispatcher } from './task-dispatcher.js';
 
@@ -14,7 +14,7 @@ export interface ReconcilerOptions {
   outbox: OfflineQueue;
   lifecycle: TaskLifecycle;
   logger: Logger;
-  clock: GatewayClock;
+  clock: Clock;
   /** How long an absent agent's in-flight tasks wait for it before they fail AGENT_LOST. */
   reconnectGraceMs: number;
 }

@@ -1,9 +1,9 @@
+import type { Clock } from '@bematic/protocol';
 import { createMessage, isTerminalStatus, type TaskAck, type TaskErrorCode } from '@bematic/protocol';
 import type { Logger } from 'pino';
 import type { Repositories, Task } from '../db/repositories/types.js';
 import type { TaskLifecycle } from '../tasks/task-lifecycle.js';
 import type { AgentManager } from './agent-manager.js';
-import type { GatewayClock } from './clock.js';
 import type { OfflineQueue } from './offline-queue.js';
 import type { CancelResult, DispatchResult, TaskDispatcher } from './types.js';
 
@@ -13,7 +13,7 @@ export interface GatewayTaskDispatcherOptions {
   outbox: OfflineQueue;
   lifecycle: TaskLifecycle;
   logger: Logger;
-  clock: GatewayClock;
+  clock: Clock;
 }
 
 /** An ACK refusal that means "not now" rather than "never". */

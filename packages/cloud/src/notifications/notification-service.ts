@@ -1,4 +1,4 @@
-import { isTerminalStatus } from '@bematic/protocol';
+import { type Clock, isTerminalStatus, systemClock } from '@bematic/protocol';
 import pino, { type Logger } from 'pino';
 import type { BotRegistry } from '../bots/bot-registry.js';
 import type { ChatMessage, ChatSurface } from '../chat/chat-surface.js';
@@ -16,7 +16,6 @@ import {
   type TaskLabel,
 } from './blocks.js';
 import { StreamAccumulator } from './stream-accumulator.js';
-import { systemTimers, type Timers } from './timers.js';
 
 export interface NotificationServiceDeps {
   events: TaskEvents;
@@ -25,7 +24,7 @@ export interface NotificationServiceDeps {
   /** Slack or console, decided by the composer (e.g. by channel prefix). */
   surfaceFor(task: Task): ChatSurface;
   logger?: Logger;
-  timers?: Timers;
+  clock?: Clock;
   /** Progress-message throttle (default 3 s). */
   updateIntervalMs?: number;
   /** Idle re-render for the elapsed time (default 15 s; 0 disables). */
@@ -56,14 +55,14 @@ const ACTIVE_STATUSES = ['queued', 'submitted', 'running'] as const;
 export class NotificationService {
   private readonly tracked = new Map<string, Tracked>();
   private readonly log: Logger;
-  private readonly timers: Timers;
+  private readonly clock: Clock;
   private readonly unsubscribe: (() => void)[] = [];
   /** Pending renders, so callers (tests, shutdown) can wait for quiet. */
   private readonly pending = new Set<Promise<unknown>>();
 
   constructor(private readonly deps: NotificationServiceDeps) {
     this.log = deps.logger ?? pino({ level: 'silent' });
-    this.timers = deps.timers ?? systemTimers;
+    this.clock = deps.clock ?? systemClock;
   }
 
   start(): this {
@@ -208,7 +207,7 @@ export class NotificationService {
       },
       minIntervalMs: this.deps.updateIntervalMs,
       refreshMs: this.deps.refreshMs,
-      timers: this.timers,
+      clock: this.clock,
       onError: (err) => this.log.warn({ err, taskId: task.id }, 'progress update failed'),
     });
     this.tracked.set(task.id, t);
@@ -223,7 +222,7 @@ export class NotificationService {
         if (fresh?.progressMessageTs) return fresh.progressMessageTs;
         const posted = await this.deps
           .surfaceFor(t.task)
-          .post(t.task.channelId, this.render(t, this.timers.now()), t.task.threadTs);
+          .post(t.task.channelId, this.render(t, this.clock.now()), t.task.threadTs);
         await this.deps.tasks.update(t.task.id, { progressMessageTs: posted.ts });
         return posted.ts;
       })();
@@ -248,7 +247,7 @@ export class NotificationService {
         this.tracked.delete(task.id);
         const surface = this.deps.surfaceFor(task);
         t.view.status = status;
-        const final = this.render(t, task.completedAt ?? this.timers.now(), true);
+        const final = this.render(t, task.completedAt ?? this.clock.now(), true);
         const posting = surface.post(task.channelId, message, task.threadTs);
         const updating = t.acc.finish(final);
         const reacting = this.react(surface, task, reaction);

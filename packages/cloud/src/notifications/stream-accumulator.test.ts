@@ -1,12 +1,15 @@
+import type { Clock } from '@bematic/protocol';
 import { afterEach, beforeEach, describe, expect, it, vi } from 'vitest';
 import type { ChatMessage } from '../chat/chat-surface.js';
 import { StreamAccumulator } from './stream-accumulator.js';
-import type { Timers } from './timers.js';
 
-const fakeTimers: Timers = {
+/** Looks the (faked) globals up at call time. */
+const fakeTimers: Clock = {
   now: () => Date.now(),
   setTimeout: (fn, ms) => setTimeout(fn, ms),
   clearTimeout: (h) => clearTimeout(h as ReturnType<typeof setTimeout>),
+  setInterval: (fn, ms) => setInterval(fn, ms),
+  clearInterval: (h) => clearInterval(h as ReturnType<typeof setInterval>),
 };
 
 function setup(opts: { fail?: (n: number) => unknown; refreshMs?: number } = {}) {
@@ -28,7 +31,7 @@ function setup(opts: { fail?: (n: number) => unknown; refreshMs?: number } = {})
       sent.push({ at: Date.now(), text: m.text });
     },
     refreshMs: opts.refreshMs ?? 0,
-    timers: fakeTimers,
+    clock: fakeTimers,
   });
   return {
     acc,
@@ -89,7 +92,7 @@ describe('StreamAccumulator', () => {
         sent.push(m.text);
       },
       refreshMs: 15_000,
-      timers: fakeTimers,
+      clock: fakeTimers,
     });
     tick = 1;
     await vi.advanceTimersByTimeAsync(14_000);

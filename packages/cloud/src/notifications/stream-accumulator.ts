@@ -1,5 +1,6 @@
+import { type Clock, systemClock } from '@bematic/protocol';
 import type { ChatMessage } from '../chat/chat-surface.js';
-import { retryAfterMs, systemTimers, type Timers } from './timers.js';
+import { retryAfterMs } from './retry-after.js';
 
 export interface StreamAccumulatorOptions {
   /** Renders the current state; called only when an update is about to be sent. */
@@ -12,7 +13,7 @@ export interface StreamAccumulatorOptions {
   refreshMs?: number;
   /** Attempts for the final update before giving up (default 6). */
   maxFinalAttempts?: number;
-  timers?: Timers;
+  clock?: Clock;
   onError?(err: unknown): void;
 }
 
@@ -26,7 +27,7 @@ export class StreamAccumulator {
   private readonly minIntervalMs: number;
   private readonly refreshMs: number;
   private readonly maxFinalAttempts: number;
-  private readonly timers: Timers;
+  private readonly clock: Clock;
   private dirty = false;
   private finished = false;
   private timer: unknown = null;
@@ -41,7 +42,7 @@ export class StreamAccumulator {
     this.minIntervalMs = opts.minIntervalMs ?? 3000;
     this.refreshMs = opts.refreshMs ?? 15_000;
     this.maxFinalAttempts = opts.maxFinalAttempts ?? 6;
-    this.timers = opts.timers ?? systemTimers;
+    this.clock = opts.clock ?? systemClock;
     this.armRefresh();
   }
 
@@ -54,13 +55,13 @@ export class StreamAccumulator {
 
   /** Marks the message as just sent (e.g. the "Task started" post), so the first update respects the interval. */
   markSent(message?: ChatMessage): void {
-    this.nextAllowedAt = this.timers.now() + this.minIntervalMs;
+    this.nextAllowedAt = this.clock.now() + this.minIntervalMs;
     if (message) this.lastSentKey = JSON.stringify(message);
   }
 
   private armRefresh(): void {
     if (this.refreshMs <= 0 || this.finished) return;
-    this.refreshTimer = this.timers.setTimeout(() => {
+    this.refreshTimer = this.clock.setTimeout(() => {
       this.refreshTimer = null;
       this.changed();
       this.armRefresh();
@@ -69,8 +70,8 @@ export class StreamAccumulator {
 
   private schedule(): void {
     if (this.finished || this.inFlight || this.timer !== null) return;
-    const delay = Math.max(0, this.nextAllowedAt - this.timers.now());
-    this.timer = this.timers.setTimeout(() => {
+    const delay = Math.max(0, this.nextAllowedAt - this.clock.now());
+    this.timer = this.clock.setTimeout(() => {
       this.timer = null;
       this.flush();
     }, delay);
@@ -78,11 +79,11 @@ export class StreamAccumulator {
 
   private flush(): void {
     if (this.finished || !this.dirty || this.inFlight) return;
-    const message = this.opts.render(this.timers.now());
+    const message = this.opts.render(this.clock.now());
     const key = JSON.stringify(message);
     this.dirty = false;
     if (key === this.lastSentKey) return;
-    this.nextAllowedAt = this.timers.now() + this.minIntervalMs;
+    this.nextAllowedAt = this.clock.now() + this.minIntervalMs;
     this.inFlight = this.opts
       .send(message)
       .then(() => {
@@ -92,7 +93,7 @@ export class StreamAccumulator {
       .catch((err: unknown) => {
         this.opts.onError?.(err);
         this.dirty = true;
-        this.nextAllowedAt = this.timers.now() + Math.max(this.minIntervalMs, retryAfterMs(err) ?? 0);
+        this.nextAllowedAt = this.clock.now() + Math.max(this.minIntervalMs, retryAfterMs(err) ?? 0);
       })
       .finally(() => {
         this.inFlight = null;
@@ -103,7 +104,7 @@ export class StreamAccumulator {
   private wait(ms: number): Promise<void> {
     if (ms <= 0) return Promise.resolve();
     return new Promise((resolve) => {
-      this.timers.setTimeout(resolve, ms);
+      this.clock.setTimeout(resolve, ms);
     });
   }
 
@@ -116,24 +117,24 @@ export class StreamAccumulator {
     this.stopTimers();
     for (let attempt = 1; attempt <= this.maxFinalAttempts; attempt++) {
       while (this.inFlight) await this.inFlight;
-      await this.wait(this.nextAllowedAt - this.timers.now());
+      await this.wait(this.nextAllowedAt - this.clock.now());
       try {
-        this.nextAllowedAt = this.timers.now() + this.minIntervalMs;
+        this.nextAllowedAt = this.clock.now() + this.minIntervalMs;
         await this.opts.send(final);
         this.sentCount++;
         this.lastSentKey = JSON.stringify(final);
         return true;
       } catch (err) {
         this.opts.onError?.(err);
-        this.nextAllowedAt = this.timers.now() + Math.max(this.minIntervalMs, retryAfterMs(err) ?? 0);
+        this.nextAllowedAt = this.clock.now() + Math.max(this.minIntervalMs, retryAfterMs(err) ?? 0);
       }
     }
     return false;
   }
 
   private stopTimers(): void {
-    if (this.timer !== null) this.timers.clearTimeout(this.timer);
-    if (this.refreshTimer !== null) this.timers.clearTimeout(this.refreshTimer);
+    if (this.timer !== null) this.clock.clearTimeout(this.timer);
+    if (this.refreshTimer !== null) this.clock.clearTimeout(this.refreshTimer);
     this.timer = null;
     this.refreshTimer = null;
   }

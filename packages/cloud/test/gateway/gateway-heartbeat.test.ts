@@ -1,5 +1,5 @@
+import { ManualClock } from '@bematic/testkit';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
-import { ManualClock } from '../../src/gateway/clock.js';
 import {
   type CloudHarness,
   METRICS,

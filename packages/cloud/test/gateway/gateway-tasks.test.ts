@@ -1,6 +1,6 @@
+import { ManualClock } from '@bematic/testkit';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import type { Project } from '../../src/db/repositories/types.js';
-import { ManualClock } from '../../src/gateway/clock.js';
 import {
   type CloudHarness,
   METRICS,

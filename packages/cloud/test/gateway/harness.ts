@@ -3,6 +3,7 @@ import { createServer, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
+import type { Clock } from '@bematic/protocol';
 import {
   AGENT_WS_PATH,
   type AuthRequest,
@@ -21,7 +22,6 @@ import { createDatabase, type Database } from '../../src/db/database.js';
 import { migrateToLatest } from '../../src/db/migrations/index.js';
 import { createRepositories } from '../../src/db/repositories/index.js';
 import type { Project, Repositories, Task } from '../../src/db/repositories/types.js';
-import type { GatewayClock } from '../../src/gateway/clock.js';
 import { createGateway, type Gateway, type GatewayConfig } from '../../src/gateway/index.js';
 import { type TaskEventMap, type TaskEventName, TaskEvents } from '../../src/tasks/task-events.js';
 
@@ -131,7 +131,7 @@ export interface CloudHarness {
 
 /** Boots an HTTP server on 127.0.0.1:0 with the gateway attached, over a SQLite file in `dir`. */
 export async function startCloud(
-  opts: { dir?: string; config?: Partial<GatewayConfig>; clock?: GatewayClock; port?: number } = {},
+  opts: { dir?: string; config?: Partial<GatewayConfig>; clock?: Clock; port?: number } = {},
 ): Promise<CloudHarness> {
   const dir = opts.dir ?? mkdtempSync(path.join(tmpdir(), 'bematic-gw-'));
   const now = opts.clock ? () => opts.clock!.now() : undefined;

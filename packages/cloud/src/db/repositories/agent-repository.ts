@@ -1,7 +1,7 @@
+import type { Clock } from '@bematic/protocol';
 import type { Kysely, Selectable } from 'kysely';
 import { StoredDataError } from '../errors.js';
 import type { AgentsTable, Schema } from '../schema.js';
-import type { Clock } from './clock.js';
 import type { AgentRecord, AgentRepository } from './types.js';
 
 const isAgentStatus = (s: string): s is AgentRecord['status'] => s === 'online' || s === 'offline';
@@ -22,7 +22,7 @@ function toAgent(row: Selectable<AgentsTable>): AgentRecord {
 export class KyselyAgentRepository implements AgentRepository {
   constructor(
     private readonly db: Kysely<Schema>,
-    private readonly now: Clock = Date.now,
+    private readonly now: Clock['now'] = Date.now,
   ) {}
 
   /** Creates or updates; fields left undefined keep their stored values. */

@@ -1,8 +1,8 @@
+import type { Clock } from '@bematic/protocol';
 import type { Kysely, Selectable } from 'kysely';
 import { guardUnique } from '../errors.js';
 import { newApiKeyId } from '../ids.js';
 import type { ApiKeysTable, Schema } from '../schema.js';
-import type { Clock } from './clock.js';
 import type { ApiKey, ApiKeyRepository } from './types.js';
 
 function toApiKey(row: Selectable<ApiKeysTable>): ApiKey {
@@ -22,7 +22,7 @@ function toApiKey(row: Selectable<ApiKeysTable>): ApiKey {
 export class KyselyApiKeyRepository implements ApiKeyRepository {
   constructor(
     private readonly db: Kysely<Schema>,
-    private readonly now: Clock = Date.now,
+    private readonly now: Clock['now'] = Date.now,
   ) {}
 
   async create(

@@ -1,8 +1,8 @@
+import type { Clock } from '@bematic/protocol';
 import type { Kysely, Selectable } from 'kysely';
 import { guardUnique } from '../errors.js';
 import { newArchiveId } from '../ids.js';
 import type { ArchivedTasksTable, Schema } from '../schema.js';
-import type { Clock } from './clock.js';
 import { decodeRecord, encodeJson } from './codec.js';
 import type { ArchivedTask, ArchivedTaskRepository } from './types.js';
 
@@ -20,7 +20,7 @@ function toArchive(row: Selectable<ArchivedTasksTable>): ArchivedTask {
 export class KyselyArchivedTaskRepository implements ArchivedTaskRepository {
   constructor(
     private readonly db: Kysely<Schema>,
-    private readonly now: Clock = Date.now,
+    private readonly now: Clock['now'] = Date.now,
   ) {}
 
   /** A generated id is `archive_…` (see ids.ts). */

@@ -1,6 +1,6 @@
+import type { Clock } from '@bematic/protocol';
 import type { Kysely, Selectable } from 'kysely';
 import type { AuditLogsTable, Schema } from '../schema.js';
-import type { Clock } from './clock.js';
 import { decodeRecord, encodeJson } from './codec.js';
 import type { AuditEntry, AuditLogRepository, NewAuditEntry } from './types.js';
 
@@ -21,7 +21,7 @@ function toEntry(row: Selectable<AuditLogsTable>): AuditEntry {
 export class KyselyAuditLogRepository implements AuditLogRepository {
   constructor(
     private readonly db: Kysely<Schema>,
-    private readonly now: Clock = Date.now,
+    private readonly now: Clock['now'] = Date.now,
   ) {}
 
   async log(entry: NewAuditEntry): Promise<AuditEntry> {

@@ -1,10 +1,10 @@
+import type { Clock } from '@bematic/protocol';
 import type { Kysely } from 'kysely';
 import type { Schema } from '../schema.js';
 import { KyselyAgentRepository } from './agent-repository.js';
 import { KyselyApiKeyRepository } from './api-key-repository.js';
 import { KyselyArchivedTaskRepository } from './archived-task-repository.js';
 import { KyselyAuditLogRepository } from './audit-log-repository.js';
-import type { Clock } from './clock.js';
 import { KyselyOfflineQueueRepository } from './offline-queue-repository.js';
 import { KyselyProjectRepository } from './project-repository.js';
 import { KyselySessionRepository } from './session-repository.js';
@@ -14,17 +14,17 @@ import type { Repositories } from './types.js';
 
 export interface RepositoryOptions {
   /** Source of every timestamp the repositories set themselves (default Date.now). */
-  now?: Clock;
+  now?: Clock['now'];
 }
 
 export interface RepositoryOptions {
   /** Source of every timestamp the repositories set themselves (default Date.now). */
-  now?: Clock;
+  now?: Clock['now'];
 }
 
 import { KyselyUserRepository } from './user-repository.js';
 
-function bind(db: Kysely<Schema>, now: Clock): Omit<Repositories, 'transaction'> {
+function bind(db: Kysely<Schema>, now: Clock['now']): Omit<Repositories, 'transaction'> {
   return {
     projects: new KyselyProjectRepository(db, now),
     tasks: new KyselyTaskRepository(db, now),

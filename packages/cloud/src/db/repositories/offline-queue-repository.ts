@@ -1,8 +1,8 @@
+import type { Clock } from '@bematic/protocol';
 import { PRIORITY_RANK, TASK_PRIORITIES, type TaskPriority, type TaskSubmit } from '@bematic/protocol';
 import type { Kysely, Selectable } from 'kysely';
 import { StoredDataError } from '../errors.js';
 import type { OfflineQueueTable, Schema } from '../schema.js';
-import type { Clock } from './clock.js';
 import { decodeSubmission, encodeJson } from './codec.js';
 import type { OfflineQueueEntry, OfflineQueueRepository } from './types.js';
 
@@ -33,7 +33,7 @@ function byDeliveryOrder(a: OfflineQueueEntry, b: OfflineQueueEntry): number {
 export class KyselyOfflineQueueRepository implements OfflineQueueRepository {
   constructor(
     private readonly db: Kysely<Schema>,
-    private readonly now: Clock = Date.now,
+    private readonly now: Clock['now'] = Date.now,
   ) {}
 
   /**

@@ -1,8 +1,8 @@
+import type { Clock } from '@bematic/protocol';
 import type { Kysely, Selectable } from 'kysely';
 import { guardUnique, RecordNotFoundError } from '../errors.js';
 import { newProjectId } from '../ids.js';
 import type { ProjectsTable, Schema } from '../schema.js';
-import type { Clock } from './clock.js';
 import { decodeStringArray, definedOnly, encodeJson } from './codec.js';
 import type { NewProject, Project, ProjectRepository } from './types.js';
 
@@ -28,7 +28,7 @@ function toProject(row: Selectable<ProjectsTable>): Project {
 export class KyselyProjectRepository implements ProjectRepository {
   constructor(
     private readonly db: Kysely<Schema>,
-    private readonly now: Clock = Date.now,
+    private readonly now: Clock['now'] = Date.now,
   ) {}
 
   async create(p: NewProject): Promise<Project> {

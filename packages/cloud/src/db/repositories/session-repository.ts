@@ -1,8 +1,8 @@
+import type { Clock } from '@bematic/protocol';
 import type { Kysely, Selectable } from 'kysely';
 import { RecordNotFoundError, StoredDataError } from '../errors.js';
 import { newSessionId } from '../ids.js';
 import type { Schema, SessionsTable } from '../schema.js';
-import type { Clock } from './clock.js';
 import type { Session, SessionOutcome, SessionRepository } from './types.js';
 
 const SESSION_STATUSES: readonly Session['status'][] = ['active', 'completed', 'failed', 'cancelled'];
@@ -30,7 +30,7 @@ function toSession(row: Selectable<SessionsTable>): Session {
 export class KyselySessionRepository implements SessionRepository {
   constructor(
     private readonly db: Kysely<Schema>,
-    private readonly now: Clock = Date.now,
+    private readonly now: Clock['now'] = Date.now,
   ) {}
 
   async create(s: { taskId: string; claudeSessionId?: string | null }): Promise<Session> {

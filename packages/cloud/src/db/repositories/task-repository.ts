@@ -1,3 +1,4 @@
+import type { Clock } from '@bematic/protocol';
 import {
   isTerminalStatus,
   TASK_PRIORITIES,
@@ -11,7 +12,6 @@ import { dialectOf } from '../database.js';
 import { guardUnique, RecordNotFoundError, StoredDataError } from '../errors.js';
 import { newTaskId } from '../ids.js';
 import type { Schema, TasksTable } from '../schema.js';
-import type { Clock } from './clock.js';
 import {
   decodeBool,
   decodeStringArray,
@@ -109,7 +109,7 @@ function patchToRow(patch: TaskPatch): Updateable<TasksTable> {
 export class KyselyTaskRepository implements TaskRepository {
   constructor(
     private readonly db: Kysely<Schema>,
-    private readonly now: Clock = Date.now,
+    private readonly now: Clock['now'] = Date.now,
   ) {}
 
   /**

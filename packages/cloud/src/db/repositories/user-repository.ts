@@ -1,7 +1,7 @@
+import type { Clock } from '@bematic/protocol';
 import type { Kysely, Selectable } from 'kysely';
 import { RecordNotFoundError, StoredDataError } from '../errors.js';
 import type { Schema, UsersTable } from '../schema.js';
-import type { Clock } from './clock.js';
 import type { Role, User, UserRepository } from './types.js';
 
 const ROLES: readonly Role[] = ['admin', 'developer', 'viewer'];
@@ -15,7 +15,7 @@ function toUser(row: Selectable<UsersTable>): User {
 export class KyselyUserRepository implements UserRepository {
   constructor(
     private readonly db: Kysely<Schema>,
-    private readonly now: Clock = Date.now,
+    private readonly now: Clock['now'] = Date.now,
   ) {}
 
   async findById(id: string): Promise<User | undefined> {

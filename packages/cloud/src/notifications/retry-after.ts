@@ -1,16 +1,3 @@
-/** Injectable time, so throttling and retries can be tested with fake timers. */
-export interface Timers {
-  now(): number;
-  setTimeout(fn: () => void, ms: number): unknown;
-  clearTimeout(handle: unknown): void;
-}
-
-export const systemTimers: Timers = {
-  now: () => Date.now(),
-  setTimeout: (fn, ms) => setTimeout(fn, ms),
-  clearTimeout: (h) => clearTimeout(h as ReturnType<typeof setTimeout>),
-};
-
 /**
  * How long a failed chat call asks us to wait: Slack's 429 carries Retry-After
  * (the Web API client exposes it as `retryAfter` seconds); null when unknown.

@@ -1,29 +1,4 @@
-/** Opaque handle returned by a GatewayClock's timer functions. */
-export type TimerHandle = { readonly __timer: unique symbol } | object;
-
-/**
- * Time and timers as a dependency, so heartbeat, cool-down, TTL and grace
- * logic can be driven deterministically in tests (ManualClock or vi fake timers).
- */
-export interface GatewayClock {
-  now(): number;
-  setTimeout(fn: () => void, ms: number): TimerHandle;
-  clearTimeout(handle: TimerHandle): void;
-  setInterval(fn: () => void, ms: number): TimerHandle;
-  clearInterval(handle: TimerHandle): void;
-}
-
-/**
- * The real clock. Globals are looked up at call time so vi.useFakeTimers()
- * also governs it; timers are unref'd so they never keep a process alive.
- */
-export const systemClock: GatewayClock = {
-  now: () => Date.now(),
-  setTimeout: (fn, ms) => globalThis.setTimeout(fn, ms).unref(),
-  clearTimeout: (h) => globalThis.clearTimeout(h as NodeJS.Timeout),
-  setInterval: (fn, ms) => globalThis.setInterval(fn, ms).unref(),
-  clearInterval: (h) => globalThis.clearInterval(h as NodeJS.Timeout),
-};
+import type { Clock, TimerHandle } from '@bematic/protocol';
 
 interface ManualTimer {
   id: number;
@@ -33,7 +8,7 @@ interface ManualTimer {
 }
 
 /** A clock that only moves when told to: `advance(ms)` fires due timers in time order. */
-export class ManualClock implements GatewayClock {
+export class ManualClock implements Clock {
   private current: number;
   private nextId = 1;
   private readonly timers = new Map<number, ManualTimer>();
