@@ -55,7 +55,7 @@ describe('happy path: @BematicManager code fix the login bug in auth.ts', () => 
     expect(main[0]!.model).toBe(system.config.BEMATIC_MODEL_PREMIUM);
     expect(main[0]!.tools.sort()).toEqual(['Bash', 'Edit', 'Glob', 'Grep', 'Read', 'Write']);
     expect(main[0]!.system).toContain(task.submission.systemPrompt.slice(0, 60));
-    expect(JSON.stringify(main[0]!.messages)).toContain('the login bug in auth.ts');
+    expect(JSON.stringify(main[0]!.messages)).toContain('fix the login bug in auth.ts');
 
     // Steps 4–5 and 13: what the database holds.
     const row = await system.cloud.repos.tasks.findById(task.id);
@@ -63,7 +63,7 @@ describe('happy path: @BematicManager code fix the login bug in auth.ts', () => 
       status: 'completed',
       botName: 'coder',
       command: 'fix',
-      prompt: 'the login bug in auth.ts',
+      prompt: 'fix the login bug in auth.ts',
       channelId: system.channel,
       threadTs: mention.ts,
       userId: 'U0ALICE',
@@ -135,7 +135,7 @@ describe('happy path: @BematicManager code fix the login bug in auth.ts', () => 
 
   it('a reply in the thread continues the same Claude session', async () => {
     const completed = await system.cloud.repos.tasks.list({ status: 'completed' });
-    const parent = completed.find((t) => t.prompt === 'the login bug in auth.ts')!;
+    const parent = completed.find((t) => t.prompt === 'fix the login bug in auth.ts')!;
     system.model.setScript([turn.text('Also added a test.')]);
     const done = nextTerminal(system, (t) => t.id !== parent.id);
     await system.emulator.message({

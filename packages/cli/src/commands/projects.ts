@@ -1,5 +1,5 @@
 import path from 'node:path';
-import { registerProject } from '@bematic/cloud';
+import { BotRegistry, DEFAULT_BOT, registerProject } from '@bematic/cloud';
 import type { Command } from 'commander';
 import { openRepositories, table } from './shared.js';
 
@@ -11,6 +11,21 @@ export function registerProjectsCommand(program: Command): void {
     .description('Register (or re-point) a channel → agent + local path')
     .option('--name <name>', 'project name (default: the directory name)')
     .option('--model <model>', 'default model for this project')
+    .option(
+      '--default-bot <bot>',
+      `the bot plain-words mentions go to (default ${DEFAULT_BOT}; e.g. code, review, ops, plan)`,
+      (v) => {
+        const bot = new BotRegistry().get(v);
+        if (!bot) {
+          const names = new BotRegistry()
+            .list()
+            .map((b) => b.name)
+            .join(', ');
+          throw new Error(`--default-bot: unknown bot "${v}" (bots: ${names})`);
+        }
+        return bot.name;
+      },
+    )
     .option('--budget <usd>', 'per-task budget in USD', (v) => {
       const n = Number(v);
       if (!Number.isFinite(n) || n <= 0) throw new Error('--budget must be a positive number of USD');
@@ -21,7 +36,7 @@ export function registerProjectsCommand(program: Command): void {
         channel: string,
         agentId: string,
         localPath: string,
-        opts: { name?: string; model?: string; budget?: number },
+        opts: { name?: string; model?: string; budget?: number; defaultBot?: string },
       ) => {
         const { database, repos } = await openRepositories();
         try {
@@ -32,9 +47,10 @@ export function registerProjectsCommand(program: Command): void {
             name: opts.name ?? path.basename(path.resolve(localPath)),
             defaultModel: opts.model ?? null,
             maxBudgetUsd: opts.budget ?? null,
+            ...(opts.defaultBot ? { defaultBot: opts.defaultBot } : {}),
           });
           console.log(
-            `Channel ${channel} → agent "${project.agentId}" at ${project.localPath} (project ${project.id}).`,
+            `Channel ${channel} → agent "${project.agentId}" at ${project.localPath} (project ${project.id}); plain words go to ${project.defaultBot}.`,
           );
         } finally {
           await database.close();
@@ -55,6 +71,7 @@ export function registerProjectsCommand(program: Command): void {
           agent: p.agentId,
           path: p.localPath,
           model: p.defaultModel,
+          'default bot': p.defaultBot,
           'budget $': p.maxBudgetUsd,
         }));
         console.log(table(rows));

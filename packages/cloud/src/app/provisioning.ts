@@ -46,6 +46,8 @@ export async function registerProject(
     name: string;
     defaultModel?: string | null;
     maxBudgetUsd?: number | null;
+    /** A bot name or alias (checked against the registry by the caller). */
+    defaultBot?: string;
   },
 ): Promise<Project> {
   const existing = await repos.projects.findByChannel(p.channelId);
@@ -55,6 +57,7 @@ export async function registerProject(
     localPath: p.localPath,
     defaultModel: p.defaultModel ?? existing?.defaultModel ?? null,
     maxBudgetUsd: p.maxBudgetUsd ?? existing?.maxBudgetUsd ?? null,
+    ...(p.defaultBot ? { defaultBot: p.defaultBot } : {}),
   };
   const project = existing
     ? await repos.projects.update(existing.id, fields)
@@ -64,7 +67,12 @@ export async function registerProject(
     actor: 'system',
     resourceType: 'project',
     resourceId: project.id,
-    details: { channelId: p.channelId, agentId: p.agentId, localPath: p.localPath },
+    details: {
+      channelId: p.channelId,
+      agentId: p.agentId,
+      localPath: p.localPath,
+      defaultBot: project.defaultBot,
+    },
   });
   return project;
 }

@@ -14,6 +14,7 @@ const project: Project = {
   localPath: '/srv/web',
   defaultModel: null,
   maxBudgetUsd: 3,
+  defaultBot: 'coder',
   createdAt: 0,
   updatedAt: 0,
 };
@@ -52,7 +53,7 @@ describe('command parser', () => {
   it('parseCommand picks the command word or the default command', () => {
     expect(parseCommand('fix the login bug in auth.ts', CoderBot)).toMatchObject({
       command: 'fix',
-      args: 'the login bug in auth.ts',
+      args: 'fix the login bug in auth.ts',
     });
     expect(parseCommand('the whole thing', CoderBot).command).toBe('implement');
   });
@@ -62,15 +63,23 @@ describe('BotRegistry.resolveFromMention', () => {
   const registry = new BotRegistry();
 
   it.each([
-    ['code fix the login bug in auth.ts', 'coder', 'fix', 'the login bug in auth.ts'],
-    ['dev refactor utils.ts', 'coder', 'refactor', 'utils.ts'],
-    ['coder add dark mode', 'coder', 'implement', 'dark mode'],
-    ['review auth.ts', 'reviewer', 'review', 'auth.ts'],
-    ['reviewer audit the api', 'reviewer', 'audit', 'the api'],
-    ['ops logs payment errors', 'ops', 'logs', 'payment errors'],
-    ['plan estimate the migration', 'planner', 'estimate', 'the migration'],
-    ['fix the flaky test', 'coder', 'fix', 'the flaky test'],
-    ['explain the cache', 'reviewer', 'explain', 'the cache'],
+    // A leading bot name picks the bot and is taken off; a command word picks the command and stays.
+    ['code fix the login bug in auth.ts', 'coder', 'fix', 'fix the login bug in auth.ts'],
+    ['code add a hello() function to hello.js', 'coder', 'implement', 'add a hello() function to hello.js'],
+    ['dev refactor utils.ts', 'coder', 'refactor', 'refactor utils.ts'],
+    ['coder dark mode for the settings page', 'coder', 'implement', 'dark mode for the settings page'],
+    ['review auth.ts', 'reviewer', 'review', 'review auth.ts'],
+    ['reviewer audit the api', 'reviewer', 'audit', 'audit the api'],
+    ['ops logs payment errors', 'ops', 'logs', 'logs payment errors'],
+    ['ops status', 'ops', 'status', 'status'],
+    ['plan estimate the migration', 'planner', 'estimate', 'estimate the migration'],
+    ['fix the flaky test', 'coder', 'fix', 'fix the flaky test'],
+    ['explain the cache', 'reviewer', 'explain', 'explain the cache'],
+    // Plain words go to the default bot, whole.
+    ['please fix the typo in README', 'coder', 'implement', 'please fix the typo in README'],
+    ['wizard make it pretty', 'coder', 'implement', 'wizard make it pretty'],
+    ['--model opus why is the build slow?', 'coder', 'implement', 'why is the build slow?'],
+    ['a < b && c', 'coder', 'implement', 'a < b && c'],
   ])('%s', (text, bot, command, args) => {
     const r = registry.resolveFromMention(text);
     expect(r.kind).toBe('resolved');
@@ -78,12 +87,33 @@ describe('BotRegistry.resolveFromMention', () => {
     expect([r.bot.name, r.parsed.command, r.parsed.args]).toEqual([bot, command, args]);
   });
 
-  it('names the bots for an unknown first word', () => {
-    const r = registry.resolveFromMention('wizard make it pretty');
-    expect(r.kind).toBe('unknown_bot');
-    if (r.kind === 'resolved') return;
-    expect(r.message).toMatch(/Unknown bot "wizard"/);
-    expect(r.bots).toEqual(['coder', 'reviewer', 'ops', 'planner']);
+  it('keeps line breaks and everything but the flags', () => {
+    const r = registry.resolveFromMention('please update\nthe changelog --priority high\nand the README');
+    expect(r.kind === 'resolved' && r.parsed.args).toBe('please update\nthe changelog\nand the README');
+    expect(r.kind === 'resolved' && r.parsed.flags).toEqual({ priority: 'high' });
+  });
+
+  it("sends plain words to the channel's default bot", () => {
+    const r = registry.resolveFromMention('why does login fail on Safari?', { defaultBot: 'review' });
+    expect(r).toMatchObject({ kind: 'resolved', via: 'default_bot', bot: { name: 'reviewer' } });
+    expect(r.kind === 'resolved' && r.parsed).toMatchObject({
+      command: 'review',
+      args: 'why does login fail on Safari?',
+    });
+  });
+
+  it.each(['', '   ', 'code', '--model opus', 'code --budget 2', 'fix', 'code fix', 'review'])(
+    '"%s" asks for nothing: a how-to, no task',
+    (text) => {
+      const r = registry.resolveFromMention(text);
+      expect(r.kind).toBe('empty');
+      expect(r.kind === 'empty' && r.message).toMatch(/plain words/);
+    },
+  );
+
+  it('a default bot that does not exist is reported, not guessed', () => {
+    const r = registry.resolveFromMention('do the thing', { defaultBot: 'wizard' });
+    expect(r).toMatchObject({ kind: 'unknown_bot', word: 'wizard' });
   });
 
   it('rejects duplicate bot names', () => {
@@ -132,7 +162,7 @@ describe('model routing and execution config', () => {
       localPath: '/srv/web',
       botName: 'coder',
       command: 'fix',
-      prompt: 'the login bug',
+      prompt: 'fix the login bug',
       priority: 'high',
       maxBudgetUsd: 3,
       allowedTools: ['Read', 'Edit', 'Write', 'Glob', 'Grep', 'Bash'],

@@ -1,5 +1,4 @@
 import type { Project } from '../db/repositories/types.js';
-import type { ParsedCommand } from './command-parser.js';
 import { type Bot, type BotCommand, READ_ONLY_TOOLS } from './types.js';
 
 function preamble(bot: string, command: BotCommand, project: Project): string {
@@ -18,9 +17,6 @@ const cmd = (
   writes: boolean,
   usage: string,
 ): BotCommand => ({ name, aliases, description, writes, usage });
-
-/** Long, multi-part requests are worth a planning pass first. */
-const DECOMPOSE_MIN_CHARS = 600;
 
 export const CoderBot: Bot = {
   name: 'coder',
@@ -52,9 +48,6 @@ export const CoderBot: Bot = {
       preamble('the Coder bot, a careful senior software engineer', command, project),
       'Make the smallest change that fully solves the request, follow the existing style, and run the relevant tests when you can.',
     ].join('\n');
-  },
-  shouldDecompose(parsed: ParsedCommand) {
-    return parsed.command === 'implement' && parsed.args.length >= DECOMPOSE_MIN_CHARS;
   },
 };
 

@@ -10,6 +10,9 @@ export interface Token {
   /** The word as typed, quotes included. */
   raw: string;
   quoted: boolean;
+  /** Where the word starts and ends in the text (end exclusive). */
+  start: number;
+  end: number;
 }
 
 export function tokenize(text: string): Token[] {
@@ -23,7 +26,13 @@ export function tokenize(text: string): Token[] {
     if (ch === '"' || ch === "'") {
       const close = text.indexOf(ch, i + 1);
       if (close !== -1) {
-        tokens.push({ value: text.slice(i + 1, close), raw: text.slice(i, close + 1), quoted: true });
+        tokens.push({
+          value: text.slice(i + 1, close),
+          raw: text.slice(i, close + 1),
+          quoted: true,
+          start: i,
+          end: close + 1,
+        });
         i = close + 1;
         continue;
       }
@@ -31,7 +40,7 @@ export function tokenize(text: string): Token[] {
     const start = i;
     while (i < n && !/\s/.test(text[i] ?? '')) i++;
     const word = text.slice(start, i);
-    tokens.push({ value: word, raw: word, quoted: false });
+    tokens.push({ value: word, raw: word, quoted: false, start, end: i });
   }
   return tokens;
 }
@@ -53,7 +62,7 @@ export const TASK_FLAGS: Readonly<Record<string, FlagSpec>> = {
 };
 
 export interface ParsedArguments {
-  /** Free text without the flags, quotes kept as typed. */
+  /** Free text without the flags, exactly as typed otherwise (quotes, line breaks). */
   args: string;
   /** Free words with quotes removed. */
   positionals: string[];
@@ -69,6 +78,8 @@ export function parseArguments(
 ): ParsedArguments {
   const tokens = tokenize(text);
   const free: Token[] = [];
+  /** Spans of the text taken by flags and their values. */
+  const taken: [number, number][] = [];
   const flags: Record<string, FlagValue> = {};
   const unknownFlags: string[] = [];
   const errors: string[] = [];
@@ -78,6 +89,8 @@ export function parseArguments(
       free.push(tok);
       continue;
     }
+    const flagStart = tok.start;
+    const takeUntil = (end: number) => taken.push([flagStart, end]);
     const body = tok.value.slice(2);
     const eq = body.indexOf('=');
     const name = (eq === -1 ? body : body.slice(0, eq)).toLowerCase();
@@ -85,8 +98,10 @@ export function parseArguments(
     const spec = specs[name];
     if (!spec) {
       unknownFlags.push(`--${name}`);
+      takeUntil(tok.end);
       continue;
     }
+    takeUntil(tok.end);
     if (spec.type === 'boolean') {
       if (inline === undefined) flags[name] = true;
       else if (/^(true|yes|1)$/i.test(inline)) flags[name] = true;
@@ -100,6 +115,7 @@ export function parseArguments(
       if (next && (next.quoted || !next.value.startsWith('--'))) {
         raw = next.value;
         i++;
+        takeUntil(next.end);
       }
     }
     if (raw === undefined || raw === '') {
@@ -125,12 +141,26 @@ export function parseArguments(
     }
   }
   return {
-    args: free.map((t) => t.raw).join(' '),
+    args: withoutSpans(text, taken),
     positionals: free.map((t) => t.value),
     flags,
     unknownFlags,
     errors,
   };
+}
+
+/** The text with the spans cut out; the spaces around each cut collapse to one. */
+function withoutSpans(text: string, spans: [number, number][]): string {
+  let out = '';
+  let at = 0;
+  for (const [start, end] of spans) {
+    out = `${out}${text.slice(at, start)}`.replace(/[ \t]+$/, '');
+    at = end;
+    const after = text.slice(at).match(/^[ \t]*/)?.[0].length ?? 0;
+    at += after;
+    if (out && !out.endsWith('\n') && at < text.length && text[at] !== '\n') out += ' ';
+  }
+  return `${out}${text.slice(at)}`.trim();
 }
 
 /** A request to a bot: "code fix the login bug --model opus". */
@@ -165,7 +195,10 @@ export function toParsedCommand(botName: string, command: string, parsed: Parsed
   };
 }
 
-/** The spec's `parseCommand`: the first word is a command of the bot when it names one. */
+/**
+ * The spec's `parseCommand`: the first word is a command of the bot when it names one. The word stays
+ * in the request ("fix the login bug"): it is part of what the person asked for.
+ */
 export function parseCommand(
   text: string,
   bot: {
@@ -180,7 +213,7 @@ export function parseCommand(
     const w = first.value.toLowerCase();
     const cmd = bot.commands.find((c) => c.name === w || c.aliases.includes(w));
     if (cmd) {
-      return toParsedCommand(bot.name, cmd.name, parseArguments(trimmed.slice(first.raw.length)));
+      return toParsedCommand(bot.name, cmd.name, parseArguments(trimmed));
     }
   }
   return toParsedCommand(bot.name, bot.defaultCommand, parseArguments(trimmed));

@@ -1,5 +1,4 @@
 import type { Project } from '../db/repositories/types.js';
-import type { ParsedCommand } from './command-parser.js';
 
 export interface BotCommand {
   name: string;
@@ -21,8 +20,6 @@ export interface Bot {
   defaultCommand: string;
   allowedTools: readonly string[];
   systemPrompt(command: BotCommand, project: Project): string;
-  /** Whether a request is big enough to be planned and split into subtasks first. */
-  shouldDecompose?(parsed: ParsedCommand): boolean;
 }
 
 export const READ_ONLY_TOOLS = ['Read', 'Glob', 'Grep'] as const;

@@ -104,7 +104,7 @@ describe('CommandService end to end (real SQLite)', () => {
       status: 'pending',
       botName: 'coder',
       command: 'fix',
-      prompt: 'the login bug in auth.ts',
+      prompt: 'fix the login bug in auth.ts',
       model: DEFAULT_MODEL_TIERS.premium,
       priority: 'high',
       projectId: project.id,
@@ -158,15 +158,35 @@ describe('CommandService end to end (real SQLite)', () => {
     await mention('code fix the login bug');
     await mention('review auth.ts');
     await mention('code fix it --model claude-custom-1');
-    await mention('wizard do magic');
+    await mention('code');
     expect(observed.routes).toEqual(['coder:premium', 'reviewer:standard', 'coder:custom']);
     expect(observed.resolutions).toHaveLength(4);
     expect(observed.resolutions.every((ms) => ms >= 0)).toBe(true);
   });
 
-  it('unknown bot, bad flags and viewers are refused clearly and audited', async () => {
-    const a = await mention('wizard do magic');
-    expect(textOf(a.responses[0]!)).toMatch(/Unknown bot "wizard"/);
+  it('plain words go to the default bot; an empty mention gets a how-to and starts nothing', async () => {
+    await mention('please fix the typo in README');
+    expect(dispatcher.dispatched[0]).toMatchObject({
+      botName: 'coder',
+      command: 'implement',
+      prompt: 'please fix the typo in README',
+    });
+    await repos.projects.update(project.id, { defaultBot: 'reviewer' });
+    await mention('why does login fail on Safari?');
+    expect(dispatcher.dispatched[1]).toMatchObject({ botName: 'reviewer', command: 'review' });
+    for (const text of ['', 'code', '--model opus']) {
+      const empty = await mention(text);
+      expect(textOf(empty.responses[0]!)).toMatch(/plain words/);
+    }
+    expect(dispatcher.dispatched).toHaveLength(2);
+    expect(await repos.audit.list({ action: 'request.empty' })).toHaveLength(3);
+  });
+
+  it('unknown default bot, bad flags and viewers are refused clearly and audited', async () => {
+    await repos.projects.update(project.id, { defaultBot: 'wizard' });
+    const a = await mention('do magic');
+    expect(textOf(a.responses[0]!)).toMatch(/default bot "wizard" does not exist/);
+    await repos.projects.update(project.id, { defaultBot: 'coder' });
     const b = await mention('code fix it --model gpt-9');
     expect(textOf(b.responses[0]!)).toMatch(/Unknown model/);
     await repos.users.upsert({ id: 'UV', role: 'viewer' });

@@ -49,8 +49,14 @@ export class TaskLauncher {
     const project = ctx.project;
     if (!project) return reject(context, ctx, 'unknown_project', 'This channel is not linked to a project.');
     const resolving = performance.now();
-    const resolution = bots.resolveFromMention(ctx.request.text);
+    const resolution = bots.resolveFromMention(ctx.request.text, { defaultBot: project.defaultBot });
     context.metrics?.observeBotResolution(performance.now() - resolving);
+    if (resolution.kind === 'empty') {
+      // Nothing to do is not an error: answer with how to ask, and start nothing.
+      await audit(context, ctx, 'request.empty', 'channel', ctx.request.channelId, {});
+      await ctx.request.respond(noticeMessage(resolution.message, ':wave:')).catch(() => {});
+      return;
+    }
     if (resolution.kind !== 'resolved') {
       return reject(context, ctx, resolution.kind, resolution.message, { bots: resolution.bots });
     }
@@ -59,9 +65,10 @@ export class TaskLauncher {
     if (!built.ok) return reject(context, ctx, 'invalid_command', built.error);
     await this.warnUnknownFlags(ctx, parsed.unknownFlags);
     const threadTs = ctx.request.threadTs ?? ctx.request.messageTs;
-    const decompose = parsed.flags.decompose ?? bot.shouldDecompose?.(parsed) ?? false;
+    // Planning first is the person's choice (--decompose or the Plan first button), never inferred.
+    const decompose = parsed.flags.decompose === true;
     let config = built.config;
-    let details: Record<string, unknown> = { modelReason: built.choice.reason };
+    let details: Record<string, unknown> = { modelReason: built.choice.reason, botVia: resolution.via };
     if (decompose) {
       config = {
         ...config,

@@ -5,8 +5,10 @@ import { sql } from 'kysely';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { createDatabase, type Database, parseDatabaseUrl } from './database.js';
 import { DatabaseConnectionError, DatabaseUrlError } from './errors.js';
-import { migrateToEmpty, migrateToLatest, migrationStatus } from './migrations/index.js';
+import { MIGRATIONS, migrateToEmpty, migrateToLatest, migrationStatus } from './migrations/index.js';
 import { createRepositories } from './repositories/index.js';
+
+const ALL = Object.keys(MIGRATIONS);
 
 describe('parseDatabaseUrl', () => {
   it.each([
@@ -74,7 +76,7 @@ describe('createDatabase with SQLite', () => {
   it('keeps data across close and reopen', async () => {
     const url = `sqlite:${path.join(dir, 'keep.db')}`;
     const first = await createDatabase(url);
-    expect(await migrateToLatest(first)).toEqual({ applied: ['001-initial'] });
+    expect(await migrateToLatest(first)).toEqual({ applied: ALL });
     await createRepositories(first.db).users.upsert({ id: 'U1', role: 'admin' });
     await first.close();
     await first.close();
@@ -87,12 +89,12 @@ describe('createDatabase with SQLite', () => {
   it('reports pending migrations, applies them, and can revert them all', async () => {
     const database = track(await createDatabase('sqlite::memory:'));
     expect(await migrationStatus(database)).toEqual({
-      migrations: [{ name: '001-initial', executedAt: null }],
-      pending: ['001-initial'],
+      migrations: ALL.map((name) => ({ name, executedAt: null })),
+      pending: ALL,
     });
     await migrateToLatest(database.db);
     expect((await migrationStatus(database)).pending).toEqual([]);
-    expect(await migrateToEmpty(database)).toEqual({ reverted: ['001-initial'] });
+    expect(await migrateToEmpty(database)).toEqual({ reverted: [...ALL].reverse() });
     const tables = await database.db.introspection.getTables();
     expect(tables.map((t) => t.name)).toEqual([]);
   });
@@ -128,7 +130,7 @@ describe.skipIf(!postgresUrl)('createDatabase with PostgreSQL', () => {
         database.db,
       );
       expect(rows[0]).toEqual({ big: 1_700_000_000_000, num: 1.25, path: schema });
-      expect(await migrateToLatest(database)).toEqual({ applied: ['001-initial'] });
+      expect(await migrateToLatest(database)).toEqual({ applied: ALL });
       const tables = await database.db.introspection.getTables();
       expect(new Set(tables.map((t) => t.schema))).toEqual(new Set([schema]));
     } finally {

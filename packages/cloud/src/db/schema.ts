@@ -16,6 +16,7 @@ export interface ProjectsTable {
   local_path: string;
   default_model: string | null;
   max_budget_usd: number | null;
+  default_bot: Generated<string>;
   created_at: number;
   updated_at: number;
 }
@@ -78,6 +79,7 @@ export interface UsersTable {
   id: string;
   name: string | null;
   role: string;
+  default_project_id: string | null;
   created_at: number;
   updated_at: number;
 }

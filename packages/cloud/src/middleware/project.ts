@@ -1,10 +1,25 @@
 import type { Logger } from 'pino';
-import type { AuditLogRepository, ProjectRepository } from '../db/repositories/types.js';
+import type { AuditLogRepository, Project, ProjectRepository } from '../db/repositories/types.js';
 import { noticeMessage } from '../notifications/blocks.js';
-import { type Middleware, rejectRequest } from './types.js';
+import { type Middleware, type RequestContext, rejectRequest } from './types.js';
 
 export const PROJECT_HOW_TO =
   "This channel isn't linked to a project yet. An admin can run `/bm projects add <agent-id> <path>` here.";
+export const DM_PROJECT_HOW_TO =
+  "Which project should I work on? Run `/bm projects default` in that project's channel, then message me here again.";
+
+/**
+ * A direct message works against the person's default project; with a single project, that one.
+ */
+async function directProject(ctx: RequestContext, projects: ProjectRepository): Promise<Project | null> {
+  const chosen = ctx.user?.defaultProjectId;
+  if (chosen) {
+    const project = await projects.findById(chosen);
+    if (project) return project;
+  }
+  const all = await projects.list();
+  return all.length === 1 ? (all[0] ?? null) : null;
+}
 
 /** Finds the channel's project; requests that start work need one, slash commands do not. */
 export function createProjectMiddleware(deps: {
@@ -18,7 +33,9 @@ export function createProjectMiddleware(deps: {
       const r = ctx.request;
       const needsProject = r.kind === 'mention' || r.kind === 'thread_reply';
       try {
-        ctx.project = (await deps.projects.findByChannel(r.channelId)) ?? null;
+        ctx.project =
+          (await deps.projects.findByChannel(r.channelId)) ??
+          (r.direct ? await directProject(ctx, deps.projects) : null);
       } catch (err) {
         deps.logger.error({ err, channel: r.channelId }, 'project lookup failed');
         if (needsProject) {
@@ -35,7 +52,12 @@ export function createProjectMiddleware(deps: {
         }
       }
       if (needsProject && !ctx.project) {
-        await rejectRequest(ctx, deps.audit, 'unknown_project', noticeMessage(PROJECT_HOW_TO, ':link:'));
+        await rejectRequest(
+          ctx,
+          deps.audit,
+          'unknown_project',
+          noticeMessage(r.direct ? DM_PROJECT_HOW_TO : PROJECT_HOW_TO, ':link:'),
+        );
         return;
       }
       await next();

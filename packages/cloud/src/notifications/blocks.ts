@@ -1,8 +1,8 @@
 import type { TaskCancelled, TaskComplete, TaskError } from '@bematic/protocol';
 import type { ChatBlock, ChatMessage } from '../chat/chat-surface.js';
 import type { Task } from '../db/repositories/types.js';
-import { formatCost, formatDuration, formatEta, formatTokens, progressBar } from './format.js';
-import { escapeMrkdwn, markdownToMrkdwn } from './mrkdwn.js';
+import { formatCost, formatDuration, formatEta, formatTokens, plural, progressBar } from './format.js';
+import { escapeMrkdwn, markdownToMrkdwn, mrkdwnToPlain } from './mrkdwn.js';
 import { SECTION_TEXT_LIMIT, splitIntoSections, truncateText } from './truncate.js';
 
 /** Button action ids the chat surfaces route back as `action` requests. */
@@ -124,7 +124,10 @@ export function completionMessage(
       ['Cache', `${formatTokens(m.cacheReadTokens)} read · ${formatTokens(m.cacheCreationTokens)} written`],
       ['Cost', formatCost(m.costUsd)],
       ['Duration', formatDuration(m.durationMs)],
-      ['Turns', m.continuations ? `${m.numTurns} (${m.continuations} continuations)` : String(m.numTurns)],
+      [
+        'Turns',
+        m.continuations ? `${m.numTurns} (${plural(m.continuations, 'continuation')})` : String(m.numTurns),
+      ],
       ['Files changed', String(done.filesChanged.length)],
     ]),
   );
@@ -242,7 +245,7 @@ export function rateLimitMessage(s: RateLimitView): ChatMessage {
 
 /** A short notice (errors, confirmations) as one section. */
 export function noticeMessage(text: string, emoji = ':information_source:'): ChatMessage {
-  return { text: text.replace(/[*_`]/g, ''), blocks: [section(`${emoji} ${text}`)] };
+  return { text: mrkdwnToPlain(text), blocks: [section(`${emoji} ${text}`)] };
 }
 
 export { context as contextBlock, divider as dividerBlock, section as sectionBlock };

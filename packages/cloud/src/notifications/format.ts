@@ -31,3 +31,8 @@ export function progressBar(used: number, limit: number, width = 10): string {
   const filled = limit <= 0 ? width : Math.min(width, Math.round((used / limit) * width));
   return `${'▓'.repeat(filled)}${'░'.repeat(width - filled)}`;
 }
+
+/** "1 continuation", "3 continuations". */
+export function plural(n: number, one: string, many = `${one}s`): string {
+  return `${n} ${n === 1 ? one : many}`;
+}

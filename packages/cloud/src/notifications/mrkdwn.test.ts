@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { markdownToMrkdwn } from './mrkdwn.js';
+import { markdownToMrkdwn, mrkdwnToPlain } from './mrkdwn.js';
 import { splitIntoSections, truncateText } from './truncate.js';
 
 describe('markdownToMrkdwn', () => {
@@ -52,5 +52,18 @@ describe('truncation', () => {
       expect(c.length).toBeLessThanOrEqual(3000);
       expect((c.match(/```/g) ?? []).length % 2).toBe(0);
     }
+  });
+});
+
+describe('mrkdwnToPlain', () => {
+  it.each([
+    ['Archived task `task_e968ab` as `arch_1`.', 'Archived task task_e968ab as arch_1.'],
+    ['*Bold* and _italic_ and ~struck~', 'Bold and italic and struck'],
+    ['snake_case_name stays, 2*3*4 stays', 'snake_case_name stays, 2*3*4 stays'],
+    ['see <https://x.dev/a|the docs> or <https://x.dev/b>', 'see the docs or https://x.dev/b'],
+    ['ask <@U1> in <#C1|general>', 'ask <@U1> in <#C1|general>'],
+    ['a &lt; b', 'a &lt; b'],
+  ])('%j', (mrkdwn, plain) => {
+    expect(mrkdwnToPlain(mrkdwn)).toBe(plain);
   });
 });

@@ -81,3 +81,21 @@ export function markdownToMrkdwn(markdown: string): string {
   if (inFence) out.push('```');
   return out.join('\n');
 }
+
+/**
+ * The plain-text fallback of a mrkdwn message (notifications, screen readers): formatting marks go,
+ * everything written stays — `task_e968` keeps its underscore, a link keeps its label. Slack still
+ * reads the fallback with its escaping, so entities are left as they are.
+ */
+export function mrkdwnToPlain(mrkdwn: string): string {
+  return mrkdwn
+    .replace(/```\n?([\s\S]*?)\n?```/g, '$1')
+    .replace(/`([^`\n]+)`/g, '$1')
+    .replace(/<([^<>|\n]+)\|([^<>\n]+)>/g, (_m, target: string, label: string) =>
+      /^[@#!]/.test(target) ? `<${target}|${label}>` : label,
+    )
+    .replace(/<((?:https?|mailto):[^<>|\n]+)>/g, '$1')
+    .replace(/(^|[^\w*])\*(?=\S)([^*\n]+?)(?<=\S)\*(?![\w*])/gm, '$1$2')
+    .replace(/(^|[^\w_])_(?=\S)([^_\n]+?)(?<=\S)_(?![\w_])/gm, '$1$2')
+    .replace(/(^|[^\w~])~(?=\S)([^~\n]+?)(?<=\S)~(?![\w~])/gm, '$1$2');
+}

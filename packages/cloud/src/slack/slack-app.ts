@@ -20,10 +20,11 @@ import {
   type InboundContext,
   mentionRequest,
   messageEventSchema,
+  messageRequest,
   slashCommandSchema,
   slashRequest,
-  threadReplyRequest,
 } from './slack-inbound.js';
+import { CachedSlackNames, decodeSlackText } from './slack-text.js';
 
 export const TASK_ACTION_IDS = ['task_retry', 'task_cancel'] as const;
 
@@ -146,6 +147,18 @@ export async function createSlackApp(options: SlackAppOptions): Promise<SlackApp
     },
   });
   const surface = new SlackChatSurface(app.client, logger);
+  const names = new CachedSlackNames({
+    user: async (id) => {
+      const { user } = await app.client.users.info({ user: id });
+      return user?.profile?.display_name || user?.real_name || user?.name || undefined;
+    },
+    channel: async (id) => (await app.client.conversations.info({ channel: id })).channel?.name,
+  });
+  /** The one place Slack's wire format becomes what the person wrote. */
+  const decoded = async (request: InboundRequest): Promise<InboundRequest> => ({
+    ...request,
+    text: await decodeSlackText(request.text, names),
+  });
 
   const deliver = async (request: InboundRequest): Promise<void> => {
     try {
@@ -168,14 +181,14 @@ export async function createSlackApp(options: SlackAppOptions): Promise<SlackApp
     const parsed = appMentionEventSchema.safeParse(event);
     if (!parsed.success) return badPayload('app_mention', parsed.error.issues);
     if (parsed.data.bot_id) return;
-    await deliver(mentionRequest(parsed.data, context(ctx.botUserId)));
+    await deliver(await decoded(mentionRequest(parsed.data, context(ctx.botUserId))));
   });
 
   app.event('message', async ({ event, context: ctx }) => {
     const parsed = messageEventSchema.safeParse(event);
     if (!parsed.success) return badPayload('message', parsed.error.issues);
-    const request = threadReplyRequest(parsed.data, context(ctx.botUserId));
-    if (request) await deliver(request);
+    const request = messageRequest(parsed.data, context(ctx.botUserId));
+    if (request) await deliver(await decoded(request));
   });
 
   app.command(options.command ?? '/bm', async ({ ack, command, respond, context: ctx }) => {

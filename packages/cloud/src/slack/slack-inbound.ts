@@ -22,6 +22,7 @@ export const messageEventSchema = z.object({
   text: z.string().optional(),
   ts: z.string().min(1),
   thread_ts: z.string().optional(),
+  channel_type: z.string().optional(),
 });
 
 export const slashCommandSchema = z.object({
@@ -80,6 +81,33 @@ export function mentionRequest(
     text: stripBotMention(event.text, ctx.botUserId),
     threadTs,
     messageTs: event.ts,
+    receivedAt: ctx.now(),
+    respond: ephemeralResponder(ctx, event.channel, event.user, threadTs),
+  };
+}
+
+/**
+ * A person writing to the app directly (channel_type "im"): a new request at the top level, a
+ * continuation inside a thread. Null for edits, other bots and our own posts.
+ */
+export function directMessageRequest(
+  event: z.infer<typeof messageEventSchema>,
+  ctx: InboundContext,
+): InboundRequest | null {
+  if (event.channel_type !== 'im') return null;
+  if (!PERSON_MESSAGE_SUBTYPES.has(event.subtype)) return null;
+  if (event.bot_id || !event.user || event.user === ctx.botUserId) return null;
+  const inThread = event.thread_ts !== undefined && event.thread_ts !== event.ts;
+  const threadTs = event.thread_ts ?? event.ts;
+  return {
+    kind: inThread ? 'thread_reply' : 'mention',
+    surface: ctx.surface,
+    userId: event.user,
+    channelId: event.channel,
+    text: stripBotMention(event.text ?? '', ctx.botUserId),
+    threadTs,
+    messageTs: event.ts,
+    direct: true,
     receivedAt: ctx.now(),
     respond: ephemeralResponder(ctx, event.channel, event.user, threadTs),
   };
@@ -154,4 +182,12 @@ export function actionRequest(
     receivedAt: ctx.now(),
     respond,
   };
+}
+
+/** A `message` event: a direct message to the app, a reply in a channel thread, or nothing for us. */
+export function messageRequest(
+  event: z.infer<typeof messageEventSchema>,
+  ctx: InboundContext,
+): InboundRequest | null {
+  return event.channel_type === 'im' ? directMessageRequest(event, ctx) : threadReplyRequest(event, ctx);
 }

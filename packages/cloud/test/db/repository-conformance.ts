@@ -112,6 +112,7 @@ export function describeRepositoryConformance(name: string, open: () => Promise<
           localPath: '/srv/web',
           defaultModel: null,
           maxBudgetUsd: 2.5,
+          defaultBot: 'coder',
           createdAt: T0,
           updatedAt: T0,
         });
@@ -134,6 +135,15 @@ export function describeRepositoryConformance(name: string, open: () => Promise<
         });
         expect(p.id).toBe('proj_api');
         expect((await repos.projects.findById('proj_api'))?.fallbackAgentIds).toEqual(['a2', 'a3']);
+      });
+
+      it('a project sends plain words to the coder unless told otherwise', async () => {
+        const base = { name: 'x', agentId: 'a', localPath: '/x', defaultModel: null, maxBudgetUsd: null };
+        const p = await repos.projects.create({ ...base, channelId: 'C1' });
+        expect(p.defaultBot).toBe('coder');
+        const q = await repos.projects.create({ ...base, channelId: 'C2', defaultBot: 'review' });
+        expect((await repos.projects.findById(q.id))?.defaultBot).toBe('review');
+        expect((await repos.projects.update(p.id, { defaultBot: 'ops' })).defaultBot).toBe('ops');
       });
 
       it('rejects a second project on the same channel', async () => {
@@ -609,7 +619,14 @@ export function describeRepositoryConformance(name: string, open: () => Promise<
     describe('users', () => {
       it('upserts, keeps the name when omitted, sets roles, and lists', async () => {
         const u = await repos.users.upsert({ id: 'U2', name: 'Ada', role: 'developer' });
-        expect(u).toEqual({ id: 'U2', name: 'Ada', role: 'developer', createdAt: T0, updatedAt: T0 });
+        expect(u).toEqual({
+          id: 'U2',
+          name: 'Ada',
+          role: 'developer',
+          defaultProjectId: null,
+          createdAt: T0,
+          updatedAt: T0,
+        });
         tick();
         const again = await repos.users.upsert({ id: 'U2', role: 'admin' });
         expect(again).toEqual({ ...u, role: 'admin', updatedAt: T0 + 1 });
@@ -626,6 +643,15 @@ export function describeRepositoryConformance(name: string, open: () => Promise<
           ['U2', 'viewer'],
         ]);
         await expect(repos.users.setRole('U9', 'admin')).rejects.toBeInstanceOf(RecordNotFoundError);
+      });
+
+      it("remembers a person's default project for direct messages", async () => {
+        await repos.users.upsert({ id: 'U3', role: 'developer' });
+        expect((await repos.users.setDefaultProject('U3', 'proj_1')).defaultProjectId).toBe('proj_1');
+        const again = await repos.users.upsert({ id: 'U3', role: 'admin' });
+        expect(again.defaultProjectId).toBe('proj_1');
+        expect((await repos.users.setDefaultProject('U3', null)).defaultProjectId).toBeNull();
+        await expect(repos.users.setDefaultProject('U9', 'p')).rejects.toBeInstanceOf(RecordNotFoundError);
       });
     });
 

@@ -123,6 +123,12 @@ function paramsOf(fields: Fields): Record<string, string> {
   return params;
 }
 
+/** The channel_type Slack puts on message events. */
+function channelType(channel: SlackChannel): 'im' | 'group' | 'channel' {
+  if (channel.isIm) return 'im';
+  return channel.isPrivate ? 'group' : 'channel';
+}
+
 function sendJson(
   res: ServerResponse,
   status: number,
@@ -234,7 +240,8 @@ export class SlackEmulator {
     this.workspace.channels.set(channel.id, {
       id: channel.id,
       name: channel.name ?? channel.id.toLowerCase(),
-      isPrivate: channel.isPrivate ?? false,
+      isPrivate: channel.isPrivate ?? channel.id.startsWith('D'),
+      isIm: channel.isIm ?? channel.id.startsWith('D'),
     });
   }
 
@@ -523,7 +530,7 @@ export class SlackEmulator {
       ts: message.ts,
       event_ts: message.ts,
       team: this.identity.teamId,
-      channel_type: 'channel',
+      channel_type: channelType(this.workspace.ensureChannel(message.channel)),
       ...(message.botId ? { bot_id: message.botId } : { client_msg_id: randomUUID() }),
       ...(message.threadTs ? { thread_ts: message.threadTs, parent_user_id: this.rootAuthor(message) } : {}),
     };

@@ -13,6 +13,8 @@ export interface SlackChannel {
   id: string;
   name: string;
   isPrivate: boolean;
+  /** A direct message conversation between a person and the app (Slack ids start with D). */
+  isIm: boolean;
 }
 
 export interface MessageVersion {
@@ -85,7 +87,7 @@ export class Workspace {
   ensureChannel(id: string): SlackChannel {
     let channel = this.channels.get(id);
     if (!channel) {
-      channel = { id, name: id.toLowerCase(), isPrivate: false };
+      channel = { id, name: id.toLowerCase(), isPrivate: id.startsWith('D'), isIm: id.startsWith('D') };
       this.channels.set(id, channel);
     }
     return channel;

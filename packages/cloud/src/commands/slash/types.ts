@@ -2,6 +2,7 @@ import type { ChatMessage } from '../../chat/chat-surface.js';
 import type { Permission } from '../../middleware/permissions.js';
 import type { RequestContext } from '../../middleware/types.js';
 import { contextBlock, sectionBlock } from '../../notifications/blocks.js';
+import { mrkdwnToPlain } from '../../notifications/mrkdwn.js';
 import type { CommandContext } from '../context.js';
 
 /** One `/bm` invocation, after the command word. */
@@ -27,6 +28,6 @@ export interface SlashCommand {
 
 /** A section with an optional context line; the fallback text is the section without markup. */
 export const block = (text: string, ...ctx: string[]): ChatMessage => ({
-  text: text.replace(/[*_`]/g, '').slice(0, 300),
+  text: mrkdwnToPlain(text).slice(0, 300),
   blocks: [sectionBlock(text), ...(ctx.length ? [contextBlock(...ctx)] : [])],
 });

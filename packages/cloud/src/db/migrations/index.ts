@@ -3,6 +3,7 @@ import type { Database } from '../database.js';
 import { MigrationError } from '../errors.js';
 import type { Schema } from '../schema.js';
 import { initial } from './001-initial.js';
+import { chatDefaults } from './002-chat-defaults.js';
 
 /**
  * Every migration, in order. Listed in code rather than discovered on disk so
@@ -11,6 +12,7 @@ import { initial } from './001-initial.js';
  */
 export const MIGRATIONS: Readonly<Record<string, Migration>> = {
   '001-initial': initial,
+  '002-chat-defaults': chatDefaults,
 };
 
 const provider: MigrationProvider = { getMigrations: async () => ({ ...MIGRATIONS }) };

@@ -20,6 +20,7 @@ function toProject(row: Selectable<ProjectsTable>): Project {
     localPath: row.local_path,
     defaultModel: row.default_model,
     maxBudgetUsd: row.max_budget_usd,
+    defaultBot: row.default_bot,
     createdAt: row.created_at,
     updatedAt: row.updated_at,
   };
@@ -45,6 +46,7 @@ export class KyselyProjectRepository implements ProjectRepository {
           local_path: p.localPath,
           default_model: p.defaultModel,
           max_budget_usd: p.maxBudgetUsd,
+          ...(p.defaultBot ? { default_bot: p.defaultBot } : {}),
           created_at: now,
           updated_at: now,
         })
@@ -89,6 +91,7 @@ export class KyselyProjectRepository implements ProjectRepository {
             local_path: patch.localPath,
             default_model: patch.defaultModel,
             max_budget_usd: patch.maxBudgetUsd,
+            default_bot: patch.defaultBot,
           }),
           updated_at: this.now(),
         })

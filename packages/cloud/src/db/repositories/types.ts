@@ -19,12 +19,18 @@ export interface Project {
   localPath: string;
   defaultModel: string | null;
   maxBudgetUsd: number | null;
+  /** The bot a mention in plain words goes to (a bot name or alias). */
+  defaultBot: string;
   createdAt: number;
   updatedAt: number;
 }
-export type NewProject = Omit<Project, 'id' | 'createdAt' | 'updatedAt' | 'fallbackAgentIds'> & {
+export type NewProject = Omit<
+  Project,
+  'id' | 'createdAt' | 'updatedAt' | 'fallbackAgentIds' | 'defaultBot'
+> & {
   id?: string;
   fallbackAgentIds?: string[];
+  defaultBot?: string;
 };
 
 export interface TaskMetricsColumns {
@@ -188,6 +194,8 @@ export interface User {
   id: string;
   name: string | null;
   role: Role;
+  /** The project this person's direct messages to the app work against. */
+  defaultProjectId: string | null;
   createdAt: number;
   updatedAt: number;
 }
@@ -195,6 +203,7 @@ export interface UserRepository {
   findById(id: string): Promise<User | undefined>;
   upsert(user: { id: string; name?: string | null; role: Role }): Promise<User>;
   setRole(id: string, role: Role): Promise<User>;
+  setDefaultProject(id: string, projectId: string | null): Promise<User>;
   list(): Promise<User[]>;
 }
 

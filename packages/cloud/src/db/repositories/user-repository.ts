@@ -9,7 +9,14 @@ const isRole = (s: string): s is Role => (ROLES as readonly string[]).includes(s
 
 function toUser(row: Selectable<UsersTable>): User {
   if (!isRole(row.role)) throw new StoredDataError('users', 'role', row.id, `unknown role ${row.role}`);
-  return { id: row.id, name: row.name, role: row.role, createdAt: row.created_at, updatedAt: row.updated_at };
+  return {
+    id: row.id,
+    name: row.name,
+    role: row.role,
+    defaultProjectId: row.default_project_id,
+    createdAt: row.created_at,
+    updatedAt: row.updated_at,
+  };
 }
 
 export class KyselyUserRepository implements UserRepository {
@@ -28,7 +35,14 @@ export class KyselyUserRepository implements UserRepository {
     const now = this.now();
     const row = await this.db
       .insertInto('users')
-      .values({ id: user.id, name: user.name ?? null, role: user.role, created_at: now, updated_at: now })
+      .values({
+        id: user.id,
+        name: user.name ?? null,
+        role: user.role,
+        default_project_id: null,
+        created_at: now,
+        updated_at: now,
+      })
       .onConflict((oc) =>
         oc.column('id').doUpdateSet({
           role: user.role,
@@ -45,6 +59,17 @@ export class KyselyUserRepository implements UserRepository {
     const row = await this.db
       .updateTable('users')
       .set({ role, updated_at: this.now() })
+      .where('id', '=', id)
+      .returningAll()
+      .executeTakeFirst();
+    if (!row) throw new RecordNotFoundError('user', id);
+    return toUser(row);
+  }
+
+  async setDefaultProject(id: string, projectId: string | null): Promise<User> {
+    const row = await this.db
+      .updateTable('users')
+      .set({ default_project_id: projectId, updated_at: this.now() })
       .where('id', '=', id)
       .returningAll()
       .executeTakeFirst();
