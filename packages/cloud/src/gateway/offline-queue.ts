@@ -2,6 +2,7 @@ import type { Clock, TimerHandle } from '@bematic/protocol';
 import { createMessage, isTerminalStatus, type TaskSubmit } from '@bematic/protocol';
 import type { Logger } from 'pino';
 import type { OfflineQueueEntry, Repositories, Task } from '../db/repositories/types.js';
+import { formatDuration } from '../duration.js';
 import type { TaskLifecycle } from '../tasks/task-lifecycle.js';
 import type { AgentManager } from './agent-manager.js';
 import type { SubmitRoundTrips } from './observer.js';
@@ -152,7 +153,7 @@ export class OfflineQueue {
     let failed = 0;
     for (const row of expired) {
       const online = this.opts.manager.isConnected(row.agentId);
-      const waited = formatDuration(now - row.enqueuedAt);
+      const waited = formatDuration(now - row.enqueuedAt, 'approx');
       const error = online
         ? `Agent ${row.agentId} did not accept the task within ${waited}; the task expired from the queue`
         : `Agent ${row.agentId} was offline for ${waited}; the task expired from the queue`;
@@ -179,16 +180,4 @@ export class OfflineQueue {
       if (outcomes.includes('not-sent')) return;
     }
   }
-}
-
-export function formatDuration(ms: number): string {
-  const minutes = Math.round(ms / 60_000);
-  if (minutes >= 2 * 60 * 24 && minutes % (60 * 24) === 0) return `${minutes / 60 / 24}d`;
-  if (minutes >= 60) {
-    const h = Math.floor(minutes / 60);
-    const m = minutes % 60;
-    return m === 0 ? `${h}h` : `${h}h ${m}m`;
-  }
-  if (minutes >= 1) return `${minutes} min`;
-  return `${Math.max(0, Math.round(ms / 1000))}s`;
 }

@@ -2,9 +2,10 @@ import type { Clock, TimerHandle } from '@bematic/protocol';
 import { type AuthRequest, isTerminalStatus } from '@bematic/protocol';
 import type { Logger } from 'pino';
 import type { Repositories, Task } from '../db/repositories/types.js';
+import { formatDuration } from '../duration.js';
 import type { TaskLifecycle } from '../tasks/task-lifecycle.js';
 import type { AgentManager } from './agent-manager.js';
-import { formatDuration, type OfflineQueue } from './offline-queue.js';
+import type { OfflineQueue } from './offline-queue.js';
 import type { GatewayTaskDispatcher } from './task-dispatcher.js';
 
 export interface ReconcilerOptions {
@@ -114,7 +115,7 @@ export class Reconciler {
       if (await this.opts.repos.offlineQueue.findByTask(task.id)) continue;
       await this.lose(
         task,
-        `agent ${agentId} did not reconnect within ${formatDuration(this.opts.reconnectGraceMs)}`,
+        `agent ${agentId} did not reconnect within ${formatDuration(this.opts.reconnectGraceMs, 'approx')}`,
       );
     }
   }

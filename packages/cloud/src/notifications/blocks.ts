@@ -1,7 +1,8 @@
 import type { TaskCancelled, TaskComplete, TaskError } from '@bematic/protocol';
 import type { ChatBlock, ChatMessage } from '../chat/chat-surface.js';
 import type { Task } from '../db/repositories/types.js';
-import { formatCost, formatDuration, formatEta, formatTokens, plural, progressBar } from './format.js';
+import { formatDuration } from '../duration.js';
+import { formatCost, formatTokens, plural, progressBar } from './format.js';
 import { escapeMrkdwn, markdownToMrkdwn, mrkdwnToPlain } from './mrkdwn.js';
 import { SECTION_TEXT_LIMIT, splitIntoSections, truncateText } from './truncate.js';
 
@@ -200,7 +201,10 @@ export function agentOfflineMessage(
   reconnectEtaMs: number | null,
   reason?: string,
 ): ChatMessage {
-  const eta = reconnectEtaMs === null ? 'unknown' : `about ${formatEta(reconnectEtaMs)}`;
+  const eta =
+    reconnectEtaMs === null
+      ? 'unknown'
+      : `about ${formatDuration(reconnectEtaMs, 'approx', { roundUp: true })}`;
   return {
     text: `Agent ${agentId} is offline; the task is queued and will run when it reconnects (ETA ${eta}).`,
     blocks: [

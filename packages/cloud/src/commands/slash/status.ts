@@ -1,5 +1,6 @@
 import { TASK_STATUSES } from '@bematic/protocol';
-import { formatCost, formatDuration } from '../../notifications/format.js';
+import { formatDuration } from '../../duration.js';
+import { formatCost } from '../../notifications/format.js';
 import { escapeMrkdwn } from '../../notifications/mrkdwn.js';
 import { botLabel, reject } from '../context.js';
 import { block, type SlashCommand } from './types.js';
