@@ -42,10 +42,6 @@ export class StreamCoalescer {
     return this.transcript;
   }
 
-  get framesSent(): number {
-    return this.seq;
-  }
-
   push(text: string): void {
     if (this.closed || text.length === 0) return;
     this.pending += text;

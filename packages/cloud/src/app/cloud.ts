@@ -71,7 +71,7 @@ export async function startCloud(options: StartCloudOptions): Promise<Cloud> {
   const database = await createDatabase(config.DATABASE_URL, { logger, onQuery: metrics.kyselyLogHook });
   const { applied } = await migrateToLatest(database);
   if (applied.length > 0) logger.info({ applied }, 'database migrated');
-  const repos = createRepositories(database.db);
+  const stored = createRepositories(database.db);
 
   const events = new TaskEvents((event, err) => logger.error({ err, event }, 'task event listener failed'));
   const cache = new Cache({
@@ -80,6 +80,8 @@ export async function startCloud(options: StartCloudOptions): Promise<Cloud> {
     onLookup: (c, hit) => metrics.recordCacheLookup(c, hit),
   });
   const invalidation = new CacheInvalidation(cache);
+  // Every project write in this process drops the cached project list.
+  const repos: Repositories = { ...stored, projects: invalidation.projects(stored.projects) };
   const audit = new AuditTrail(repos.audit, { logger });
   const detach = [
     metrics.attachToEvents(events),
@@ -212,9 +214,6 @@ export async function startCloud(options: StartCloudOptions): Promise<Cloud> {
       },
     }),
   }).start();
-  detach.push(
-    events.on('task.completed', ({ task }) => void retention.evaluateForArchival(task).catch(() => {})),
-  );
 
   await new Promise<void>((resolve, reject) => {
     http.server.once('error', reject);

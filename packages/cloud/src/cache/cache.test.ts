@@ -120,48 +120,27 @@ describe('CacheInvalidation', () => {
       cache.set(cacheKeys.taskList({ limit: 10, offset: 0 }), 1);
       cache.set(cacheKeys.taskList({ projectId: 'p2', limit: 10, offset: 0 }), 1);
       cache.set(cacheKeys.globalStats(), 1);
-      cache.set(cacheKeys.agentStats('a1'), 1);
-      cache.set(cacheKeys.agentStatus('a1'), 1);
+      cache.set(cacheKeys.agentList(), 1);
     };
     fill();
     events.emit('task.created', { task });
     expect(cache.has(cacheKeys.taskList({ projectId: 'p1', limit: 10, offset: 0 }))).toBe(false);
     expect(cache.has(cacheKeys.taskList({ limit: 10, offset: 0 }))).toBe(false);
     expect(cache.has(cacheKeys.taskList({ projectId: 'p2', limit: 10, offset: 0 }))).toBe(true);
+    expect(cache.has(cacheKeys.agentList())).toBe(true);
 
     fill();
     events.emit('task.cancelled', { task, message: { taskId: 't1' } });
     expect(cache.has(cacheKeys.task('t1'))).toBe(false);
-    expect(cache.has(cacheKeys.agentStats('a1'))).toBe(false);
     expect(cache.has(cacheKeys.globalStats())).toBe(false);
 
     fill();
     events.emit('agent.offline', { agentId: 'a1', reason: 'gone', reconnectEtaMs: null });
-    expect(cache.has(cacheKeys.agentStatus('a1'))).toBe(false);
+    expect(cache.has(cacheKeys.agentList())).toBe(false);
     expect(cache.has(cacheKeys.task('t1'))).toBe(true);
 
     off();
     events.emit('task.created', { task });
     expect(cache.has(cacheKeys.taskList({ projectId: 'p1', limit: 10, offset: 0 }))).toBe(true);
-  });
-
-  it('exposes explicit triggers for changes outside the bus', () => {
-    const { cache } = clockedCache({ maxEntries: 100 });
-    const inv = new CacheInvalidation(cache);
-    cache.set(cacheKeys.project('p1'), 1);
-    cache.set(cacheKeys.user('U1'), 1);
-    cache.set(cacheKeys.bot('coder'), 1);
-    cache.set(cacheKeys.bot('reviewer'), 1);
-    cache.set(cacheKeys.apiKey('bmk_1'), 1);
-    inv.projectConfigChanged('p1');
-    inv.userPermissionChanged('U1');
-    inv.botDefinitionUpdated('coder');
-    expect(cache.keys().sort()).toEqual([cacheKeys.apiKey('bmk_1'), cacheKeys.bot('reviewer')].sort());
-    inv.botDefinitionUpdated();
-    inv.apiKeyRotated('bmk_1');
-    expect(cache.keys()).toEqual([]);
-    cache.set('anything', 1);
-    inv.migrationsApplied();
-    expect(cache.keys()).toEqual([]);
   });
 });

@@ -48,10 +48,6 @@ export class CircuitBreaker {
     return this.current;
   }
 
-  get consecutiveFailures(): number {
-    return this.failures;
-  }
-
   record(event: CircuitEvent): CircuitState {
     if (event === 'success') this.failures = 0;
     if (event === 'failure') {

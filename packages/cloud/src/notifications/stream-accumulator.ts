@@ -53,12 +53,6 @@ export class StreamAccumulator {
     this.schedule();
   }
 
-  /** Marks the message as just sent (e.g. the "Task started" post), so the first update respects the interval. */
-  markSent(message?: ChatMessage): void {
-    this.nextAllowedAt = this.clock.now() + this.minIntervalMs;
-    if (message) this.lastSentKey = JSON.stringify(message);
-  }
-
   private armRefresh(): void {
     if (this.refreshMs <= 0 || this.finished) return;
     this.refreshTimer = this.clock.setTimeout(() => {

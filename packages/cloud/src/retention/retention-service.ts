@@ -175,18 +175,6 @@ export class RetentionService implements TaskArchiver {
     return { ok: true };
   }
 
-  /** Called when a task completes: archives it straight away if the policy already says so. */
-  async evaluateForArchival(task: Task): Promise<ArchiveResult | null> {
-    if (!this.isExpiredByPolicy(task)) return null;
-    if (!(await this.validateForArchival(task)).ok) return null;
-    return this.archiveTask(
-      task,
-      `retention policy: older than ${this.policy.retentionDays} days`,
-      'system',
-      'policy',
-    );
-  }
-
   async archive(taskId: string, reason: string, actor: string): Promise<ArchiveResult> {
     const task = await this.repos.tasks.findById(taskId);
     if (!task) throw new RetentionError('NOT_FOUND', `task ${taskId} not found`);
