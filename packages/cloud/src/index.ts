@@ -1,4 +1,5 @@
 export * from './app/cloud.js';
+export * from './app/mcp-config.js';
 export * from './app/provisioning.js';
 export * from './audit/audit-trail.js';
 export * from './bots/index.js';

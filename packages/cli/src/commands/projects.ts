@@ -1,5 +1,7 @@
+import { readFileSync } from 'node:fs';
 import path from 'node:path';
-import { BotRegistry, DEFAULT_BOT, registerProject } from '@bematic/cloud';
+import { BotRegistry, DEFAULT_BOT, parseMcpConfig, registerProject } from '@bematic/cloud';
+import type { McpServers } from '@bematic/protocol';
 import type { Command } from 'commander';
 import { openRepositories, table } from './shared.js';
 
@@ -31,13 +33,28 @@ export function registerProjectsCommand(program: Command): void {
       if (!Number.isFinite(n) || n <= 0) throw new Error('--budget must be a positive number of USD');
       return n;
     })
+    .option(
+      '--mcp-config <file>',
+      'MCP servers for this project\'s tasks: a .mcp.json-style file ({"mcpServers": {…}}); "none" removes them',
+    )
     .action(
       async (
         channel: string,
         agentId: string,
         localPath: string,
-        opts: { name?: string; model?: string; budget?: number; defaultBot?: string },
+        opts: { name?: string; model?: string; budget?: number; defaultBot?: string; mcpConfig?: string },
       ) => {
+        let mcpServers: McpServers | null | undefined;
+        if (opts.mcpConfig === 'none') mcpServers = null;
+        else if (opts.mcpConfig !== undefined) {
+          try {
+            mcpServers = parseMcpConfig(readFileSync(opts.mcpConfig, 'utf8'), opts.mcpConfig);
+          } catch (err) {
+            console.error(err instanceof Error ? err.message : String(err));
+            process.exitCode = 1;
+            return;
+          }
+        }
         const { database, repos } = await openRepositories();
         try {
           const project = await registerProject(repos, {
@@ -48,9 +65,12 @@ export function registerProjectsCommand(program: Command): void {
             defaultModel: opts.model ?? null,
             maxBudgetUsd: opts.budget ?? null,
             ...(opts.defaultBot ? { defaultBot: opts.defaultBot } : {}),
+            ...(mcpServers !== undefined && { mcpServers }),
           });
+          const mcp = Object.keys(project.mcpServers ?? {});
           console.log(
-            `Channel ${channel} → agent "${project.agentId}" at ${project.localPath} (project ${project.id}); plain words go to ${project.defaultBot}.`,
+            `Channel ${channel} → agent "${project.agentId}" at ${project.localPath} (project ${project.id}); plain words go to ${project.defaultBot}.` +
+              (mcp.length > 0 ? ` MCP servers: ${mcp.join(', ')}.` : ''),
           );
         } finally {
           await database.close();
@@ -73,6 +93,7 @@ export function registerProjectsCommand(program: Command): void {
           model: p.defaultModel,
           'default bot': p.defaultBot,
           'budget $': p.maxBudgetUsd,
+          mcp: Object.keys(p.mcpServers ?? {}).join(',') || null,
         }));
         console.log(table(rows));
       } finally {

@@ -24,6 +24,7 @@ import { NotificationService } from '../notifications/notification-service.js';
 import { RetentionService } from '../retention/retention-service.js';
 import { createSlackApp, type SlackApp } from '../slack/slack-app.js';
 import { TaskEvents } from '../tasks/task-events.js';
+import { WorkspaceRequests } from '../workspaces/workspace-requests.js';
 
 export interface StartCloudOptions {
   config: CloudConfig;
@@ -102,6 +103,8 @@ export async function startCloud(options: StartCloudOptions): Promise<Cloud> {
   const surfaceFor = (task: Pick<Task, 'channelId'>): ChatSurface =>
     task.channelId.startsWith(CONSOLE_CHANNEL_PREFIX) || !slack ? consoleSurface : slack.surface;
 
+  // Bound once the gateway exists (it needs the HTTP server, which needs the retention-backed commands).
+  let workspaces: WorkspaceRequests | null = null;
   const retention = new RetentionService({
     repos,
     audit,
@@ -109,6 +112,9 @@ export async function startCloud(options: StartCloudOptions): Promise<Cloud> {
     metrics,
     logger,
     policy: { retentionDays: config.BEMATIC_RETENTION_DAYS },
+    onArchived: async (task) => {
+      if (workspaces) await workspaces.cleanUpAfterArchival(task);
+    },
   });
 
   // The HTTP server needs the inbound handler and the gateway needs the server: break the cycle with a late binding.
@@ -149,8 +155,17 @@ export async function startCloud(options: StartCloudOptions): Promise<Cloud> {
   });
 
   const bots = new BotRegistry();
+  workspaces = new WorkspaceRequests({
+    repos,
+    send: (agentId, message) => gateway.manager.sendToAgent(agentId, message),
+    events,
+    surfaceFor,
+    logger,
+  });
+  detach.push(workspaces.start());
   const commandContext = createCommandContext({
     repos,
+    workspaces,
     dispatcher: gateway.dispatcher,
     agents: gateway.directory,
     retention: {

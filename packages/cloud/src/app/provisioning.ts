@@ -1,3 +1,4 @@
+import type { McpServers } from '@bematic/protocol';
 import type { ApiKeyService } from '../auth/api-keys.js';
 import type { Project, Repositories } from '../db/repositories/types.js';
 
@@ -48,6 +49,8 @@ export async function registerProject(
     maxBudgetUsd?: number | null;
     /** A bot name or alias (checked against the registry by the caller). */
     defaultBot?: string;
+    /** undefined keeps what the project had; null removes them. */
+    mcpServers?: McpServers | null;
   },
 ): Promise<Project> {
   const existing = await repos.projects.findByChannel(p.channelId);
@@ -58,6 +61,7 @@ export async function registerProject(
     defaultModel: p.defaultModel ?? existing?.defaultModel ?? null,
     maxBudgetUsd: p.maxBudgetUsd ?? existing?.maxBudgetUsd ?? null,
     ...(p.defaultBot ? { defaultBot: p.defaultBot } : {}),
+    mcpServers: p.mcpServers === undefined ? (existing?.mcpServers ?? null) : p.mcpServers,
   };
   const project = existing
     ? await repos.projects.update(existing.id, fields)
@@ -72,6 +76,8 @@ export async function registerProject(
       agentId: p.agentId,
       localPath: p.localPath,
       defaultBot: project.defaultBot,
+      // Names only: server commands, URLs and headers may carry credentials.
+      mcpServers: Object.keys(fields.mcpServers ?? {}),
     },
   });
   return project;

@@ -15,6 +15,7 @@ const project: Project = {
   defaultModel: null,
   maxBudgetUsd: 3,
   defaultBot: 'coder',
+  mcpServers: null,
   createdAt: 0,
   updatedAt: 0,
 };

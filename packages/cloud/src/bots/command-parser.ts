@@ -59,6 +59,8 @@ export const TASK_FLAGS: Readonly<Record<string, FlagSpec>> = {
   priority: { type: 'enum', values: TASK_PRIORITIES },
   budget: { type: 'number', positive: true },
   decompose: { type: 'boolean' },
+  /** The git ref a writing task's branch starts from (default: the checkout's HEAD). */
+  base: { type: 'string' },
 };
 
 export interface ParsedArguments {
@@ -173,6 +175,7 @@ export interface ParsedCommand {
     priority?: TaskPriority;
     budget?: number;
     decompose?: boolean;
+    base?: string;
   };
   unknownFlags: string[];
   errors: string[];
@@ -185,6 +188,7 @@ export function toParsedCommand(botName: string, command: string, parsed: Parsed
   if (typeof f.priority === 'string') flags.priority = f.priority as TaskPriority;
   if (typeof f.budget === 'number') flags.budget = f.budget;
   if (typeof f.decompose === 'boolean') flags.decompose = f.decompose;
+  if (typeof f.base === 'string') flags.base = f.base;
   return {
     botName,
     command,

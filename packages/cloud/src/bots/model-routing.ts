@@ -92,5 +92,17 @@ export function buildExecutionConfig(
     priority,
   };
   if (budget !== undefined && budget > 0) config.maxBudgetUsd = budget;
+  if (parsed.flags.base !== undefined) {
+    // Checked here so a typo is answered at once; the agent checks that the ref exists.
+    if (!/^[A-Za-z0-9_./@^~-]{1,250}$/.test(parsed.flags.base) || parsed.flags.base.startsWith('-')) {
+      return {
+        ok: false,
+        error: `--base needs a branch, tag or commit, got "${parsed.flags.base.slice(0, 80)}"`,
+      };
+    }
+    config.workspace = { base: parsed.flags.base };
+  }
+  if (project.mcpServers && Object.keys(project.mcpServers).length > 0)
+    config.mcpServers = project.mcpServers;
   return { ok: true, config, choice: chosen.choice };
 }

@@ -19,6 +19,15 @@ export interface PostedMessage {
   ts: string;
 }
 
+/** A text file posted into a thread (a patch, a log). */
+export interface ChatFile {
+  filename: string;
+  content: string;
+  title?: string;
+  /** Posted with the file, as its message. */
+  comment?: string;
+}
+
 export interface ChatSurface {
   readonly name: 'slack' | 'console';
   /** Post into a thread (threadTs) or at the channel top level. */
@@ -33,4 +42,6 @@ export interface ChatSurface {
   ): Promise<void>;
   addReaction(channelId: string, ts: string, name: string): Promise<void>;
   removeReaction(channelId: string, ts: string, name: string): Promise<void>;
+  /** Shares a file in a thread (Slack: files.uploadV2). */
+  uploadFile(channelId: string, file: ChatFile, threadTs?: string | null): Promise<void>;
 }

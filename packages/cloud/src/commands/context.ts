@@ -9,6 +9,7 @@ import { can, type Permission } from '../middleware/permissions.js';
 import { type RequestContext, rejectRequest } from '../middleware/types.js';
 import { noticeMessage } from '../notifications/blocks.js';
 import type { TaskEvents } from '../tasks/task-events.js';
+import type { WorkspaceOperations } from '../workspaces/workspace-requests.js';
 
 export type CommandRepositories = Pick<
   Repositories,
@@ -40,6 +41,8 @@ export interface CommandLifecycle {
   retention: RetentionOperations;
   /** task.created is emitted here; decomposition listens for terminal events. */
   events?: TaskEvents;
+  /** Create PR / Show diff / Discard on a task's branch. */
+  workspaces?: WorkspaceOperations;
 }
 
 /** What the handlers are configured with. */
@@ -72,6 +75,7 @@ export interface CommandContextOptions extends Partial<Pick<CommandContext, 'met
   agents: AgentDirectory;
   retention: RetentionOperations;
   events?: TaskEvents;
+  workspaces?: WorkspaceOperations;
   surfaceFor: CommandContext['surfaceFor'];
   bots: BotRegistry;
   modelStrategy: ModelStrategy;
@@ -89,6 +93,7 @@ export function createCommandContext(o: CommandContextOptions): CommandContext {
   if (o.maxContinuations !== undefined) config.maxContinuations = o.maxContinuations;
   const lifecycle: CommandLifecycle = { dispatcher: o.dispatcher, agents: o.agents, retention: o.retention };
   if (o.events) lifecycle.events = o.events;
+  if (o.workspaces) lifecycle.workspaces = o.workspaces;
   return {
     repos: o.repos,
     lifecycle,

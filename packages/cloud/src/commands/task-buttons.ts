@@ -5,6 +5,7 @@ import type { RequestContext } from '../middleware/types.js';
 import { noticeMessage } from '../notifications/blocks.js';
 import { audit, type CommandContext, reject, requirePermission } from './context.js';
 import type { TaskLauncher } from './task-launcher.js';
+import { WORKSPACE_BUTTONS, workspaceAction } from './workspace-actions.js';
 
 /** The Retry and Cancel buttons on task messages; `/bm cancel` shares the cancel path. */
 export class TaskButtons {
@@ -18,6 +19,8 @@ export class TaskButtons {
     const taskId = r.actionValue ?? '';
     if (r.text === 'task_cancel') return cancelTask(this.context, ctx, taskId);
     if (r.text === 'task_retry') return this.retry(ctx, taskId);
+    const workspace = WORKSPACE_BUTTONS[r.text];
+    if (workspace) return workspaceAction(this.context, ctx, taskId, workspace);
     return reject(this.context, ctx, 'unknown_action', `Unknown action "${r.text}".`);
   }
 

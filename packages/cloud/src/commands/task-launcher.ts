@@ -92,7 +92,7 @@ export class TaskLauncher {
     await ctx.request
       .respond(
         noticeMessage(
-          `Ignored unknown flag${flags.length > 1 ? 's' : ''} ${flags.map((f) => `\`${f}\``).join(', ')}. Known: \`--model\`, \`--priority\`, \`--budget\`, \`--decompose\`.`,
+          `Ignored unknown flag${flags.length > 1 ? 's' : ''} ${flags.map((f) => `\`${f}\``).join(', ')}. Known: \`--model\`, \`--priority\`, \`--budget\`, \`--decompose\`, \`--base\`.`,
         ),
       )
       .catch(() => {});

@@ -3,6 +3,7 @@ import { parseArguments, toParsedCommand } from '../bots/command-parser.js';
 import { buildExecutionConfig } from '../bots/model-routing.js';
 import { findCommand } from '../bots/types.js';
 import type { RequestContext } from '../middleware/types.js';
+import { worktreeOwner } from '../workspaces/workspace-requests.js';
 import { type CommandContext, reject, requirePermission } from './context.js';
 import type { TaskLauncher } from './task-launcher.js';
 
@@ -54,6 +55,9 @@ export class ThreadReplies {
     if (!args.flags.priority) config.priority = previous.priority;
     const resume = previous.sessionId ?? previous.submission.resumeSessionId;
     if (resume) config.resumeSessionId = resume;
+    // Same worktree and branch as the conversation so far: a follow-up commit, not a new branch.
+    const owner = worktreeOwner(previous);
+    if (owner !== undefined) config.workspace = { ...config.workspace, continueFrom: owner };
     await this.launcher.launch(
       this.launcher.newTask(config, {
         project,
@@ -62,7 +66,7 @@ export class ThreadReplies {
         messageTs: r.messageTs,
       }),
       { surface: r.surface, ctx },
-      { continues: previous.id, resumeSessionId: resume ?? null },
+      { continues: previous.id, resumeSessionId: resume ?? null, worktreeOf: owner ?? null },
     );
   }
 }

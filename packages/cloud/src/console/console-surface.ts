@@ -1,4 +1,4 @@
-import type { ChatMessage, ChatSurface, PostedMessage } from '../chat/chat-surface.js';
+import type { ChatFile, ChatMessage, ChatSurface, PostedMessage } from '../chat/chat-surface.js';
 
 /** Channel ids of the local web console all start with this. */
 export const CONSOLE_CHANNEL_PREFIX = 'console:';
@@ -125,6 +125,27 @@ export class ConsoleChatSurface implements ChatSurface {
     if (i < 0) return;
     m.reactions.splice(i, 1);
     this.emit({ kind: 'reaction.removed', message: m, reaction: name });
+  }
+
+  /** The console has no file store: the file is shown inline (its beginning) under its comment. */
+  async uploadFile(channelId: string, file: ChatFile, threadTs?: string | null): Promise<void> {
+    const shown = file.content.length > 2800 ? `${file.content.slice(0, 2800)}\n…` : file.content;
+    const bytes = Buffer.byteLength(file.content);
+    await this.post(
+      channelId,
+      {
+        text: file.comment ?? file.filename,
+        blocks: [
+          ...(file.comment ? [{ type: 'section', text: { type: 'mrkdwn', text: file.comment } }] : []),
+          {
+            type: 'section',
+            text: { type: 'mrkdwn', text: `\`\`\`\n${shown.replaceAll('```', "'''")}\n\`\`\`` },
+          },
+          { type: 'context', elements: [{ type: 'mrkdwn', text: `${file.filename} · ${bytes} bytes` }] },
+        ],
+      },
+      threadTs,
+    );
   }
 
   /** What a person typed into the console; `visibleTo` hides it from others (e.g. a slash command). */

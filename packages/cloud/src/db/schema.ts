@@ -17,6 +17,8 @@ export interface ProjectsTable {
   default_model: string | null;
   max_budget_usd: number | null;
   default_bot: Generated<string>;
+  /** JSON McpServers, or null. */
+  mcp_servers: string | null;
   created_at: number;
   updated_at: number;
 }
@@ -60,6 +62,9 @@ export interface TasksTable {
   updated_at: number;
   started_at: number | null;
   completed_at: number | null;
+  /** JSON WorkspaceReport from the task's terminal message, or null. */
+  workspace: string | null;
+  pull_request_url: string | null;
 }
 
 export interface SessionsTable {

@@ -116,7 +116,16 @@ export function createGateway(options: CreateGatewayOptions): Gateway {
     clock,
     reconnectGraceMs: config.reconnectGraceMs,
   });
-  const router = new MessageRouter({ repos, manager, dispatcher, lifecycle, logger, clock, roundTrips });
+  const router = new MessageRouter({
+    repos,
+    manager,
+    dispatcher,
+    lifecycle,
+    logger,
+    clock,
+    roundTrips,
+    events,
+  });
 
   manager.onAvailable((agentId) => void outbox.drain(agentId));
   manager.onOffline((agentId) => {

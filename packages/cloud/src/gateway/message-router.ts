@@ -2,6 +2,7 @@ import type { Clock } from '@bematic/protocol';
 import { createMessage, type Message, type MessageType } from '@bematic/protocol';
 import type { Logger } from 'pino';
 import type { Repositories, Task } from '../db/repositories/types.js';
+import type { TaskEvents } from '../tasks/task-events.js';
 import type { TaskLifecycle } from '../tasks/task-lifecycle.js';
 import type { AgentManager } from './agent-manager.js';
 import type { SubmitRoundTrips } from './observer.js';
@@ -16,10 +17,17 @@ export interface MessageRouterOptions {
   clock: Clock;
   /** Times each TASK_SUBMIT until its ACK (metrics). */
   roundTrips?: SubmitRoundTrips;
+  /** Where workspace results go (the cloud's workspace requests listen). */
+  events?: TaskEvents;
 }
 
 /** Messages only the cloud sends; an agent sending one is confused or hostile. */
-const CLOUD_ONLY: ReadonlySet<MessageType> = new Set(['AUTH_RESPONSE', 'TASK_SUBMIT', 'TASK_CANCEL']);
+const CLOUD_ONLY: ReadonlySet<MessageType> = new Set([
+  'AUTH_RESPONSE',
+  'TASK_SUBMIT',
+  'TASK_CANCEL',
+  'WORKSPACE_COMMAND',
+]);
 
 type TaskMessage = Extract<
   Message,
@@ -74,6 +82,26 @@ export class MessageRouter {
       case 'TASK_ERROR':
       case 'TASK_CANCELLED':
         return this.routeTaskMessage(agentId, message);
+      case 'WORKSPACE_RESULT': {
+        const task = await this.opts.repos.tasks.findById(message.payload.taskId);
+        if (!task) {
+          // Cleanup after archival: the task row is gone by the time the agent answers.
+          await this.audit('workspace.result', agentId, message.payload.taskId, {
+            action: message.payload.action,
+            code: message.payload.code,
+          });
+          return null;
+        }
+        if (task.agentId !== agentId) {
+          await this.audit('agent.foreign_task', agentId, message.payload.taskId, { type: message.type });
+          return {
+            code: 'TASK_NOT_OWNED',
+            message: `task ${message.payload.taskId} is not one of agent ${agentId}'s`,
+          };
+        }
+        this.opts.events?.emit('workspace.result', { agentId, task, result: message.payload });
+        return null;
+      }
       default:
         if (CLOUD_ONLY.has(message.type)) {
           return { code: 'UNEXPECTED_TYPE', message: `${message.type} is sent by the cloud, not by agents` };

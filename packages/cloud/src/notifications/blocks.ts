@@ -1,4 +1,10 @@
-import type { TaskCancelled, TaskComplete, TaskError } from '@bematic/protocol';
+import type {
+  TaskCancelled,
+  TaskComplete,
+  TaskError,
+  WorkspaceNotice,
+  WorkspaceReport,
+} from '@bematic/protocol';
 import type { ChatBlock, ChatMessage } from '../chat/chat-surface.js';
 import type { Task } from '../db/repositories/types.js';
 import { formatDuration } from '../duration.js';
@@ -7,7 +13,13 @@ import { escapeMrkdwn, markdownToMrkdwn, mrkdwnToPlain } from './mrkdwn.js';
 import { SECTION_TEXT_LIMIT, splitIntoSections, truncateText } from './truncate.js';
 
 /** Button action ids the chat surfaces route back as `action` requests. */
-export const ACTION_IDS = { retry: 'task_retry', cancel: 'task_cancel' } as const;
+export const ACTION_IDS = {
+  retry: 'task_retry',
+  cancel: 'task_cancel',
+  createPr: 'workspace_pr',
+  showDiff: 'workspace_diff',
+  discard: 'workspace_discard',
+} as const;
 
 export const REACTIONS = {
   working: 'eyes',
@@ -116,8 +128,12 @@ export function completionMessage(
     blocks.push(section(chunk));
   }
   if (done.warning) blocks.push(section(`:warning: ${escapeMrkdwn(done.warning)}`));
-  if (done.filesChanged.length) blocks.push(listBlock('Files changed', done.filesChanged));
+  // With a branch, the per-file diff stat below says more than a list of names.
+  if (done.filesChanged.length && !done.workspace?.files.length) {
+    blocks.push(listBlock('Files changed', done.filesChanged));
+  }
   if (done.commandsRun.length) blocks.push(listBlock('Commands run', done.commandsRun, 10));
+  if (done.workspace) blocks.push(...workspaceBlocks(task, done.workspace));
   blocks.push(divider);
   blocks.push(
     fields([
@@ -150,6 +166,8 @@ export function errorMessage(task: Task, label: TaskLabel, err: TaskError): Chat
     ),
   ];
   if (err.recoverable) blocks.push(actions(button('Retry', ACTION_IDS.retry, task.id, 'primary')));
+  // Work committed before the failure stays on the branch until someone decides what to do with it.
+  if (err.workspace?.commit) blocks.push(...workspaceBlocks(task, err.workspace));
   return { text: `Task failed: ${err.error.slice(0, 200)}`, blocks };
 }
 
@@ -192,6 +210,7 @@ export function cancellationMessage(task: Task, label: TaskLabel, c: TaskCancell
   if (c.partialResult?.trim()) {
     blocks.push(section(`*Partial result*\n${truncateText(markdownToMrkdwn(c.partialResult), 2800)}`));
   }
+  if (c.workspace?.commit) blocks.push(...workspaceBlocks(task, c.workspace));
   blocks.push(taskContext(task));
   return { text: `Task cancelled: ${label.bot} ${task.command} (${task.id})`, blocks };
 }
@@ -245,6 +264,63 @@ export function rateLimitMessage(s: RateLimitView): ChatMessage {
       section(`\`${progressBar(s.used, s.limit)}\` ${s.used}/${s.limit} used, resets in ${minutes} min`),
     ],
   };
+}
+
+const shortSha = (sha: string | undefined) => (sha ? sha.slice(0, 7) : '');
+
+function noticeText(notice: WorkspaceNotice, ws: WorkspaceReport): string {
+  const base = ws.base ? `\`${escapeMrkdwn(ws.base)}\`` : 'the base';
+  switch (notice) {
+    case 'NOT_A_GIT_REPO':
+      return ':information_source: This project is not a git repository, so tasks work directly in its directory, one writing task at a time. Make it a git repository to get a branch per task.';
+    case 'BASE_DIRTY':
+      return `:warning: Your checkout had uncommitted changes${ws.dirtyFiles ? ` in ${ws.dirtyFiles} file${ws.dirtyFiles === 1 ? '' : 's'}` : ''}; this branch starts from the last commit of ${base} and does not include them.`;
+    case 'HEAD_MOVED':
+      return `:information_source: The checkout moved on while the task ran; the branch stays on ${base} at \`${shortSha(ws.baseCommit)}\`.`;
+    case 'WORKTREE_RECREATED':
+      return ":information_source: The task's worktree had been removed; it was recreated from its branch.";
+    case 'BRANCH_RECREATED':
+      return `:information_source: The earlier branch of this thread was discarded, so this task started a new one from ${base}.`;
+  }
+}
+
+function fileStatLine(f: WorkspaceReport['files'][number]): string {
+  const name = `\`${escapeMrkdwn(truncateText(f.path, 200))}\``;
+  return f.binary ? `• ${name} (binary)` : `• ${name} +${f.added} −${f.removed}`;
+}
+
+/**
+ * Where the task's changes are: branch, base and commit, a diff stat per file,
+ * what the person should know about the checkout, and the Create PR / Show diff
+ * / Discard buttons. Button values name the task; the cloud finds its worktree.
+ */
+export function workspaceBlocks(task: Task, ws: WorkspaceReport): ChatBlock[] {
+  const blocks: ChatBlock[] = [];
+  // A thread's follow-ups would repeat it; the first answer in the thread says it once.
+  const notices = ws.notices.filter((n) => n !== 'NOT_A_GIT_REPO' || !task.submission.resumeSessionId);
+  if (ws.mode === 'worktree' && ws.branch) {
+    const from = ws.base
+      ? ` from \`${escapeMrkdwn(ws.base)}\`${ws.baseCommit ? ` (\`${shortSha(ws.baseCommit)}\`)` : ''}`
+      : '';
+    const commit = ws.commit ? ` · commit \`${shortSha(ws.commit)}\`` : ' · _no changes to commit_';
+    const lines = [`*Branch* \`${escapeMrkdwn(ws.branch)}\`${from}${commit}`];
+    const shown = ws.files.slice(0, 15).map(fileStatLine);
+    if (ws.files.length > 15) shown.push(`… and ${ws.files.length - 15} more`);
+    if (shown.length) lines.push(...shown);
+    if (task.pullRequestUrl) lines.push(`*Pull request* <${task.pullRequestUrl}>`);
+    blocks.push(section(lines.join('\n')));
+  }
+  for (const n of notices) blocks.push(context(noticeText(n, ws)));
+  if (ws.mode === 'worktree' && ws.branch) {
+    blocks.push(
+      actions(
+        button('Create PR', ACTION_IDS.createPr, task.id, 'primary'),
+        button('Show diff', ACTION_IDS.showDiff, task.id),
+        button('Discard', ACTION_IDS.discard, task.id, 'danger'),
+      ),
+    );
+  }
+  return blocks;
 }
 
 /** A short notice (errors, confirmations) as one section. */

@@ -56,6 +56,8 @@ export interface RetentionServiceDeps {
   metrics?: MetricsCollector;
   logger?: Logger;
   now?: () => number;
+  /** After a task left the tasks table (e.g. to remove its worktree on the agent). Errors are logged. */
+  onArchived?: (task: Task) => Promise<void>;
   policy?: Partial<RetentionPolicy>;
 }
 
@@ -287,7 +289,7 @@ export class RetentionService implements TaskArchiver {
     const verdict = await this.validateForArchival(task);
     if (!verdict.ok) throw new RetentionError(verdict.code, verdict.reason);
     const archivedAt = this.now();
-    const archive = await this.repos.transaction(async (tx) => {
+    const archived = await this.repos.transaction(async (tx) => {
       // Re-read inside the transaction: the task may have changed or gone since it was judged.
       const current = await tx.tasks.findById(task.id);
       if (!current) throw new RetentionError('NOT_FOUND', `task ${task.id} not found`);
@@ -321,8 +323,14 @@ export class RetentionService implements TaskArchiver {
           ts: archivedAt,
         }),
       );
-      return archive;
+      return { archive, current };
     });
+    const { archive, current } = archived;
+    if (this.deps.onArchived) {
+      await this.deps
+        .onArchived(current)
+        .catch((err: unknown) => this.logger.warn({ err, taskId: task.id }, 'after-archive cleanup failed'));
+    }
     this.deps.invalidation?.taskArchived(task);
     this.deps.metrics?.recordArchival(trigger);
     this.logger.info({ taskId: task.id, archiveId: archive.id, reason, actor }, 'task archived');

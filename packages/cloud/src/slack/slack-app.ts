@@ -26,7 +26,13 @@ import {
 } from './slack-inbound.js';
 import { CachedSlackNames, decodeSlackText } from './slack-text.js';
 
-export const TASK_ACTION_IDS = ['task_retry', 'task_cancel'] as const;
+export const TASK_ACTION_IDS = [
+  'task_retry',
+  'task_cancel',
+  'workspace_pr',
+  'workspace_diff',
+  'workspace_discard',
+] as const;
 
 export interface SlackAppOptions {
   botToken: string;

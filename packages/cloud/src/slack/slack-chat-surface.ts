@@ -1,6 +1,6 @@
 import type { webApi } from '@slack/bolt';
 import type { Logger } from 'pino';
-import type { ChatMessage, ChatSurface, PostedMessage } from '../chat/chat-surface.js';
+import type { ChatFile, ChatMessage, ChatSurface, PostedMessage } from '../chat/chat-surface.js';
 
 type WebClient = webApi.WebClient;
 
@@ -134,5 +134,16 @@ export class SlackChatSurface implements ChatSurface {
     } catch (error) {
       if (slackErrorCode(error) !== 'no_reaction') throw error;
     }
+  }
+
+  async uploadFile(channelId: string, file: ChatFile, threadTs?: string | null): Promise<void> {
+    const common = {
+      channel_id: channelId,
+      filename: file.filename,
+      content: file.content,
+      ...(file.title ? { title: file.title } : {}),
+      ...(file.comment ? { initial_comment: file.comment } : {}),
+    };
+    await this.client.files.uploadV2(threadTs ? { ...common, thread_ts: threadTs } : common);
   }
 }

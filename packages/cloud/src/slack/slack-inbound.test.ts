@@ -14,6 +14,7 @@ const surface: ChatSurface = {
   postEphemeral: async () => {},
   addReaction: async () => {},
   removeReaction: async () => {},
+  uploadFile: async () => {},
 };
 const ctx: InboundContext = { surface, botUserId: 'UBOT', now: () => 42 };
 const reply = (fields: Record<string, unknown>) =>

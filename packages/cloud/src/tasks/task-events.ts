@@ -6,6 +6,7 @@ import type {
   TaskComplete,
   TaskError,
   TaskProgress,
+  WorkspaceResult,
 } from '@bematic/protocol';
 import type { Task } from '../db/repositories/types.js';
 
@@ -33,6 +34,8 @@ export interface TaskEventMap {
   'agent.status': { agentId: string; status: AgentStatus };
   'agent.heartbeat': { agentId: string; rttMs: number; metrics: ResourceMetrics };
   'circuit.changed': { agentId: string; from: CircuitState; to: CircuitState };
+  /** An agent answered a Create PR / Show diff / Discard request for the task's branch. */
+  'workspace.result': { agentId: string; task: Task; result: WorkspaceResult };
 }
 
 export type CircuitState = 'closed' | 'half-open' | 'open';

@@ -124,6 +124,7 @@ export class TaskLifecycle {
         commandsRun: message.commandsRun,
         warning: message.warning ?? null,
         ...(message.sessionId !== undefined && { sessionId: message.sessionId }),
+        ...(message.workspace !== undefined && { workspace: message.workspace }),
         ...metricsPatch(message.metrics),
       },
       session: { status: 'completed', claudeSessionId: message.sessionId ?? null, metrics: message.metrics },
@@ -150,6 +151,7 @@ export class TaskLifecycle {
         errorCode: message.errorCode,
         recoverable: message.recoverable,
         ...(message.sessionId !== undefined && { sessionId: message.sessionId }),
+        ...(message.workspace !== undefined && { workspace: message.workspace }),
         ...(message.metrics && metricsPatch(message.metrics)),
       },
       session: { status: 'failed', claudeSessionId: message.sessionId ?? null, metrics: message.metrics },
@@ -169,6 +171,7 @@ export class TaskLifecycle {
       patch: {
         ...(message.partialResult !== undefined && { result: message.partialResult }),
         ...(message.sessionId !== undefined && { sessionId: message.sessionId }),
+        ...(message.workspace !== undefined && { workspace: message.workspace }),
         ...(message.metrics && metricsPatch(message.metrics)),
       },
       session: { status: 'cancelled', claudeSessionId: message.sessionId ?? null, metrics: message.metrics },

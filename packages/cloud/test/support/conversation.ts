@@ -1,7 +1,7 @@
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
-import type { ChatMessage, ChatSurface, PostedMessage } from '../../src/chat/chat-surface.js';
+import type { ChatFile, ChatMessage, ChatSurface, PostedMessage } from '../../src/chat/chat-surface.js';
 import type { InboundRequest } from '../../src/chat/inbound.js';
 import { createDatabase, type Database } from '../../src/db/database.js';
 import { migrateToLatest } from '../../src/db/migrations/index.js';
@@ -23,6 +23,7 @@ export class RecordingSurface implements ChatSurface {
   updates: { channelId: string; ts: string; message: ChatMessage }[] = [];
   ephemerals: { channelId: string; userId: string; message: ChatMessage }[] = [];
   reactions: { op: 'add' | 'remove'; ts: string; name: string }[] = [];
+  files: { channelId: string; threadTs: string | null; file: ChatFile }[] = [];
   private seq = 0;
 
   async post(channelId: string, message: ChatMessage, threadTs?: string | null): Promise<PostedMessage> {
@@ -41,6 +42,9 @@ export class RecordingSurface implements ChatSurface {
   }
   async removeReaction(_c: string, ts: string, name: string): Promise<void> {
     this.reactions.push({ op: 'remove', ts, name });
+  }
+  async uploadFile(channelId: string, file: ChatFile, threadTs?: string | null): Promise<void> {
+    this.files.push({ channelId, threadTs: threadTs ?? null, file });
   }
 }
 

@@ -57,6 +57,11 @@ export interface RecordedRequest {
   mainLoop: boolean;
   /** Index in the script of the turn that answered, when one did. */
   turnIndex: number | undefined;
+  /** When the request arrived and when its answer started (epoch ms), to show requests overlapping. */
+  receivedAt: number;
+  answeredAt: number | undefined;
+  /** For conversation scripts: the marker whose script answered. */
+  conversation: string | undefined;
 }
 
 export interface ScriptedModelServerOptions {
@@ -78,6 +83,15 @@ export interface ScriptedModelServer {
   mainLoopRequests(): RecordedRequest[];
   /** Replaces the script and rewinds to its first turn. */
   setScript(script: ModelScript): void;
+  /**
+   * One script per conversation, for tasks running at once: a main-loop request
+   * is answered from the script whose marker (a key) appears in its first user
+   * message; requests matching no marker use the plain script.
+   */
+  setConversations(scripts: Record<string, ModelScript>): void;
+  /** Main-loop requests arriving from now on wait (recorded) until `release()`. */
+  hold(): void;
+  release(): void;
   /** Script turns not consumed yet. */
   remainingTurns(): number;
   /** Resolves with the first recorded request (past or future) matching `predicate`. */
@@ -122,6 +136,15 @@ async function readBody(req: IncomingMessage): Promise<unknown> {
   }
 }
 
+/** Text of the first user message (where Claude Code puts the task's prompt). */
+function firstUserText(messages: unknown[]): string {
+  const m = messages.find((x) => isRecord(x) && x.role === 'user');
+  if (!isRecord(m)) return '';
+  if (typeof m.content === 'string') return m.content;
+  if (!Array.isArray(m.content)) return '';
+  return m.content.flatMap((b) => (isRecord(b) && typeof b.text === 'string' ? [b.text] : [])).join('\n');
+}
+
 const defaultIsMainLoop =
   (mainModel: string | undefined) =>
   (req: RecordedRequest): boolean =>
@@ -132,6 +155,8 @@ export async function startScriptedModelServer(
 ): Promise<ScriptedModelServer> {
   let script: ModelScript = [...(opts.script ?? [])];
   let cursor = 0;
+  let conversations = new Map<string, { script: ModelScript; cursor: number }>();
+  let held: Array<() => void> | null = null;
   let seq = 0;
   let ids = 0;
   const requests: RecordedRequest[] = [];
@@ -157,6 +182,9 @@ export async function startScriptedModelServer(
       stream: b.stream === true,
       mainLoop: false,
       turnIndex: undefined,
+      receivedAt: Date.now(),
+      answeredAt: undefined,
+      conversation: undefined,
     };
     return r;
   };
@@ -226,12 +254,21 @@ export async function startScriptedModelServer(
     if (req.method === 'POST' && path === '/v1/messages') {
       r.mainLoop = isMainLoop(r);
       let t: ScriptedTurn;
+      const first = firstUserText(r.messages);
+      const marker = r.mainLoop ? [...conversations.keys()].find((k) => first.includes(k)) : undefined;
+      const own = marker === undefined ? undefined : conversations.get(marker);
       if (!r.mainLoop) t = sideReply;
-      else if (cursor < script.length) {
+      else if (own) {
+        r.conversation = marker;
+        r.turnIndex = own.cursor;
+        t = own.script[own.cursor++] ?? whenExhausted;
+      } else if (cursor < script.length) {
         r.turnIndex = cursor;
         t = script[cursor++] as ScriptedTurn;
       } else t = whenExhausted;
       publish(r);
+      if (r.mainLoop && held) await new Promise<void>((resolve) => held?.push(resolve));
+      r.answeredAt = Date.now();
       await answer(r, t, res);
       return;
     }
@@ -274,6 +311,17 @@ export async function startScriptedModelServer(
     setScript(next) {
       script = [...next];
       cursor = 0;
+    },
+    setConversations(scripts) {
+      conversations = new Map(Object.entries(scripts).map(([k, v]) => [k, { script: [...v], cursor: 0 }]));
+    },
+    hold() {
+      held ??= [];
+    },
+    release() {
+      const waiting = held ?? [];
+      held = null;
+      for (const go of waiting) go();
     },
     remainingTurns: () => script.length - cursor,
     waitForRequest(predicate) {

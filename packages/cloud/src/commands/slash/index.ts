@@ -6,6 +6,7 @@ import { agents } from './agents.js';
 import { archive } from './archive.js';
 import { cancel } from './cancel.js';
 import { help, helpMessage } from './help.js';
+import { diff, discard, pr } from './pr.js';
 import { projects } from './projects.js';
 import { queue } from './queue.js';
 import { restore } from './restore.js';
@@ -23,6 +24,9 @@ export const SLASH_COMMANDS: readonly SlashCommand[] = [
   agents,
   queue,
   cancel,
+  pr,
+  diff,
+  discard,
   archive,
   restore,
   projects,

@@ -136,6 +136,7 @@ function modelFor(
     defaultModel: null,
     maxBudgetUsd: null,
     defaultBot: 'coder',
+    mcpServers: null,
     createdAt: 0,
     updatedAt: 0,
   };

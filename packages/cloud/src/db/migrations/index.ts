@@ -4,6 +4,7 @@ import { MigrationError } from '../errors.js';
 import type { Schema } from '../schema.js';
 import { initial } from './001-initial.js';
 import { chatDefaults } from './002-chat-defaults.js';
+import { workspaces } from './003-workspaces.js';
 
 /**
  * Every migration, in order. Listed in code rather than discovered on disk so
@@ -13,6 +14,7 @@ import { chatDefaults } from './002-chat-defaults.js';
 export const MIGRATIONS: Readonly<Record<string, Migration>> = {
   '001-initial': initial,
   '002-chat-defaults': chatDefaults,
+  '003-workspaces': workspaces,
 };
 
 const provider: MigrationProvider = { getMigrations: async () => ({ ...MIGRATIONS }) };

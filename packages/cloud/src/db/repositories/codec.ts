@@ -1,4 +1,4 @@
-import { TaskSubmit } from '@bematic/protocol';
+import { McpServers, TaskSubmit, WorkspaceReport } from '@bematic/protocol';
 import { StoredDataError } from '../errors.js';
 
 /** Column codecs shared by the repositories: JSON text and 0/1 booleans. */
@@ -40,6 +40,20 @@ export function decodeRecord(text: string, ref: ColumnRef): Record<string, unkno
 
 export function decodeSubmission(text: string, ref: ColumnRef): TaskSubmit {
   const parsed = TaskSubmit.safeParse(parseJsonText(text, ref));
+  if (!parsed.success) throw new StoredDataError(ref.table, ref.column, ref.rowId, parsed.error.message);
+  return parsed.data;
+}
+
+export function decodeWorkspace(text: string | null, ref: ColumnRef): WorkspaceReport | null {
+  if (text === null) return null;
+  const parsed = WorkspaceReport.safeParse(parseJsonText(text, ref));
+  if (!parsed.success) throw new StoredDataError(ref.table, ref.column, ref.rowId, parsed.error.message);
+  return parsed.data;
+}
+
+export function decodeMcpServers(text: string | null, ref: ColumnRef): McpServers | null {
+  if (text === null) return null;
+  const parsed = McpServers.safeParse(parseJsonText(text, ref));
   if (!parsed.success) throw new StoredDataError(ref.table, ref.column, ref.rowId, parsed.error.message);
   return parsed.data;
 }

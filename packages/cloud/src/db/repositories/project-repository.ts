@@ -3,7 +3,7 @@ import type { Kysely, Selectable } from 'kysely';
 import { guardUnique, RecordNotFoundError } from '../errors.js';
 import { newProjectId } from '../ids.js';
 import type { ProjectsTable, Schema } from '../schema.js';
-import { decodeStringArray, definedOnly, encodeJson } from './codec.js';
+import { decodeMcpServers, decodeStringArray, definedOnly, encodeJson } from './codec.js';
 import type { NewProject, Project, ProjectRepository } from './types.js';
 
 function toProject(row: Selectable<ProjectsTable>): Project {
@@ -21,6 +21,11 @@ function toProject(row: Selectable<ProjectsTable>): Project {
     defaultModel: row.default_model,
     maxBudgetUsd: row.max_budget_usd,
     defaultBot: row.default_bot,
+    mcpServers: decodeMcpServers(row.mcp_servers, {
+      table: 'projects',
+      column: 'mcp_servers',
+      rowId: row.id,
+    }),
     createdAt: row.created_at,
     updatedAt: row.updated_at,
   };
@@ -47,6 +52,7 @@ export class KyselyProjectRepository implements ProjectRepository {
           default_model: p.defaultModel,
           max_budget_usd: p.maxBudgetUsd,
           ...(p.defaultBot ? { default_bot: p.defaultBot } : {}),
+          mcp_servers: p.mcpServers ? encodeJson(p.mcpServers) : null,
           created_at: now,
           updated_at: now,
         })
@@ -92,6 +98,8 @@ export class KyselyProjectRepository implements ProjectRepository {
             default_model: patch.defaultModel,
             max_budget_usd: patch.maxBudgetUsd,
             default_bot: patch.defaultBot,
+            mcp_servers:
+              patch.mcpServers === undefined ? undefined : patch.mcpServers && encodeJson(patch.mcpServers),
           }),
           updated_at: this.now(),
         })

@@ -16,6 +16,7 @@ import {
   decodeBool,
   decodeStringArray,
   decodeSubmission,
+  decodeWorkspace,
   definedOnly,
   encodeBool,
   encodeJson,
@@ -77,6 +78,8 @@ export function toTask(row: Selectable<TasksTable>): Task {
     updatedAt: row.updated_at,
     startedAt: row.started_at,
     completedAt: row.completed_at,
+    workspace: decodeWorkspace(row.workspace, ref('workspace')),
+    pullRequestUrl: row.pull_request_url,
   };
 }
 
@@ -103,6 +106,8 @@ function patchToRow(patch: TaskPatch): Updateable<TasksTable> {
     duration_ms: patch.durationMs,
     num_turns: patch.numTurns,
     continuations: patch.continuations,
+    workspace: patch.workspace === undefined ? undefined : patch.workspace && encodeJson(patch.workspace),
+    pull_request_url: patch.pullRequestUrl,
   });
 }
 
@@ -161,6 +166,8 @@ export class KyselyTaskRepository implements TaskRepository {
           updated_at: now,
           started_at: null,
           completed_at: null,
+          workspace: null,
+          pull_request_url: null,
         })
         .returningAll()
         .executeTakeFirstOrThrow(),

@@ -1,4 +1,4 @@
-import type { TaskPriority, TaskStatus, TaskSubmit } from '@bematic/protocol';
+import type { McpServers, TaskPriority, TaskStatus, TaskSubmit, WorkspaceReport } from '@bematic/protocol';
 
 /**
  * Repository contracts. Every implementation (SQLite and PostgreSQL through
@@ -21,16 +21,19 @@ export interface Project {
   maxBudgetUsd: number | null;
   /** The bot a mention in plain words goes to (a bot name or alias). */
   defaultBot: string;
+  /** MCP servers offered to Claude Code for this project's tasks. */
+  mcpServers: McpServers | null;
   createdAt: number;
   updatedAt: number;
 }
 export type NewProject = Omit<
   Project,
-  'id' | 'createdAt' | 'updatedAt' | 'fallbackAgentIds' | 'defaultBot'
+  'id' | 'createdAt' | 'updatedAt' | 'fallbackAgentIds' | 'defaultBot' | 'mcpServers'
 > & {
   id?: string;
   fallbackAgentIds?: string[];
   defaultBot?: string;
+  mcpServers?: McpServers | null;
 };
 
 export interface TaskMetricsColumns {
@@ -79,6 +82,10 @@ export interface Task extends TaskMetricsColumns {
   updatedAt: number;
   startedAt: number | null;
   completedAt: number | null;
+  /** Where the task's changes are (branch, commit, diff stat), as its agent reported. */
+  workspace: WorkspaceReport | null;
+  /** The pull request opened from the task's branch. */
+  pullRequestUrl: string | null;
 }
 
 export type NewTask = Pick<
@@ -125,6 +132,8 @@ export type TaskPatch = Partial<
     | 'commandsRun'
     | 'startedAt'
     | 'completedAt'
+    | 'workspace'
+    | 'pullRequestUrl'
   > &
     TaskMetricsColumns
 >;
