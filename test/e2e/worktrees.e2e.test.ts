@@ -49,6 +49,7 @@ describe('a git worktree and branch per task', () => {
       execFileSync('git', ['-c', 'user.name=dev', '-c', 'user.email=dev@example.com', ...args], {
         cwd: system.projectDir,
         encoding: 'utf8',
+        stdio: 'pipe',
       }).trim();
     bare = path.join(system.root, 'origin.git');
     bareRepo = bare;

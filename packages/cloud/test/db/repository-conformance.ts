@@ -113,6 +113,7 @@ export function describeRepositoryConformance(name: string, open: () => Promise<
           defaultModel: null,
           maxBudgetUsd: 2.5,
           defaultBot: 'coder',
+          mcpServers: null,
           createdAt: T0,
           updatedAt: T0,
         });
@@ -120,6 +121,24 @@ export function describeRepositoryConformance(name: string, open: () => Promise<
         expect(await repos.projects.findByChannel('C1')).toEqual(p);
         expect(await repos.projects.findByChannel('C404')).toBeUndefined();
         expect(await repos.projects.findById('nope')).toBeUndefined();
+      });
+
+      it('round-trips MCP servers, and removes them with null', async () => {
+        const mcpServers = {
+          docs: { type: 'http' as const, url: 'https://mcp.example.com/', headers: { 'x-team': 'web' } },
+          fs: { type: 'stdio' as const, command: 'mcp-fs', args: ['--root', '.'] },
+        };
+        const p = await repos.projects.create({
+          name: 'mcp',
+          channelId: 'C-MCP',
+          agentId: 'agent_1',
+          localPath: '/srv/mcp',
+          defaultModel: null,
+          maxBudgetUsd: null,
+          mcpServers,
+        });
+        expect((await repos.projects.findById(p.id))?.mcpServers).toEqual(mcpServers);
+        expect((await repos.projects.update(p.id, { mcpServers: null })).mcpServers).toBeNull();
       });
 
       it('keeps a given id and round-trips fallback agents', async () => {
@@ -224,6 +243,8 @@ export function describeRepositoryConformance(name: string, open: () => Promise<
           updatedAt: T0,
           startedAt: null,
           completedAt: null,
+          workspace: null,
+          pullRequestUrl: null,
         });
         expect(await repos.tasks.findById(t.id)).toEqual(t);
         expect(await repos.tasks.findById('task_missing')).toBeUndefined();
@@ -507,6 +528,26 @@ export function describeRepositoryConformance(name: string, open: () => Promise<
         });
         const cleared = await repos.tasks.update(t.id, { recoverable: null, threadTs: null });
         expect(cleared).toMatchObject({ recoverable: null, threadTs: null, progressMessageTs: '1.5' });
+      });
+
+      it('stores the workspace report and the pull request link', async () => {
+        const t = await repos.tasks.create(newTask({ status: 'running' }));
+        const workspace = {
+          mode: 'worktree' as const,
+          ownerTaskId: t.id,
+          branch: `bematic/${t.id}`,
+          base: 'main',
+          baseCommit: 'a'.repeat(40),
+          commit: 'b'.repeat(40),
+          files: [{ path: 'src/a.ts', added: 3, removed: 1, binary: false }],
+          notices: ['HEAD_MOVED' as const],
+        };
+        await repos.tasks.transition(t.id, 'completed', { workspace, completedAt: T0 });
+        await repos.tasks.update(t.id, { pullRequestUrl: 'https://github.com/o/r/pull/7' });
+        expect(await repos.tasks.findById(t.id)).toMatchObject({
+          workspace,
+          pullRequestUrl: 'https://github.com/o/r/pull/7',
+        });
       });
 
       it('deletes a task together with its sessions and queue entry', async () => {
