@@ -1,6 +1,7 @@
 import type { FileDiffStat } from '@bematic/protocol';
 import type { Task } from '../db/repositories/types.js';
-import { formatCost, formatDuration } from '../notifications/format.js';
+import { formatDuration } from '../duration.js';
+import { formatCost } from '../notifications/format.js';
 
 const TITLE_LIMIT = 120;
 const RESULT_LIMIT = 4000;
