@@ -1,4 +1,10 @@
-import { defineSettings, readSettings, type SettingsValues, settingSchemas } from '@bematic/protocol';
+import {
+  defineSettings,
+  readSettings,
+  type Setting,
+  type SettingsValues,
+  settingSchemas,
+} from '@bematic/protocol';
 import { z } from 'zod';
 
 const { int, number: num } = settingSchemas;
@@ -170,4 +176,12 @@ export function loadCloudConfig(
 export function slackMode(cfg: CloudConfig): 'socket' | 'http' | 'off' {
   if (!cfg.SLACK_BOT_TOKEN) return 'off';
   return cfg.SLACK_APP_TOKEN ? 'socket' : 'http';
+}
+
+/** The default of one cloud setting, for code that needs it without a loaded configuration. */
+export function cloudSettingDefault(name: CloudSettingName): string {
+  const settings: readonly Setting[] = CLOUD_SETTINGS;
+  const value = settings.find((s) => s.name === name)?.default;
+  if (value === undefined) throw new Error(`${name} has no default`);
+  return value;
 }

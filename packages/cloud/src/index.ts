@@ -34,4 +34,3 @@ export * from './notifications/index.js';
 export * from './retention/retention-service.js';
 export * from './slack/index.js';
 export * from './tasks/task-events.js';
-export * from './tasks/task-state-machine.js';

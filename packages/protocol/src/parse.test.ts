@@ -31,8 +31,13 @@ describe('parse', () => {
     }
   });
 
-  it('covers every message type in the schema table', () => {
-    expect(MESSAGE_TYPES).toHaveLength(17);
+  it('validates the payload of every message type: a payload of the wrong shape is a coded refusal', () => {
+    expect(MESSAGE_TYPES.length).toBeGreaterThan(0);
+    for (const type of MESSAGE_TYPES) {
+      const result = parse(JSON.stringify({ v: PROTOCOL_VERSION, type, id: 'm1', ts: 1, payload: 42 }));
+      expect(result.ok, type).toBe(false);
+      if (!result.ok) expect(result.error.code, type).toBe('INVALID_PAYLOAD');
+    }
   });
 
   it('carries workspace reports, workspace commands and MCP servers, and refuses malformed ones', () => {

@@ -1,9 +1,10 @@
 import { describe, expect, it } from 'vitest';
+import { buildExecutionConfig } from '../commands/execution-config.js';
 import type { Project } from '../db/repositories/types.js';
 import { BotRegistry } from './bot-registry.js';
 import { CoderBot, ReviewerBot } from './bots.js';
 import { parseArguments, parseCommand, tokenize } from './command-parser.js';
-import { buildExecutionConfig, createModelStrategy, DEFAULT_MODEL_TIERS } from './model-routing.js';
+import { createModelStrategy, DEFAULT_MODEL_TIERS } from './model-routing.js';
 
 const project: Project = {
   id: 'proj_1',

@@ -1,4 +1,4 @@
-import type { TaskPriority, TaskSubmit } from '@bematic/protocol';
+import { cloudSettingDefault } from '../config.js';
 import type { Project } from '../db/repositories/types.js';
 import type { ParsedCommand } from './command-parser.js';
 import { type Bot, findCommand } from './types.js';
@@ -7,10 +7,11 @@ export const MODEL_TIERS = ['premium', 'standard', 'fast'] as const;
 export type ModelTier = (typeof MODEL_TIERS)[number];
 export type ModelTiers = Record<ModelTier, string>;
 
+/** The tiers' models when nothing is configured: the defaults of the BEMATIC_MODEL_* settings. */
 export const DEFAULT_MODEL_TIERS: ModelTiers = {
-  premium: 'claude-opus-5-5',
-  standard: 'claude-sonnet-5-5',
-  fast: 'claude-haiku-5-5',
+  premium: cloudSettingDefault('BEMATIC_MODEL_PREMIUM'),
+  standard: cloudSettingDefault('BEMATIC_MODEL_STANDARD'),
+  fast: cloudSettingDefault('BEMATIC_MODEL_FAST'),
 };
 
 /** Family names people type, mapped to tiers. */
@@ -55,54 +56,4 @@ export function createModelStrategy(tiers: Partial<ModelTiers> = {}): ModelStrat
         : { ok: true, choice: { model: t.standard, tier: 'standard', reason: 'read-command' } };
     },
   };
-}
-
-/** TASK_SUBMIT minus the task id, which is assigned when the task row is created. */
-export type ExecutionConfig = Omit<TaskSubmit, 'taskId'>;
-
-export type ExecutionConfigResult =
-  | { ok: true; config: ExecutionConfig; choice: ModelChoice }
-  | { ok: false; error: string };
-
-export function buildExecutionConfig(
-  parsed: ParsedCommand,
-  bot: Bot,
-  project: Project,
-  modelStrategy: ModelStrategy,
-): ExecutionConfigResult {
-  const command = findCommand(bot, parsed.command);
-  if (!command) return { ok: false, error: `${bot.displayName} has no command "${parsed.command}".` };
-  if (parsed.errors.length > 0) return { ok: false, error: parsed.errors.join('; ') };
-  const chosen = modelStrategy.choose(parsed, bot, project);
-  if (!chosen.ok) return chosen;
-  const priority: TaskPriority = parsed.flags.priority ?? 'normal';
-  const budget = parsed.flags.budget ?? project.maxBudgetUsd ?? undefined;
-  const prompt =
-    parsed.args.trim() ||
-    `${command.description[0]?.toUpperCase()}${command.description.slice(1)} for this project.`;
-  const config: ExecutionConfig = {
-    projectId: project.id,
-    localPath: project.localPath,
-    botName: bot.name,
-    command: command.name,
-    prompt,
-    systemPrompt: bot.systemPrompt(command, project),
-    model: chosen.choice.model,
-    allowedTools: [...bot.allowedTools],
-    priority,
-  };
-  if (budget !== undefined && budget > 0) config.maxBudgetUsd = budget;
-  if (parsed.flags.base !== undefined) {
-    // Checked here so a typo is answered at once; the agent checks that the ref exists.
-    if (!/^[A-Za-z0-9_./@^~-]{1,250}$/.test(parsed.flags.base) || parsed.flags.base.startsWith('-')) {
-      return {
-        ok: false,
-        error: `--base needs a branch, tag or commit, got "${parsed.flags.base.slice(0, 80)}"`,
-      };
-    }
-    config.workspace = { base: parsed.flags.base };
-  }
-  if (project.mcpServers && Object.keys(project.mcpServers).length > 0)
-    config.mcpServers = project.mcpServers;
-  return { ok: true, config, choice: chosen.choice };
 }

@@ -1,6 +1,5 @@
 import { isTerminalStatus, type TaskComplete } from '@bematic/protocol';
 import { parseArguments, toParsedCommand } from '../bots/command-parser.js';
-import { buildExecutionConfig } from '../bots/model-routing.js';
 import { type Bot, findCommand } from '../bots/types.js';
 import type { ChatMessage } from '../chat/chat-surface.js';
 import type { Task } from '../db/repositories/types.js';
@@ -11,6 +10,7 @@ import { escapeMrkdwn } from '../notifications/mrkdwn.js';
 import type { TaskEvents } from '../tasks/task-events.js';
 import { audit, type CommandContext } from './context.js';
 import { DECOMPOSE_COMMAND, type PlannedSubtask, parsePlan, subtaskPrompt } from './decomposition.js';
+import { buildExecutionConfig } from './execution-config.js';
 import type { TaskLauncher } from './task-launcher.js';
 
 /**

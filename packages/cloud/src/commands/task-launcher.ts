@@ -1,5 +1,4 @@
 import type { TaskError, TaskSubmit } from '@bematic/protocol';
-import { buildExecutionConfig } from '../bots/model-routing.js';
 import { READ_ONLY_TOOLS } from '../bots/types.js';
 import type { ChatSurface } from '../chat/chat-surface.js';
 import type { NewTask, Project, Task } from '../db/repositories/types.js';
@@ -14,6 +13,7 @@ import {
 } from '../notifications/blocks.js';
 import { audit, botLabel, type CommandContext, reject, requirePermission } from './context.js';
 import { DECOMPOSE_COMMAND, planningSystemPrompt } from './decomposition.js';
+import { buildExecutionConfig } from './execution-config.js';
 
 export interface LaunchOrigin {
   surface: ChatSurface;

@@ -1,10 +1,10 @@
 import { isTerminalStatus } from '@bematic/protocol';
 import { parseArguments, toParsedCommand } from '../bots/command-parser.js';
-import { buildExecutionConfig } from '../bots/model-routing.js';
 import { findCommand } from '../bots/types.js';
 import type { RequestContext } from '../middleware/types.js';
 import { worktreeOwner } from '../workspaces/workspace-requests.js';
 import { type CommandContext, reject, requirePermission } from './context.js';
+import { buildExecutionConfig } from './execution-config.js';
 import type { TaskLauncher } from './task-launcher.js';
 
 /**

@@ -1,4 +1,5 @@
 import {
+  IllegalTransitionError,
   isTerminalStatus,
   type TaskAck,
   type TaskCancelled,
@@ -13,7 +14,6 @@ import {
 import type { Logger } from 'pino';
 import type { Repositories, Session, Task, TaskPatch } from '../db/repositories/types.js';
 import type { TaskEvents } from './task-events.js';
-import { IllegalTransitionError } from './task-state-machine.js';
 
 type Tx = Omit<Repositories, 'transaction'>;
 

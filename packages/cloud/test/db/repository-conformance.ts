@@ -1,4 +1,10 @@
-import { TASK_STATUSES, type TaskStatus, type TaskSubmit } from '@bematic/protocol';
+import {
+  IllegalTransitionError,
+  judgeTransition,
+  TASK_STATUSES,
+  type TaskStatus,
+  type TaskSubmit,
+} from '@bematic/protocol';
 import { sql } from 'kysely';
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
 import type { Database } from '../../src/db/database.js';
@@ -7,7 +13,6 @@ import { MIGRATIONS, migrateToLatest, migrationStatus } from '../../src/db/migra
 import { createRepositories } from '../../src/db/repositories/index.js';
 import type { NewTask, Repositories } from '../../src/db/repositories/types.js';
 import type { Schema } from '../../src/db/schema.js';
-import { IllegalTransitionError, judgeTransition } from '../../src/tasks/task-state-machine.js';
 
 const T0 = 1_700_000_000_000;
 const TABLES: readonly (keyof Schema)[] = [

@@ -1,13 +1,14 @@
 import type { Clock } from '@bematic/protocol';
 import {
+  IllegalTransitionError,
   isTerminalStatus,
+  judgeTransition,
   TASK_PRIORITIES,
   TASK_STATUSES,
   type TaskPriority,
   type TaskStatus,
 } from '@bematic/protocol';
 import type { Kysely, Selectable, Updateable } from 'kysely';
-import { IllegalTransitionError, judgeTransition } from '../../tasks/task-state-machine.js';
 import { dialectOf } from '../database.js';
 import { guardUnique, RecordNotFoundError, StoredDataError } from '../errors.js';
 import { newTaskId } from '../ids.js';

@@ -1,4 +1,4 @@
-import { isTerminalStatus, type TaskStatus } from '@bematic/protocol';
+import { isTerminalStatus, type TaskStatus } from './constants.js';
 
 /**
  * The task status state machine, as data. A status may move only to the
