@@ -3,7 +3,7 @@ import { buildExecutionConfig } from '../commands/execution-config.js';
 import type { Project } from '../db/repositories/types.js';
 import { BotRegistry } from './bot-registry.js';
 import { CoderBot, ReviewerBot } from './bots.js';
-import { parseArguments, parseCommand, tokenize } from './command-parser.js';
+import { parseArguments, tokenize } from './command-parser.js';
 import { createModelStrategy, DEFAULT_MODEL_TIERS } from './model-routing.js';
 
 const project: Project = {
@@ -52,12 +52,17 @@ describe('command parser', () => {
     expect(p.errors.join()).toMatch(/priority must be one of urgent, high, normal, low/);
   });
 
-  it('parseCommand picks the command word or the default command', () => {
-    expect(parseCommand('fix the login bug in auth.ts', CoderBot)).toMatchObject({
+  it('a named bot picks the command word or its default command', () => {
+    const registry = new BotRegistry();
+    const named = (text: string) => {
+      const r = registry.resolveFromMention(`${CoderBot.name} ${text}`);
+      return r.kind === 'resolved' ? r.parsed : undefined;
+    };
+    expect(named('fix the login bug in auth.ts')).toMatchObject({
       command: 'fix',
       args: 'fix the login bug in auth.ts',
     });
-    expect(parseCommand('the whole thing', CoderBot).command).toBe('implement');
+    expect(named('the whole thing')?.command).toBe('implement');
   });
 });
 

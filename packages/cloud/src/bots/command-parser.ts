@@ -198,27 +198,3 @@ export function toParsedCommand(botName: string, command: string, parsed: Parsed
     errors: parsed.errors,
   };
 }
-
-/**
- * The spec's `parseCommand`: the first word is a command of the bot when it names one. The word stays
- * in the request ("fix the login bug"): it is part of what the person asked for.
- */
-export function parseCommand(
-  text: string,
-  bot: {
-    name: string;
-    defaultCommand: string;
-    commands: readonly { name: string; aliases: readonly string[] }[];
-  },
-): ParsedCommand {
-  const trimmed = text.trim();
-  const first = tokenize(trimmed)[0];
-  if (first && !first.quoted) {
-    const w = first.value.toLowerCase();
-    const cmd = bot.commands.find((c) => c.name === w || c.aliases.includes(w));
-    if (cmd) {
-      return toParsedCommand(bot.name, cmd.name, parseArguments(trimmed));
-    }
-  }
-  return toParsedCommand(bot.name, bot.defaultCommand, parseArguments(trimmed));
-}
