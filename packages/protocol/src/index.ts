@@ -4,4 +4,5 @@ export * from './envelope.js';
 export * from './messages.js';
 export * from './parse.js';
 export * from './settings.js';
+export * from './task-metrics.js';
 export * from './task-state-machine.js';

@@ -1,5 +1,5 @@
 import type { TaskMetrics, TaskSubmit } from '@bematic/protocol';
-import { type Clock, systemClock } from '@bematic/protocol';
+import { type Clock, systemClock, ZERO_TASK_METRICS } from '@bematic/protocol';
 import type { ExecutionOutcome, ExecutionSink, Executor } from './executor.js';
 
 export interface SleepExecutorOptions {
@@ -15,16 +15,7 @@ export interface SleepExecutorOptions {
 /** `[sleep:250]` in a prompt overrides the duration for that task. */
 const SLEEP_OVERRIDE = /\[sleep:(\d+)\]/;
 
-const zeroMetrics = (durationMs: number): TaskMetrics => ({
-  inputTokens: 0,
-  outputTokens: 0,
-  cacheReadTokens: 0,
-  cacheCreationTokens: 0,
-  costUsd: 0,
-  durationMs,
-  numTurns: 0,
-  continuations: 0,
-});
+const zeroMetrics = (durationMs: number): TaskMetrics => ({ ...ZERO_TASK_METRICS, durationMs });
 
 /**
  * An executor that does no work: it reports a step, streams a line and waits.

@@ -1,4 +1,4 @@
-import { isTerminalStatus, type TaskComplete } from '@bematic/protocol';
+import { isTerminalStatus, sumTaskMetrics, type TaskComplete } from '@bematic/protocol';
 import { parseArguments, toParsedCommand } from '../bots/command-parser.js';
 import { type Bot, findCommand } from '../bots/types.js';
 import type { ChatMessage } from '../chat/chat-surface.js';
@@ -166,17 +166,7 @@ export class DecompositionFlow {
   }
 
   private async summarise(parent: Task, plan: PlannedSubtask[], subtasks: Task[]): Promise<void> {
-    const sum = (f: (t: Task) => number) => subtasks.reduce((n, t) => n + f(t), f(parent));
-    const metrics = {
-      inputTokens: sum((t) => t.inputTokens),
-      outputTokens: sum((t) => t.outputTokens),
-      cacheReadTokens: sum((t) => t.cacheReadTokens),
-      cacheCreationTokens: sum((t) => t.cacheCreationTokens),
-      costUsd: sum((t) => t.costUsd),
-      durationMs: sum((t) => t.durationMs),
-      numTurns: sum((t) => t.numTurns),
-      continuations: sum((t) => t.continuations),
-    };
+    const metrics = sumTaskMetrics([parent, ...subtasks]);
     const filesChanged = [...new Set(subtasks.flatMap((t) => t.filesChanged))];
     const commandsRun = subtasks.flatMap((t) => t.commandsRun);
     const allDone = subtasks.length === plan.length && subtasks.every((t) => t.status === 'completed');

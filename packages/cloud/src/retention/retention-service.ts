@@ -1,4 +1,10 @@
-import { isTerminalStatus, TASK_PRIORITIES, TaskSubmit } from '@bematic/protocol';
+import {
+  isTerminalStatus,
+  pickTaskMetrics,
+  TASK_PRIORITIES,
+  TaskMetrics,
+  TaskSubmit,
+} from '@bematic/protocol';
 import { type Logger, pino } from 'pino';
 import { z } from 'zod';
 import { AuditTrail } from '../audit/audit-trail.js';
@@ -91,14 +97,7 @@ const Snapshot = z
     warning: z.string().nullable(),
     filesChanged: z.array(z.string()),
     commandsRun: z.array(z.string()),
-    inputTokens: z.number(),
-    outputTokens: z.number(),
-    cacheReadTokens: z.number(),
-    cacheCreationTokens: z.number(),
-    costUsd: z.number(),
-    durationMs: z.number(),
-    numTurns: z.number(),
-    continuations: z.number(),
+    ...TaskMetrics.shape,
     startedAt: z.number().nullable(),
     completedAt: z.number().nullable(),
   })
@@ -401,14 +400,7 @@ function patchFrom(s: z.infer<typeof Snapshot>): TaskPatch {
     warning: s.warning,
     filesChanged: s.filesChanged,
     commandsRun: s.commandsRun,
-    inputTokens: s.inputTokens,
-    outputTokens: s.outputTokens,
-    cacheReadTokens: s.cacheReadTokens,
-    cacheCreationTokens: s.cacheCreationTokens,
-    costUsd: s.costUsd,
-    durationMs: s.durationMs,
-    numTurns: s.numTurns,
-    continuations: s.continuations,
+    ...pickTaskMetrics(s),
     startedAt: s.startedAt,
     completedAt: s.completedAt,
   };

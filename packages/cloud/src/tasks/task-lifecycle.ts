@@ -1,6 +1,7 @@
 import {
   IllegalTransitionError,
   isTerminalStatus,
+  pickTaskMetrics,
   type TaskAck,
   type TaskCancelled,
   type TaskComplete,
@@ -318,14 +319,5 @@ export class TaskLifecycle {
 }
 
 function metricsPatch(m: TaskMetrics): TaskPatch {
-  return {
-    inputTokens: m.inputTokens,
-    outputTokens: m.outputTokens,
-    cacheReadTokens: m.cacheReadTokens,
-    cacheCreationTokens: m.cacheCreationTokens,
-    costUsd: m.costUsd,
-    durationMs: m.durationMs,
-    numTurns: m.numTurns,
-    continuations: m.continuations,
-  };
+  return pickTaskMetrics(m);
 }

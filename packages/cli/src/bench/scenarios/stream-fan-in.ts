@@ -1,5 +1,5 @@
 import type { ExecutionOutcome, ExecutionSink, Executor } from '@bematic/agent';
-import type { TaskSubmit } from '@bematic/protocol';
+import { type TaskSubmit, ZERO_TASK_METRICS } from '@bematic/protocol';
 import { addProjects, BENCH_USER, now, startBenchSystem, TerminalLog } from '../harness.js';
 import { round } from '../stats.js';
 import type { Scenario } from '../types.js';
@@ -27,14 +27,10 @@ class ChattyExecutor implements Executor {
     }
     this.emitted.set(task.taskId, { chunks: sent, startedAt, endedAt: now() });
     const metrics = {
-      inputTokens: 0,
+      ...ZERO_TASK_METRICS,
       outputTokens: sent,
-      cacheReadTokens: 0,
-      cacheCreationTokens: 0,
-      costUsd: 0,
       durationMs: Math.round(now() - startedAt),
       numTurns: 1,
-      continuations: 0,
     };
     if (signal.aborted) return { kind: 'cancelled', payload: { metrics } };
     return {

@@ -1,4 +1,11 @@
-import type { McpServers, TaskPriority, TaskStatus, TaskSubmit, WorkspaceReport } from '@bematic/protocol';
+import type {
+  McpServers,
+  TaskMetrics,
+  TaskPriority,
+  TaskStatus,
+  TaskSubmit,
+  WorkspaceReport,
+} from '@bematic/protocol';
 
 /**
  * Repository contracts. Every implementation (SQLite and PostgreSQL through
@@ -36,16 +43,8 @@ export type NewProject = Omit<
   mcpServers?: McpServers | null;
 };
 
-export interface TaskMetricsColumns {
-  inputTokens: number;
-  outputTokens: number;
-  cacheReadTokens: number;
-  cacheCreationTokens: number;
-  costUsd: number;
-  durationMs: number;
-  numTurns: number;
-  continuations: number;
-}
+/** A task row carries the wire's TaskMetrics as columns. */
+export type TaskMetricsColumns = TaskMetrics;
 
 export interface Task extends TaskMetricsColumns {
   id: string;
