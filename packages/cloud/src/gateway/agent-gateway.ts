@@ -17,10 +17,10 @@ import type { Logger } from 'pino';
 import { type RawData, WebSocket, WebSocketServer } from 'ws';
 import type { ApiKeyService } from '../auth/api-keys.js';
 import type { AuditLogRepository } from '../db/repositories/types.js';
+import { SlidingWindowRateLimiter } from '../limits/sliding-window.js';
 import type { AgentManager } from './agent-manager.js';
 import type { MessageRouter } from './message-router.js';
 import type { GatewayObserver } from './observer.js';
-import { FailureRateLimiter } from './rate-limiter.js';
 
 export const CLOSE_AUTH_FAILED = 4001;
 export const CLOSE_AUTH_TIMEOUT = 4008;
@@ -56,7 +56,7 @@ export interface AgentGatewayOptions {
  */
 export class AgentGateway {
   private readonly wss: WebSocketServer;
-  private readonly authLimiter: FailureRateLimiter;
+  private readonly authLimiter: SlidingWindowRateLimiter;
   private readonly sockets = new Set<WebSocket>();
   private readonly maxFrameBytes: number;
   private readonly onUpgrade: (req: IncomingMessage, socket: Duplex, head: Buffer) => void;
@@ -66,7 +66,10 @@ export class AgentGateway {
     // Slightly oversized frames get a coded error and the connection survives;
     // the hard cap only protects memory from absurd frames.
     this.wss = new WebSocketServer({ noServer: true, maxPayload: this.maxFrameBytes * 4 });
-    this.authLimiter = new FailureRateLimiter(opts.clock, opts.authFailuresPerMinute ?? 5, 60_000);
+    this.authLimiter = new SlidingWindowRateLimiter(
+      { limit: opts.authFailuresPerMinute ?? 5, windowMs: 60_000 },
+      () => opts.clock.now(),
+    );
     this.onUpgrade = (req, socket, head) => {
       if (pathOf(req) !== AGENT_WS_PATH) return; // someone else's endpoint
       const upgradedAt = opts.clock.now();
@@ -97,17 +100,22 @@ class Connection {
   private agentId: string | null = null;
   private chain: Promise<void> = Promise.resolve();
   private authTimer: TimerHandle | null;
-  private readonly errorTimes: number[] = [];
+  /** Invalid frames on this connection in the last minute. */
+  private readonly invalidFrames: SlidingWindowRateLimiter;
   private ended = false;
 
   constructor(
     private readonly ws: WebSocket,
     private readonly ip: string,
     private readonly opts: AgentGatewayOptions,
-    private readonly limiter: FailureRateLimiter,
+    private readonly limiter: SlidingWindowRateLimiter,
     private readonly maxFrameBytes: number,
     private readonly upgradedAt: number,
   ) {
+    this.invalidFrames = new SlidingWindowRateLimiter(
+      { limit: opts.protocolErrorsPerMinute ?? 20, windowMs: 60_000 },
+      () => opts.clock.now(),
+    );
     this.authTimer = opts.clock.setTimeout(() => {
       this.authTimer = null;
       if (this.agentId !== null || this.ended) return;
@@ -166,7 +174,7 @@ class Connection {
     }
     const auth = message.payload;
     const limitKey = `${this.ip}|${auth.agentId}`;
-    if (this.limiter.isBlocked(limitKey)) {
+    if (this.limiter.isLimited(limitKey)) {
       await this.rejectAuth(
         auth.agentId,
         'rate-limited',
@@ -270,10 +278,8 @@ class Connection {
       resourceId: agentId,
       details: { code, message: message.slice(0, 500), ip: this.ip, ...extra },
     });
-    const now = this.opts.clock.now();
-    this.errorTimes.push(now);
-    while ((this.errorTimes[0] ?? now) <= now - 60_000) this.errorTimes.shift();
-    if (this.errorTimes.length > (this.opts.protocolErrorsPerMinute ?? 20)) {
+    this.invalidFrames.record(this.ip);
+    if (this.invalidFrames.status(this.ip).used > this.invalidFrames.limit) {
       this.opts.logger.warn({ agentId, ip: this.ip }, 'closing connection after repeated invalid frames');
       this.ws.close(CLOSE_PROTOCOL_ABUSE, 'too many invalid frames');
     }
