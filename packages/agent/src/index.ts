@@ -29,3 +29,12 @@ export {
 } from './resources/resource-monitor.js';
 export { type PathValidation, PathValidator } from './security/path-validator.js';
 export { StreamCoalescer, type StreamCoalescerOptions } from './streaming/stream-coalescer.js';
+export { type GitHubAccess, WorkspaceActions } from './workspace/workspace-actions.js';
+export {
+  isWritingTask,
+  type Workspace,
+  WorkspaceError,
+  WorkspaceManager,
+  type WorkspaceManagerOptions,
+  type WorkspacePlan,
+} from './workspace/workspace-manager.js';

@@ -5,6 +5,7 @@ import { dispatchLatency } from './dispatch-latency.js';
 import { offlineDrain } from './offline-drain.js';
 import { streamFanIn } from './stream-fan-in.js';
 import { throughput } from './throughput.js';
+import { worktreeOverhead } from './worktree-overhead.js';
 
 /** In the order they run. */
 export const SCENARIOS: Scenario[] = [
@@ -14,4 +15,5 @@ export const SCENARIOS: Scenario[] = [
   connectedAgents,
   offlineDrain,
   agentOverhead,
+  worktreeOverhead,
 ];
