@@ -56,7 +56,11 @@ describe('a git worktree and branch per task', () => {
     execFileSync('git', ['init', '-q', '--bare', bare]);
     git('checkout', '-q', '-b', 'main');
     await writeFile(path.join(system.projectDir, 'auth.ts'), 'export const ok = (p: string) => p === p;\n');
-    git('add', 'auth.ts');
+    await writeFile(
+      path.join(system.projectDir, 'CLAUDE.md'),
+      'House rule: tabs, never spaces (marker-7f3a).\n',
+    );
+    git('add', 'auth.ts', 'CLAUDE.md');
     git('commit', '-q', '-m', 'auth');
     git('remote', 'add', 'origin', 'https://github.com/acme/webapp.git');
     git('config', 'remote.origin.pushurl', bare);
@@ -67,8 +71,6 @@ describe('a git worktree and branch per task', () => {
     await system?.close();
     await github?.close();
   });
-
-  const completion = (thread: MessageView[]) => thread.find((m) => /Task completed/.test(m.readable));
 
   it('runs two writing tasks of one project at once, each on its own branch with its own commit', async () => {
     system.model.setConversations({
@@ -98,6 +100,8 @@ describe('a git worktree and branch per task', () => {
     ]);
     expect(r1.answeredAt).toBeUndefined();
     expect(r2.answeredAt).toBeUndefined();
+    // The repository's own CLAUDE.md (read from the task's worktree) reached Claude Code.
+    expect(JSON.stringify([r1.messages, r1.system])).toContain('marker-7f3a');
     system.model.release();
     const [one, two] = [await doneOne, await doneTwo];
     expect(one.event).toBe('task.completed');
@@ -161,7 +165,7 @@ describe('a git worktree and branch per task', () => {
 
     // Show diff: the patch arrives in the thread as a file.
     const thread = await readThread(system, first.threadTs!);
-    const block = completion(thread.filter((m) => m.ts !== thread[0]?.ts).reverse())!;
+    const block = completion(thread)!;
     await system.emulator.clickButton({
       user: 'U0ALICE',
       channel: system.channel,
@@ -266,3 +270,57 @@ describe('a git worktree and branch per task', () => {
     expect(thread.map((x) => x.readable).join('\n')).toContain('The base `no-such-branch` is not a commit');
   });
 });
+
+describe('a project that is not a git repository', () => {
+  let system: TestSystem;
+  beforeAll(async () => {
+    system = await startTestSystem({ git: false, settings: { BEMATIC_PROGRESS_INTERVAL_MS: '200' } });
+    system.emulator.addUser({ id: 'U0ALICE', name: 'alice' });
+  });
+  afterAll(() => system?.close());
+
+  it('works in place, says so once in the thread, and has no branch buttons', async () => {
+    system.model.setScript([
+      turn.toolUse('Write', { file_path: 'notes.md', content: '# Notes\n' }),
+      turn.text('Wrote the notes.'),
+    ]);
+    const done = nextTerminal(system);
+    const m = await system.emulator.mention({
+      user: 'U0ALICE',
+      channel: system.channel,
+      text: 'code write notes.md',
+    });
+    const { event, task } = await done;
+    expect(event).toBe('task.completed');
+    expect(await readFile(path.join(system.projectDir, 'notes.md'), 'utf8')).toBe('# Notes\n');
+    const first = completion(await readThread(system, m.ts))!;
+    expect(first.readable).toContain('not a git repository');
+    expect(buttonValue(first, 'workspace_pr')).toBeUndefined();
+    expect((await system.cloud.repos.tasks.findById(task.id))!.workspace).toMatchObject({
+      mode: 'in-place',
+      notices: ['NOT_A_GIT_REPO'],
+    });
+
+    system.model.setScript([turn.text('Nothing else to do.')]);
+    const again = nextTerminal(system, (t) => t.id !== task.id);
+    await system.emulator.message({
+      user: 'U0ALICE',
+      channel: system.channel,
+      text: 'anything else?',
+      threadTs: m.ts,
+    });
+    await again;
+    const thread = await readThread(system, m.ts);
+    expect(thread.filter((x) => x.readable.includes('not a git repository'))).toHaveLength(1);
+
+    // /bm pr on it is answered plainly.
+    const before = system.emulator.ephemerals('U0ALICE').length;
+    await system.emulator.slashCommand({ user: 'U0ALICE', channel: system.channel, text: `pr ${task.id}` });
+    const answer = await system.emulator.waitFor(() => system.emulator.ephemerals('U0ALICE')[before]);
+    expect(JSON.stringify(answer)).toContain('has no branch: its project is not a git repository');
+  });
+});
+
+function completion(thread: MessageView[]) {
+  return [...thread].reverse().find((m) => /Task completed/.test(m.readable));
+}

@@ -159,6 +159,18 @@ describe('model routing and execution config', () => {
     expect(built.ok && built.config.model).toBe('claude-opus-9');
   });
 
+  it('carries --base and the project MCP servers into the submission, and refuses a base that is not a ref', () => {
+    const { bot, parsed } = resolve('code fix the login bug --base release/2.0');
+    const mcpServers = { docs: { type: 'http' as const, url: 'https://mcp.example.com/' } };
+    const built = buildExecutionConfig(parsed, bot, { ...project, mcpServers }, strategy);
+    expect(built.ok && built.config).toMatchObject({ workspace: { base: 'release/2.0' }, mcpServers });
+    const bad = resolve('code fix it --base "-x; rm -rf"');
+    expect(buildExecutionConfig(bad.parsed, bad.bot, project, strategy)).toMatchObject({
+      ok: false,
+      error: expect.stringContaining('--base needs a branch, tag or commit'),
+    });
+  });
+
   it('builds the TASK_SUBMIT fields from bot, flags and project', () => {
     const { bot, parsed } = resolve('code fix the login bug --priority high');
     const built = buildExecutionConfig(parsed, bot, project, strategy);
