@@ -88,6 +88,15 @@ describe('bematic cloud + bematic agent as separate processes', () => {
   it('a task typed into the console runs on the separate agent process and completes', async () => {
     const cloud = start(['cloud'], { PORT: '0' });
     const [, url] = await cloud.waitFor(/Bematic cloud: (http:\/\/\S+)/);
+    // Sign in the way a person does: the one-time link from the banner sets the session cookie.
+    const [, login] = await cloud.waitFor(/Sign in: (http:\/\/\S+)/);
+    const signedIn = await fetch(login!, { redirect: 'manual' });
+    expect(signedIn.status).toBe(303);
+    const cookie = signedIn.headers.get('set-cookie')?.split(';')[0] ?? '';
+    expect(cookie).toMatch(/^bematic_session=/);
+    expect((await fetch(login!, { redirect: 'manual' })).headers.get('location')).toMatch(/login=refused/);
+    expect((await fetch(`${url}/api/tasks`)).status).toBe(401);
+    const headers = { cookie };
     const agent = start(['agent'], {
       BEMATIC_CLOUD_URL: url,
       BEMATIC_AGENT_ID: 'build-box',
@@ -105,22 +114,22 @@ describe('bematic cloud + bematic agent as separate processes', () => {
       turn.toolUse('Write', { file_path: 'hello.js', content: 'export const hello = () => "hi";\n' }),
       turn.text('Added hello().'),
     ]);
-    const events = await subscribe(`${url}/api/events`);
+    const events = await subscribe(`${url}/api/events`, headers);
     const finished = events.next(/"event":"task\.(completed|failed|cancelled)"/);
     const posted = await fetch(`${url}/api/console/messages`, {
       method: 'POST',
-      headers: { 'content-type': 'application/json' },
+      headers: { ...headers, 'content-type': 'application/json' },
       body: JSON.stringify({ text: 'code add a hello function in hello.js' }),
     });
     expect(posted.status).toBe(202);
 
     const { task: summary } = JSON.parse(await finished) as { task: { id: string } };
-    const { task } = (await (await fetch(`${url}/api/tasks/${summary.id}`)).json()) as {
+    const { task } = (await (await fetch(`${url}/api/tasks/${summary.id}`, { headers })).json()) as {
       task: { status: string; filesChanged: string[] };
     };
     expect(task).toMatchObject({ status: 'completed', filesChanged: ['hello.js'] });
     expect(await readFile(path.join(dir, 'webapp', 'hello.js'), 'utf8')).toContain('hello');
-    const agents = (await (await fetch(`${url}/api/agents`)).json()) as {
+    const agents = (await (await fetch(`${url}/api/agents`, { headers })).json()) as {
       agents: Array<{ agentId: string; online: boolean }>;
     };
     expect(agents.agents).toContainEqual(expect.objectContaining({ agentId: 'build-box', online: true }));
@@ -140,9 +149,12 @@ describe('bematic cloud + bematic agent as separate processes', () => {
 });
 
 /** Opens a Server-Sent Events stream; `next` resolves with the data of the first event matching `pattern`. */
-async function subscribe(url: string): Promise<{ next(pattern: RegExp): Promise<string> }> {
+async function subscribe(
+  url: string,
+  headers: Record<string, string>,
+): Promise<{ next(pattern: RegExp): Promise<string> }> {
   const controller = new AbortController();
-  const res = await fetch(url, { signal: controller.signal });
+  const res = await fetch(url, { signal: controller.signal, headers });
   const reader = res.body!.pipeThrough(new TextDecoderStream()).getReader();
   return {
     async next(pattern: RegExp) {

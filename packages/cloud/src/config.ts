@@ -141,6 +141,21 @@ export const CLOUD_SETTINGS = defineSettings([
     doc: 'Channel for resource warnings and admin notices',
   },
   { name: 'BEMATIC_CACHE_TTL_MS', schema: int(0), default: '30000', doc: 'Cache entry lifetime' },
+  {
+    name: 'BEMATIC_CONSOLE_TOKEN',
+    schema: z.string().min(16, 'must be at least 16 characters').optional(),
+    doc: 'Console/dashboard sign-in token for deployments (login form or Authorization: Bearer); otherwise a one-time login link is printed at start-up',
+  },
+  {
+    name: 'BEMATIC_PUBLIC_URL',
+    schema: z.string().url().optional(),
+    doc: 'Address people reach the dashboard by (its host is accepted besides localhost; Slack links to task pages use it)',
+  },
+  {
+    name: 'BEMATIC_METRICS_TOKEN',
+    schema: z.string().min(16, 'must be at least 16 characters').optional(),
+    doc: '/metrics needs Authorization: Bearer <token> when set (open otherwise)',
+  },
 ]);
 
 export type CloudSettingName = (typeof CLOUD_SETTINGS)[number]['name'];

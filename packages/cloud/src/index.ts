@@ -15,6 +15,7 @@ export * from './db/index.js';
 export * from './db/repositories/types.js';
 export * from './gateway/index.js';
 export * from './gateway/types.js';
+export { ConsoleSessions, SESSION_COOKIE } from './http/access/console-session.js';
 export {
   DashboardReads,
   type DashboardStats,
@@ -34,3 +35,4 @@ export * from './notifications/index.js';
 export * from './retention/retention-service.js';
 export * from './slack/index.js';
 export * from './tasks/task-events.js';
+export * from './transcript/transcript-recorder.js';

@@ -160,6 +160,13 @@ export const TaskProgress = z.object({
   /** Human-readable step, e.g. "Editing src/auth.ts". */
   message: z.string().max(2000),
   tool: z.string().max(100).optional(),
+  /** Tool steps: what the tool was given, summarised (an edit as a diff, a command), secrets redacted. */
+  input: z.string().max(20_000).optional(),
+  /** Pairs a tool's result with its call. */
+  toolUseId: z.string().max(200).optional(),
+  /** The tool's answer (clipped, redacted), sent once it returns; `message` repeats the call's step. */
+  result: z.string().max(20_000).optional(),
+  isError: z.boolean().optional(),
 });
 export type TaskProgress = z.infer<typeof TaskProgress>;
 

@@ -71,11 +71,27 @@ export async function addProjects(
   return channels;
 }
 
+const sessions = new WeakMap<Cloud, Promise<string>>();
+
+/** Sign in once per cloud with a one-time login link, as a browser does; the session cookie. */
+function sessionCookie(cloud: Cloud): Promise<string> {
+  let cookie = sessions.get(cloud);
+  if (!cookie) {
+    cookie = fetch(cloud.loginUrl(), { redirect: 'manual' }).then((res) => {
+      const value = res.headers.get('set-cookie')?.split(';')[0];
+      if (res.status !== 303 || !value) throw new Error(`console sign-in refused: HTTP ${res.status}`);
+      return value;
+    });
+    sessions.set(cloud, cookie);
+  }
+  return cookie;
+}
+
 /** What a person types into the web console, through its HTTP API. */
 export async function consoleMessage(cloud: Cloud, channelId: string, text: string): Promise<void> {
   const res = await fetch(`${cloud.url}/api/console/messages`, {
     method: 'POST',
-    headers: { 'content-type': 'application/json' },
+    headers: { 'content-type': 'application/json', cookie: await sessionCookie(cloud) },
     body: JSON.stringify({ text, channelId }),
   });
   await res.arrayBuffer();

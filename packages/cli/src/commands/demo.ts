@@ -85,7 +85,9 @@ export function registerDemoCommand(program: Command): void {
         console.log(
           'The console is linked to the same project; the scripted model answers "Done." from now on.',
         );
-        console.log(`Dashboard and console: ${system.cloud.url}  (Ctrl-C to stop)`);
+        console.log(
+          `Dashboard and console: ${system.cloud.loginUrl()}  (one-time sign-in link; Ctrl-C to stop)`,
+        );
         onShutdown(
           () => system.close(),
           () => {},

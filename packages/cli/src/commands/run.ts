@@ -1,5 +1,5 @@
 import { Agent, AgentConfigError, ClaudeExecutor, loadAgentConfig } from '@bematic/agent';
-import { type CloudConfig, ConfigError, loadCloudConfig, startCloud } from '@bematic/cloud';
+import { type Cloud, type CloudConfig, ConfigError, loadCloudConfig, startCloud } from '@bematic/cloud';
 import type { Command } from 'commander';
 import { findClaudeCredentials, MISSING_CREDENTIALS_MESSAGE } from '../local/claude-credentials.js';
 import { LOCAL_CHANNEL, startLocalStack } from '../local/local-stack.js';
@@ -22,6 +22,13 @@ function configOrExit<T>(load: () => T): T {
 
 function withPort(config: CloudConfig, port: string | undefined): CloudConfig {
   return port === undefined ? config : loadCloudConfig({ ...process.env, PORT: port });
+}
+
+/** Like Jupyter: a one-time link signs the browser in; deployments use BEMATIC_CONSOLE_TOKEN instead. */
+function signInBanner(config: CloudConfig, cloud: Cloud): string {
+  return config.BEMATIC_CONSOLE_TOKEN
+    ? 'Sign in to the dashboard with BEMATIC_CONSOLE_TOKEN'
+    : `Sign in: ${cloud.loginUrl()}  (works once; a restart prints a new one)`;
 }
 
 function slackBanner(config: CloudConfig): string {
@@ -52,6 +59,7 @@ export function registerRunCommands(program: Command): void {
         [
           '',
           `  Bematic is running: ${stack.cloud.url}`,
+          `  ${signInBanner(config, stack.cloud)}`,
           `  Console channel ${LOCAL_CHANNEL} → local agent in ${opts.dir}`,
           `  ${slackBanner(config)}`,
           `  Database: ${config.DATABASE_URL}   Metrics: ${stack.cloud.url}/metrics`,
@@ -77,7 +85,7 @@ export function registerRunCommands(program: Command): void {
       const logger = createCliLogger(config.BEMATIC_LOG_LEVEL);
       const cloud = await startCloud({ config, logger });
       console.log(
-        `\n  Bematic cloud: ${cloud.url}  (agents: ${cloud.agentUrl}/ws/agent)\n  ${slackBanner(config)}\n`,
+        `\n  Bematic cloud: ${cloud.url}  (agents: ${cloud.agentUrl}/ws/agent)\n  ${signInBanner(config, cloud)}\n  ${slackBanner(config)}\n`,
       );
       onShutdown(
         () => cloud.close(),

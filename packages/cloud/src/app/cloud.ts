@@ -17,6 +17,7 @@ import { migrateToLatest } from '../db/migrations/index.js';
 import { createRepositories } from '../db/repositories/index.js';
 import type { Repositories, Task } from '../db/repositories/types.js';
 import { createGateway, type Gateway, type GatewayConfig } from '../gateway/index.js';
+import { ConsoleSessions } from '../http/access/console-session.js';
 import { databaseProbe } from '../http/health.js';
 import { createHttpServer, type HttpServerHandle } from '../http/http-server.js';
 import { MetricsCollector } from '../metrics/metrics-collector.js';
@@ -24,6 +25,7 @@ import { NotificationService } from '../notifications/notification-service.js';
 import { RetentionService } from '../retention/retention-service.js';
 import { createSlackApp, type SlackApp } from '../slack/slack-app.js';
 import { TaskEvents } from '../tasks/task-events.js';
+import { TranscriptRecorder } from '../transcript/transcript-recorder.js';
 import { WorkspaceRequests } from '../workspaces/workspace-requests.js';
 
 export interface StartCloudOptions {
@@ -40,6 +42,8 @@ export interface StartCloudOptions {
 export interface Cloud {
   /** http://host:port of the dashboard and API. */
   readonly url: string;
+  /** A fresh one-time sign-in link for the console (each call issues a new one). */
+  loginUrl(): string;
   /** ws://host:port, what agents put in BEMATIC_CLOUD_URL. */
   readonly agentUrl: string;
   readonly config: CloudConfig;
@@ -98,7 +102,13 @@ export async function startCloud(options: StartCloudOptions): Promise<Cloud> {
   ];
   metrics.trackOfflineQueueDepth(() => repos.offlineQueue.countByAgent());
 
-  const consoleSurface = new ConsoleChatSurface();
+  const consoleSurface = new ConsoleChatSurface({ store: repos.consoleMessages, logger });
+  await consoleSurface.restore();
+  const transcript = new TranscriptRecorder(repos.taskSteps, logger);
+  detach.push(transcript.attach(events));
+  const sessions = new ConsoleSessions(
+    config.BEMATIC_CONSOLE_TOKEN ? { token: config.BEMATIC_CONSOLE_TOKEN } : {},
+  );
   let slack: SlackApp | null = null;
   const surfaceFor = (task: Pick<Task, 'channelId'>): ChatSurface =>
     task.channelId.startsWith(CONSOLE_CHANNEL_PREFIX) || !slack ? consoleSurface : slack.surface;
@@ -132,6 +142,11 @@ export async function startCloud(options: StartCloudOptions): Promise<Cloud> {
     repos,
     console: consoleSurface,
     inbound: lateInbound,
+    sessions,
+    transcript,
+    surfaceFor,
+    ...(config.BEMATIC_PUBLIC_URL ? { publicUrl: config.BEMATIC_PUBLIC_URL } : {}),
+    ...(config.BEMATIC_METRICS_TOKEN ? { metricsToken: config.BEMATIC_METRICS_TOKEN } : {}),
     directory: { listAgents: () => (gateway ? gateway.directory.listAgents() : Promise.resolve([])) },
     health: {
       database: databaseProbe(database),
@@ -253,14 +268,19 @@ export async function startCloud(options: StartCloudOptions): Promise<Cloud> {
       if (slack) await slack.stop().catch((err: unknown) => logger.warn({ err }, 'slack stop failed'));
       await gateway?.close();
       await http.close();
+      await transcript.flush();
+      await consoleSurface.flush();
       await database.close();
     })();
     return closing;
   };
 
   logger.info({ port, slack: mode }, 'cloud started');
+  const url = `http://${host}:${port}`;
+  const publicBase = (config.BEMATIC_PUBLIC_URL ?? url).replace(/\/$/, '');
   return {
-    url: `http://${host}:${port}`,
+    url,
+    loginUrl: () => `${publicBase}/login?token=${sessions.issueLoginToken()}`,
     agentUrl: `ws://${host}:${port}`,
     config,
     database,

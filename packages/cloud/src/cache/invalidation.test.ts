@@ -99,31 +99,31 @@ describe('cache invalidation: no stale read after any write path', () => {
   it('a task created, then cancelled', async () => {
     await slash('projects add agent-1 /srv/web --name web');
     expect((await reads.stats()).total).toBe(0);
-    expect((await reads.listTasks({ limit: 10, offset: 0 })).tasks).toEqual([]);
+    expect((await reads.listTasks({ limit: 10 })).tasks).toEqual([]);
     await mention('code fix the login bug');
-    const [summary] = (await reads.listTasks({ limit: 10, offset: 0 })).tasks;
+    const [summary] = (await reads.listTasks({ limit: 10 })).tasks;
     expect(summary).toBeDefined();
     expect((await reads.stats()).total).toBe(1);
     expect((await reads.getTask(summary!.id))?.status).toBe('pending');
     await slash(`cancel ${summary!.id}`, 'U1');
     expect((await reads.getTask(summary!.id))?.status).toBe('cancelled');
-    expect((await reads.listTasks({ limit: 10, offset: 0 })).tasks[0]?.status).toBe('cancelled');
+    expect((await reads.listTasks({ limit: 10 })).tasks[0]?.status).toBe('cancelled');
     expect((await reads.stats()).counts.cancelled).toBe(1);
   });
 
   it('/bm archive and /bm restore', async () => {
     await slash('projects add agent-1 /srv/web --name web');
     await mention('code fix the login bug');
-    const [summary] = (await reads.listTasks({ limit: 10, offset: 0 })).tasks;
+    const [summary] = (await reads.listTasks({ limit: 10 })).tasks;
     await slash(`cancel ${summary!.id}`, 'U1');
     expect((await reads.stats()).archived).toBe(0);
     await slash(`archive ${summary!.id}`);
     expect(await reads.getTask(summary!.id)).toBeUndefined();
-    expect((await reads.listTasks({ limit: 10, offset: 0 })).tasks).toEqual([]);
+    expect((await reads.listTasks({ limit: 10 })).tasks).toEqual([]);
     expect((await reads.stats()).archived).toBe(1);
     const [archive] = await repos.archivedTasks.list();
     await slash(`restore ${archive!.id}`);
-    const [restored] = (await reads.listTasks({ limit: 10, offset: 0 })).tasks;
+    const [restored] = (await reads.listTasks({ limit: 10 })).tasks;
     expect(restored?.status).toBe('cancelled');
     expect((await reads.stats()).archived).toBe(0);
   });

@@ -1,4 +1,6 @@
+import type { Logger } from 'pino';
 import type { ChatFile, ChatMessage, ChatSurface, PostedMessage } from '../chat/chat-surface.js';
+import type { ConsoleMessageRepository, StoredConsoleMessage } from '../db/repositories/types.js';
 
 /** Channel ids of the local web console all start with this. */
 export const CONSOLE_CHANNEL_PREFIX = 'console:';
@@ -50,6 +52,9 @@ export interface ConsoleSurfaceOptions {
   maxThreadsPerChannel?: number;
   /** Replies kept per thread; the oldest replies go first (the root stays). */
   maxRepliesPerThread?: number;
+  /** Where conversations are kept across restarts (memory only without it). */
+  store?: ConsoleMessageRepository;
+  logger?: Logger;
 }
 
 interface StoredThread {
@@ -61,8 +66,10 @@ interface StoredThread {
  * The web console's conversation store, speaking the same ChatSurface as
  * Slack: messages carry Slack-style timestamps ("1700000000.000100"), threads
  * hang off a root message, ephemerals are visible to one user, and every
- * change is pushed to subscribers so the dashboard updates live. Memory is
- * bounded: old threads and replies are dropped.
+ * change is pushed to subscribers so the dashboard updates live. With a
+ * store, every message is written through to the database and the recent
+ * threads are read back at start-up, so conversations survive restarts;
+ * memory holds only the recent threads, older ones are read on demand.
  */
 export class ConsoleChatSurface implements ChatSurface {
   readonly name = 'console' as const;
@@ -75,12 +82,33 @@ export class ConsoleChatSurface implements ChatSurface {
   private readonly byTs = new Map<string, ConsoleMessage>();
   private readonly listeners = new Set<(change: ConsoleChange) => void>();
   private lastMicros = 0;
+  private readonly store: ConsoleMessageRepository | undefined;
+  private readonly logger: Logger | undefined;
+  /** Writes to the store, in order. */
+  private writes: Promise<void> = Promise.resolve();
+  /** Messages an update was dropped for (warned once each). */
+  private readonly missing = new Set<string>();
 
   constructor(opts: ConsoleSurfaceOptions = {}) {
     this.now = opts.now ?? Date.now;
     this.botUserId = opts.botUserId ?? CONSOLE_BOT_USER;
     this.maxThreads = Math.max(1, opts.maxThreadsPerChannel ?? 200);
     this.maxReplies = Math.max(1, opts.maxRepliesPerThread ?? 500);
+    this.store = opts.store;
+    this.logger = opts.logger;
+  }
+
+  /** Read a channel's recent threads back from the store (start-up). */
+  async restore(channelId: string = DEFAULT_CONSOLE_CHANNEL): Promise<number> {
+    if (!this.store) return 0;
+    const threads = await this.store.recentThreads(channelId, this.maxThreads, this.maxReplies);
+    for (const t of threads) this.adopt(t.root, t.replies);
+    return threads.length;
+  }
+
+  /** Resolves when everything posted so far is in the store. */
+  async flush(): Promise<void> {
+    await this.writes;
   }
 
   static isConsoleChannel(channelId: string): boolean {
@@ -88,18 +116,34 @@ export class ConsoleChatSurface implements ChatSurface {
   }
 
   async post(channelId: string, message: ChatMessage, threadTs?: string | null): Promise<PostedMessage> {
+    if (threadTs) await this.loadThread(channelId, threadTs);
     const m = this.append(channelId, this.botUserId, message, threadTs ?? null, null, true);
     return { channelId, ts: m.ts };
   }
 
+  /**
+   * Updating a message that is gone (never kept, or dropped long ago) is not
+   * an error worth retrying: the update is dropped, with one warning per message.
+   */
   async update(channelId: string, ts: string, message: ChatMessage): Promise<void> {
-    const m = this.find(channelId, ts);
+    await this.loadThread(channelId, ts);
+    const m = this.getMessage(channelId, ts);
+    if (!m) {
+      if (!this.missing.has(ts)) {
+        this.missing.add(ts);
+        this.logger?.warn({ channelId, ts }, 'console message no longer exists; its updates are dropped');
+      }
+      return;
+    }
     if (m.visibleTo !== null)
       throw new ConsoleSurfaceError('cant_update_message', 'ephemeral messages cannot be updated');
     m.text = message.text;
     if (message.blocks) m.blocks = message.blocks;
     else delete m.blocks;
     m.editedAt = this.now();
+    this.persist((store) =>
+      store.update(m.ts, { text: m.text, blocks: m.blocks ?? null, editedAt: m.editedAt }),
+    );
     this.emit({ kind: 'message.updated', message: m });
   }
 
@@ -116,6 +160,7 @@ export class ConsoleChatSurface implements ChatSurface {
     const m = this.find(channelId, ts);
     if (m.reactions.includes(name)) return;
     m.reactions.push(name);
+    this.persist((store) => store.update(m.ts, { reactions: [...m.reactions] }));
     this.emit({ kind: 'reaction.added', message: m, reaction: name });
   }
 
@@ -124,6 +169,7 @@ export class ConsoleChatSurface implements ChatSurface {
     const i = m.reactions.indexOf(name);
     if (i < 0) return;
     m.reactions.splice(i, 1);
+    this.persist((store) => store.update(m.ts, { reactions: [...m.reactions] }));
     this.emit({ kind: 'reaction.removed', message: m, reaction: name });
   }
 
@@ -238,6 +284,7 @@ export class ConsoleChatSurface implements ChatSurface {
       editedAt: null,
     };
     this.byTs.set(m.ts, m);
+    this.persist((store) => store.insert(toStored(m)));
     if (thread) {
       thread.replies.push(m);
       while (thread.replies.length > this.maxReplies) {
@@ -263,7 +310,9 @@ export class ConsoleChatSurface implements ChatSurface {
       ts,
       threadTs: null,
       userId: this.botUserId,
-      text: '_Earlier conversation (the console keeps threads in memory only)._',
+      text: this.store
+        ? '_Earlier conversation (no longer kept)._'
+        : '_Earlier conversation (the console keeps threads in memory only)._',
       reactions: [],
       visibleTo: null,
       postedAt: Math.floor(Number(ts) * 1000),
@@ -272,8 +321,64 @@ export class ConsoleChatSurface implements ChatSurface {
     const thread = { root, replies: [] };
     threads.set(ts, thread);
     this.byTs.set(ts, root);
+    this.persist((store) => store.insert(toStored(root)));
     this.emit({ kind: 'message.posted', message: root });
     return thread;
+  }
+
+  /** Put stored messages back in memory (oldest thread first, so the newest survive the bound). */
+  private adopt(root: StoredConsoleMessage, replies: StoredConsoleMessage[], keep = false): void {
+    let threads = this.channels.get(root.channelId);
+    if (!threads) {
+      threads = new Map();
+      this.channels.set(root.channelId, threads);
+    }
+    if (threads.has(root.ts)) return;
+    const thread: StoredThread = { root: fromStored(root), replies: replies.map(fromStored) };
+    threads.set(root.ts, thread);
+    this.byTs.set(root.ts, thread.root);
+    for (const r of thread.replies) this.byTs.set(r.ts, r);
+    const last = thread.replies[thread.replies.length - 1] ?? thread.root;
+    const micros = Math.round(Number(last.ts) * 1_000_000);
+    if (micros > this.lastMicros) this.lastMicros = micros;
+    // Restored threads keep their order by ts.
+    const sorted = [...threads.entries()].sort(([a], [b]) => a.localeCompare(b));
+    threads.clear();
+    for (const [k, v] of sorted) threads.set(k, v);
+    while (threads.size > this.maxThreads) {
+      // A thread read back on demand stays: it is about to be answered or updated.
+      const [oldestTs, oldest] = [...threads.entries()].find(([ts]) => !keep || ts !== root.ts) as [
+        string,
+        StoredThread,
+      ];
+      threads.delete(oldestTs);
+      this.byTs.delete(oldest.root.ts);
+      for (const r of oldest.replies) this.byTs.delete(r.ts);
+    }
+  }
+
+  /** A thread that left memory but is in the store comes back before it is answered or updated. */
+  private async loadThread(channelId: string, ts: string): Promise<void> {
+    if (!this.store || this.byTs.has(ts) || !TS_FORMAT.test(ts)) return;
+    await this.writes;
+    const m = await this.store.find(ts).catch(() => undefined);
+    if (!m || m.channelId !== channelId) return;
+    const rootTs = m.threadTs ?? m.ts;
+    const root = m.threadTs ? await this.store.find(rootTs).catch(() => undefined) : m;
+    if (!root) return;
+    const replies = await this.store.replies(rootTs, this.maxReplies).catch(() => (m.threadTs ? [m] : []));
+    this.adopt(root, replies, true);
+  }
+
+  private persist(write: (store: ConsoleMessageRepository) => Promise<unknown>): void {
+    const store = this.store;
+    if (!store) return;
+    this.writes = this.writes
+      .then(() => write(store))
+      .then(
+        () => {},
+        (err: unknown) => this.logger?.warn({ err }, 'console message not stored'),
+      );
   }
 
   private find(channelId: string, ts: string): ConsoleMessage {
@@ -291,4 +396,34 @@ export class ConsoleChatSurface implements ChatSurface {
       }
     }
   }
+}
+
+function toStored(m: ConsoleMessage): StoredConsoleMessage {
+  return {
+    channelId: m.channelId,
+    ts: m.ts,
+    threadTs: m.threadTs,
+    userId: m.userId,
+    text: m.text,
+    blocks: m.blocks ?? null,
+    reactions: [...m.reactions],
+    visibleTo: m.visibleTo,
+    postedAt: m.postedAt,
+    editedAt: m.editedAt,
+  };
+}
+
+function fromStored(m: StoredConsoleMessage): ConsoleMessage {
+  return {
+    channelId: m.channelId,
+    ts: m.ts,
+    threadTs: m.threadTs,
+    userId: m.userId,
+    text: m.text,
+    ...(m.blocks ? { blocks: m.blocks as NonNullable<ChatMessage['blocks']> } : {}),
+    reactions: [...m.reactions],
+    visibleTo: m.visibleTo,
+    postedAt: m.postedAt,
+    editedAt: m.editedAt,
+  };
 }

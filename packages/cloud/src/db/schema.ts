@@ -143,6 +143,32 @@ export interface AgentsTable {
   created_at: number;
 }
 
+export interface TaskStepsTable {
+  id: Generated<number>;
+  task_id: string;
+  kind: string;
+  tool: string | null;
+  message: string;
+  /** JSON */
+  detail: string | null;
+  created_at: number;
+}
+
+export interface ConsoleMessagesTable {
+  ts: string;
+  channel_id: string;
+  thread_ts: string | null;
+  user_id: string;
+  text: string;
+  /** JSON array of Block Kit blocks */
+  blocks: string | null;
+  /** JSON array of reaction names */
+  reactions: string;
+  visible_to: string | null;
+  posted_at: number;
+  edited_at: number | null;
+}
+
 export interface Schema {
   projects: ProjectsTable;
   tasks: TasksTable;
@@ -153,4 +179,6 @@ export interface Schema {
   api_keys: ApiKeysTable;
   archived_tasks: ArchivedTasksTable;
   agents: AgentsTable;
+  task_steps: TaskStepsTable;
+  console_messages: ConsoleMessagesTable;
 }

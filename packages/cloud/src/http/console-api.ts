@@ -3,7 +3,7 @@ import { z } from 'zod';
 import type { ChatMessage } from '../chat/chat-surface.js';
 import type { InboundHandler, InboundRequest } from '../chat/inbound.js';
 import { ConsoleChatSurface, ConsoleSurfaceError } from '../console/console-surface.js';
-import { HttpError } from './body.js';
+import { HttpError } from './http-error.js';
 
 const consoleChannel = z
   .string()

@@ -1,21 +1,35 @@
 import { TASK_STATUSES, type TaskStatus } from '@bematic/protocol';
 import type { Cache } from '../cache/cache.js';
 import { cacheKeys } from '../cache/cache-keys.js';
-import type { Project, Repositories, Task } from '../db/repositories/types.js';
+import type {
+  AuditEntry,
+  CostBucket,
+  Project,
+  Repositories,
+  Task,
+  TaskSearch,
+  TaskStep,
+} from '../db/repositories/types.js';
+import { HttpError } from './http-error.js';
 
 export interface TaskListQuery {
   status?: TaskStatus[];
   projectId?: string;
+  userId?: string;
+  botName?: string;
+  from?: number;
+  to?: number;
+  text?: string;
+  /** From the previous page's nextCursor. */
+  cursor?: string;
   limit: number;
-  offset: number;
 }
 
 export interface TaskPage {
   tasks: TaskSummary[];
   limit: number;
-  offset: number;
-  /** Offset of the next page, or null on the last one. */
-  nextOffset: number | null;
+  /** Pass as `cursor` for the next (older) page; null on the last one. */
+  nextCursor: string | null;
 }
 
 /** A task as the dashboard lists it (no prompt body or submission payload). */
@@ -60,6 +74,15 @@ export interface DashboardStats {
   archived: number;
 }
 
+/** Everything the task page shows, in one answer. */
+export interface TaskDetail {
+  task: Omit<Task, 'submission'>;
+  steps: TaskStep[];
+  audit: AuditEntry[];
+  project: { id: string; name: string } | null;
+  links: { thread: string | null };
+}
+
 export function summarize(t: Task): TaskSummary {
   return {
     id: t.id,
@@ -88,42 +111,91 @@ export function summarize(t: Task): TaskSummary {
   };
 }
 
-/** Largest offset + limit a list request may reach (the repository has no offset, so pages are sliced). */
-export const MAX_LIST_WINDOW = 10_000;
+export function encodeCursor(t: Pick<Task, 'createdAt' | 'id'>): string {
+  return Buffer.from(`${t.createdAt}:${t.id}`).toString('base64url');
+}
+
+export function decodeCursor(cursor: string): { createdAt: number; id: string } {
+  const text = Buffer.from(cursor, 'base64url').toString('utf8');
+  const m = /^(\d{1,16}):(.{1,200})$/.exec(text);
+  if (!m?.[1] || !m[2])
+    throw new HttpError(400, 'INVALID_QUERY', 'cursor: not a cursor from a previous page');
+  return { createdAt: Number(m[1]), id: m[2] };
+}
+
+/** How far back the cost chart looks, at most. */
+const MAX_COST_DAYS = 90;
 
 /** The dashboard's read paths, through the cache. Invalidation happens in cache/invalidation.ts. */
 export class DashboardReads {
   constructor(
     private readonly repos: Repositories,
     private readonly cache: Cache,
+    private readonly now: () => number = Date.now,
   ) {}
 
   listTasks(q: TaskListQuery): Promise<TaskPage> {
+    const filter = JSON.stringify([q.userId, q.botName, q.from, q.to, q.text, q.cursor]);
     const key = cacheKeys.taskList({
       ...(q.projectId !== undefined ? { projectId: q.projectId } : {}),
       ...(q.status ? { status: q.status } : {}),
       limit: q.limit,
-      offset: q.offset,
+      filter,
     });
+    const search: TaskSearch = {
+      limit: q.limit + 1,
+      ...(q.status && q.status.length > 0 ? { status: q.status } : {}),
+      ...(q.projectId !== undefined ? { projectId: q.projectId } : {}),
+      ...(q.userId !== undefined ? { userId: q.userId } : {}),
+      ...(q.botName !== undefined ? { botName: q.botName } : {}),
+      ...(q.from !== undefined ? { from: q.from } : {}),
+      ...(q.to !== undefined ? { to: q.to } : {}),
+      ...(q.text ? { text: q.text } : {}),
+      ...(q.cursor ? { before: decodeCursor(q.cursor) } : {}),
+    };
     return this.cache.getOrLoad(key, async () => {
-      const rows = await this.repos.tasks.list({
-        ...(q.status && q.status.length > 0 ? { status: q.status } : {}),
-        ...(q.projectId !== undefined ? { projectId: q.projectId } : {}),
-        limit: q.offset + q.limit + 1,
-      });
-      const page = rows.slice(q.offset, q.offset + q.limit);
-      const more = rows.length > q.offset + q.limit && q.offset + q.limit < MAX_LIST_WINDOW;
+      const rows = await this.repos.taskSearch.search(search);
+      const page = rows.slice(0, q.limit);
+      const last = page[page.length - 1];
       return {
         tasks: page.map(summarize),
         limit: q.limit,
-        offset: q.offset,
-        nextOffset: more ? q.offset + q.limit : null,
+        nextCursor: rows.length > q.limit && last ? encodeCursor(last) : null,
       };
     });
   }
 
   getTask(id: string): Promise<Task | undefined> {
     return this.cache.getOrLoad(cacheKeys.task(id), () => this.repos.tasks.findById(id));
+  }
+
+  /** Not cached: the transcript grows while the task runs. */
+  async taskDetail(id: string, threadLink: (t: Task) => string | null): Promise<TaskDetail | undefined> {
+    const task = await this.repos.tasks.findById(id);
+    if (!task) return undefined;
+    const [steps, audit, project] = await Promise.all([
+      this.repos.taskSteps.list(id),
+      this.repos.audit.list({ resourceId: id, limit: 500 }),
+      this.repos.projects.findById(task.projectId),
+    ]);
+    const { submission: _submission, ...rest } = task;
+    return {
+      task: rest,
+      steps,
+      audit: audit.sort((a, b) => a.ts - b.ts || a.id - b.id),
+      project: project ? { id: project.id, name: project.name } : null,
+      links: { thread: threadLink(task) },
+    };
+  }
+
+  async costs(by: 'day' | 'project' | 'user', days: number, tzOffsetMinutes: number): Promise<CostBucket[]> {
+    const span = Math.min(Math.max(1, days), MAX_COST_DAYS);
+    const startOfToday = Math.floor((this.now() - tzOffsetMinutes * 60_000) / 86_400_000) * 86_400_000;
+    const since = startOfToday + tzOffsetMinutes * 60_000 - (span - 1) * 86_400_000;
+    const buckets = await this.repos.taskSearch.costs(by, since, tzOffsetMinutes);
+    if (by !== 'project') return buckets;
+    const names = new Map((await this.projects()).map((p) => [p.id, p.name]));
+    return buckets.map((b) => ({ ...b, key: names.get(b.key) ?? b.key }));
   }
 
   stats(): Promise<DashboardStats> {
@@ -166,6 +238,6 @@ export class DashboardReads {
 
   /** Startup warming (the seed's "auto cache warming on startup"); best effort. */
   async warm(): Promise<void> {
-    await Promise.allSettled([this.stats(), this.projects(), this.listTasks({ limit: 50, offset: 0 })]);
+    await Promise.allSettled([this.stats(), this.projects(), this.listTasks({ limit: 25 })]);
   }
 }

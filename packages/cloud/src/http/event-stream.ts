@@ -8,7 +8,8 @@ const MAX_BUFFERED_BYTES = 1024 * 1024;
 
 /**
  * Server-Sent Events for the dashboard: console thread changes (`console`),
- * task lifecycle updates (`task`) and agent changes (`agent`).
+ * task lifecycle updates (`task`), transcript steps stored (`step`) and agent
+ * changes (`agent`).
  */
 export class EventStream {
   private readonly clients = new Set<ServerResponse>();
@@ -19,8 +20,11 @@ export class EventStream {
     surface: ConsoleChatSurface;
     viewerId: string;
     events?: TaskEvents;
+    /** Transcript steps as they are stored (`step` events carry the task id). */
+    steps?: { subscribe(fn: (change: { taskId: string }) => void): () => void };
     heartbeatMs?: number;
   }) {
+    if (opts.steps) this.offs.push(opts.steps.subscribe((change) => this.broadcast('step', change)));
     this.offs.push(
       opts.surface.subscribe((change: ConsoleChange) => {
         if (ConsoleChatSurface.visibleTo(change, opts.viewerId)) this.broadcast('console', change);

@@ -11,6 +11,7 @@ import type { AuditEntry, Project, Task } from '../db/repositories/types.js';
 import type { AgentDirectory, AgentSnapshot } from '../gateway/types.js';
 import { MetricsCollector } from '../metrics/metrics-collector.js';
 import { TaskEvents } from '../tasks/task-events.js';
+import { ConsoleSessions } from './access/console-session.js';
 import type { DashboardStats, TaskPage } from './dashboard-reads.js';
 import { databaseProbe, type ProbeResult } from './health.js';
 import { createHttpServer, type HttpServerHandle } from './http-server.js';
@@ -23,6 +24,7 @@ interface ReadyBody {
 interface ErrorBody {
   error: { code: string; message: string };
 }
+const TOKEN = 'test-console-token-0123456789';
 const json = async <T>(res: Response | Promise<Response>): Promise<T> => (await (await res).json()) as T;
 
 /** Records what the console sends and answers in the thread, as the command service would. */
@@ -96,6 +98,7 @@ describe('HTTP server', () => {
       cache,
       events,
       audit: new AuditTrail(t.repos.audit),
+      sessions: new ConsoleSessions({ token: TOKEN }),
       maxBodyBytes: 1024,
     });
     await new Promise<void>((r) => handle.server.listen(0, '127.0.0.1', r));
@@ -106,8 +109,12 @@ describe('HTTP server', () => {
     await t.close();
   });
 
+  /** Programs sign in with the configured token as a bearer token. */
+  const auth = { authorization: `Bearer ${TOKEN}` };
+  const api = (path: string, init: RequestInit = {}) =>
+    fetch(base + path, { ...init, headers: { ...auth, ...(init.headers as Record<string, string>) } });
   const postJson = (path: string, body: unknown) =>
-    fetch(base + path, {
+    api(path, {
       method: 'POST',
       headers: { 'content-type': 'application/json' },
       body: JSON.stringify(body),
@@ -155,9 +162,9 @@ describe('HTTP server', () => {
       maxBudgetUsd: null,
     });
 
-    const all = await json<TaskPage>(fetch(`${base}/api/tasks`));
+    const all = await json<TaskPage>(api(`/api/tasks`));
     expect(all.tasks.map((x) => x.id).sort()).toEqual([done.id, running.id].sort());
-    const completed = await json<TaskPage>(fetch(`${base}/api/tasks?status=completed`));
+    const completed = await json<TaskPage>(api(`/api/tasks?status=completed`));
     expect(completed.tasks).toHaveLength(1);
     expect(completed.tasks[0]).toMatchObject({
       id: done.id,
@@ -165,40 +172,40 @@ describe('HTTP server', () => {
       costUsd: 0.042,
       botName: 'coder',
     });
-    const byProject = await json<TaskPage>(fetch(`${base}/api/tasks?project=proj_2`));
+    const byProject = await json<TaskPage>(api(`/api/tasks?project=proj_2`));
     expect(byProject.tasks.map((x) => x.id)).toEqual([running.id]);
-    const page1 = await json<TaskPage>(fetch(`${base}/api/tasks?limit=1`));
-    expect(page1).toMatchObject({ limit: 1, offset: 0, nextOffset: 1 });
-    const page2 = await json<TaskPage>(fetch(`${base}/api/tasks?limit=1&offset=1`));
-    expect(page2.nextOffset).toBeNull();
+    const page1 = await json<TaskPage>(api(`/api/tasks?limit=1`));
+    expect(page1).toMatchObject({ limit: 1, nextCursor: expect.any(String) });
+    const page2 = await json<TaskPage>(api(`/api/tasks?limit=1&cursor=${page1.nextCursor}`));
+    expect(page2.nextCursor).toBeNull();
     expect(page2.tasks[0]?.id).not.toBe(page1.tasks[0]?.id);
-    expect((await fetch(`${base}/api/tasks?status=bogus`)).status).toBe(400);
+    expect((await api(`/api/tasks?status=bogus`)).status).toBe(400);
 
-    const one = await json<{ task: Task }>(fetch(`${base}/api/tasks/${done.id}`));
+    const one = await json<{ task: Task }>(api(`/api/tasks/${done.id}`));
     expect(one.task).toMatchObject({ id: done.id, result: 'Fixed the null check in auth.ts' });
-    expect((await fetch(`${base}/api/tasks/task_nope`)).status).toBe(404);
+    expect((await api(`/api/tasks/task_nope`)).status).toBe(404);
 
-    const stats = await json<DashboardStats>(fetch(`${base}/api/stats`));
+    const stats = await json<DashboardStats>(api(`/api/stats`));
     expect(stats.counts).toMatchObject({ completed: 1, submitted: 1 });
     expect(stats.totals).toMatchObject({ costUsd: 0.042, inputTokens: 1200, outputTokens: 340 });
 
-    const projects = await json<{ projects: Project[] }>(fetch(`${base}/api/projects`));
+    const projects = await json<{ projects: Project[] }>(api(`/api/projects`));
     expect(projects.projects.map((p) => p.name)).toEqual(['web']);
-    const agents = await json<{ agents: AgentSnapshot[] }>(fetch(`${base}/api/agents`));
+    const agents = await json<{ agents: AgentSnapshot[] }>(api(`/api/agents`));
     expect(agents.agents[0]).toMatchObject({ agentId: 'agent_1', circuit: 'closed' });
 
     await t.repos.audit.log({ action: 'key.created', actor: 'U1', resourceId: 'key_1' });
-    const audit = await json<{ entries: AuditEntry[] }>(fetch(`${base}/api/audit?action=key.created`));
+    const audit = await json<{ entries: AuditEntry[] }>(api(`/api/audit?action=key.created`));
     expect(audit.entries).toHaveLength(1);
   });
 
   it('serves cached lists until a lifecycle event invalidates them', async () => {
     const task = await t.repos.tasks.create(newTaskInput());
-    expect((await json<TaskPage>(fetch(`${base}/api/tasks`))).tasks[0]?.status).toBe('pending');
+    expect((await json<TaskPage>(api(`/api/tasks`))).tasks[0]?.status).toBe('pending');
     const { task: moved } = await t.repos.tasks.transition(task.id, 'submitted');
-    expect((await json<TaskPage>(fetch(`${base}/api/tasks`))).tasks[0]?.status).toBe('pending');
+    expect((await json<TaskPage>(api(`/api/tasks`))).tasks[0]?.status).toBe('pending');
     events.emit('task.submitted', { task: moved });
-    expect((await json<TaskPage>(fetch(`${base}/api/tasks`))).tasks[0]?.status).toBe('submitted');
+    expect((await json<TaskPage>(api(`/api/tasks`))).tasks[0]?.status).toBe('submitted');
     expect(cache.stats().hits).toBeGreaterThan(0);
   });
 
@@ -248,7 +255,7 @@ describe('HTTP server', () => {
       threadTs: posted.ts,
     });
 
-    const threads = await json<{ threads: ConsoleThread[] }>(fetch(`${base}/api/console/threads`));
+    const threads = await json<{ threads: ConsoleThread[] }>(api(`/api/console/threads`));
     const texts = threads.threads.map((th) => [th.root.text, ...th.replies.map((r) => r.text)]);
     expect(texts[0]).toEqual([
       '@BematicManager code fix the login bug in auth.ts',
@@ -263,7 +270,7 @@ describe('HTTP server', () => {
   });
 
   it('rejects bad JSON, invalid and oversized bodies, and cross-site posts, without crashing', async () => {
-    const bad = await fetch(`${base}/api/console/messages`, {
+    const bad = await api(`/api/console/messages`, {
       method: 'POST',
       headers: { 'content-type': 'application/json' },
       body: '{"text": ',
@@ -278,7 +285,7 @@ describe('HTTP server', () => {
     const chunked = await new Promise<number>((resolve, reject) => {
       const req = request(`${base}/api/console/messages`, {
         method: 'POST',
-        headers: { 'content-type': 'application/json', 'transfer-encoding': 'chunked' },
+        headers: { ...auth, 'content-type': 'application/json', 'transfer-encoding': 'chunked' },
       });
       req.on('response', (res) => {
         res.resume();
@@ -289,15 +296,15 @@ describe('HTTP server', () => {
       req.end(`${'y'.repeat(800)}"}`);
     });
     expect(chunked).toBe(413);
-    const form = await fetch(`${base}/api/console/messages`, { method: 'POST', body: 'text=hi' });
+    const form = await api(`/api/console/messages`, { method: 'POST', body: 'text=hi' });
     expect(form.status).toBe(415);
-    const cross = await fetch(`${base}/api/console/messages`, {
+    const cross = await api(`/api/console/messages`, {
       method: 'POST',
       headers: { 'content-type': 'application/json', origin: 'https://evil.example' },
       body: JSON.stringify({ text: 'code rm -rf' }),
     });
     expect(cross.status).toBe(403);
-    expect((await fetch(`${base}/api/console/messages`)).status).toBe(405);
+    expect((await api(`/api/console/messages`)).status).toBe(405);
     expect((await fetch(`${base}/nope`)).status).toBe(404);
     expect(inbound.requests).toHaveLength(0);
     expect((await fetch(`${base}/healthz`)).status).toBe(200);
@@ -316,7 +323,7 @@ describe('HTTP server', () => {
 
   it('streams console changes and task updates over Server-Sent Events', async () => {
     const controller = new AbortController();
-    const res = await fetch(`${base}/api/events`, { signal: controller.signal });
+    const res = await api(`/api/events`, { signal: controller.signal });
     expect(res.headers.get('content-type')).toContain('text/event-stream');
     const frames = sseFrames(res);
     expect((await frames.next()).value?.event).toBe('hello');
@@ -339,28 +346,161 @@ describe('HTTP server', () => {
     controller.abort();
   });
 
-  it('serves the dashboard page with the console, tasks and agents', async () => {
+  it('serves the built front end: one shell for every page, bundles from this server only', async () => {
     const res = await fetch(`${base}/`);
     expect(res.status).toBe(200);
     expect(res.headers.get('content-type')).toContain('text/html');
+    const csp = res.headers.get('content-security-policy') ?? '';
+    expect(csp).toContain("script-src 'self'");
+    expect(csp).not.toContain('unsafe-inline');
     const html = await res.text();
-    for (const id of [
-      'id="messages"',
-      'id="composer"',
-      'id="input"',
-      'id="tasks"',
-      'id="agents"',
-      'id="stats"',
-    ]) {
-      expect(html).toContain(id);
+    expect(html).toContain('<script type="module" src="/assets/app.js"></script>');
+    expect(html).toContain('href="/assets/styles.css"');
+    expect(html).not.toMatch(/(src|href)="(https?:)?\/\//);
+    expect(html).not.toMatch(/<script>[^<]/);
+    expect(await (await fetch(`${base}/tasks/task_123`)).text()).toBe(html);
+    const js = await fetch(`${base}/assets/app.js`);
+    expect(js.status).toBe(200);
+    expect(js.headers.get('content-type')).toContain('javascript');
+    const bundle = await js.text();
+    expect(bundle).toContain('/api/console/messages');
+    expect(bundle).not.toMatch(/https?:\/\/(cdn|unpkg|fonts)\./);
+    expect((await fetch(`${base}/assets/styles.css`)).headers.get('content-type')).toContain('text/css');
+    expect((await fetch(`${base}/assets/nope.js`)).status).toBe(404);
+  });
+
+  /** A raw request, so Host and Origin are exactly what an attacker's page would send. */
+  const raw = (
+    method: string,
+    path: string,
+    headers: Record<string, string>,
+    body?: string,
+  ): Promise<{ status: number; headers: Record<string, string | string[] | undefined>; body: string }> =>
+    new Promise((resolve, reject) => {
+      const req = request(base + path, { method, headers }, (res) => {
+        let text = '';
+        res.on('data', (d: Buffer) => {
+          text += d.toString();
+        });
+        res.on('end', () => resolve({ status: res.statusCode ?? 0, headers: res.headers, body: text }));
+      });
+      req.on('error', reject);
+      req.end(body);
+    });
+
+  it('refuses DNS-rebinding requests (foreign Host and Origin) before anything runs', async () => {
+    const port = new URL(base).port;
+    const evil = { host: `evil.example:${port}`, origin: `http://evil.example:${port}` };
+    const posted = await raw(
+      'POST',
+      '/api/console/messages',
+      { ...evil, ...auth, 'content-type': 'application/json' },
+      JSON.stringify({ text: 'code run rm -rf ~' }),
+    );
+    expect(posted.status).toBe(403);
+    expect(JSON.parse(posted.body).error.code).toBe('HOST_NOT_ALLOWED');
+    expect((await raw('GET', '/api/tasks', { ...evil, ...auth })).status).toBe(403);
+    expect((await raw('GET', '/api/events', { host: evil.host, ...auth })).status).toBe(403);
+    expect((await raw('GET', '/', { host: evil.host })).status).toBe(403);
+    expect((await raw('GET', '/login?token=x', { host: evil.host })).status).toBe(403);
+    // An allowed Host with a foreign Origin is a cross-site post.
+    const cross = await raw(
+      'POST',
+      '/api/console/messages',
+      { host: `localhost:${port}`, origin: evil.origin, ...auth, 'content-type': 'application/json' },
+      JSON.stringify({ text: 'code run it' }),
+    );
+    expect(cross.status).toBe(403);
+    expect(inbound.requests).toHaveLength(0);
+    for (const host of [`localhost:${port}`, `127.0.0.1:${port}`, `[::1]:${port}`]) {
+      expect((await raw('GET', '/api/stats', { host, ...auth })).status).toBe(200);
     }
-    expect(html).toContain('"consoleChannelId":"console:local"');
-    expect(html).not.toMatch(/<(script|link)[^>]+(src|href)=/);
-    expect(html).not.toContain('__BEMATIC_CONFIG__');
-    // The inline script must at least parse (there is no build step to catch a syntax error).
-    const script = /<script>([\s\S]*)<\/script>/.exec(html)?.[1] ?? '';
-    expect(script.length).toBeGreaterThan(1000);
-    expect(() => new Function(script)).not.toThrow();
+    // Probes and scrapes address the server by whatever name the infrastructure uses.
+    expect((await raw('GET', '/healthz', { host: evil.host })).status).toBe(200);
+    expect((await raw('GET', '/metrics', { host: '10.0.0.7:9090' })).status).toBe(200);
+    const audited = await t.repos.audit.list({ action: 'http.bad_request' });
+    expect(audited.filter((e) => e.details.code === 'HOST_NOT_ALLOWED').length).toBeGreaterThanOrEqual(5);
+  });
+
+  it('needs a session for the console and every /api route; health and metrics stay open', async () => {
+    for (const [method, path] of [
+      ['GET', '/api/tasks'],
+      ['GET', '/api/tasks/task_1'],
+      ['GET', '/api/tasks/task_1/detail'],
+      ['GET', '/api/agents'],
+      ['GET', '/api/stats'],
+      ['GET', '/api/costs'],
+      ['GET', '/api/projects'],
+      ['GET', '/api/audit'],
+      ['GET', '/api/session'],
+      ['GET', '/api/console/threads'],
+      ['GET', '/api/events'],
+      ['POST', '/api/console/messages'],
+      ['POST', '/api/console/actions'],
+      ['POST', '/api/tasks/task_1/actions'],
+    ] as const) {
+      const res = await fetch(base + path, {
+        method,
+        ...(method === 'POST'
+          ? { headers: { 'content-type': 'application/json' }, body: JSON.stringify({ text: 'code x' }) }
+          : {}),
+      });
+      expect({ path, status: res.status }).toEqual({ path, status: 401 });
+      expect((await json<ErrorBody>(res)).error.code).toBe('UNAUTHENTICATED');
+    }
+    const wrong = await fetch(`${base}/api/tasks`, {
+      headers: { authorization: 'Bearer not-the-token-at-all' },
+    });
+    expect(wrong.status).toBe(401);
+    const forged = await fetch(`${base}/api/tasks`, { headers: { cookie: 'bematic_session=forged' } });
+    expect(forged.status).toBe(401);
+    expect(inbound.requests).toHaveLength(0);
+    expect((await fetch(`${base}/healthz`)).status).toBe(200);
+    expect((await fetch(`${base}/readyz`)).status).toBe(200);
+    expect((await fetch(`${base}/metrics`)).status).toBe(200);
+    // The page shell carries no data; it loads and asks to sign in.
+    expect((await fetch(`${base}/`)).status).toBe(200);
+  });
+
+  it('signs a browser in with a one-time login link or the token, as an HttpOnly SameSite=Strict cookie', async () => {
+    const token = handle.sessions.issueLoginToken();
+    const first = await fetch(`${base}/login?token=${token}&next=/tasks/task_9`, { redirect: 'manual' });
+    expect(first.status).toBe(303);
+    expect(first.headers.get('location')).toBe('/tasks/task_9');
+    const setCookie = first.headers.get('set-cookie') ?? '';
+    expect(setCookie).toMatch(/^bematic_session=[\w-]{40,};/);
+    expect(setCookie).toContain('HttpOnly');
+    expect(setCookie).toContain('SameSite=Strict');
+    expect(setCookie).toContain('Path=/');
+    const cookie = setCookie.split(';')[0] ?? '';
+    const session = await fetch(`${base}/api/session`, { headers: { cookie } });
+    expect(session.status).toBe(200);
+    expect(await json(session)).toMatchObject({ signedIn: true, consoleChannelId: 'console:local' });
+
+    const again = await fetch(`${base}/login?token=${token}`, { redirect: 'manual' });
+    expect(again.headers.get('location')).toMatch(/^\/\?login=refused/);
+    expect(again.headers.get('set-cookie')).toBeNull();
+    const offsite = await fetch(`${base}/login?next=//evil.example/x`, { redirect: 'manual' });
+    expect(offsite.headers.get('location')).toBe('/');
+
+    const typed = await fetch(`${base}/login`, {
+      method: 'POST',
+      headers: { 'content-type': 'application/json' },
+      body: JSON.stringify({ token: TOKEN }),
+    });
+    expect(typed.status).toBe(200);
+    expect(typed.headers.get('set-cookie')).toContain('HttpOnly');
+    const refused = await fetch(`${base}/login`, {
+      method: 'POST',
+      headers: { 'content-type': 'application/json' },
+      body: JSON.stringify({ token: 'guess-guess-guess' }),
+    });
+    expect(refused.status).toBe(401);
+
+    await fetch(`${base}/logout`, { method: 'POST', headers: { cookie } });
+    expect((await fetch(`${base}/api/session`, { headers: { cookie } })).status).toBe(401);
+    const audited = await t.repos.audit.list({ action: 'http.bad_request' });
+    expect(audited.filter((e) => e.details.code === 'LOGIN_REFUSED')).toHaveLength(2);
   });
 
   it('hands mounted prefixes to their handler', async () => {

@@ -1,22 +1,35 @@
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
-import { TASK_STATUSES, type TaskStatus } from '@bematic/protocol';
+import fastifyCookie from '@fastify/cookie';
+import Fastify, {
+  type FastifyError,
+  type FastifyInstance,
+  type FastifyReply,
+  type FastifyRequest,
+} from 'fastify';
 import { type Logger, pino } from 'pino';
-import { z } from 'zod';
 import type { AuditTrail } from '../audit/audit-trail.js';
 import type { Cache } from '../cache/cache.js';
-import { cacheKeys } from '../cache/cache-keys.js';
+import type { ChatSurface } from '../chat/chat-surface.js';
 import type { InboundHandler } from '../chat/inbound.js';
 import { type ConsoleChatSurface, DEFAULT_CONSOLE_CHANNEL } from '../console/console-surface.js';
-import type { Repositories } from '../db/repositories/types.js';
+import type { Repositories, Task } from '../db/repositories/types.js';
 import type { AgentDirectory } from '../gateway/types.js';
 import type { MetricsCollector } from '../metrics/metrics-collector.js';
 import type { TaskEvents } from '../tasks/task-events.js';
-import { DEFAULT_MAX_BODY_BYTES, HttpError, readJson, sendError, sendJson } from './body.js';
-import { ConsoleActionBody, ConsoleApi, ConsoleMessageBody } from './console-api.js';
-import { renderDashboardPage } from './dashboard-page.js';
-import { DashboardReads, MAX_LIST_WINDOW } from './dashboard-reads.js';
+import { AllowedHosts } from './access/allowed-hosts.js';
+import { ConsoleSessions } from './access/console-session.js';
+import { registerAccessControl } from './access/guard.js';
+import { ConsoleApi } from './console-api.js';
+import { DashboardReads } from './dashboard-reads.js';
 import { EventStream } from './event-stream.js';
-import type { HealthProbes, ProbeResult } from './health.js';
+import type { HealthProbes } from './health.js';
+import { DEFAULT_MAX_BODY_BYTES, HttpError } from './http-error.js';
+import { registerApiRoutes } from './routes/api-routes.js';
+import { registerConsoleRoutes } from './routes/console-routes.js';
+import { registerHealthRoutes } from './routes/health-routes.js';
+import { registerPageRoutes } from './routes/page-routes.js';
+import { registerSessionRoutes } from './routes/session-routes.js';
+import { TaskActions } from './task-actions.js';
 
 export type MountedHandler = (req: IncomingMessage, res: ServerResponse) => void | Promise<void>;
 
@@ -31,8 +44,20 @@ export interface HttpServerDeps {
   cache: Cache;
   /** Live task/agent updates for GET /api/events. */
   events?: TaskEvents;
+  /** Transcript writes, pushed to the page as `step` events. */
+  transcript?: { subscribe(fn: (change: { taskId: string }) => void): () => void };
   /** Bad requests are audited when given. */
   audit?: AuditTrail;
+  /** Who may use the console and /api (default: sessions from one-time login links only). */
+  sessions?: ConsoleSessions;
+  /** BEMATIC_PUBLIC_URL: its host name is accepted besides localhost, 127.0.0.1 and [::1]. */
+  publicUrl?: string;
+  /** BEMATIC_METRICS_TOKEN: when set, /metrics needs `Authorization: Bearer <token>`. */
+  metricsToken?: string;
+  /** Directory of the built front end (index.html + assets); default the @bematic/dashboard package's. */
+  assetsDir?: string;
+  /** Surface a task's conversation lives on, for actions taken from its page (default the console). */
+  surfaceFor?: (task: Task) => ChatSurface;
   /** Who types into the local console (default 'console-user'). */
   consoleUserId?: string;
   consoleUserName?: string;
@@ -50,325 +75,198 @@ export interface HttpServerHandle {
   /** Hand every request under `pathPrefix` to `handler` (e.g. Slack's HTTP receiver at /slack). */
   mount(pathPrefix: string, handler: MountedHandler): void;
   reads: DashboardReads;
+  sessions: ConsoleSessions;
   /** End SSE streams and close the server. */
   close(): Promise<void>;
 }
 
-interface Ctx {
-  req: IncomingMessage;
-  res: ServerResponse;
-  url: URL;
-  params: string[];
-}
-type Handler = (ctx: Ctx) => Promise<void> | void;
-interface Route {
-  method: 'GET' | 'POST';
-  pattern: RegExp;
-  name: string;
-  handler: Handler;
+/** What every route module gets. */
+export interface RouteContext {
+  deps: HttpServerDeps;
+  logger: Logger;
+  reads: DashboardReads;
+  consoleApi: ConsoleApi;
+  stream: EventStream;
+  sessions: ConsoleSessions;
+  hosts: AllowedHosts;
+  taskActions: TaskActions;
+  /** Where a task's conversation can be opened, if anywhere. */
+  threadLink: (task: Task) => string | null;
+  user: { userId: string; userName: string; channelId: string };
 }
 
-const ListTasksQuery = z.object({
-  status: z
-    .string()
-    .optional()
-    .transform((s) => (s ? s.split(',').filter(Boolean) : undefined))
-    .pipe(z.array(z.enum(TASK_STATUSES)).optional()),
-  project: z.string().min(1).max(200).optional(),
-  limit: z.coerce.number().int().min(1).max(200).default(50),
-  offset: z.coerce.number().int().min(0).max(MAX_LIST_WINDOW).default(0),
-});
-const AuditQuery = z.object({
-  action: z.string().max(100).optional(),
-  actor: z.string().max(200).optional(),
-  resourceId: z.string().max(200).optional(),
-  limit: z.coerce.number().int().min(1).max(500).default(100),
-});
+/** Fastify's own body errors, answered with the codes clients already know. */
+const FRAMEWORK_ERRORS: Record<string, { status: number; code: string }> = {
+  FST_ERR_CTP_BODY_TOO_LARGE: { status: 413, code: 'BODY_TOO_LARGE' },
+  FST_ERR_CTP_INVALID_MEDIA_TYPE: { status: 415, code: 'UNSUPPORTED_MEDIA_TYPE' },
+  FST_ERR_CTP_INVALID_JSON_BODY: { status: 400, code: 'INVALID_JSON' },
+  FST_ERR_CTP_EMPTY_JSON_BODY: { status: 400, code: 'INVALID_JSON' },
+  FST_ERR_CTP_INVALID_CONTENT_LENGTH: { status: 400, code: 'INVALID_CONTENT_LENGTH' },
+};
 
+/**
+ * The cloud's HTTP server: Fastify routes for the dashboard's JSON API, the
+ * console, the live event stream, health and metrics, the built front end,
+ * and raw mounts (Slack's receiver). The agent WebSocket attaches to the same
+ * `server` through its upgrade event.
+ */
 export function createHttpServer(deps: HttpServerDeps): HttpServerHandle {
   const logger = deps.logger ?? pino({ level: 'silent' });
   const now = deps.now ?? Date.now;
-  const maxBody = deps.maxBodyBytes ?? DEFAULT_MAX_BODY_BYTES;
   const user = {
     userId: deps.consoleUserId ?? 'console-user',
     userName: deps.consoleUserName ?? 'You',
     channelId: deps.consoleChannelId ?? DEFAULT_CONSOLE_CHANNEL,
   };
-  const reads = new DashboardReads(deps.repos, deps.cache);
+  const reads = new DashboardReads(deps.repos, deps.cache, now);
+  const sessions = deps.sessions ?? new ConsoleSessions({ now });
+  const hosts = new AllowedHosts(deps.publicUrl);
   const consoleApi = new ConsoleApi(deps.console, deps.inbound, user, logger, now);
   const stream = new EventStream({
     surface: deps.console,
     viewerId: user.userId,
     ...(deps.events ? { events: deps.events } : {}),
+    ...(deps.transcript ? { steps: deps.transcript } : {}),
     ...(deps.sseHeartbeatMs !== undefined ? { heartbeatMs: deps.sseHeartbeatMs } : {}),
   });
   const mounts: Array<{ prefix: string; handler: MountedHandler }> = [];
-  const page = renderDashboardPage({ consoleChannelId: user.channelId, consoleUserId: user.userId });
 
-  const routes: Route[] = [
-    {
-      method: 'GET',
-      pattern: /^\/$/,
-      name: '/',
-      handler: ({ res }) => {
-        res.writeHead(200, {
-          'content-type': 'text/html; charset=utf-8',
-          'cache-control': 'no-store',
-          'content-security-policy':
-            "default-src 'none'; script-src 'unsafe-inline'; style-src 'unsafe-inline'; connect-src 'self'; img-src 'self' data:",
-        });
-        res.end(page);
-      },
-    },
-    {
-      method: 'GET',
-      pattern: /^\/healthz$/,
-      name: '/healthz',
-      handler: ({ res }) => sendJson(res, 200, { status: 'ok' }),
-    },
-    {
-      method: 'GET',
-      pattern: /^\/readyz$/,
-      name: '/readyz',
-      handler: async ({ res }) => {
-        const [database, gateway] = await Promise.all([
-          probe(deps.health.database),
-          probe(deps.health.gateway),
-        ]);
-        const ready = database.ok && gateway.ok;
-        const reasons = [database, gateway].filter((p) => !p.ok).map((p) => p.detail ?? 'not ready');
-        sendJson(res, ready ? 200 : 503, {
-          status: ready ? 'ready' : 'not ready',
-          checks: { database, gateway },
-          reasons,
-        });
-      },
-    },
-    {
-      method: 'GET',
-      pattern: /^\/metrics$/,
-      name: '/metrics',
-      handler: async ({ res }) => {
-        if (!deps.metrics) return sendError(res, 404, 'NOT_FOUND', 'metrics are not enabled');
-        const text = await deps.metrics.text();
-        res.writeHead(200, { 'content-type': deps.metrics.contentType });
-        res.end(text);
-      },
-    },
-    {
-      method: 'GET',
-      pattern: /^\/api\/tasks$/,
-      name: '/api/tasks',
-      handler: async ({ res, url }) => {
-        const q = parseQuery(ListTasksQuery, url);
-        const page = await reads.listTasks({
-          limit: q.limit,
-          offset: q.offset,
-          ...(q.status ? { status: q.status as TaskStatus[] } : {}),
-          ...(q.project ? { projectId: q.project } : {}),
-        });
-        sendJson(res, 200, page);
-      },
-    },
-    {
-      method: 'GET',
-      pattern: /^\/api\/tasks\/([^/]+)$/,
-      name: '/api/tasks/:id',
-      handler: async ({ res, params }) => {
-        const id = decodeURIComponent(params[0] ?? '');
-        const task = await reads.getTask(id);
-        if (!task) return sendError(res, 404, 'TASK_NOT_FOUND', `task ${id} not found`);
-        sendJson(res, 200, { task });
-      },
-    },
-    {
-      method: 'GET',
-      pattern: /^\/api\/agents$/,
-      name: '/api/agents',
-      handler: async ({ res }) => {
-        // Live state changes every heartbeat; a short TTL only absorbs bursts of dashboard polls.
-        const agents = await deps.cache.getOrLoad(
-          cacheKeys.agentList(),
-          () => deps.directory.listAgents(),
-          1000,
-        );
-        sendJson(res, 200, { agents });
-      },
-    },
-    {
-      method: 'GET',
-      pattern: /^\/api\/stats$/,
-      name: '/api/stats',
-      handler: async ({ res }) => sendJson(res, 200, await reads.stats()),
-    },
-    {
-      method: 'GET',
-      pattern: /^\/api\/projects$/,
-      name: '/api/projects',
-      handler: async ({ res }) => sendJson(res, 200, { projects: await reads.projects() }),
-    },
-    {
-      method: 'GET',
-      pattern: /^\/api\/audit$/,
-      name: '/api/audit',
-      handler: async ({ res, url }) => {
-        const q = parseQuery(AuditQuery, url);
-        const entries = await deps.repos.audit.list({
-          limit: q.limit,
-          ...(q.action ? { action: q.action } : {}),
-          ...(q.actor ? { actor: q.actor } : {}),
-          ...(q.resourceId ? { resourceId: q.resourceId } : {}),
-        });
-        sendJson(res, 200, { entries });
-      },
-    },
-    {
-      method: 'GET',
-      pattern: /^\/api\/console\/threads$/,
-      name: '/api/console/threads',
-      handler: ({ res, url }) => {
-        const channelId = url.searchParams.get('channel') ?? user.channelId;
-        sendJson(res, 200, {
-          channelId,
-          userId: user.userId,
-          threads: deps.console.threads(channelId, user.userId),
-        });
-      },
-    },
-    {
-      method: 'POST',
-      pattern: /^\/api\/console\/messages$/,
-      name: '/api/console/messages',
-      handler: async ({ req, res }) => {
-        const body = await readJson(req, ConsoleMessageBody, maxBody);
-        sendJson(res, 202, { ok: true, ...(await consoleApi.message(body)) });
-      },
-    },
-    {
-      method: 'POST',
-      pattern: /^\/api\/console\/actions$/,
-      name: '/api/console/actions',
-      handler: async ({ req, res }) => {
-        const body = await readJson(req, ConsoleActionBody, maxBody);
-        sendJson(res, 202, { ok: true, ...consoleApi.action(body) });
-      },
-    },
-    {
-      method: 'GET',
-      pattern: /^\/api\/events$/,
-      name: '/api/events',
-      handler: ({ res }) => stream.open(res),
-    },
-  ];
-
-  async function handle(req: IncomingMessage, res: ServerResponse): Promise<void> {
-    const url = new URL(req.url ?? '/', 'http://localhost');
-    let routeName = 'unmatched';
-    res.on('finish', () => deps.metrics?.recordHttpRequest(req.method ?? 'GET', routeName, res.statusCode));
-    try {
-      const mounted = mounts.find(
-        (m) => url.pathname === m.prefix || url.pathname.startsWith(`${m.prefix}/`),
-      );
-      if (mounted) {
-        routeName = mounted.prefix;
-        await mounted.handler(req, res);
-        return;
-      }
-      const matching = routes.filter((r) => r.pattern.test(url.pathname));
-      const route = matching.find(
-        (r) => r.method === req.method || (r.method === 'GET' && req.method === 'HEAD'),
-      );
-      if (!route) {
-        if (matching.length > 0) {
-          res.setHeader('allow', [...new Set(matching.map((r) => r.method))].join(', '));
-          throw new HttpError(405, 'METHOD_NOT_ALLOWED', `${req.method} is not allowed on ${url.pathname}`);
-        }
-        throw new HttpError(404, 'NOT_FOUND', `nothing at ${url.pathname}`);
-      }
-      routeName = route.name;
-      if (route.method === 'POST') checkSameOrigin(req);
-      const params = route.pattern.exec(url.pathname)?.slice(1) ?? [];
-      await route.handler({ req, res, url, params });
-    } catch (err) {
-      if (err instanceof HttpError) {
-        if (err.status !== 404 && err.status !== 405) {
-          logger.info({ path: url.pathname, code: err.code, detail: err.message }, 'bad request');
-          void deps.audit?.record('http.bad_request', {
-            actor: 'http',
-            resourceType: 'route',
-            resourceId: url.pathname,
-            details: { code: err.code, message: err.message, method: req.method },
+  let server: Server | undefined;
+  const app = Fastify({
+    logger: false,
+    bodyLimit: deps.maxBodyBytes ?? DEFAULT_MAX_BODY_BYTES,
+    return503OnClosing: false,
+    serverFactory: (fastifyHandler) => {
+      server = createServer((req, res) => {
+        const path = (req.url ?? '/').split('?')[0] ?? '/';
+        const mounted = mounts.find((m) => path === m.prefix || path.startsWith(`${m.prefix}/`));
+        if (mounted) {
+          res.on('finish', () =>
+            deps.metrics?.recordHttpRequest(req.method ?? 'GET', mounted.prefix, res.statusCode),
+          );
+          Promise.resolve(mounted.handler(req, res)).catch((err: unknown) => {
+            logger.error({ err, path }, 'mounted handler failed');
+            if (!res.headersSent) res.writeHead(500).end();
           });
+          return;
         }
-        // The rest of an oversized body is not worth reading: close the connection after answering.
-        if (err.status === 413 && !res.headersSent) res.setHeader('connection', 'close');
-        if (!res.headersSent) sendError(res, err.status, err.code, err.message);
-        else res.end();
-        return;
-      }
-      logger.error({ err, path: url.pathname }, 'request failed');
-      if (!res.headersSent)
-        sendError(res, 500, 'INTERNAL', 'the request could not be completed; see the server log');
-      else res.end();
-    }
-  }
+        ready.then(
+          () => fastifyHandler(req, res),
+          () => res.writeHead(503).end(),
+        );
+      });
+      return server;
+    },
+  });
+  // Only JSON bodies; the session routes add form bodies for the sign-in form.
+  app.removeContentTypeParser('text/plain');
 
-  const server = createServer((req, res) => {
-    void handle(req, res);
+  const taskActions = new TaskActions(deps.inbound, user, deps.surfaceFor ?? (() => deps.console), now);
+  const threadLink = (task: Task) =>
+    task.channelId === user.channelId && task.threadTs ? `/#thread-${task.threadTs.replace('.', '-')}` : null;
+  const ctx: RouteContext = {
+    deps,
+    logger,
+    reads,
+    consoleApi,
+    stream,
+    sessions,
+    hosts,
+    taskActions,
+    threadLink,
+    user,
+  };
+  const knownRoutes: Array<{ method: string; pattern: RegExp }> = [];
+  app.addHook('onRoute', (route) => {
+    const methods = Array.isArray(route.method) ? route.method : [route.method];
+    const pattern = new RegExp(`^${route.url.replace(/:[^/]+/g, '[^/]+').replace(/\*/g, '.*')}$`);
+    for (const method of methods) knownRoutes.push({ method, pattern });
   });
-  // Malformed HTTP never reaches a handler; answer it instead of letting the socket hang.
-  server.on('clientError', (_err, socket) => {
-    if (socket.writable) socket.end('HTTP/1.1 400 Bad Request\r\nconnection: close\r\n\r\n');
-    else socket.destroy();
+  app.addHook('onResponse', async (req, reply) => {
+    deps.metrics?.recordHttpRequest(req.method, req.routeOptions.url ?? 'unmatched', reply.statusCode);
   });
-  server.on('close', () => stream.close());
+
+  void app.register(fastifyCookie);
+  registerAccessControl(app, ctx);
+  app.setErrorHandler((err: FastifyError | HttpError, req, reply) => answerError(ctx, err, req, reply));
+  app.setNotFoundHandler((req, reply) => {
+    const path = req.url.split('?')[0] ?? '/';
+    const allowed = [...new Set(knownRoutes.filter((r) => r.pattern.test(path)).map((r) => r.method))].filter(
+      (m) => m !== 'HEAD',
+    );
+    if (allowed.length > 0 && !allowed.includes(req.method)) {
+      void reply.header('allow', allowed.join(', '));
+      return sendError(reply, 405, 'METHOD_NOT_ALLOWED', `${req.method} is not allowed on ${path}`);
+    }
+    return sendError(reply, 404, 'NOT_FOUND', `nothing at ${path}`);
+  });
+  registerHealthRoutes(app, ctx);
+  registerSessionRoutes(app, ctx);
+  registerApiRoutes(app, ctx);
+  registerConsoleRoutes(app, ctx);
+  registerPageRoutes(app, ctx);
+  const ready: Promise<unknown> = Promise.resolve(app.ready());
+  ready.catch((err: unknown) => logger.error({ err }, 'HTTP routes failed to load'));
+
+  const httpServer = server as Server | undefined;
+  if (!httpServer) throw new Error('Fastify did not create the HTTP server');
+  httpServer.on('close', () => stream.close());
 
   return {
-    server,
+    server: httpServer,
     reads,
+    sessions,
     mount(pathPrefix, handler) {
       const prefix = pathPrefix.endsWith('/') ? pathPrefix.slice(0, -1) : pathPrefix;
       if (!prefix.startsWith('/')) throw new Error(`mount path must start with "/": ${pathPrefix}`);
       mounts.push({ prefix, handler });
     },
-    close() {
+    async close() {
       stream.close();
-      return new Promise<void>((resolve, reject) => {
-        if (!server.listening) return resolve();
-        server.close((err) => (err ? reject(err) : resolve()));
-        server.closeIdleConnections();
+      await new Promise<void>((resolve, reject) => {
+        if (!httpServer.listening) return resolve();
+        httpServer.close((err) => (err ? reject(err) : resolve()));
+        httpServer.closeIdleConnections();
       });
+      await app.close();
     },
   };
 }
 
-async function probe(fn: () => ProbeResult | Promise<ProbeResult>): Promise<ProbeResult> {
-  try {
-    return await fn();
-  } catch (err) {
-    return { ok: false, detail: (err as Error).message };
-  }
+export function sendError(reply: FastifyReply, status: number, code: string, message: string): FastifyReply {
+  return reply.code(status).header('cache-control', 'no-store').send({ error: { code, message } });
 }
 
-function parseQuery<T>(schema: z.ZodType<T>, url: URL): T {
-  const parsed = schema.safeParse(Object.fromEntries(url.searchParams));
-  if (!parsed.success) {
-    const detail = parsed.error.issues.map((i) => `${i.path.join('.') || 'query'}: ${i.message}`).join('; ');
-    throw new HttpError(400, 'INVALID_QUERY', detail);
+function answerError(
+  ctx: RouteContext,
+  err: FastifyError | HttpError,
+  req: FastifyRequest,
+  reply: FastifyReply,
+): FastifyReply {
+  const known =
+    err instanceof HttpError
+      ? { status: err.status, code: err.code }
+      : (FRAMEWORK_ERRORS[err.code] ??
+        (err.statusCode && err.statusCode >= 400 && err.statusCode < 500
+          ? { status: err.statusCode, code: err.code }
+          : undefined));
+  const path = req.url.split('?')[0] ?? '/';
+  if (!known) {
+    ctx.logger.error({ err, path }, 'request failed');
+    return sendError(reply, 500, 'INTERNAL', 'the request could not be completed; see the server log');
   }
-  return parsed.data;
+  if (known.status !== 404 && known.status !== 405) {
+    ctx.logger.info({ path, code: known.code, detail: err.message }, 'bad request');
+    void ctx.deps.audit?.record('http.bad_request', {
+      actor: 'http',
+      resourceType: 'route',
+      resourceId: path,
+      details: { code: known.code, message: err.message, method: req.method },
+    });
+  }
+  // The rest of an oversized body is not worth reading: close the connection after answering.
+  if (known.status === 413) void reply.header('connection', 'close');
+  return sendError(reply, known.status, known.code, err.message);
 }
 
-/** Browsers send Origin on cross-site POSTs; refuse them so a web page cannot drive the local console. */
-function checkSameOrigin(req: IncomingMessage): void {
-  const origin = req.headers.origin;
-  if (origin === undefined) return;
-  let host: string;
-  try {
-    host = new URL(origin).host;
-  } catch {
-    throw new HttpError(403, 'FORBIDDEN_ORIGIN', 'unreadable Origin header');
-  }
-  if (host !== req.headers.host)
-    throw new HttpError(403, 'FORBIDDEN_ORIGIN', `requests from ${origin} are not accepted`);
-}
+export type { FastifyInstance };

@@ -25,6 +25,8 @@ const TABLES: readonly (keyof Schema)[] = [
   'api_keys',
   'archived_tasks',
   'agents',
+  'task_steps',
+  'console_messages',
 ];
 
 function submission(overrides: Partial<TaskSubmit> = {}): TaskSubmit {
@@ -1026,6 +1028,207 @@ export function describeRepositoryConformance(name: string, open: () => Promise<
         expect(await repos.agents.findById('agent_1')).toEqual(back);
         expect(await repos.agents.findById('agent_9')).toBeUndefined();
         expect(await repos.agents.list()).toEqual([bare, back]);
+      });
+    });
+
+    describe('task steps', () => {
+      it('keeps a transcript in order, grows text steps, merges a result into its call', async () => {
+        await repos.taskSteps.append({
+          taskId: 't1',
+          kind: 'started',
+          tool: null,
+          message: 'Task started',
+          detail: null,
+        });
+        tick();
+        await repos.taskSteps.appendText('t1', 'Looking ');
+        await repos.taskSteps.appendText('t1', 'at it.');
+        await repos.taskSteps.append({
+          taskId: 't1',
+          kind: 'tool',
+          tool: 'Edit',
+          message: 'Editing a.ts',
+          detail: { toolUseId: 'toolu_1', input: '--- a/a.ts' },
+        });
+        await repos.taskSteps.appendText('t1', 'Done.');
+        await repos.taskSteps.append({
+          taskId: 't2',
+          kind: 'started',
+          tool: null,
+          message: 'other',
+          detail: null,
+        });
+        expect(await repos.taskSteps.mergeDetail('t1', 'toolu_1', { result: 'ok', isError: false })).toBe(
+          true,
+        );
+        expect(await repos.taskSteps.mergeDetail('t1', 'toolu_9', { result: 'x' })).toBe(false);
+        expect(await repos.taskSteps.mergeDetail('t2', 'toolu_1', { result: 'x' })).toBe(false);
+        const steps = await repos.taskSteps.list('t1');
+        expect(steps.map((s) => [s.kind, s.tool, s.message])).toEqual([
+          ['started', null, 'Task started'],
+          ['text', null, 'Looking at it.'],
+          ['tool', 'Edit', 'Editing a.ts'],
+          ['text', null, 'Done.'],
+        ]);
+        expect(steps[0]?.createdAt).toBe(T0);
+        expect(steps[2]?.detail).toEqual({
+          toolUseId: 'toolu_1',
+          input: '--- a/a.ts',
+          result: 'ok',
+          isError: false,
+        });
+        expect(await repos.taskSteps.deleteForTask('t1')).toBe(4);
+        expect(await repos.taskSteps.list('t1')).toEqual([]);
+        expect(await repos.taskSteps.list('t2')).toHaveLength(1);
+      });
+
+      it('go with their task when it is deleted', async () => {
+        const t = await repos.tasks.create(newTask());
+        await repos.taskSteps.append({
+          taskId: t.id,
+          kind: 'started',
+          tool: null,
+          message: 's',
+          detail: null,
+        });
+        await repos.tasks.delete(t.id);
+        expect(await repos.taskSteps.list(t.id)).toEqual([]);
+      });
+    });
+
+    describe('task search', () => {
+      it('filters by status, project, user, bot, dates and text, newest first, in keyset pages', async () => {
+        const made = [];
+        for (let i = 0; i < 7; i++) {
+          tick(1000);
+          made.push(
+            await repos.tasks.create(
+              newTask({
+                id: `task_${i}`,
+                prompt: i === 3 ? 'Fix the 100% CPU_spin in worker.ts' : `task number ${i}`,
+                projectId: i % 2 === 0 ? 'proj_a' : 'proj_b',
+                userId: i < 4 ? 'U1' : 'U2',
+                botName: i === 5 ? 'reviewer' : 'coder',
+                status: i === 6 ? 'running' : 'pending',
+              }),
+            ),
+          );
+        }
+        const ids = (ts: Array<{ id: string }>) => ts.map((t) => t.id);
+        expect(ids(await repos.taskSearch.search({ limit: 3 }))).toEqual(['task_6', 'task_5', 'task_4']);
+        const first = await repos.taskSearch.search({ limit: 3 });
+        const last = first[2]!;
+        expect(
+          ids(
+            await repos.taskSearch.search({ limit: 3, before: { createdAt: last.createdAt, id: last.id } }),
+          ),
+        ).toEqual(['task_3', 'task_2', 'task_1']);
+        expect(ids(await repos.taskSearch.search({ limit: 10, status: ['running'] }))).toEqual(['task_6']);
+        expect(ids(await repos.taskSearch.search({ limit: 10, projectId: 'proj_b' }))).toEqual([
+          'task_5',
+          'task_3',
+          'task_1',
+        ]);
+        expect(ids(await repos.taskSearch.search({ limit: 10, userId: 'U2', botName: 'coder' }))).toEqual([
+          'task_6',
+          'task_4',
+        ]);
+        expect(
+          ids(await repos.taskSearch.search({ limit: 10, from: made[1]!.createdAt, to: made[3]!.createdAt })),
+        ).toEqual(['task_2', 'task_1']);
+        expect(ids(await repos.taskSearch.search({ limit: 10, text: 'cpu_SPIN' }))).toEqual(['task_3']);
+        expect(ids(await repos.taskSearch.search({ limit: 10, text: '100%' }))).toEqual(['task_3']);
+        expect(ids(await repos.taskSearch.search({ limit: 10, text: '_' }))).toEqual(['task_3']);
+        expect(ids(await repos.taskSearch.search({ limit: 10, text: 'task_5' }))).toEqual(['task_5']);
+        // Same created_at: the id breaks the tie, so a page boundary never skips or repeats a task.
+        const twinA = await repos.tasks.create(newTask({ id: 'task_twin_a' }));
+        const twinB = await repos.tasks.create(newTask({ id: 'task_twin_b' }));
+        expect(twinA.createdAt).toBe(twinB.createdAt);
+        const top = await repos.taskSearch.search({ limit: 1 });
+        expect(ids(top)).toEqual(['task_twin_b']);
+        expect(
+          ids(
+            await repos.taskSearch.search({ limit: 1, before: { createdAt: twinB.createdAt, id: twinB.id } }),
+          ),
+        ).toEqual(['task_twin_a']);
+      });
+
+      it('adds up cost per day, project and user', async () => {
+        const day = 86_400_000;
+        const a = await repos.tasks.create(newTask({ projectId: 'proj_a', userId: 'U1', status: 'running' }));
+        await repos.tasks.transition(a.id, 'completed', { costUsd: 0.25 });
+        tick(day);
+        const b = await repos.tasks.create(newTask({ projectId: 'proj_b', userId: 'U1', status: 'running' }));
+        await repos.tasks.transition(b.id, 'completed', { costUsd: 0.5 });
+        const c = await repos.tasks.create(newTask({ projectId: 'proj_b', userId: 'U2' }));
+        expect(c.costUsd).toBe(0);
+        expect(await repos.taskSearch.costs('project', T0)).toEqual([
+          { key: 'proj_b', costUsd: 0.5, tasks: 2 },
+          { key: 'proj_a', costUsd: 0.25, tasks: 1 },
+        ]);
+        expect(await repos.taskSearch.costs('user', T0 + 1)).toEqual([
+          { key: 'U1', costUsd: 0.5, tasks: 1 },
+          { key: 'U2', costUsd: 0, tasks: 1 },
+        ]);
+        const days = await repos.taskSearch.costs('day', T0);
+        const key = (ms: number) => new Date(ms).toISOString().slice(0, 10);
+        expect(days.find((d) => d.key === key(T0))).toEqual({ key: key(T0), costUsd: 0.25, tasks: 1 });
+        expect(days.find((d) => d.key === key(T0 + day))).toEqual({
+          key: key(T0 + day),
+          costUsd: 0.5,
+          tasks: 2,
+        });
+      });
+    });
+
+    describe('console messages', () => {
+      const msg = (ts: string, threadTs: string | null, text: string, channelId = 'console:local') => ({
+        channelId,
+        ts,
+        threadTs,
+        userId: 'console-user',
+        text,
+        blocks: null,
+        reactions: [],
+        visibleTo: null,
+        postedAt: Math.round(Number(ts) * 1000),
+        editedAt: null,
+      });
+
+      it('keeps threads with their replies, newest threads first in the window, and edits', async () => {
+        await repos.consoleMessages.insert(msg('1700000001.000000', null, 'first'));
+        await repos.consoleMessages.insert(msg('1700000002.000000', '1700000001.000000', 'reply 1'));
+        await repos.consoleMessages.insert(msg('1700000003.000000', null, 'second'));
+        await repos.consoleMessages.insert(msg('1700000004.000000', '1700000001.000000', 'reply 2'));
+        await repos.consoleMessages.insert(msg('1700000005.000000', null, 'elsewhere', 'console:other'));
+        await repos.consoleMessages.insert(msg('1700000001.000000', null, 'duplicate ignored'));
+        expect(
+          await repos.consoleMessages.update('1700000002.000000', {
+            text: 'reply 1 (edited)',
+            blocks: [{ type: 'divider' }],
+            reactions: ['eyes'],
+            editedAt: T0,
+          }),
+        ).toBe(true);
+        expect(await repos.consoleMessages.update('1.000000', { text: 'x' })).toBe(false);
+        const threads = await repos.consoleMessages.recentThreads('console:local', 10, 10);
+        expect(threads.map((t) => [t.root.text, ...t.replies.map((r) => r.text)])).toEqual([
+          ['first', 'reply 1 (edited)', 'reply 2'],
+          ['second'],
+        ]);
+        expect(threads[0]?.replies[0]).toMatchObject({
+          blocks: [{ type: 'divider' }],
+          reactions: ['eyes'],
+          editedAt: T0,
+        });
+        const newest = await repos.consoleMessages.recentThreads('console:local', 1, 1);
+        expect(newest.map((t) => t.root.text)).toEqual(['second']);
+        const clipped = await repos.consoleMessages.recentThreads('console:local', 2, 1);
+        expect(clipped[0]?.replies.map((r) => r.text)).toEqual(['reply 2']);
+        expect(await repos.consoleMessages.find('1700000005.000000')).toMatchObject({
+          channelId: 'console:other',
+        });
+        expect(await repos.consoleMessages.find('9.000000')).toBeUndefined();
       });
     });
 

@@ -14,7 +14,7 @@ import type { ExecutionOutcome, ExecutionPlace, ExecutionSink, Executor } from '
 import { ClaudeProcessHandle } from './claude-process.js';
 import { mapModelError, redactSecrets } from './error-mapping.js';
 import { FileChangeTracker, gitChangesBetween, gitStatus } from './files-changed.js';
-import { bashCommand, describeToolUse } from './tool-steps.js';
+import { bashCommand, describeToolUse, summarizeToolInput, toolResultText } from './tool-steps.js';
 import { type InvocationUsage, UsageAggregator, usageOfResult } from './usage.js';
 
 export const MAX_CONTINUATIONS = 3;
@@ -62,7 +62,12 @@ const STRIPPED_ENV =
 const ContentBlock = z.union([
   z.object({ type: z.literal('text'), text: z.string() }),
   z.object({ type: z.literal('tool_use'), id: z.string(), name: z.string(), input: z.unknown() }),
-  z.object({ type: z.literal('tool_result'), tool_use_id: z.string(), is_error: z.boolean().optional() }),
+  z.object({
+    type: z.literal('tool_result'),
+    tool_use_id: z.string(),
+    is_error: z.boolean().optional(),
+    content: z.unknown().optional(),
+  }),
   z.object({ type: z.string() }),
 ]);
 const Content = z.union([z.string(), z.array(ContentBlock)]);
@@ -86,6 +91,8 @@ interface RunState {
   /** Assistant text of the whole task, for partial results. */
   text: string[];
   lastAssistantError: string | undefined;
+  /** Tool calls awaiting their result: id → the step they were shown as. */
+  toolCalls: Map<string, { tool: string; message: string }>;
 }
 
 type StopReason = 'cancelled' | 'timeout' | undefined;
@@ -189,6 +196,7 @@ export class ClaudeExecutor implements Executor {
       commands: [],
       text: [],
       lastAssistantError: undefined,
+      toolCalls: new Map(),
     };
     const maxContinuations = task.maxContinuations ?? this.opts.maxContinuations ?? MAX_CONTINUATIONS;
     const timeoutMs = task.timeoutMs ?? this.opts.timeoutMs ?? DEFAULT_TIMEOUT_MS;
@@ -380,8 +388,19 @@ export class ClaudeExecutor implements Executor {
           sink.stream(state.text.length > 0 ? `\n\n${text}` : text);
           state.text.push(text);
         } else if (b.type === 'tool_use' && 'name' in b) {
-          const step = redactSecrets(describeToolUse(b.name, b.input, state.cwd), this.secrets());
-          sink.progress({ kind: 'tool', tool: b.name, message: step.slice(0, 2000) });
+          const step = redactSecrets(describeToolUse(b.name, b.input, state.cwd), this.secrets()).slice(
+            0,
+            2000,
+          );
+          const input = summarizeToolInput(b.name, b.input, state.cwd);
+          sink.progress({
+            kind: 'tool',
+            tool: b.name,
+            message: step,
+            toolUseId: b.id,
+            ...(input !== undefined ? { input: redactSecrets(input, this.secrets()) } : {}),
+          });
+          state.toolCalls.set(b.id, { tool: b.name, message: step });
           state.files.noteToolUse(b.id, b.name, b.input);
           const command = bashCommand(b.name, b.input);
           if (command !== undefined)
@@ -390,8 +409,21 @@ export class ClaudeExecutor implements Executor {
       }
     } else if (message.type === 'user') {
       for (const b of blocksOf(message.message.content)) {
-        if (b.type === 'tool_result' && 'tool_use_id' in b)
+        if (b.type === 'tool_result' && 'tool_use_id' in b) {
           state.files.noteToolResult(b.tool_use_id, b.is_error === true);
+          const call = state.toolCalls.get(b.tool_use_id);
+          if (call) {
+            state.toolCalls.delete(b.tool_use_id);
+            sink.progress({
+              kind: 'tool',
+              tool: call.tool,
+              message: call.message,
+              toolUseId: b.tool_use_id,
+              result: redactSecrets(toolResultText(b.content), this.secrets()),
+              isError: b.is_error === true,
+            });
+          }
+        }
       }
     }
   }

@@ -87,3 +87,64 @@ export const FILE_CHANGING_TOOLS: ReadonlySet<string> = new Set([
   'Write',
   'NotebookEdit',
 ]);
+
+const MAX_SUMMARY = 8000;
+const EditInput = z.object({ file_path: z.string(), old_string: z.string(), new_string: z.string() });
+const MultiEditInput = z.object({
+  file_path: z.string(),
+  edits: z.array(z.object({ old_string: z.string(), new_string: z.string() })),
+});
+const WriteInput = z.object({ file_path: z.string(), content: z.string() });
+
+const lines = (text: string, mark: string) =>
+  text === ''
+    ? []
+    : text
+        .replace(/\n$/, '')
+        .split('\n')
+        .map((l) => `${mark}${l}`);
+
+/**
+ * What a tool call was given, for the task's transcript: edits and writes as
+ * unified-diff hunks (so the page can show the change), a command as itself,
+ * anything else as its JSON input. Clipped; the caller redacts.
+ */
+export function summarizeToolInput(tool: string, rawInput: unknown, cwd: string): string | undefined {
+  let out: string[] | undefined;
+  const edit = EditInput.safeParse(rawInput);
+  const multi = MultiEditInput.safeParse(rawInput);
+  const write = WriteInput.safeParse(rawInput);
+  if ((tool === 'Edit' || tool === 'MultiEdit') && (edit.success || multi.success)) {
+    const file = displayPath(edit.success ? edit.data.file_path : (multi.data?.file_path ?? ''), cwd);
+    const edits = edit.success ? [edit.data] : (multi.data?.edits ?? []);
+    out = [`--- a/${file}`, `+++ b/${file}`];
+    for (const e of edits) out.push('@@', ...lines(e.old_string, '-'), ...lines(e.new_string, '+'));
+  } else if (tool === 'Write' && write.success) {
+    const file = displayPath(write.data.file_path, cwd);
+    out = ['--- /dev/null', `+++ b/${file}`, '@@', ...lines(write.data.content, '+')];
+  } else if (tool === 'Bash') {
+    const command = bashCommand(tool, rawInput);
+    out = command === undefined ? undefined : [command];
+  } else if (rawInput !== undefined) {
+    out = [JSON.stringify(rawInput, null, 2)];
+  }
+  if (!out) return undefined;
+  const text = out.join('\n');
+  return text.length > MAX_SUMMARY ? `${text.slice(0, MAX_SUMMARY - 1)}…` : text;
+}
+
+/** A tool_result's content as text (it is a string or a list of text blocks). */
+export function toolResultText(content: unknown): string {
+  if (typeof content === 'string') return clipText(content);
+  if (!Array.isArray(content)) return '';
+  const parts = content
+    .map((b: unknown) =>
+      typeof b === 'object' && b !== null && 'text' in b && typeof b.text === 'string' ? b.text : '',
+    )
+    .filter(Boolean);
+  return clipText(parts.join('\n'));
+}
+
+function clipText(text: string): string {
+  return text.length > MAX_SUMMARY ? `${text.slice(0, MAX_SUMMARY - 1)}…` : text;
+}

@@ -5,6 +5,7 @@ import type { Schema } from '../schema.js';
 import { initial } from './001-initial.js';
 import { chatDefaults } from './002-chat-defaults.js';
 import { workspaces } from './003-workspaces.js';
+import { dashboard } from './004-dashboard.js';
 
 /**
  * Every migration, in order. Listed in code rather than discovered on disk so
@@ -15,6 +16,7 @@ export const MIGRATIONS: Readonly<Record<string, Migration>> = {
   '001-initial': initial,
   '002-chat-defaults': chatDefaults,
   '003-workspaces': workspaces,
+  '004-dashboard': dashboard,
 };
 
 const provider: MigrationProvider = { getMigrations: async () => ({ ...MIGRATIONS }) };

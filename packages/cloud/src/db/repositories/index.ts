@@ -5,10 +5,13 @@ import { KyselyAgentRepository } from './agent-repository.js';
 import { KyselyApiKeyRepository } from './api-key-repository.js';
 import { KyselyArchivedTaskRepository } from './archived-task-repository.js';
 import { KyselyAuditLogRepository } from './audit-log-repository.js';
+import { KyselyConsoleMessageRepository } from './console-message-repository.js';
 import { KyselyOfflineQueueRepository } from './offline-queue-repository.js';
 import { KyselyProjectRepository } from './project-repository.js';
 import { KyselySessionRepository } from './session-repository.js';
 import { KyselyTaskRepository } from './task-repository.js';
+import { KyselyTaskSearchRepository } from './task-search-repository.js';
+import { KyselyTaskStepRepository } from './task-step-repository.js';
 import { inTransaction } from './transaction.js';
 import type { Repositories } from './types.js';
 
@@ -35,6 +38,9 @@ function bind(db: Kysely<Schema>, now: Clock['now']): Omit<Repositories, 'transa
     apiKeys: new KyselyApiKeyRepository(db, now),
     archivedTasks: new KyselyArchivedTaskRepository(db, now),
     agents: new KyselyAgentRepository(db, now),
+    taskSteps: new KyselyTaskStepRepository(db, now),
+    taskSearch: new KyselyTaskSearchRepository(db),
+    consoleMessages: new KyselyConsoleMessageRepository(db),
   };
 }
 
@@ -56,9 +62,12 @@ export {
   KyselyApiKeyRepository,
   KyselyArchivedTaskRepository,
   KyselyAuditLogRepository,
+  KyselyConsoleMessageRepository,
   KyselyOfflineQueueRepository,
   KyselyProjectRepository,
   KyselySessionRepository,
   KyselyTaskRepository,
+  KyselyTaskSearchRepository,
+  KyselyTaskStepRepository,
   KyselyUserRepository,
 };

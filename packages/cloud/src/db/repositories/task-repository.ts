@@ -278,6 +278,7 @@ export class KyselyTaskRepository implements TaskRepository {
   async delete(id: string): Promise<boolean> {
     return inTransaction(this.db, async (trx) => {
       await trx.deleteFrom('offline_queue').where('task_id', '=', id).execute();
+      await trx.deleteFrom('task_steps').where('task_id', '=', id).execute();
       const res = await trx.deleteFrom('tasks').where('id', '=', id).executeTakeFirst();
       return res.numDeletedRows > 0n;
     });

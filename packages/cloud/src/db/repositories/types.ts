@@ -345,6 +345,93 @@ export interface Repositories {
   apiKeys: ApiKeyRepository;
   archivedTasks: ArchivedTaskRepository;
   agents: AgentRepository;
+  taskSteps: TaskStepRepository;
+  taskSearch: TaskSearchRepository;
+  consoleMessages: ConsoleMessageRepository;
   /** Run fn atomically; repositories passed in are bound to the transaction. */
   transaction<T>(fn: (repos: Omit<Repositories, 'transaction'>) => Promise<T>): Promise<T>;
+}
+
+/** One entry of a task's transcript, as the agent streamed it. */
+export interface TaskStep {
+  id: number;
+  taskId: string;
+  kind: 'started' | 'tool' | 'status' | 'continuation' | 'text' | 'plan';
+  tool: string | null;
+  message: string;
+  /** Structured extras (e.g. a plan's items), when the agent sent them. */
+  detail: Record<string, unknown> | null;
+  createdAt: number;
+}
+export type NewTaskStep = Omit<TaskStep, 'id' | 'createdAt'> & { createdAt?: number };
+
+export interface TaskStepRepository {
+  append(step: NewTaskStep): Promise<TaskStep>;
+  /** Add text to the task's last step when it is a text step; else start a new text step. */
+  appendText(taskId: string, text: string): Promise<TaskStep>;
+  /** Merge fields into the detail of the task's latest step whose detail.toolUseId matches; false if none. */
+  mergeDetail(taskId: string, toolUseId: string, detail: Record<string, unknown>): Promise<boolean>;
+  /** Oldest first. */
+  list(taskId: string, limit?: number): Promise<TaskStep[]>;
+  deleteForTask(taskId: string): Promise<number>;
+}
+
+/** A message of the web console, kept like a Slack thread. */
+export interface StoredConsoleMessage {
+  channelId: string;
+  ts: string;
+  threadTs: string | null;
+  userId: string;
+  text: string;
+  blocks: unknown[] | null;
+  reactions: string[];
+  visibleTo: string | null;
+  postedAt: number;
+  editedAt: number | null;
+}
+
+export interface ConsoleMessageRepository {
+  insert(message: StoredConsoleMessage): Promise<void>;
+  update(
+    ts: string,
+    patch: Partial<Pick<StoredConsoleMessage, 'text' | 'blocks' | 'reactions' | 'editedAt'>>,
+  ): Promise<boolean>;
+  find(ts: string): Promise<StoredConsoleMessage | undefined>;
+  /** One thread's replies, oldest first (the newest `maxReplies`). */
+  replies(rootTs: string, maxReplies: number): Promise<StoredConsoleMessage[]>;
+  /** The newest `limit` threads of a channel (oldest first), each with its replies. */
+  recentThreads(
+    channelId: string,
+    limit: number,
+    maxReplies: number,
+  ): Promise<Array<{ root: StoredConsoleMessage; replies: StoredConsoleMessage[] }>>;
+}
+
+/** What the dashboard's task list filters by; every field optional. */
+export interface TaskSearch {
+  status?: TaskStatus[];
+  projectId?: string;
+  userId?: string;
+  botName?: string;
+  /** created_at >= from, < to (epoch ms) */
+  from?: number;
+  to?: number;
+  /** Case-insensitive text in the request or the result. */
+  text?: string;
+  /** Keyset: only tasks strictly older than this (created_at, id) pair. */
+  before?: { createdAt: number; id: string };
+  limit: number;
+}
+
+export interface CostBucket {
+  key: string;
+  costUsd: number;
+  tasks: number;
+}
+
+export interface TaskSearchRepository {
+  /** Newest first, by (created_at, id). */
+  search(q: TaskSearch): Promise<Task[]>;
+  /** Cost of tasks created since `since`, grouped by day (local to `tzOffsetMinutes`), project or user. */
+  costs(by: 'day' | 'project' | 'user', since: number, tzOffsetMinutes?: number): Promise<CostBucket[]>;
 }

@@ -1,0 +1,184 @@
+/** The JSON the cloud's API answers with (see docs/http-api.md). */
+
+export type TaskStatus =
+  | 'pending'
+  | 'queued'
+  | 'submitted'
+  | 'running'
+  | 'completed'
+  | 'failed'
+  | 'cancelled';
+
+export interface TaskSummary {
+  id: string;
+  status: TaskStatus;
+  projectId: string;
+  agentId: string;
+  botName: string;
+  command: string;
+  model: string;
+  priority: string;
+  userId: string;
+  channelId: string;
+  threadTs: string | null;
+  promptPreview: string;
+  inputTokens: number;
+  outputTokens: number;
+  cacheReadTokens: number;
+  cacheCreationTokens: number;
+  costUsd: number;
+  durationMs: number;
+  errorCode: string | null;
+  createdAt: number;
+  startedAt: number | null;
+  completedAt: number | null;
+  restoredFromArchive: string | null;
+}
+
+export interface TaskPage {
+  tasks: TaskSummary[];
+  limit: number;
+  nextCursor: string | null;
+}
+
+/** Workspace fields are present once agents report them. */
+export interface Task extends TaskSummary {
+  prompt: string;
+  result: string | null;
+  errorMessage: string | null;
+  recoverable: boolean | null;
+  warning: string | null;
+  filesChanged: string[];
+  commandsRun: string[];
+  numTurns: number;
+  continuations: number;
+  parentTaskId: string | null;
+  updatedAt: number;
+  branch?: string | null;
+  commitSha?: string | null;
+  baseRef?: string | null;
+  prUrl?: string | null;
+  diff?: string | null;
+  diffStat?: string | null;
+}
+
+export interface TaskStep {
+  seq: number;
+  kind: 'started' | 'tool' | 'status' | 'continuation' | 'text' | 'plan';
+  tool: string | null;
+  message: string;
+  detail: unknown;
+  createdAt: number;
+}
+
+export interface AuditEntry {
+  id: number;
+  action: string;
+  actor: string;
+  resourceType: string | null;
+  resourceId: string | null;
+  details: Record<string, unknown>;
+  ts: number;
+}
+
+export interface TaskDetail {
+  task: Task;
+  steps: TaskStep[];
+  audit: AuditEntry[];
+  project: { id: string; name: string } | null;
+  links: { thread: string | null };
+}
+
+export interface AgentSnapshot {
+  agentId: string;
+  online: boolean;
+  overloaded: boolean;
+  circuit: 'closed' | 'open' | 'half-open';
+  hostname: string | null;
+  version: string | null;
+  connectedAt: number | null;
+  lastSeenAt: number | null;
+  lastRttMs: number | null;
+  metrics: {
+    cpuPercent: number;
+    memoryPercent: number;
+    rssMb: number;
+    loadAvg1m: number;
+    activeTasks: number;
+    queuedTasks: number;
+  } | null;
+  maxConcurrentTasks: number | null;
+  offlineQueueDepth: number;
+  sandbox?: 'on' | 'off' | 'unavailable' | null;
+}
+
+export interface DashboardStats {
+  counts: Record<TaskStatus, number>;
+  total: number;
+  totals: { costUsd: number; inputTokens: number; outputTokens: number; durationMs: number };
+  byBot: Record<string, { tasks: number; costUsd: number }>;
+  archived: number;
+}
+
+export interface CostBucket {
+  key: string;
+  costUsd: number;
+  tasks: number;
+}
+
+export interface Project {
+  id: string;
+  name: string;
+  channelId: string;
+}
+
+export interface TextObject {
+  type: 'plain_text' | 'mrkdwn';
+  text: string;
+}
+export interface BlockElement {
+  type: string;
+  /** A text object on buttons; the text itself on context elements. */
+  text?: TextObject | string;
+  action_id?: string;
+  value?: string;
+  style?: 'primary' | 'danger';
+  url?: string;
+  alt_text?: string;
+}
+export interface Block {
+  type: string;
+  text?: TextObject | string;
+  fields?: TextObject[];
+  accessory?: BlockElement;
+  elements?: BlockElement[];
+}
+
+export interface ConsoleMessage {
+  channelId: string;
+  ts: string;
+  threadTs: string | null;
+  userId: string;
+  text: string;
+  blocks?: Block[];
+  reactions: string[];
+  visibleTo: string | null;
+  postedAt: number;
+  editedAt: number | null;
+}
+
+export interface ConsoleThread {
+  channelId: string;
+  root: ConsoleMessage;
+  replies: ConsoleMessage[];
+}
+
+export type ConsoleChange =
+  | { kind: 'message.posted' | 'message.updated'; message: ConsoleMessage }
+  | { kind: 'reaction.added' | 'reaction.removed'; message: ConsoleMessage; reaction: string };
+
+export interface SessionInfo {
+  signedIn: boolean;
+  user: { id: string; name: string };
+  consoleChannelId: string;
+}
