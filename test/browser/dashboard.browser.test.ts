@@ -1,3 +1,4 @@
+import { execFileSync } from 'node:child_process';
 import { writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import { type Cloud, registerProject, startCloud } from '@bematic/cloud';
@@ -29,6 +30,9 @@ describe('dashboard in a browser', () => {
       name: 'webapp',
     });
     await writeFile(path.join(system.projectDir, 'auth.ts'), 'export const ok = (p: string) => p === p;\n');
+    const git = (...args: string[]) => execFileSync('git', args, { cwd: system.projectDir });
+    git('add', 'auth.ts');
+    git('-c', 'user.email=ci@bematic.dev', '-c', 'user.name=ci', 'commit', '-qm', 'auth');
     browser = await launchBrowser();
     context = await browser.newContext({ viewport: { width: 1920, height: 1080 } });
   });

@@ -54,12 +54,20 @@ export interface Task extends TaskSummary {
   continuations: number;
   parentTaskId: string | null;
   updatedAt: number;
-  branch?: string | null;
-  commitSha?: string | null;
-  baseRef?: string | null;
+  /** Where the task's changes are (agents with worktrees report it). */
+  workspace?: WorkspaceReport | null;
   prUrl?: string | null;
   diff?: string | null;
-  diffStat?: string | null;
+}
+
+export interface WorkspaceReport {
+  mode: string;
+  branch?: string;
+  base?: string;
+  baseCommit?: string;
+  commit?: string;
+  files: Array<{ path: string; added: number; removed: number; binary: boolean }>;
+  notices: string[];
 }
 
 export interface TaskStep {

@@ -237,6 +237,12 @@ export async function startCloud(options: StartCloudOptions): Promise<Cloud> {
     surfaceFor,
     logger,
     updateIntervalMs: options.progressIntervalMs ?? config.BEMATIC_PROGRESS_INTERVAL_MS,
+    // Slack needs the public address; the console can use a path on the page it is already on.
+    taskUrl: (task) => {
+      const path = `/tasks/${encodeURIComponent(task.id)}`;
+      if (config.BEMATIC_PUBLIC_URL) return `${config.BEMATIC_PUBLIC_URL.replace(/\/$/, '')}${path}`;
+      return task.channelId.startsWith(CONSOLE_CHANNEL_PREFIX) ? path : undefined;
+    },
     ...(config.BEMATIC_ADMIN_CHANNEL && {
       adminChannel: {
         surface: surfaceFor({ channelId: config.BEMATIC_ADMIN_CHANNEL }),

@@ -113,6 +113,18 @@ function listBlock(title: string, items: string[], max = 15): ChatBlock {
 export interface CompletionOptions {
   /** Total characters of the result shown across sections. */
   resultLimit?: number;
+  /** The task's page on the dashboard (transcript, diff, audit), when it can be reached. */
+  taskUrl?: string;
+}
+
+/** A link to the task's page on the dashboard. */
+function taskPageLink(url: string): ChatBlock {
+  return {
+    type: 'context',
+    elements: [
+      { type: 'mrkdwn', text: `:mag: <${url}|Open the task page> — transcript, diff and audit trail` },
+    ],
+  };
 }
 
 export function completionMessage(
@@ -149,6 +161,7 @@ export function completionMessage(
     ]),
   );
   blocks.push(taskContext(task));
+  if (opts.taskUrl) blocks.push(taskPageLink(opts.taskUrl));
   return {
     text: `Task completed: ${label.bot} ${task.command} — ${formatCost(m.costUsd)}, ${formatDuration(m.durationMs)}`,
     blocks,

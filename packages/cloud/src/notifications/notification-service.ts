@@ -33,6 +33,8 @@ export interface NotificationServiceDeps {
   tailLines?: number;
   /** Characters of the final result shown in the completion message. */
   resultLimit?: number;
+  /** The dashboard page of a task, linked from its completion message (undefined: no link). */
+  taskUrl?: (task: Task) => string | undefined;
   /** Where agent resource warnings go. */
   adminChannel?: { surface: ChatSurface; channelId: string };
 }
@@ -111,6 +113,7 @@ export class NotificationService {
           REACTIONS.completed,
           completionMessage(p.task, this.label(p.task), p.message, {
             resultLimit: this.deps.resultLimit,
+            taskUrl: this.deps.taskUrl?.(p.task),
           }),
         ),
       ),

@@ -53,7 +53,7 @@ export function createTaskPage(taskId: string): { element: HTMLElement } {
     return h('div', { className: 'actions', role: 'group', 'aria-label': 'Task actions' }, [
       !terminal ? btn('cancel', 'Cancel task', 'danger') : null,
       t.status === 'failed' && t.recoverable !== false ? btn('retry', 'Retry', 'primary') : null,
-      t.branch && !t.prUrl && t.status === 'completed'
+      t.workspace?.branch && t.workspace.commit && !t.prUrl && t.status === 'completed'
         ? btn('create_pr', 'Create pull request', 'primary')
         : null,
       terminal ? btn('archive', 'Archive') : null,
@@ -156,17 +156,31 @@ export function createTaskPage(taskId: string): { element: HTMLElement } {
 
   function diffView(t: Task, steps: TaskStep[]): HTMLElement {
     const diff = diffText(t, steps);
-    const files = t.filesChanged;
+    const ws = t.workspace;
+    const stats = new Map((ws?.files ?? []).map((f) => [f.path, f]));
+    const files = t.filesChanged.length > 0 ? t.filesChanged : [...stats.keys()];
     const children: Array<HTMLElement | null> = [
       files.length
         ? h(
             'ul',
             { className: 'files' },
-            files.map((f) => h('li', null, [h('code', { text: f })])),
+            files.map((f) => {
+              const st = stats.get(f);
+              return h('li', null, [
+                h('code', { text: f }),
+                st && !st.binary
+                  ? h('span', { className: 'stat' }, [
+                      h('span', { className: 'plus', text: ` +${st.added}` }),
+                      h('span', { className: 'minus', text: ` −${st.removed}` }),
+                    ])
+                  : st?.binary
+                    ? h('span', { className: 'muted', text: ' binary' })
+                    : null,
+              ]);
+            }),
           )
         : h('p', { className: 'muted', text: 'No files changed.' }),
     ];
-    if (t.diffStat) children.push(h('pre', { className: 'diffstat', text: t.diffStat }));
     if (diff) {
       children.push(
         h(
@@ -188,29 +202,20 @@ export function createTaskPage(taskId: string): { element: HTMLElement } {
         ),
       );
     }
-    const ws: Array<HTMLElement | null> = [
-      t.branch
-        ? h('div', null, [h('dt', { text: 'Branch' }), h('dd', null, [h('code', { text: t.branch })])])
-        : null,
-      t.commitSha
-        ? h('div', null, [
-            h('dt', { text: 'Commit' }),
-            h('dd', null, [h('code', { text: t.commitSha.slice(0, 12) })]),
-          ])
-        : null,
-      t.baseRef
-        ? h('div', null, [h('dt', { text: 'Based on' }), h('dd', null, [h('code', { text: t.baseRef })])])
-        : null,
+    const fact = (label: string, value: HTMLElement) =>
+      h('div', null, [h('dt', { text: label }), h('dd', null, [value])]);
+    const facts: Array<HTMLElement | null> = [
+      ws?.branch ? fact('Branch', h('code', { text: ws.branch })) : null,
+      ws?.commit ? fact('Commit', h('code', { text: ws.commit.slice(0, 12), title: ws.commit })) : null,
+      ws?.base ? fact('Based on', h('code', { text: ws.base })) : null,
       t.prUrl
-        ? h('div', null, [
-            h('dt', { text: 'Pull request' }),
-            h('dd', null, [
-              h('a', { href: t.prUrl, target: '_blank', rel: 'noopener noreferrer', text: t.prUrl }),
-            ]),
-          ])
+        ? fact(
+            'Pull request',
+            h('a', { href: t.prUrl, target: '_blank', rel: 'noopener noreferrer', text: t.prUrl }),
+          )
         : null,
     ];
-    if (ws.some(Boolean)) children.unshift(h('dl', { className: 'facts-grid' }, ws));
+    if (facts.some(Boolean)) children.unshift(h('dl', { className: 'facts-grid' }, facts));
     return section('Files changed', children);
   }
 

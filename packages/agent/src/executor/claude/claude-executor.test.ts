@@ -136,18 +136,26 @@ describe('ClaudeExecutor on the real Claude Agent SDK', () => {
     // Tool results + git status; notes.txt was dirty before the task and is not blamed on it.
     expect(out.filesChanged).toEqual(['build.log', 'src/auth.test.ts', 'src/auth.ts']);
     expect(out.commandsRun).toEqual(['echo generated > build.log']);
-    expect(ctx.sink.messages('tool')).toEqual([
+    const calls = ctx.sink.steps.filter((s) => s.kind === 'tool' && s.result === undefined);
+    expect(calls.map((s) => s.message)).toEqual([
       'Reading src/auth.ts',
       'Editing src/auth.ts',
       'Writing src/auth.test.ts',
       'Running echo generated > build.log',
     ]);
-    expect(ctx.sink.steps.filter((s) => s.kind === 'tool').map((s) => s.tool)).toEqual([
-      'Read',
-      'Edit',
-      'Write',
-      'Bash',
+    expect(calls.map((s) => s.tool)).toEqual(['Read', 'Edit', 'Write', 'Bash']);
+    // Each call carries what it was given (edits and writes as diff hunks) and is paired with its result.
+    expect(calls.map((s) => s.input)).toEqual([
+      JSON.stringify({ file_path: auth }, null, 2),
+      '--- a/src/auth.ts\n+++ b/src/auth.ts\n@@\n-() => false\n+() => true',
+      '--- /dev/null\n+++ b/src/auth.test.ts\n@@\n+test();',
+      'echo generated > build.log',
     ]);
+    const results = ctx.sink.steps.filter((s) => s.result !== undefined);
+    expect(results.map((s) => s.toolUseId)).toEqual(calls.map((s) => s.toolUseId));
+    expect(results.map((s) => s.message)).toEqual(calls.map((s) => s.message));
+    expect(results[0]?.result).toContain('export const login = () => false;');
+    expect(results.every((s) => s.isError === false)).toBe(true);
     expect(ctx.sink.chunks.join('')).toBe('Let me look at auth.ts.\n\nFixed the login bug.');
     expect(out.metrics).toMatchObject({ inputTokens: 500, outputTokens: 100, numTurns: 5, continuations: 0 });
     expect(out.metrics.costUsd).toBeGreaterThan(0);
