@@ -369,6 +369,116 @@ describe('HTTP server', () => {
     expect((await fetch(`${base}/assets/nope.js`)).status).toBe(404);
   });
 
+  it('searches tasks by user, bot, text and date, in keyset pages that do not skip or repeat', async () => {
+    const made: Task[] = [];
+    for (let i = 0; i < 5; i++) {
+      made.push(
+        await t.repos.tasks.create(
+          newTaskInput({
+            prompt: i === 2 ? 'rename the Login button' : `task ${i}`,
+            userId: i < 3 ? 'U1' : 'U2',
+            botName: i === 4 ? 'reviewer' : 'coder',
+          }),
+        ),
+      );
+    }
+    const ids = (p: TaskPage) => p.tasks.map((x) => x.id);
+    const seen: string[] = [];
+    let cursor: string | null = null;
+    do {
+      const page: TaskPage = await json<TaskPage>(
+        api(`/api/tasks?limit=2${cursor ? `&cursor=${cursor}` : ''}`),
+      );
+      seen.push(...ids(page));
+      cursor = page.nextCursor;
+    } while (cursor);
+    expect(seen).toEqual(
+      [...made].sort((a, b) => b.createdAt - a.createdAt || b.id.localeCompare(a.id)).map((x) => x.id),
+    );
+    expect(ids(await json<TaskPage>(api('/api/tasks?user=U2&bot=reviewer')))).toEqual([made[4]!.id]);
+    expect(ids(await json<TaskPage>(api('/api/tasks?q=login%20BUTTON')))).toEqual([made[2]!.id]);
+    const future = Date.now() + 3600_000;
+    expect(ids(await json<TaskPage>(api(`/api/tasks?from=${future}`)))).toEqual([]);
+    expect((await api('/api/tasks?cursor=bm90LWEtY3Vyc29y')).status).toBe(400);
+    expect((await api('/api/tasks?limit=0')).status).toBe(400);
+  });
+
+  it('answers the task page: task, transcript, audit and project; and cost per day, project and user', async () => {
+    const done = await completedTask(t.repos);
+    await t.repos.taskSteps.append({
+      taskId: done.id,
+      kind: 'tool',
+      tool: 'Edit',
+      message: 'Editing src/auth.ts',
+      detail: { toolUseId: 'toolu_1', input: '--- a/src/auth.ts', result: 'ok' },
+    });
+    await t.repos.audit.log({
+      action: 'task.created',
+      actor: 'U1',
+      resourceType: 'task',
+      resourceId: done.id,
+    });
+    interface Detail {
+      task: Task;
+      steps: Array<{ tool: string; detail: unknown }>;
+      audit: AuditEntry[];
+      links: { thread: string | null };
+    }
+    const detail = await json<Detail>(api(`/api/tasks/${done.id}/detail`));
+    expect(detail.task).toMatchObject({
+      id: done.id,
+      costUsd: 0.042,
+      result: 'Fixed the null check in auth.ts',
+    });
+    expect(detail.task).not.toHaveProperty('submission');
+    expect(detail.steps).toEqual([
+      expect.objectContaining({ tool: 'Edit', detail: expect.objectContaining({ result: 'ok' }) }),
+    ]);
+    expect(detail.audit.map((e) => e.action)).toEqual(['task.created']);
+    expect((await api('/api/tasks/task_nope/detail')).status).toBe(404);
+
+    const byDay = await json<{ buckets: Array<{ key: string; costUsd: number; tasks: number }> }>(
+      api('/api/costs?by=day&days=7'),
+    );
+    expect(byDay.buckets).toHaveLength(7);
+    expect(byDay.buckets.at(-1)).toEqual({
+      key: new Date().toISOString().slice(0, 10),
+      costUsd: 0.042,
+      tasks: 1,
+    });
+    const byUser = await json<{ buckets: unknown[] }>(api('/api/costs?by=user'));
+    expect(byUser.buckets).toEqual([{ key: 'U1', costUsd: 0.042, tasks: 1 }]);
+    expect((await api('/api/costs?by=planet')).status).toBe(400);
+  });
+
+  it('runs task page buttons through the command layer, as Slack buttons and /bm commands, and returns its answer', async () => {
+    const task = await completedTask(t.repos, { threadTs: '1700000000.000100' });
+    const run = (action: string) =>
+      postJson(`/api/tasks/${task.id}/actions`, { action }).then((r) => json<{ messages: string[] }>(r));
+    const actions = [];
+    for (const action of ['retry', 'cancel', 'create_pr', 'archive']) {
+      const next = inbound.next();
+      const answer = await run(action);
+      actions.push(await next);
+      if (action === 'archive') expect(answer.messages).toEqual([`status for console-user`]);
+    }
+    expect(actions.map((a) => [a.kind, a.text, a.actionValue, a.channelId, a.threadTs, a.userId])).toEqual([
+      ['action', 'task_retry', task.id, 'console:local', '1700000000.000100', 'console-user'],
+      ['action', 'task_cancel', task.id, 'console:local', '1700000000.000100', 'console-user'],
+      ['slash', `pr ${task.id}`, undefined, 'console:local', '1700000000.000100', 'console-user'],
+      [
+        'slash',
+        `archive ${task.id} archived from the dashboard`,
+        undefined,
+        'console:local',
+        '1700000000.000100',
+        'console-user',
+      ],
+    ]);
+    expect((await postJson(`/api/tasks/${task.id}/actions`, { action: 'delete' })).status).toBe(400);
+    expect((await postJson('/api/tasks/task_nope/actions', { action: 'cancel' })).status).toBe(404);
+  });
+
   /** A raw request, so Host and Origin are exactly what an attacker's page would send. */
   const raw = (
     method: string,

@@ -33,7 +33,11 @@ export class AllowedHosts {
   }
 }
 
+/** A Host header is a name or address and an optional port; anything else (userinfo, paths) is refused. */
+const HOST_HEADER = /^(\[[0-9a-f:.]+\]|[a-z0-9.-]+)(:\d{1,5})?$/i;
+
 function hostname(host: string): string | null {
+  if (!HOST_HEADER.test(host)) return null;
   try {
     return new URL(`http://${host}`).hostname.toLowerCase();
   } catch {
