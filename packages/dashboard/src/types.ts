@@ -56,7 +56,7 @@ export interface Task extends TaskSummary {
   updatedAt: number;
   /** Where the task's changes are (agents with worktrees report it). */
   workspace?: WorkspaceReport | null;
-  prUrl?: string | null;
+  pullRequestUrl?: string | null;
   diff?: string | null;
 }
 

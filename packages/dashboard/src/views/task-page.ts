@@ -53,7 +53,7 @@ export function createTaskPage(taskId: string): { element: HTMLElement } {
     return h('div', { className: 'actions', role: 'group', 'aria-label': 'Task actions' }, [
       !terminal ? btn('cancel', 'Cancel task', 'danger') : null,
       t.status === 'failed' && t.recoverable !== false ? btn('retry', 'Retry', 'primary') : null,
-      t.workspace?.branch && t.workspace.commit && !t.prUrl && t.status === 'completed'
+      t.workspace?.branch && t.workspace.commit && !t.pullRequestUrl && t.status === 'completed'
         ? btn('create_pr', 'Create pull request', 'primary')
         : null,
       terminal ? btn('archive', 'Archive') : null,
@@ -208,10 +208,15 @@ export function createTaskPage(taskId: string): { element: HTMLElement } {
       ws?.branch ? fact('Branch', h('code', { text: ws.branch })) : null,
       ws?.commit ? fact('Commit', h('code', { text: ws.commit.slice(0, 12), title: ws.commit })) : null,
       ws?.base ? fact('Based on', h('code', { text: ws.base })) : null,
-      t.prUrl
+      t.pullRequestUrl
         ? fact(
             'Pull request',
-            h('a', { href: t.prUrl, target: '_blank', rel: 'noopener noreferrer', text: t.prUrl }),
+            h('a', {
+              href: t.pullRequestUrl,
+              target: '_blank',
+              rel: 'noopener noreferrer',
+              text: t.pullRequestUrl,
+            }),
           )
         : null,
     ];
