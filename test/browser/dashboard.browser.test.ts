@@ -114,6 +114,11 @@ describe('dashboard in a browser', () => {
     await screenshot(page, 'task-1920');
     expect(await seriousViolations(page)).toEqual([]);
 
+    await page.emulateMedia({ colorScheme: 'dark' });
+    await screenshot(page, 'task-1920-dark');
+    expect(await seriousViolations(page)).toEqual([]);
+    await page.emulateMedia({ colorScheme: 'light' });
+
     await page.setViewportSize({ width: 800, height: 900 });
     await screenshot(page, 'task-800');
     await page.goto(system.cloud.url);
@@ -121,8 +126,19 @@ describe('dashboard in a browser', () => {
     const send = page.getByRole('button', { name: 'Send' });
     const box = await send.boundingBox();
     expect(box && box.x + box.width).toBeLessThanOrEqual(800);
+    // One task: nothing more to page through.
+    expect(await page.getByRole('button', { name: 'Show more' }).isVisible()).toBe(false);
     await screenshot(page, 'dashboard-800');
     expect(await seriousViolations(page)).toEqual([]);
+    // The theme menu overrides the system's choice, and is kept.
+    await page.getByRole('combobox', { name: 'Colour theme' }).selectOption('dark');
+    expect(await page.evaluate(() => document.documentElement.dataset.theme)).toBe('dark');
+    await screenshot(page, 'dashboard-800-dark');
+    expect(await seriousViolations(page)).toEqual([]);
+    await page.reload();
+    await page.getByRole('link', { name: `Open task ${task.id}` }).waitFor();
+    expect(await page.evaluate(() => document.documentElement.dataset.theme)).toBe('dark');
+    await page.getByRole('combobox', { name: 'Colour theme' }).selectOption('system');
     await page.close();
   });
 
