@@ -158,6 +158,7 @@ describe('dashboard in a browser', () => {
     await cancel.waitFor();
     const done = nextTerminal(system, (t) => t.id === id);
     await cancel.click();
+    await page.locator('.notice', { hasText: 'Cancelling task' }).waitFor();
     const { event } = await done;
     expect(event).toBe('task.cancelled');
     await page.locator('.task-head .badge', { hasText: 'Cancelled' }).waitFor();

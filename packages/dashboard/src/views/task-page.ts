@@ -38,7 +38,27 @@ export function createTaskPage(taskId: string): { element: HTMLElement } {
     }
   }
 
+  /** The buttons survive re-renders (the page redraws as the task streams), so a click is never lost. */
+  let actionBar: { key: string; el: HTMLElement } | null = null;
   function actions(t: Task): HTMLElement {
+    const key = actionKeys(t).join(',');
+    if (actionBar?.key === key) return actionBar.el;
+    actionBar = { key, el: buildActions(t) };
+    return actionBar.el;
+  }
+
+  function actionKeys(t: Task): Action[] {
+    const terminal = TERMINAL.has(t.status);
+    const keys: Action[] = [];
+    if (!terminal) keys.push('cancel');
+    if (t.status === 'failed' && t.recoverable !== false) keys.push('retry');
+    if (t.workspace?.branch && t.workspace.commit && !t.pullRequestUrl && t.status === 'completed')
+      keys.push('create_pr');
+    if (terminal) keys.push('archive');
+    return keys;
+  }
+
+  function buildActions(t: Task): HTMLElement {
     const btn = (action: Action, label: string, style = '') => {
       const b = h('button', {
         type: 'button',
@@ -49,15 +69,17 @@ export function createTaskPage(taskId: string): { element: HTMLElement } {
       b.addEventListener('click', () => void act(action, b));
       return b;
     };
-    const terminal = TERMINAL.has(t.status);
-    return h('div', { className: 'actions', role: 'group', 'aria-label': 'Task actions' }, [
-      !terminal ? btn('cancel', 'Cancel task', 'danger') : null,
-      t.status === 'failed' && t.recoverable !== false ? btn('retry', 'Retry', 'primary') : null,
-      t.workspace?.branch && t.workspace.commit && !t.pullRequestUrl && t.status === 'completed'
-        ? btn('create_pr', 'Create pull request', 'primary')
-        : null,
-      terminal ? btn('archive', 'Archive') : null,
-    ]);
+    const labels: Record<Action, [string, string]> = {
+      cancel: ['Cancel task', 'danger'],
+      retry: ['Retry', 'primary'],
+      create_pr: ['Create pull request', 'primary'],
+      archive: ['Archive', ''],
+    };
+    return h(
+      'div',
+      { className: 'actions', role: 'group', 'aria-label': 'Task actions' },
+      actionKeys(t).map((a) => btn(a, labels[a][0], labels[a][1])),
+    );
   }
 
   function timeline(t: Task, audit: AuditEntry[]): HTMLElement {
@@ -353,9 +375,14 @@ export function createTaskPage(taskId: string): { element: HTMLElement } {
     ]);
   }
 
+  let shown = '';
   async function load(): Promise<void> {
     try {
-      render(await get<TaskDetail>(`/api/tasks/${encodeURIComponent(taskId)}/detail`));
+      const detail = await get<TaskDetail>(`/api/tasks/${encodeURIComponent(taskId)}/detail`);
+      const text = JSON.stringify(detail);
+      if (text === shown) return;
+      shown = text;
+      render(detail);
     } catch (e) {
       if (e instanceof ApiError && e.status === 401) return;
       replace(element, [
