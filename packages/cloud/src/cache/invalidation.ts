@@ -1,5 +1,5 @@
 import type { ProjectRepository, Task } from '../db/repositories/types.js';
-import type { TaskEventName, TaskEvents } from '../tasks/task-events.js';
+import { TASK_ROW_EVENTS, type TaskEventName, type TaskEvents } from '../tasks/task-events.js';
 import type { Cache } from './cache.js';
 import { ALL_PROJECTS, cacheKeys } from './cache-keys.js';
 
@@ -16,18 +16,7 @@ export class CacheInvalidation {
     const offs: Array<() => void> = [];
     const onTask = (name: TaskEventName) =>
       offs.push(events.on(name, (p) => this.taskChanged((p as { task: Task }).task)));
-    for (const name of [
-      'task.created',
-      'task.queued',
-      'task.submitted',
-      'task.acknowledged',
-      'task.started',
-      'task.completed',
-      'task.failed',
-      'task.cancelled',
-    ] as const) {
-      onTask(name);
-    }
+    for (const name of TASK_ROW_EVENTS) onTask(name);
     for (const name of ['agent.online', 'agent.offline', 'agent.status', 'circuit.changed'] as const) {
       offs.push(events.on(name, () => this.agentChanged()));
     }

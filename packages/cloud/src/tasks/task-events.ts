@@ -41,6 +41,18 @@ export interface TaskEventMap {
 export type CircuitState = 'closed' | 'half-open' | 'open';
 export type TaskEventName = keyof TaskEventMap;
 
+/** The events that mean a task's row changed (its status, or its creation). */
+export const TASK_ROW_EVENTS = [
+  'task.created',
+  'task.queued',
+  'task.submitted',
+  'task.acknowledged',
+  'task.started',
+  'task.completed',
+  'task.failed',
+  'task.cancelled',
+] as const satisfies readonly TaskEventName[];
+
 /** A typed EventEmitter. Listener errors are isolated so one bad subscriber cannot break the lifecycle. */
 export class TaskEvents {
   private readonly emitter = new EventEmitter();
