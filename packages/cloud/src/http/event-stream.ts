@@ -1,6 +1,6 @@
 import type { ServerResponse } from 'node:http';
 import { type ConsoleChange, ConsoleChatSurface } from '../console/console-surface.js';
-import type { TaskEvents } from '../tasks/task-events.js';
+import { TASK_ROW_EVENTS, type TaskEvents } from '../tasks/task-events.js';
 import { summarize } from './dashboard-reads.js';
 
 /** A client that falls this far behind is dropped rather than buffered without bound. */
@@ -32,17 +32,7 @@ export class EventStream {
     );
     const ev = opts.events;
     if (ev) {
-      const taskEvents = [
-        'task.created',
-        'task.queued',
-        'task.submitted',
-        'task.acknowledged',
-        'task.started',
-        'task.completed',
-        'task.failed',
-        'task.cancelled',
-      ] as const;
-      for (const name of taskEvents) {
+      for (const name of TASK_ROW_EVENTS) {
         this.offs.push(
           ev.on(name, ({ task }) => this.broadcast('task', { event: name, task: summarize(task) })),
         );
