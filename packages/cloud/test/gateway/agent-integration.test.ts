@@ -6,7 +6,7 @@ import { Agent, SleepExecutor } from '@bematic/agent';
 import { isTerminalStatus } from '@bematic/protocol';
 import { afterEach, describe, expect, it } from 'vitest';
 import type { Project } from '../../src/db/repositories/types.js';
-import { type CloudHarness, removeDir, seedProject, seedTask, startCloud, until } from './harness.js';
+import { type CloudHarness, removeDir, seedProject, seedTask, startCloud } from './harness.js';
 
 /** Deterministic pseudo-random numbers (mulberry32), so a failing run can be replayed. */
 function seeded(seed: number): () => number {
@@ -189,7 +189,17 @@ describe('gateway with the real agent', () => {
       }
     }
     expect(disconnects).toBeGreaterThan(0);
-    await until(() => taskIds.every((id) => terminal.has(id)), 'every task terminal', 3000);
+    const ended = (id: string) => (e: { task: { id: string } }) => e.task.id === id;
+    await Promise.all(
+      taskIds.map((id) =>
+        Promise.race([
+          cloud.log.wait('task.completed', ended(id)),
+          cloud.log.wait('task.failed', ended(id)),
+          cloud.log.wait('task.cancelled', ended(id)),
+        ]),
+      ),
+    );
+    expect(taskIds.every((id) => terminal.has(id))).toBe(true);
     await Promise.all(agents.map((a) => a.stop({ graceful: true })));
 
     const byTask = terminalEventsByTask(cloud);

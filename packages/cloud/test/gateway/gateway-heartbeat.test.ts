@@ -8,7 +8,6 @@ import {
   seedProject,
   seedTask,
   startCloud,
-  until,
 } from './harness.js';
 
 const INTERVAL = 1_000;
@@ -73,7 +72,7 @@ describe('gateway: heartbeat, offline detection and circuit breaker', () => {
       'open->half-open',
     ]);
     const back = await RawAgent.connect(cloud.url, 'agent-a', key);
-    await until(() => cloud.log.of('circuit.changed').length === 3, 'circuit closed');
+    await cloud.log.wait('circuit.changed', (c) => c.from === 'half-open');
     expect(cloud.log.of('circuit.changed').at(-1)).toMatchObject({ from: 'half-open', to: 'closed' });
     expect((await back.agent.next('TASK_SUBMIT')).payload.taskId).toBe(task.id);
     expect((await cloud.repos.agents.findById('agent-a'))?.status).toBe('online');
@@ -87,9 +86,10 @@ describe('gateway: heartbeat, offline detection and circuit breaker', () => {
     expect(firstOffline.reconnectEtaMs).toBeNull();
     await clock.advance(30_000);
     const second = await RawAgent.connect(cloud.url, 'agent-a', key);
-    await until(() => cloud.gateway.manager.isConnected('agent-a'), 'reconnected');
+    await cloud.log.wait('agent.online', () => cloud.log.of('agent.online').length === 2);
+    expect(cloud.gateway.manager.isConnected('agent-a')).toBe(true);
     await second.agent.close();
-    await until(() => cloud.log.of('agent.offline').length === 2, 'second offline');
+    await cloud.log.wait('agent.offline', () => cloud.log.of('agent.offline').length === 2);
     expect(cloud.log.of('agent.offline')[1]?.reconnectEtaMs).toBe(30_000);
     await clock.advance(10_000);
     expect(cloud.gateway.manager.reconnectEtaMs('agent-a')).toBe(20_000);
