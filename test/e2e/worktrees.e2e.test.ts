@@ -219,6 +219,30 @@ describe('a git worktree and branch per task', () => {
     expect(JSON.stringify(system.model.requests)).not.toContain(TOKEN);
   });
 
+  it('archiving every task of a thread removes its worktree and branch on the agent', async () => {
+    const first = (await system.cloud.repos.tasks.list({ status: 'completed' })).find((t) =>
+      t.prompt.includes('one.ts'),
+    )!;
+    const thread = (await system.cloud.repos.tasks.list({ projectId: first.projectId })).filter(
+      (t) => t.threadTs === first.threadTs,
+    );
+    expect(thread).toHaveLength(2);
+    const worktree = path.join(system.root, 'worktrees', first.id);
+    expect(existsSync(worktree)).toBe(true);
+    await system.cloud.retention.archive(first.id, 'test', 'U0ALICE');
+    // One task of the thread is left: its branch stays.
+    expect(existsSync(worktree)).toBe(true);
+    const reply = thread.find((t) => t.id !== first.id)!;
+    await system.cloud.retention.archive(reply.id, 'test', 'U0ALICE');
+    // The branch goes last.
+    await expect.poll(() => git('branch', '--list', `bematic/${first.id}`), { timeout: 20_000 }).toBe('');
+    expect(existsSync(worktree)).toBe(false);
+    // The pushed branch and the pull request stay on the remote.
+    expect(
+      execFileSync('git', ['branch', '--list', `bematic/${first.id}`], { cwd: bare, encoding: 'utf8' }),
+    ).toContain(first.id);
+  });
+
   it('/bm discard removes the worktree and the branch', async () => {
     const two = (await system.cloud.repos.tasks.list({ status: 'completed' })).find((t) =>
       t.prompt.includes('two.ts'),
