@@ -342,7 +342,10 @@ export class ClaudeExecutor implements Executor {
       spawnClaudeCodeProcess: ctx.proc.spawn,
     };
     if (task.mcpServers !== undefined && Object.keys(task.mcpServers).length > 0) {
-      options.mcpServers = { ...task.mcpServers };
+      // alwaysLoad: the tools are in the first request, so what the model is offered does not depend on timing.
+      options.mcpServers = Object.fromEntries(
+        Object.entries(task.mcpServers).map(([name, server]) => [name, { ...server, alwaysLoad: true }]),
+      );
       // Only the servers the project declares, never a .mcp.json the repository (or the model) wrote.
       options.strictMcpConfig = true;
       // Declared by the project's admin, so their tools run like the bot's own.
