@@ -1,6 +1,6 @@
 import { execFileSync } from 'node:child_process';
 import { once } from 'node:events';
-import { mkdirSync, mkdtempSync, realpathSync, rmSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, mkdtempSync, realpathSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { ResourceMetrics, type TaskPriority } from '@bematic/protocol';
@@ -255,6 +255,14 @@ describe('Agent against a fake cloud', () => {
     expect((await cloud.waitFor('WORKSPACE_RESULT', (p) => p.requestId === 'r3')).payload).toMatchObject({
       code: 'PATH_NOT_ALLOWED',
     });
+  });
+
+  it('prunes worktree directories no repository knows when it starts', async () => {
+    const stale = path.join(root, '..', 'worktrees', 'task_left_by_a_crash');
+    mkdirSync(stale, { recursive: true });
+    writeFileSync(path.join(stale, 'half.ts'), 'x\n');
+    await setup({ executor: new ManualExecutor() });
+    expect(existsSync(stale)).toBe(false);
   });
 
   it('a base that is not a commit ends the task with WORKSPACE_FAILED and a clear reason', async () => {

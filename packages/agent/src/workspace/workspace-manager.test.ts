@@ -12,7 +12,8 @@ import { tmpdir } from 'node:os';
 import path from 'node:path';
 import type { TaskSubmit } from '@bematic/protocol';
 import { afterAll, beforeEach, describe, expect, it } from 'vitest';
-import { commitMessage, WorkspaceError, WorkspaceManager } from './workspace-manager.js';
+import { GitError } from './git.js';
+import { commitMessage, errorText, WorkspaceError, WorkspaceManager } from './workspace-manager.js';
 
 const base = realpathSync(mkdtempSync(path.join(tmpdir(), 'bematic-ws-')));
 afterAll(() => rmSync(base, { recursive: true, force: true }));
@@ -207,6 +208,15 @@ describe('WorkspaceManager', () => {
     await expect(inside.open(t, await inside.plan(t, dir))).rejects.toThrow(/inside the checkout/);
     const evil = task({ taskId: '../../etc' });
     await expect(ws.open(evil, await ws.plan(evil, dir))).rejects.toThrow(/cannot name a branch/);
+  });
+
+  it('keeps credentials in remote URLs out of error texts', () => {
+    const err = new GitError(
+      ['push'],
+      "fatal: unable to access 'https://bot:ghp_secret@github.com/acme/web.git/': 403",
+      128,
+    );
+    expect(errorText(err)).toBe("fatal: unable to access 'https://***@github.com/acme/web.git/': 403");
   });
 
   it('builds the commit message from the first line and the task id', () => {

@@ -475,7 +475,8 @@ export class WorkspaceManager {
   }
 }
 
+/** A git or GitHub failure as the thread may show it: credentials in URLs (user:token@host) removed. */
 export function errorText(err: unknown): string {
-  if (err instanceof GitError) return err.stderr.trim().slice(0, 1000);
-  return (err instanceof Error ? err.message : String(err)).slice(0, 1000);
+  const text = err instanceof GitError ? err.stderr.trim() : err instanceof Error ? err.message : String(err);
+  return text.replace(/([a-z][a-z0-9+.-]*:\/\/)[^/\s@]+@/gi, '$1***@').slice(0, 1000);
 }
