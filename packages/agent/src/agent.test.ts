@@ -96,6 +96,7 @@ describe('Agent against a fake cloud', () => {
       agentVersion: expect.any(String),
       hostname: 'test-host',
       maxConcurrentTasks: 4,
+      sandbox: 'on',
       activeTaskIds: [],
       bufferedTaskIds: [],
     });

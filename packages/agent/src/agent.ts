@@ -10,6 +10,7 @@ import {
   systemClock,
 } from '@bematic/protocol';
 import pino, { type Logger } from 'pino';
+import { ApprovalBroker } from './approvals/approval-broker.js';
 import type { AgentConfig } from './config.js';
 import { Backoff } from './connection/backoff.js';
 import { CloudConnection } from './connection/cloud-connection.js';
@@ -61,9 +62,14 @@ export class Agent extends EventEmitter<AgentEvents> {
   readonly resources: ResourceMonitor;
   readonly workspaces: WorkspaceManager;
   private readonly actions: WorkspaceActions;
+  readonly approvals: ApprovalBroker;
   private readonly log: Logger;
   private readonly clock: Clock;
   private started = false;
+
+  get config(): AgentConfig {
+    return this.options.config;
+  }
 
   constructor(private readonly options: AgentOptions) {
     super();
@@ -92,6 +98,7 @@ export class Agent extends EventEmitter<AgentEvents> {
       agentVersion: AGENT_VERSION,
       hostname: options.hostname ?? os.hostname(),
       maxConcurrentTasks: config.maxConcurrentTasks,
+      sandbox: config.sandbox ?? 'on',
       reconciliation: () => ({
         activeTaskIds: this.queue.activeTaskIds(),
         bufferedTaskIds: this.outbound.bufferedTaskIds(),
@@ -119,6 +126,10 @@ export class Agent extends EventEmitter<AgentEvents> {
       github: { apiUrl: config.githubApiUrl, token: config.githubToken },
       logger: this.log,
     });
+    this.approvals = new ApprovalBroker({
+      send: (request) => this.connection.send(createMessage('PERMISSION_REQUEST', request, this.clock.now())),
+      logger: this.log,
+    });
     this.queue = new QueueProcessor({
       executor: options.executor,
       maxConcurrentTasks: config.maxConcurrentTasks,
@@ -127,6 +138,7 @@ export class Agent extends EventEmitter<AgentEvents> {
       validatePath: (p) => paths.validate(p),
       resources: this.resources,
       emit: (type, payload) => this.send(type, payload),
+      requestApproval: (taskId, request, signal) => this.approvals.ask(taskId, request, signal),
       logger: this.log,
       clock: this.clock,
       ...(options.streamFlushMs !== undefined && { streamFlushMs: options.streamFlushMs }),
@@ -135,7 +147,11 @@ export class Agent extends EventEmitter<AgentEvents> {
 
     this.connection.on('authenticated', (response) => this.onAuthenticated(response));
     this.connection.on('auth-failed', (error) => this.emit('auth-failed', error));
-    this.connection.on('disconnected', (info) => this.emit('disconnected', info));
+    this.connection.on('disconnected', (info) => {
+      // Nobody can answer over a lost link; the tasks carry on without what they asked for.
+      this.approvals.denyAll('undeliverable');
+      this.emit('disconnected', info);
+    });
     this.connection.on('reconnect-scheduled', (ms) => this.emit('reconnect-scheduled', ms));
     this.connection.on('message', (message) => this.onMessage(message));
     this.queue.on('task-started', (e) => this.emit('task-started', e));
@@ -196,6 +212,13 @@ export class Agent extends EventEmitter<AgentEvents> {
         return;
       case 'WORKSPACE_COMMAND':
         void this.actions.handle(message.payload).then((result) => this.send('WORKSPACE_RESULT', result));
+        return;
+      case 'PERMISSION_RESPONSE':
+        if (!this.approvals.answer(message.payload))
+          this.log.info(
+            { requestId: message.payload.requestId },
+            'answer to a permission request no longer waiting',
+          );
         return;
       default:
         this.connection.reportError(

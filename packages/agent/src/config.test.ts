@@ -26,7 +26,44 @@ describe('loadAgentConfig', () => {
       projectConcurrency: 3,
       githubApiUrl: 'https://api.github.com',
       githubToken: undefined,
+      sandbox: 'on',
+      sandboxAllowedDomains: [],
+      approvalRules: [],
+      passEnv: [],
     });
+  });
+
+  it('reads the confinement settings, keeping rules with commas whole', () => {
+    const config = loadAgentConfig(
+      {
+        ...required,
+        BEMATIC_SANDBOX: 'OFF',
+        BEMATIC_SANDBOX_ALLOWED_DOMAINS: 'registry.npmjs.org, *.github.com',
+        BEMATIC_APPROVAL_RULES: 'Bash(git push:*), Bash(npm publish:*),WebFetch',
+        BEMATIC_AGENT_PASS_ENV: 'JAVA_HOME,GOPATH',
+      },
+      '/srv',
+    );
+    expect(config).toMatchObject({
+      sandbox: 'off',
+      sandboxAllowedDomains: ['registry.npmjs.org', '*.github.com'],
+      approvalRules: ['Bash(git push:*)', 'Bash(npm publish:*)', 'WebFetch'],
+      passEnv: ['JAVA_HOME', 'GOPATH'],
+    });
+  });
+
+  it('names the variable of a bad confinement setting', () => {
+    expect(() =>
+      loadAgentConfig({
+        ...required,
+        BEMATIC_SANDBOX: 'maybe',
+        BEMATIC_SANDBOX_ALLOWED_DOMAINS: 'http://x.com/',
+        BEMATIC_APPROVAL_RULES: 'Bash(git push:*',
+        BEMATIC_AGENT_PASS_ENV: 'NOT-A-NAME',
+      }),
+    ).toThrow(
+      /BEMATIC_SANDBOX must be "on" or "off", got "maybe"[\s\S]*BEMATIC_SANDBOX_ALLOWED_DOMAINS: "http:\/\/x.com\/" is not a host name[\s\S]*BEMATIC_APPROVAL_RULES: "Bash\(git push:\*" is not a rule[\s\S]*BEMATIC_AGENT_PASS_ENV: "NOT-A-NAME" is not an environment variable name/,
+    );
   });
 
   it('keeps worktrees under the state dir, and validates the workspace settings', () => {
@@ -123,6 +160,10 @@ describe('loadAgentConfig', () => {
       'BEMATIC_PROJECT_CONCURRENCY',
       'GITHUB_API_URL',
       'GITHUB_TOKEN',
+      'BEMATIC_SANDBOX',
+      'BEMATIC_SANDBOX_ALLOWED_DOMAINS',
+      'BEMATIC_APPROVAL_RULES',
+      'BEMATIC_AGENT_PASS_ENV',
     ]);
   });
 });

@@ -1,7 +1,14 @@
 import os from 'node:os';
 import path from 'node:path';
-import { AGENT_WS_PATH, defineSettings, readSettings, settingSchemas } from '@bematic/protocol';
+import {
+  AGENT_WS_PATH,
+  defineSettings,
+  readSettings,
+  type SandboxMode,
+  settingSchemas,
+} from '@bematic/protocol';
 import { z } from 'zod';
+import type { ConfinementPolicy } from './executor/claude/confinement.js';
 
 export interface AgentConfig {
   /** Full WebSocket URL of the cloud's agent endpoint, e.g. ws://host:3000/ws/agent. */
@@ -26,7 +33,56 @@ export interface AgentConfig {
   githubApiUrl: string;
   /** Token pull requests are opened with; stays in the agent (never given to Claude Code). */
   githubToken: string | undefined;
+  /** `on` unless the operator set BEMATIC_SANDBOX=off; `unavailable` only when a launcher found no sandbox. */
+  sandbox?: SandboxMode;
+  sandboxAllowedDomains?: string[];
+  /** Claude Code `ask` rules: matching tool calls wait for a person's approval in the thread. */
+  approvalRules?: string[];
+  /** Environment variables passed to Claude Code beyond the built-in allow-list. */
+  passEnv?: string[];
 }
+
+/** The confinement every task of this agent runs under (see executor/claude/confinement.ts). */
+export function confinementOf(config: AgentConfig): ConfinementPolicy {
+  return {
+    sandbox: config.sandbox ?? 'on',
+    allowedDomains: config.sandboxAllowedDomains ?? [],
+    approvalRules: config.approvalRules ?? [],
+    passEnv: config.passEnv ?? [],
+    protectedPaths: [...(config.stateDir === undefined ? [] : [config.stateDir]), ...config.roots],
+  };
+}
+
+/** Splits on commas outside parentheses, so a rule such as `Bash(a,b:*)` stays whole. */
+export function splitList(value: string): string[] {
+  const out: string[] = [];
+  let depth = 0;
+  let current = '';
+  for (const ch of value) {
+    if (ch === '(') depth++;
+    if (ch === ')') depth = Math.max(0, depth - 1);
+    if (ch === ',' && depth === 0) {
+      out.push(current);
+      current = '';
+    } else current += ch;
+  }
+  out.push(current);
+  return out.map((x) => x.trim()).filter((x) => x.length > 0);
+}
+
+/** A comma-separated list whose every item must pass `invalid` (which says why it does not). */
+const listSetting = (name: string, invalid: (item: string) => string | undefined) =>
+  z
+    .string()
+    .optional()
+    .transform((v, ctx) => {
+      const items = splitList(v ?? '');
+      for (const item of items) {
+        const why = invalid(item);
+        if (why !== undefined) ctx.addIssue({ code: 'custom', message: `${name}: "${item}" ${why}` });
+      }
+      return items;
+    });
 
 const { boundedInt, required } = settingSchemas;
 
@@ -152,6 +208,45 @@ export const AGENT_SETTINGS = defineSettings([
     defaultDoc: '—',
     doc: 'Token pull requests are opened with (kept from Claude Code); without it branches are pushed but no PR is opened',
   },
+  {
+    name: 'BEMATIC_SANDBOX',
+    schema: z
+      .string()
+      .trim()
+      .toLowerCase()
+      .refine((v) => v === 'on' || v === 'off', {
+        error: (i) => `BEMATIC_SANDBOX must be "on" or "off", got "${String(i.input)}"`,
+      })
+      .transform((v): SandboxMode => (v === 'off' ? 'off' : 'on')),
+    default: 'on',
+    doc: 'OS sandbox for the commands Claude Code runs (bubblewrap + socat on Linux): `on`, or `off` to run them unconfined',
+  },
+  {
+    name: 'BEMATIC_SANDBOX_ALLOWED_DOMAINS',
+    schema: listSetting('BEMATIC_SANDBOX_ALLOWED_DOMAINS', (d) =>
+      /^(\*\.)?[A-Za-z0-9-]+(\.[A-Za-z0-9-]+)*$|^\[[0-9a-fA-F:]+\]$/.test(d)
+        ? undefined
+        : 'is not a host name',
+    ),
+    defaultDoc: 'none',
+    doc: 'Comma-separated hosts sandboxed commands may reach without asking (`*.npmjs.org` allowed); any other host is asked for in the thread',
+  },
+  {
+    name: 'BEMATIC_APPROVAL_RULES',
+    schema: listSetting('BEMATIC_APPROVAL_RULES', (r) =>
+      /^[A-Za-z][A-Za-z0-9_-]*(\(.+\))?$/.test(r) ? undefined : 'is not a rule like Bash(git push:*)',
+    ),
+    defaultDoc: 'none',
+    doc: 'Comma-separated Claude Code permission rules whose calls wait for approval in the thread, e.g. `Bash(git push:*),WebFetch`',
+  },
+  {
+    name: 'BEMATIC_AGENT_PASS_ENV',
+    schema: listSetting('BEMATIC_AGENT_PASS_ENV', (n) =>
+      /^[A-Za-z_][A-Za-z0-9_]*$/.test(n) ? undefined : 'is not an environment variable name',
+    ),
+    defaultDoc: 'none',
+    doc: 'Comma-separated environment variable names Claude Code may see besides PATH, HOME, USER, SHELL, LANG, LC_*, TERM and TZ',
+  },
 ]);
 
 export class AgentConfigError extends Error {
@@ -225,5 +320,9 @@ export function loadAgentConfig(
     projectConcurrency: e.BEMATIC_PROJECT_CONCURRENCY ?? e.MAX_CONCURRENT_TASKS,
     githubApiUrl: e.GITHUB_API_URL,
     githubToken: e.GITHUB_TOKEN?.trim() || undefined,
+    sandbox: e.BEMATIC_SANDBOX,
+    sandboxAllowedDomains: e.BEMATIC_SANDBOX_ALLOWED_DOMAINS,
+    approvalRules: e.BEMATIC_APPROVAL_RULES,
+    passEnv: e.BEMATIC_AGENT_PASS_ENV,
   };
 }

@@ -1,10 +1,12 @@
 export { AGENT_VERSION, Agent, type AgentEvents, type AgentOptions } from './agent.js';
 
+export { ApprovalBroker, type ApprovalBrokerOptions } from './approvals/approval-broker.js';
 export {
   AGENT_SETTINGS,
   type AgentConfig,
   AgentConfigError,
   agentWsUrl,
+  confinementOf,
   loadAgentConfig,
 } from './config.js';
 export { Backoff, type BackoffOptions, type Jitter } from './connection/backoff.js';
@@ -16,7 +18,7 @@ export {
 export { OutboundBuffer, type OutboundTransport } from './connection/outbound-buffer.js';
 export { TerminalStore } from './connection/terminal-store.js';
 export * from './executor/claude/index.js';
-export type { ExecutionOutcome, ExecutionSink, Executor } from './executor/executor.js';
+export type { ApprovalRequest, ExecutionOutcome, ExecutionSink, Executor } from './executor/executor.js';
 export { SleepExecutor, type SleepExecutorOptions } from './executor/sleep-executor.js';
 export { QueueProcessor, type QueueProcessorOptions, type TaskOutcomeKind } from './queue/queue-processor.js';
 export {

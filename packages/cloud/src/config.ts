@@ -156,6 +156,12 @@ export const CLOUD_SETTINGS = defineSettings([
     schema: z.string().min(16, 'must be at least 16 characters').optional(),
     doc: '/metrics needs Authorization: Bearer <token> when set (open otherwise)',
   },
+  {
+    name: 'BEMATIC_APPROVAL_TIMEOUT_MS',
+    schema: int(1000),
+    default: '600000',
+    doc: 'How long a command waits for Approve/Deny in the thread before it is denied',
+  },
 ]);
 
 export type CloudSettingName = (typeof CLOUD_SETTINGS)[number]['name'];

@@ -29,6 +29,7 @@ export {
   type HttpServerHandle,
   type MountedHandler,
 } from './http/http-server.js';
+export { secretSafeLogOptions } from './logging/secret-safe.js';
 export * from './metrics/metrics-collector.js';
 export * from './middleware/index.js';
 export * from './notifications/index.js';

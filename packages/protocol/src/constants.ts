@@ -44,6 +44,7 @@ export const TASK_ERROR_CODES = [
   'EXECUTION_FAILED',
   'INVALID_REQUEST',
   'WORKSPACE_FAILED',
+  'SANDBOX_UNAVAILABLE',
 ] as const;
 export type TaskErrorCode = (typeof TASK_ERROR_CODES)[number];
 
@@ -101,3 +102,41 @@ export type WorkspaceResultCode = (typeof WORKSPACE_RESULT_CODES)[number];
 
 /** Largest patch an agent sends for "Show diff"; longer ones are cut and say so. */
 export const MAX_DIFF_BYTES = 256 * 1024;
+/**
+ * How an agent confines the commands Claude Code runs: `on` (OS sandbox), `off` (the operator turned it
+ * off: commands run unconfined), `unavailable` (the sandbox cannot run on this machine, so every command
+ * is asked for in the thread).
+ */
+export const SANDBOX_MODES = ['on', 'off', 'unavailable'] as const;
+export type SandboxMode = (typeof SANDBOX_MODES)[number];
+
+/** Why Claude Code asks a person before a tool call runs. */
+export const PERMISSION_REASONS = [
+  /** A command asks to run outside the sandbox (its retry after the sandbox blocked it). */
+  'unsandboxed_command',
+  /** A command wants a host outside BEMATIC_SANDBOX_ALLOWED_DOMAINS. */
+  'network',
+  /** The call matches an operator's `ask` rule (BEMATIC_APPROVAL_RULES). */
+  'approval_rule',
+  /** The agent cannot sandbox commands, so each one is asked for. */
+  'no_sandbox',
+  /** Anything else Claude Code asks about. */
+  'other',
+] as const;
+export type PermissionReason = (typeof PERMISSION_REASONS)[number];
+
+/** The answer to a permission request, as a code. */
+export const PERMISSION_DECISIONS = [
+  'approved',
+  /** Approved, and the same request is approved for the rest of the task without asking. */
+  'approved_for_task',
+  'denied',
+  /** Nobody answered within BEMATIC_APPROVAL_TIMEOUT_MS. */
+  'timed_out',
+  /** The task was cancelled or ended while the request waited. */
+  'cancelled',
+  /** The request could not reach a person (connection lost, cloud restarted, no thread to ask in). */
+  'undeliverable',
+] as const;
+export type PermissionDecision = (typeof PERMISSION_DECISIONS)[number];
+export const isApproval = (d: PermissionDecision): boolean => d === 'approved' || d === 'approved_for_task';

@@ -1,5 +1,8 @@
 import { z } from 'zod';
 import {
+  PERMISSION_DECISIONS,
+  PERMISSION_REASONS,
+  SANDBOX_MODES,
   TASK_ERROR_CODES,
   TASK_PRIORITIES,
   WORKSPACE_ACTIONS,
@@ -43,6 +46,8 @@ export const AuthRequest = z.object({
   activeTaskIds: z.array(id).max(10_000),
   /** Tasks whose terminal message is waiting in the agent's outbound buffer. */
   bufferedTaskIds: z.array(id).max(10_000),
+  /** How the agent confines commands; absent from agents that predate the field. */
+  sandbox: z.enum(SANDBOX_MODES).optional(),
 });
 export type AuthRequest = z.infer<typeof AuthRequest>;
 
@@ -266,6 +271,29 @@ export const WorkspaceResult = z.object({
   detail: z.string().max(2000).optional(),
 });
 export type WorkspaceResult = z.infer<typeof WorkspaceResult>;
+/** Agent → cloud: Claude Code wants to do something only a person may allow. */
+export const PermissionRequest = z.object({
+  taskId: id,
+  attempt: nonNegInt.optional(),
+  requestId: id,
+  /** Tool name as Claude Code calls it (`Bash`, `SandboxNetworkAccess`, `WebFetch`, …). */
+  tool: z.string().min(1).max(100),
+  /** What would run, already redacted, e.g. the command line or the host. */
+  summary: z.string().max(2000),
+  reason: z.enum(PERMISSION_REASONS),
+});
+export type PermissionRequest = z.infer<typeof PermissionRequest>;
+
+/** Cloud → agent: the answer to a PERMISSION_REQUEST. */
+export const PermissionResponse = z.object({
+  taskId: id,
+  attempt: nonNegInt.optional(),
+  requestId: id,
+  decision: z.enum(PERMISSION_DECISIONS),
+  /** Who answered (a user id), when a person did. */
+  decidedBy: z.string().max(200).optional(),
+});
+export type PermissionResponse = z.infer<typeof PermissionResponse>;
 
 /** Every message type and the schema of its payload: the single source of truth for the wire. */
 export const PAYLOAD_SCHEMAS = {
@@ -286,6 +314,8 @@ export const PAYLOAD_SCHEMAS = {
   SYSTEM_ERROR: SystemError,
   WORKSPACE_COMMAND: WorkspaceCommand,
   WORKSPACE_RESULT: WorkspaceResult,
+  PERMISSION_REQUEST: PermissionRequest,
+  PERMISSION_RESPONSE: PermissionResponse,
 } as const;
 
 export type MessageType = keyof typeof PAYLOAD_SCHEMAS;

@@ -9,6 +9,7 @@ import {
   type Message,
   parse,
   type ResourceMetrics,
+  type SandboxMode,
   serialize,
   systemClock,
   type TimerHandle,
@@ -39,6 +40,8 @@ export interface CloudConnectionOptions {
   agentVersion: string;
   hostname: string;
   maxConcurrentTasks: number;
+  /** How the agent confines commands, told to the cloud so people can see it. */
+  sandbox?: SandboxMode;
   /** What the agent holds, sent in AUTH_REQUEST so the cloud can reconcile. */
   reconciliation: () => { activeTaskIds: string[]; bufferedTaskIds: string[] };
   metrics: () => ResourceMetrics;
@@ -190,6 +193,7 @@ export class CloudConnection extends EventEmitter<CloudConnectionEvents> {
             agentVersion: o.agentVersion,
             hostname: o.hostname,
             maxConcurrentTasks: o.maxConcurrentTasks,
+            ...(o.sandbox !== undefined && { sandbox: o.sandbox }),
             ...o.reconciliation(),
           },
           this.clock.now(),

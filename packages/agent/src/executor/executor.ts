@@ -1,4 +1,6 @@
 import type {
+  PermissionDecision,
+  PermissionRequest,
   TaskCancelled,
   TaskComplete,
   TaskError,
@@ -7,11 +9,19 @@ import type {
   WorkspaceMode,
 } from '@bematic/protocol';
 
+/** What a running task asks a person to allow. */
+export type ApprovalRequest = Pick<PermissionRequest, 'tool' | 'summary' | 'reason'>;
+
 /** Where an executor reports what happens while it runs. */
 export interface ExecutionSink {
   progress(progress: Omit<TaskProgress, 'taskId'>): void;
   /** Assistant text as it arrives; the caller coalesces it into TASK_STREAM frames. */
   stream(text: string): void;
+  /**
+   * Asks a person to allow something (through the cloud, in the task's thread). Resolves with their
+   * answer, or a denial code when nobody can answer; never rejects. Absent: every request is denied.
+   */
+  requestApproval?(request: ApprovalRequest, signal: AbortSignal): Promise<PermissionDecision>;
 }
 
 export type ExecutionOutcome =

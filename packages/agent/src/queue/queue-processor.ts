@@ -3,6 +3,7 @@ import {
   type Clock,
   type MessageType,
   type PayloadOf,
+  type PermissionDecision,
   PRIORITY_RANK,
   type ResourceMetrics,
   systemClock,
@@ -10,7 +11,7 @@ import {
   type WorkspaceReport,
 } from '@bematic/protocol';
 import pino, { type Logger } from 'pino';
-import type { ExecutionOutcome, ExecutionPlace, Executor } from '../executor/executor.js';
+import type { ApprovalRequest, ExecutionOutcome, ExecutionPlace, Executor } from '../executor/executor.js';
 import type { PathValidation } from '../security/path-validator.js';
 import { StreamCoalescer } from '../streaming/stream-coalescer.js';
 import type { Workspace, WorkspacePlan } from '../workspace/workspace-manager.js';
@@ -47,6 +48,12 @@ export interface QueueProcessorOptions {
   streamMaxChars?: number;
   /** How many finished task ids are remembered to recognise duplicate submits. */
   recentCapacity?: number;
+  /** Asks a person to allow something a running task wants; absent: every such request is denied. */
+  requestApproval?: (
+    taskId: string,
+    request: ApprovalRequest,
+    signal: AbortSignal,
+  ) => Promise<PermissionDecision>;
 }
 
 export type TaskOutcomeKind = 'completed' | 'failed' | 'cancelled';
@@ -300,6 +307,13 @@ export class QueueProcessor extends EventEmitter<QueueProcessorEvents> {
       },
       stream: (text: string) => {
         if (!finished) coalescer.push(text);
+      },
+      requestApproval: (request: ApprovalRequest, signal: AbortSignal): Promise<PermissionDecision> => {
+        if (finished) return Promise.resolve('cancelled');
+        coalescer.flush();
+        // A cancelled task stops waiting whether or not the executor passes the cancellation on.
+        const either = AbortSignal.any([signal, controller.signal]);
+        return this.options.requestApproval?.(taskId, request, either) ?? Promise.resolve('undeliverable');
       },
     };
     const timeout =

@@ -1,4 +1,12 @@
-import { Agent, AgentConfigError, ClaudeExecutor, loadAgentConfig } from '@bematic/agent';
+import {
+  Agent,
+  type AgentConfig,
+  AgentConfigError,
+  ClaudeExecutor,
+  confinementOf,
+  detectSandbox,
+  loadAgentConfig,
+} from '@bematic/agent';
 import { type Cloud, type CloudConfig, ConfigError, loadCloudConfig, startCloud } from '@bematic/cloud';
 import type { Command } from 'commander';
 import { findClaudeCredentials, MISSING_CREDENTIALS_MESSAGE } from '../local/claude-credentials.js';
@@ -31,6 +39,22 @@ function signInBanner(config: CloudConfig, cloud: Cloud): string {
     : `Sign in: ${cloud.loginUrl()}  (works once; a restart prints a new one)`;
 }
 
+const red = (text: string): string => (process.stdout.isTTY ? `\x1b[31m${text}\x1b[0m` : text);
+
+/** What the banner says about how commands are confined. */
+export function sandboxBanner(config: AgentConfig): string {
+  if (config.sandbox === 'off')
+    return red('Sandbox: OFF (BEMATIC_SANDBOX=off): commands Claude Code runs are not confined.');
+  if (config.sandbox === 'unavailable') {
+    const { howTo, missing } = detectSandbox();
+    return red(
+      `Sandbox: unavailable (${missing.length > 0 ? `missing ${missing.join(', ')}` : 'unsupported platform'}); ` +
+        `install it with \`${howTo ?? 'see the README'}\`. Until then every command is asked for in the thread.`,
+    );
+  }
+  return 'Sandbox: on (commands write only in the task directory; network only to allowed domains).';
+}
+
 function slackBanner(config: CloudConfig): string {
   if (config.SLACK_BOT_TOKEN && config.SLACK_APP_TOKEN) return 'Slack: connected in Socket Mode.';
   if (config.SLACK_BOT_TOKEN) return 'Slack: HTTP events at /slack/events (signatures verified).';
@@ -52,7 +76,11 @@ export function registerRunCommands(program: Command): void {
       const stack = await startLocalStack({
         config,
         projectDir: opts.dir,
-        executor: new ClaudeExecutor({ logger: logger.child({ component: 'claude' }) }),
+        executor: (agentConfig) =>
+          new ClaudeExecutor({
+            logger: logger.child({ component: 'claude' }),
+            confinement: confinementOf(agentConfig),
+          }),
         logger,
       });
       console.log(
@@ -62,6 +90,7 @@ export function registerRunCommands(program: Command): void {
           `  ${signInBanner(config, stack.cloud)}`,
           `  Console channel ${LOCAL_CHANNEL} → local agent in ${opts.dir}`,
           `  ${slackBanner(config)}`,
+          `  ${sandboxBanner(stack.agent.config)}`,
           `  Database: ${config.DATABASE_URL}   Metrics: ${stack.cloud.url}/metrics`,
           `  Claude credentials: ${credentials ?? 'MISSING'}`,
           '',
@@ -100,9 +129,17 @@ export function registerRunCommands(program: Command): void {
       const config = configOrExit(() => loadAgentConfig());
       const logger = createCliLogger(process.env.BEMATIC_LOG_LEVEL ?? 'info');
       if (!findClaudeCredentials()) console.warn(`${MISSING_CREDENTIALS_MESSAGE}\n`);
+      console.log(`\n  ${sandboxBanner(config)}`);
+      if (config.sandbox === 'on' && !detectSandbox().available)
+        console.warn(
+          `  ${red(`The sandbox cannot start here: tasks will fail with SANDBOX_UNAVAILABLE. Install it with \`${detectSandbox().howTo}\`, or set BEMATIC_SANDBOX=off.`)}\n`,
+        );
       const agent = new Agent({
         config,
-        executor: new ClaudeExecutor({ logger: logger.child({ component: 'claude' }) }),
+        executor: new ClaudeExecutor({
+          logger: logger.child({ component: 'claude' }),
+          confinement: confinementOf(config),
+        }),
         logger,
       });
       agent.on('authenticated', () =>

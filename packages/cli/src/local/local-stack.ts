@@ -1,5 +1,5 @@
 import path from 'node:path';
-import { Agent, type Executor, loadAgentConfig } from '@bematic/agent';
+import { Agent, type AgentConfig, detectSandbox, type Executor, loadAgentConfig } from '@bematic/agent';
 import {
   type Cloud,
   type CloudConfig,
@@ -26,7 +26,8 @@ export interface LocalStack {
 export async function startLocalStack(opts: {
   config: CloudConfig;
   projectDir: string;
-  executor: Executor;
+  /** The executor, or how to make one from the local agent's configuration (its confinement). */
+  executor: Executor | ((config: AgentConfig) => Executor);
   logger: Logger;
   env?: NodeJS.ProcessEnv;
   cloud?: Omit<StartCloudOptions, 'config' | 'logger'>;
@@ -58,9 +59,11 @@ export async function startLocalStack(opts: {
       },
       opts.projectDir,
     );
+    // Local mode starts on a machine without a sandbox too: then every command is asked for in the thread.
+    if (config.sandbox === 'on' && !detectSandbox(env.PATH).available) config.sandbox = 'unavailable';
     const agent = new Agent({
       config,
-      executor: opts.executor,
+      executor: typeof opts.executor === 'function' ? opts.executor(config) : opts.executor,
       logger: opts.logger.child({ component: 'agent' }),
     });
     const authenticated = new Promise<void>((resolve, reject) => {

@@ -1,5 +1,7 @@
 import type { AddressInfo } from 'node:net';
+import { backgroundClock, type Clock } from '@bematic/protocol';
 import { type Logger, pino } from 'pino';
+import { ApprovalService } from '../approvals/approval-service.js';
 import { AuditTrail } from '../audit/audit-trail.js';
 import { BotRegistry } from '../bots/bot-registry.js';
 import { createModelStrategy } from '../bots/model-routing.js';
@@ -20,6 +22,7 @@ import { createGateway, type Gateway, type GatewayConfig } from '../gateway/inde
 import { ConsoleSessions } from '../http/access/console-session.js';
 import { databaseProbe } from '../http/health.js';
 import { createHttpServer, type HttpServerHandle } from '../http/http-server.js';
+import { secretSafeLogOptions } from '../logging/secret-safe.js';
 import { MetricsCollector } from '../metrics/metrics-collector.js';
 import { NotificationService } from '../notifications/notification-service.js';
 import { RetentionService } from '../retention/retention-service.js';
@@ -37,6 +40,8 @@ export interface StartCloudOptions {
   progressIntervalMs?: number;
   /** Slack Web API retry tuning (tests shorten back-off). */
   slackRetry?: { retries: number; minTimeout: number; maxTimeout: number; factor?: number };
+  /** Clock of the approval timeout (tests use a ManualClock). */
+  approvalClock?: Clock;
 }
 
 export interface Cloud {
@@ -70,7 +75,7 @@ export interface Cloud {
  */
 export async function startCloud(options: StartCloudOptions): Promise<Cloud> {
   const { config } = options;
-  const logger = options.logger ?? pino({ level: config.BEMATIC_LOG_LEVEL });
+  const logger = options.logger ?? pino({ level: config.BEMATIC_LOG_LEVEL, ...secretSafeLogOptions() });
 
   const metrics = new MetricsCollector();
   const database = await createDatabase(config.DATABASE_URL, { logger, onQuery: metrics.kyselyLogHook });
@@ -154,7 +159,7 @@ export async function startCloud(options: StartCloudOptions): Promise<Cloud> {
     },
   });
 
-  gateway = createGateway({
+  const gw = createGateway({
     server: http.server,
     repos,
     events,
@@ -168,6 +173,21 @@ export async function startCloud(options: StartCloudOptions): Promise<Cloud> {
     },
     observer: metrics,
   });
+  gateway = gw;
+
+  const approvals = new ApprovalService({
+    repos,
+    sendToAgent: (agentId, message) => gw.manager.sendToAgent(agentId, message),
+    showProgress: async (task, message) => {
+      await gw.lifecycle.progress(task, { taskId: task.id, kind: 'status', message: message.slice(0, 2000) });
+    },
+    surfaceFor,
+    events,
+    clock: options.approvalClock ?? backgroundClock,
+    timeoutMs: config.BEMATIC_APPROVAL_TIMEOUT_MS,
+    logger,
+  });
+  gw.useApprovals(approvals);
 
   const bots = new BotRegistry();
   workspaces = new WorkspaceRequests({
@@ -199,6 +219,7 @@ export async function startCloud(options: StartCloudOptions): Promise<Cloud> {
     events,
     logger,
     metrics,
+    approvals,
   });
   const commands = new CommandService(commandContext);
   detach.push(commands.attach(events));
@@ -229,6 +250,9 @@ export async function startCloud(options: StartCloudOptions): Promise<Cloud> {
     });
     if (slack.requestListener) http.mount('/slack', slack.requestListener);
   }
+
+  // After Slack exists, so questions a previous run left open are closed where they were asked.
+  await approvals.start();
 
   const notifications = new NotificationService({
     events,
@@ -269,6 +293,7 @@ export async function startCloud(options: StartCloudOptions): Promise<Cloud> {
   const close = () => {
     closing ??= (async () => {
       for (const off of detach) off();
+      approvals.stop();
       notifications.stop();
       await retention.stop();
       if (slack) await slack.stop().catch((err: unknown) => logger.warn({ err }, 'slack stop failed'));

@@ -66,10 +66,16 @@ export interface CommandContext {
   config: CommandConfig;
   log: Logger;
   metrics?: CommandMetrics;
+  /** Answers the Approve / Deny buttons of approval requests (approvals/approval-service.ts). */
+  approvals?: ApprovalButtons;
+}
+
+export interface ApprovalButtons {
+  handleAction(ctx: RequestContext): Promise<void>;
 }
 
 /** The flat list the composition root (or a test) fills in; defaults for the optional parts. */
-export interface CommandContextOptions extends Partial<Pick<CommandContext, 'metrics'>> {
+export interface CommandContextOptions extends Partial<Pick<CommandContext, 'metrics' | 'approvals'>> {
   repos: CommandRepositories;
   dispatcher: TaskDispatcher;
   agents: AgentDirectory;
@@ -101,6 +107,7 @@ export function createCommandContext(o: CommandContextOptions): CommandContext {
     config,
     log: o.logger ?? pino({ level: 'silent' }),
     ...(o.metrics && { metrics: o.metrics }),
+    ...(o.approvals && { approvals: o.approvals }),
   };
 }
 

@@ -1,4 +1,5 @@
 import { isTerminalStatus, type TaskSubmit } from '@bematic/protocol';
+import { isApprovalAction } from '../approvals/approval-blocks.js';
 import type { NewTask } from '../db/repositories/types.js';
 import { can, type Permission } from '../middleware/permissions.js';
 import type { RequestContext } from '../middleware/types.js';
@@ -21,6 +22,7 @@ export class TaskButtons {
     if (r.text === 'task_retry') return this.retry(ctx, taskId);
     const workspace = WORKSPACE_BUTTONS[r.text];
     if (workspace) return workspaceAction(this.context, ctx, taskId, workspace);
+    if (isApprovalAction(r.text) && this.context.approvals) return this.context.approvals.handleAction(ctx);
     return reject(this.context, ctx, 'unknown_action', `Unknown action "${r.text}".`);
   }
 

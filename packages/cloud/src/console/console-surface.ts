@@ -1,3 +1,4 @@
+import { redactDeep } from '@bematic/protocol';
 import type { Logger } from 'pino';
 import type { ChatFile, ChatMessage, ChatSurface, PostedMessage } from '../chat/chat-surface.js';
 import type { ConsoleMessageRepository, StoredConsoleMessage } from '../db/repositories/types.js';
@@ -125,7 +126,8 @@ export class ConsoleChatSurface implements ChatSurface {
    * Updating a message that is gone (never kept, or dropped long ago) is not
    * an error worth retrying: the update is dropped, with one warning per message.
    */
-  async update(channelId: string, ts: string, message: ChatMessage): Promise<void> {
+  async update(channelId: string, ts: string, shown: ChatMessage): Promise<void> {
+    const message = redactDeep(shown);
     await this.loadThread(channelId, ts);
     const m = this.getMessage(channelId, ts);
     if (!m) {
@@ -245,11 +247,13 @@ export class ConsoleChatSurface implements ChatSurface {
   private append(
     channelId: string,
     userId: string,
-    message: ChatMessage,
+    shown: ChatMessage,
     threadTs: string | null,
     visibleTo: string | null,
     recoverThread = false,
   ): ConsoleMessage {
+    // Everything the console shows (and keeps) passes the one redaction rule set.
+    const message = redactDeep(shown);
     if (!ConsoleChatSurface.isConsoleChannel(channelId)) {
       throw new ConsoleSurfaceError('channel_not_found', `${channelId} is not a console channel`);
     }

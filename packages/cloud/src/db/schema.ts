@@ -169,6 +169,24 @@ export interface ConsoleMessagesTable {
   edited_at: number | null;
 }
 
+export interface PermissionRequestsTable {
+  id: string;
+  task_id: string;
+  agent_id: string;
+  attempt: number | null;
+  tool: string;
+  summary: string;
+  reason: string;
+  /** `pending` or a PermissionDecision. */
+  status: string;
+  decided_by: string | null;
+  channel_id: string | null;
+  message_ts: string | null;
+  created_at: number;
+  expires_at: number;
+  decided_at: number | null;
+}
+
 export interface Schema {
   projects: ProjectsTable;
   tasks: TasksTable;
@@ -181,4 +199,5 @@ export interface Schema {
   agents: AgentsTable;
   task_steps: TaskStepsTable;
   console_messages: ConsoleMessagesTable;
+  permission_requests: PermissionRequestsTable;
 }

@@ -217,6 +217,7 @@ class Connection {
         keyId: verdict.record.id,
         version: auth.agentVersion,
         hostname: auth.hostname ?? null,
+        sandbox: auth.sandbox ?? 'unknown',
       },
     });
     await this.opts.afterAuthResponse(agentId, auth);
@@ -228,6 +229,7 @@ class Connection {
       hostname: auth.hostname ?? null,
       version: auth.agentVersion,
       maxConcurrentTasks: auth.maxConcurrentTasks,
+      sandbox: auth.sandbox ?? null,
     });
   }
 

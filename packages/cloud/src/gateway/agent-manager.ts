@@ -6,6 +6,7 @@ import {
   type HeartbeatPong,
   type Message,
   type ResourceMetrics,
+  type SandboxMode,
   serialize,
 } from '@bematic/protocol';
 import type { Logger } from 'pino';
@@ -23,6 +24,8 @@ export interface AgentSession {
   hostname: string | null;
   version: string | null;
   maxConcurrentTasks: number;
+  /** How the agent confines commands (null: an agent that does not say). */
+  sandbox: SandboxMode | null;
 }
 
 export interface AgentManagerOptions {
@@ -50,6 +53,7 @@ interface AgentState {
   hostname: string | null;
   version: string | null;
   maxConcurrentTasks: number | null;
+  sandbox: SandboxMode | null;
   missed: number;
   /** A ping went out and nothing has been heard since. */
   awaitingAnswer: boolean;
@@ -113,6 +117,7 @@ export class AgentManager implements AgentDirectory {
       hostname: session.hostname,
       version: session.version,
       maxConcurrentTasks: session.maxConcurrentTasks,
+      sandbox: session.sandbox,
       missed: 0,
       awaitingAnswer: false,
       offlineSince: null,
@@ -279,6 +284,7 @@ export class AgentManager implements AgentDirectory {
         lastRttMs: s?.lastRttMs ?? null,
         metrics: s?.metrics ?? null,
         maxConcurrentTasks: s?.maxConcurrentTasks ?? null,
+        sandbox: s?.sandbox ?? null,
         offlineQueueDepth: depth[agentId] ?? 0,
       };
     });
@@ -335,6 +341,7 @@ export class AgentManager implements AgentDirectory {
         hostname: null,
         version: null,
         maxConcurrentTasks: null,
+        sandbox: null,
         missed: 0,
         awaitingAnswer: false,
         pingSeq: 0,

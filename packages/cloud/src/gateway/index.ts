@@ -15,7 +15,7 @@ import { TaskLifecycle } from '../tasks/task-lifecycle.js';
 import { AgentGateway } from './agent-gateway.js';
 import { AgentManager } from './agent-manager.js';
 import type { CircuitBreakerOptions } from './circuit-breaker.js';
-import { MessageRouter } from './message-router.js';
+import { MessageRouter, type PermissionRequestHandler } from './message-router.js';
 import { type GatewayObserver, SubmitRoundTrips } from './observer.js';
 import { OfflineQueue } from './offline-queue.js';
 import { Reconciler } from './reconciler.js';
@@ -69,6 +69,8 @@ export interface Gateway {
   apiKeys: ApiKeyService;
   lifecycle: TaskLifecycle;
   outbox: OfflineQueue;
+  /** Hands agents' PERMISSION_REQUESTs to `handler` (until then they are answered `undeliverable`). */
+  useApprovals(handler: PermissionRequestHandler): void;
   reconcileOnStartup(): Promise<void>;
   /** Settles when startup reconciliation (if enabled) has run. */
   ready: Promise<void>;
@@ -168,6 +170,7 @@ export function createGateway(options: CreateGatewayOptions): Gateway {
     apiKeys,
     lifecycle,
     outbox,
+    useApprovals: (handler) => router.useApprovals(handler),
     reconcileOnStartup,
     ready,
     close: () => {

@@ -1,5 +1,12 @@
 import type { Clock } from '@bematic/protocol';
-import { createMessage, type Message, type MessageType } from '@bematic/protocol';
+import {
+  createMessage,
+  type Message,
+  type MessageType,
+  type PermissionRequest,
+  redactDeep,
+  redactInternalAddresses,
+} from '@bematic/protocol';
 import type { Logger } from 'pino';
 import type { Repositories, Task } from '../db/repositories/types.js';
 import type { TaskEvents } from '../tasks/task-events.js';
@@ -19,6 +26,24 @@ export interface MessageRouterOptions {
   roundTrips?: SubmitRoundTrips;
   /** Where workspace results go (the cloud's workspace requests listen). */
   events?: TaskEvents;
+  /** Where an agent's PERMISSION_REQUEST goes; without it every request is answered `undeliverable`. */
+  approvals?: PermissionRequestHandler;
+}
+
+export interface PermissionRequestHandler {
+  /** Asks a person; the answer goes back to the agent later as PERMISSION_RESPONSE. */
+  request(agentId: string, task: Task, request: PermissionRequest): Promise<void>;
+}
+
+/**
+ * What an agent reports passes the one redaction rule set before it is stored or shown (the agent redacts
+ * too; an older or misconfigured agent must not be able to leak). An error also loses the addresses of
+ * the agent's network (a model endpoint at 127.0.0.1:43767, a gateway host): they mean nothing to a person.
+ */
+function secretFree(message: TaskMessage): TaskMessage {
+  const clean = redactDeep(message);
+  if (clean.type === 'TASK_ERROR') clean.payload.error = redactInternalAddresses(clean.payload.error);
+  return clean;
 }
 
 /** Messages only the cloud sends; an agent sending one is confused or hostile. */
@@ -27,11 +52,21 @@ const CLOUD_ONLY: ReadonlySet<MessageType> = new Set([
   'TASK_SUBMIT',
   'TASK_CANCEL',
   'WORKSPACE_COMMAND',
+  'PERMISSION_RESPONSE',
 ]);
 
 type TaskMessage = Extract<
   Message,
-  { type: 'TASK_ACK' | 'TASK_PROGRESS' | 'TASK_STREAM' | 'TASK_COMPLETE' | 'TASK_ERROR' | 'TASK_CANCELLED' }
+  {
+    type:
+      | 'TASK_ACK'
+      | 'TASK_PROGRESS'
+      | 'TASK_STREAM'
+      | 'TASK_COMPLETE'
+      | 'TASK_ERROR'
+      | 'TASK_CANCELLED'
+      | 'PERMISSION_REQUEST';
+  }
 >;
 
 export interface RouteProblem {
@@ -44,7 +79,16 @@ export interface RouteProblem {
  * the gateway to report back (SYSTEM_ERROR) and audit; never throws for bad input.
  */
 export class MessageRouter {
-  constructor(private readonly opts: MessageRouterOptions) {}
+  private approvals: PermissionRequestHandler | undefined;
+
+  constructor(private readonly opts: MessageRouterOptions) {
+    this.approvals = opts.approvals;
+  }
+
+  /** Where PERMISSION_REQUESTs go from now on (the approval service is built after the gateway). */
+  useApprovals(handler: PermissionRequestHandler): void {
+    this.approvals = handler;
+  }
 
   async route(agentId: string, message: Message): Promise<RouteProblem | null> {
     const { manager } = this.opts;
@@ -81,6 +125,7 @@ export class MessageRouter {
       case 'TASK_COMPLETE':
       case 'TASK_ERROR':
       case 'TASK_CANCELLED':
+      case 'PERMISSION_REQUEST':
         return this.routeTaskMessage(agentId, message);
       case 'WORKSPACE_RESULT': {
         const task = await this.opts.repos.tasks.findById(message.payload.taskId);
@@ -110,7 +155,8 @@ export class MessageRouter {
     }
   }
 
-  private async routeTaskMessage(agentId: string, message: TaskMessage): Promise<RouteProblem | null> {
+  private async routeTaskMessage(agentId: string, raw: TaskMessage): Promise<RouteProblem | null> {
+    const message = secretFree(raw);
     const { repos, lifecycle, dispatcher } = this.opts;
     const taskId = message.payload.taskId;
     const task = await repos.tasks.findById(taskId);
@@ -149,7 +195,24 @@ export class MessageRouter {
         await lifecycle.cancelled(task, message.payload, actor);
         dispatcher.forgetCancel(taskId);
         return null;
+      case 'PERMISSION_REQUEST':
+        if (this.approvals) await this.approvals.request(agentId, task, message.payload);
+        else await this.answerUndeliverable(agentId, message.payload);
+        return null;
     }
+  }
+
+  private async answerUndeliverable(agentId: string, request: PermissionRequest): Promise<void> {
+    const { taskId, requestId, attempt } = request;
+    await this.audit('permission.undeliverable', agentId, taskId, { requestId, tool: request.tool });
+    await this.opts.manager.sendToAgent(
+      agentId,
+      createMessage(
+        'PERMISSION_RESPONSE',
+        { taskId, requestId, decision: 'undeliverable', ...(attempt !== undefined && { attempt }) },
+        this.opts.clock.now(),
+      ),
+    );
   }
 
   /** The agent is working on (or finished) the task, so its TASK_SUBMIT need not be resent. */

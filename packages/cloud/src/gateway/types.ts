@@ -1,4 +1,4 @@
-import type { ResourceMetrics } from '@bematic/protocol';
+import type { ResourceMetrics, SandboxMode } from '@bematic/protocol';
 import type { Task } from '../db/repositories/types.js';
 import type { CircuitState } from '../tasks/task-events.js';
 
@@ -47,6 +47,8 @@ export interface AgentSnapshot {
   lastRttMs: number | null;
   metrics: ResourceMetrics | null;
   maxConcurrentTasks: number | null;
+  /** `off` or `unavailable` means commands on that agent are not sandboxed: shown in red. */
+  sandbox: SandboxMode | null;
   offlineQueueDepth: number;
 }
 

@@ -57,6 +57,7 @@ const agent: AgentSnapshot = {
   lastRttMs: 4,
   metrics: { cpuPercent: 12, memoryPercent: 40, rssMb: 120, loadAvg1m: 0.5, activeTasks: 1, queuedTasks: 0 },
   maxConcurrentTasks: 3,
+  sandbox: 'on',
   offlineQueueDepth: 0,
 };
 

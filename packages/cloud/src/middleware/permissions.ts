@@ -7,6 +7,8 @@ export const PERMISSIONS = {
   'task.run': ['admin', 'developer'],
   'task.cancel.own': ['admin', 'developer'],
   'task.cancel.any': ['admin'],
+  /** Answering approval requests of tasks someone else started (the requester may always answer). */
+  'approval.answer.any': ['admin'],
   'task.archive': ['admin', 'developer'],
   'task.restore': ['admin'],
   'project.register': ['admin'],

@@ -1,5 +1,6 @@
 import { createServer, type RequestListener, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
+import { redactDeep } from '@bematic/protocol';
 import {
   type AnyMiddlewareArgs,
   App,
@@ -9,6 +10,7 @@ import {
   type webApi,
 } from '@slack/bolt';
 import { type Logger, pino } from 'pino';
+import { APPROVAL_ACTIONS } from '../approvals/approval-blocks.js';
 import type { ChatMessage } from '../chat/chat-surface.js';
 import type { InboundHandler, InboundRequest } from '../chat/inbound.js';
 import { boltLogger } from './bolt-logger.js';
@@ -32,6 +34,7 @@ export const TASK_ACTION_IDS = [
   'workspace_pr',
   'workspace_diff',
   'workspace_discard',
+  ...APPROVAL_ACTIONS,
 ] as const;
 
 export interface SlackAppOptions {
@@ -202,7 +205,8 @@ export async function createSlackApp(options: SlackAppOptions): Promise<SlackApp
     const parsed = slashCommandSchema.safeParse(command);
     if (!parsed.success) return badPayload('slash_command', parsed.error.issues);
     const { channel_id: channel, user_id: user } = parsed.data;
-    const reply = async (message: ChatMessage) => {
+    const reply = async (shown: ChatMessage) => {
+      const message = redactDeep(shown);
       try {
         await respond({
           response_type: 'ephemeral',
@@ -224,7 +228,8 @@ export async function createSlackApp(options: SlackAppOptions): Promise<SlackApp
       if (!parsed.success) return badPayload('block_actions', parsed.error.issues);
       const channel = parsed.data.channel?.id ?? parsed.data.container?.channel_id ?? '';
       const user = parsed.data.user.id;
-      const reply = async (message: ChatMessage) => {
+      const reply = async (shown: ChatMessage) => {
+        const message = redactDeep(shown);
         try {
           await respond({
             response_type: 'ephemeral',

@@ -1,3 +1,4 @@
+import { redactDeep } from '@bematic/protocol';
 import type { webApi } from '@slack/bolt';
 import type { Logger } from 'pino';
 import type { ChatFile, ChatMessage, ChatSurface, PostedMessage } from '../chat/chat-surface.js';
@@ -39,7 +40,10 @@ export class SlackChatSurface implements ChatSurface {
     private readonly logger: Logger,
   ) {}
 
-  post(channelId: string, message: ChatMessage, threadTs?: string | null): Promise<PostedMessage> {
+  // Everything shown in Slack passes the one redaction rule set: a secret in a result, a prompt or an
+  // error never reaches the channel.
+  post(channelId: string, shown: ChatMessage, threadTs?: string | null): Promise<PostedMessage> {
+    const message = redactDeep(shown);
     const previous = this.postChains.get(channelId) ?? Promise.resolve();
     const posted = previous
       .catch(() => undefined)
@@ -63,7 +67,8 @@ export class SlackChatSurface implements ChatSurface {
   }
 
   /** Resolves once this content, or newer content for the same message, is shown. */
-  update(channelId: string, ts: string, message: ChatMessage): Promise<void> {
+  update(channelId: string, ts: string, shown: ChatMessage): Promise<void> {
+    const message = redactDeep(shown);
     const key = `${channelId}:${ts}`;
     let slot = this.updates.get(key);
     if (!slot) {
@@ -108,9 +113,10 @@ export class SlackChatSurface implements ChatSurface {
   async postEphemeral(
     channelId: string,
     userId: string,
-    message: ChatMessage,
+    shown: ChatMessage,
     threadTs?: string | null,
   ): Promise<void> {
+    const message = redactDeep(shown);
     await this.client.chat.postEphemeral({
       channel: channelId,
       user: userId,

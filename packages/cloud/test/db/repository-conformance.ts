@@ -27,6 +27,7 @@ const TABLES: readonly (keyof Schema)[] = [
   'agents',
   'task_steps',
   'console_messages',
+  'permission_requests',
 ];
 
 function submission(overrides: Partial<TaskSubmit> = {}): TaskSubmit {
@@ -1229,6 +1230,61 @@ export function describeRepositoryConformance(name: string, open: () => Promise<
           channelId: 'console:other',
         });
         expect(await repos.consoleMessages.find('9.000000')).toBeUndefined();
+      });
+    });
+
+    describe('permission requests', () => {
+      const request = (id: string, over: Partial<{ taskId: string; agentId: string }> = {}) => ({
+        id,
+        taskId: over.taskId ?? 'task_1',
+        agentId: over.agentId ?? 'agent_1',
+        attempt: 2,
+        tool: 'Bash',
+        summary: 'npm install left-pad',
+        reason: 'approval_rule' as const,
+        expiresAt: T0 + 600_000,
+      });
+
+      it('stores a request once, and decides it exactly once', async () => {
+        const created = await repos.permissionRequests.create(request('perm_1'));
+        expect(created).toEqual({
+          ...request('perm_1'),
+          status: 'pending',
+          decidedBy: null,
+          channelId: null,
+          messageTs: null,
+          createdAt: T0,
+          decidedAt: null,
+        });
+        expect(await repos.permissionRequests.create({ ...request('perm_1'), summary: 'other' })).toEqual(
+          created,
+        );
+        await repos.permissionRequests.setMessage('perm_1', 'C1', '123.456');
+        tick(50);
+        const decided = await repos.permissionRequests.decide('perm_1', 'approved', 'U1');
+        expect(decided).toMatchObject({
+          status: 'approved',
+          decidedBy: 'U1',
+          decidedAt: T0 + 50,
+          channelId: 'C1',
+          messageTs: '123.456',
+        });
+        expect(await repos.permissionRequests.decide('perm_1', 'denied', 'U2')).toBeUndefined();
+        expect(await repos.permissionRequests.findById('perm_1')).toEqual(decided);
+        expect(await repos.permissionRequests.findById('perm_9')).toBeUndefined();
+      });
+
+      it('lists what is still pending, by task or agent', async () => {
+        await repos.permissionRequests.create(request('perm_a'));
+        tick();
+        await repos.permissionRequests.create(request('perm_b', { taskId: 'task_2' }));
+        tick();
+        await repos.permissionRequests.create(request('perm_c', { agentId: 'agent_2' }));
+        await repos.permissionRequests.decide('perm_a', 'timed_out', null);
+        const ids = (rs: Array<{ id: string }>) => rs.map((r) => r.id);
+        expect(ids(await repos.permissionRequests.listPending())).toEqual(['perm_b', 'perm_c']);
+        expect(ids(await repos.permissionRequests.listPending({ taskId: 'task_2' }))).toEqual(['perm_b']);
+        expect(ids(await repos.permissionRequests.listPending({ agentId: 'agent_2' }))).toEqual(['perm_c']);
       });
     });
 

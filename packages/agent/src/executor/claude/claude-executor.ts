@@ -7,13 +7,22 @@ import {
   type SDKResultMessage,
   type SettingSource,
 } from '@anthropic-ai/claude-agent-sdk';
-import type { TaskMetrics, TaskSubmit } from '@bematic/protocol';
+import { redactSecrets, type TaskMetrics, type TaskSubmit } from '@bematic/protocol';
 import { type Logger, pino } from 'pino';
 import { z } from 'zod';
 import type { ExecutionOutcome, ExecutionPlace, ExecutionSink, Executor } from '../executor.js';
 import { ClaudeProcessHandle } from './claude-process.js';
-import { mapModelError, redactSecrets } from './error-mapping.js';
+import {
+  allowListedEnv,
+  type ConfinementPolicy,
+  confineTask,
+  DEFAULT_CONFINEMENT,
+  type TaskConfinement,
+} from './confinement.js';
+import { mapModelError } from './error-mapping.js';
 import { FileChangeTracker, gitChangesBetween, gitStatus } from './files-changed.js';
+import { createPermissionGate } from './permissions.js';
+import { sandboxUnavailable } from './sandbox.js';
 import { bashCommand, describeToolUse, summarizeToolInput, toolResultText } from './tool-steps.js';
 import { type InvocationUsage, UsageAggregator, usageOfResult } from './usage.js';
 
@@ -30,6 +39,8 @@ export interface ClaudeExecutorOptions {
   baseUrl?: string;
   /** Environment the Claude Code process starts from (default process.env); credentials of Bematic and Slack are removed. */
   env?: Record<string, string | undefined>;
+  /** Sandbox, network allow-list, approval rules and environment pass-through (default: sandbox on). */
+  confinement?: ConfinementPolicy;
   /** HOME (and Claude config dir) for the Claude Code process; default: inherited. */
   home?: string;
   /** Model turns per query() before auto-continuation kicks in. */
@@ -54,10 +65,6 @@ export interface ClaudeExecutorOptions {
   /** Called with the pid of every Claude Code process started (diagnostics, tests). */
   onSpawn?: (pid: number) => void;
 }
-
-/** Environment names that must never reach the model's shell. */
-const STRIPPED_ENV =
-  /^(SLACK_|BEMATIC_|DATABASE_URL$|PG[A-Z]*$|ANTHROPIC_|GITHUB_TOKEN$|GH_TOKEN$|GH_ENTERPRISE_TOKEN$)/;
 
 const ContentBlock = z.union([
   z.object({ type: z.literal('text'), text: z.string() }),
@@ -93,6 +100,7 @@ interface RunState {
   lastAssistantError: string | undefined;
   /** Tool calls awaiting their result: id → the step they were shown as. */
   toolCalls: Map<string, { tool: string; message: string }>;
+  confinement: TaskConfinement;
 }
 
 type StopReason = 'cancelled' | 'timeout' | undefined;
@@ -116,7 +124,13 @@ export class ClaudeExecutor implements Executor {
     place?: ExecutionPlace,
   ): Promise<ExecutionOutcome> {
     try {
-      return await this.run(task, sink, signal, place?.cwd ?? task.localPath);
+      return await this.run(
+        task,
+        sink,
+        signal,
+        place?.cwd ?? task.localPath,
+        place?.projectPath ?? task.localPath,
+      );
     } catch (err) {
       const error = redactSecrets(err instanceof Error ? err.message : String(err), this.secrets());
       this.log.error({ taskId: task.taskId, error }, 'claude executor failed');
@@ -141,15 +155,21 @@ export class ClaudeExecutor implements Executor {
     return key ? [key] : [];
   }
 
-  private childEnv(): Record<string, string | undefined> {
+  private get policy(): ConfinementPolicy {
+    return this.opts.confinement ?? DEFAULT_CONFINEMENT;
+  }
+
+  /** An allow-list, not a deny-list: a credential nobody thought of stays out too. */
+  private childEnv(tmpDir: string): Record<string, string | undefined> {
     const base = this.opts.env ?? process.env;
-    const env: Record<string, string | undefined> = {};
-    for (const [k, v] of Object.entries(base)) if (!STRIPPED_ENV.test(k)) env[k] = v;
+    const env: Record<string, string | undefined> = allowListedEnv(base, this.policy.passEnv);
+    env.TMPDIR = tmpDir;
     const apiKey = this.opts.apiKey ?? base.ANTHROPIC_API_KEY;
     const baseUrl = this.opts.baseUrl ?? base.ANTHROPIC_BASE_URL;
     if (apiKey) env.ANTHROPIC_API_KEY = apiKey;
     if (baseUrl) env.ANTHROPIC_BASE_URL = baseUrl;
     if (base.ANTHROPIC_AUTH_TOKEN) env.ANTHROPIC_AUTH_TOKEN = base.ANTHROPIC_AUTH_TOKEN;
+    if (base.CLAUDE_CODE_OAUTH_TOKEN) env.CLAUDE_CODE_OAUTH_TOKEN = base.CLAUDE_CODE_OAUTH_TOKEN;
     if (this.opts.home) {
       env.HOME = this.opts.home;
       env.CLAUDE_CONFIG_DIR = `${this.opts.home}/.claude`;
@@ -170,6 +190,7 @@ export class ClaudeExecutor implements Executor {
     sink: ExecutionSink,
     signal: AbortSignal,
     cwd: string,
+    projectPath: string,
   ): Promise<ExecutionOutcome> {
     const started = this.now();
     const cwdStat = await stat(cwd).catch(() => undefined);
@@ -185,6 +206,30 @@ export class ClaudeExecutor implements Executor {
     }
     if (signal.aborted) return { kind: 'cancelled', payload: { reason: 'Cancelled before start' } };
 
+    const confinement = await confineTask({
+      cwd,
+      projectPath,
+      taskId: task.taskId,
+      allowedTools: task.allowedTools,
+      policy: this.policy,
+      ...(this.opts.home !== undefined && { homes: [this.opts.home] }),
+      ...(this.opts.env?.PATH !== undefined && { searchPath: this.opts.env.PATH }),
+    });
+    try {
+      return await this.runConfined(task, sink, signal, cwd, confinement, started);
+    } finally {
+      await confinement.release();
+    }
+  }
+
+  private async runConfined(
+    task: TaskSubmit,
+    sink: ExecutionSink,
+    signal: AbortSignal,
+    cwd: string,
+    confinement: TaskConfinement,
+    started: number,
+  ): Promise<ExecutionOutcome> {
     const gitBefore = await gitStatus(cwd);
     const state: RunState = {
       task,
@@ -197,6 +242,7 @@ export class ClaudeExecutor implements Executor {
       text: [],
       lastAssistantError: undefined,
       toolCalls: new Map(),
+      confinement,
     };
     const maxContinuations = task.maxContinuations ?? this.opts.maxContinuations ?? MAX_CONTINUATIONS;
     const timeoutMs = task.timeoutMs ?? this.opts.timeoutMs ?? DEFAULT_TIMEOUT_MS;
@@ -300,6 +346,9 @@ export class ClaudeExecutor implements Executor {
           return this.completed(state, redactSecrets(result.result, secrets), metrics, filesChanged);
         }
         const { metrics } = await finish();
+        const unavailable = sandboxUnavailable(result);
+        if (unavailable !== undefined)
+          return this.failed(state, metrics, unavailable, 'SANDBOX_UNAVAILABLE', false);
         const text =
           result.subtype === 'success'
             ? result.result
@@ -326,19 +375,31 @@ export class ClaudeExecutor implements Executor {
     prompt: string,
     ctx: { abort: AbortController; proc: ClaudeProcessHandle; remainingBudget: number | undefined },
   ): Promise<SDKResultMessage | undefined> {
-    const { task } = state;
+    const { task, confinement } = state;
     const options: Options = {
       cwd: state.cwd,
       model: task.model,
       systemPrompt: task.systemPrompt,
-      // `tools` is what the model is offered; `allowedTools` is what runs without a prompt.
+      // `tools` is what the model is offered; what runs unasked and what is refused is the confinement's.
       tools: [...task.allowedTools],
-      allowedTools: [...task.allowedTools],
-      permissionMode: this.opts.permissionMode ?? 'dontAsk',
+      ...confinement.options,
+      canUseTool: createPermissionGate({
+        scope: confinement.scope,
+        sandbox: this.policy.sandbox,
+        secrets: this.secrets(),
+        ask: (request, signal) =>
+          state.sink.requestApproval?.(request, signal) ?? Promise.resolve('undeliverable'),
+        onDecision: (e) =>
+          this.log.info(
+            { taskId: task.taskId, tool: e.tool, summary: e.summary, decision: e.decision },
+            'permission',
+          ),
+      }),
+      permissionMode: this.opts.permissionMode ?? 'default',
       settingSources: this.opts.settingSources ?? ['project'],
       maxTurns: this.opts.maxTurns ?? DEFAULT_MAX_TURNS,
       abortController: ctx.abort,
-      env: this.childEnv(),
+      env: this.childEnv(confinement.scope.tmpDir),
       spawnClaudeCodeProcess: ctx.proc.spawn,
     };
     if (task.mcpServers !== undefined && Object.keys(task.mcpServers).length > 0) {
@@ -349,7 +410,10 @@ export class ClaudeExecutor implements Executor {
       // Only the servers the project declares, never a .mcp.json the repository (or the model) wrote.
       options.strictMcpConfig = true;
       // Declared by the project's admin, so their tools run like the bot's own.
-      options.allowedTools = [...task.allowedTools, ...Object.keys(task.mcpServers).map((n) => `mcp__${n}`)];
+      options.allowedTools = [
+        ...(confinement.options.allowedTools ?? []),
+        ...Object.keys(task.mcpServers).map((n) => `mcp__${n}`),
+      ];
     }
     if (ctx.remainingBudget !== undefined) options.maxBudgetUsd = Math.max(ctx.remainingBudget, 0.000001);
     if (state.sessionId) options.resume = state.sessionId;

@@ -43,31 +43,3 @@ export function mapModelError(
   if (/\b40[13]\b|api key|authenticat/i.test(text)) return { errorCode: 'AUTH_FAILED', recoverable: false };
   return { errorCode: 'EXECUTION_FAILED', recoverable: false };
 }
-
-const SECRET_PATTERNS: RegExp[] = [
-  /sk-ant-[A-Za-z0-9_-]{4,}/g,
-  /\bxox[abposr]-[A-Za-z0-9-]{4,}/g,
-  /\bxapp-[A-Za-z0-9-]{4,}/g,
-  /\b(Bearer|Basic)\s+[A-Za-z0-9._~+/=-]{8,}/gi,
-  /\b(api[_-]?key|token|secret|password)(["']?\s*[=:]\s*["']?)[^\s"',;]{4,}/gi,
-];
-
-/** Removes credentials from text that may reach Slack or logs. */
-export function redactSecrets(text: string, knownSecrets: readonly string[] = []): string {
-  let out = text;
-  for (const secret of knownSecrets) {
-    if (secret.length >= 4) out = out.split(secret).join('[redacted]');
-  }
-  for (const re of SECRET_PATTERNS) {
-    out = out.replace(re, (match, p1: unknown, p2: unknown) =>
-      typeof p1 === 'string' && typeof p2 === 'string' && /[=:]/.test(p2)
-        ? `${p1}${p2}[redacted]`
-        : typeof p1 === 'string' && /^(bearer|basic)$/i.test(p1)
-          ? `${p1} [redacted]`
-          : match.startsWith('sk-ant-')
-            ? 'sk-ant-[redacted]'
-            : '[redacted]',
-    );
-  }
-  return out;
-}

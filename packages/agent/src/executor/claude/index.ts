@@ -6,5 +6,15 @@ export {
   DEFAULT_TIMEOUT_MS,
   MAX_CONTINUATIONS,
 } from './claude-executor.js';
-export { mapModelError, redactSecrets } from './error-mapping.js';
+export {
+  allowListedEnv,
+  type ConfinementPolicy,
+  confineTask,
+  DEFAULT_CONFINEMENT,
+  type TaskConfinement,
+  type TaskScope,
+} from './confinement.js';
+export { mapModelError } from './error-mapping.js';
+export { createPermissionGate, physicalPath, summarize } from './permissions.js';
+export { detectSandbox, SANDBOX_HOW_TO, type SandboxSupport, sandboxUnavailable } from './sandbox.js';
 export { describeToolUse } from './tool-steps.js';

@@ -26,7 +26,13 @@ export const agents: SlashCommand = {
         : '';
       const circuit = a.circuit !== 'closed' ? ` · circuit ${a.circuit}` : '';
       const queued = a.offlineQueueDepth ? ` · ${a.offlineQueueDepth} queued` : '';
-      return `• \`${escapeMrkdwn(a.agentId)}\` ${state}${load}${circuit}${queued}${a.hostname ? ` · ${escapeMrkdwn(a.hostname)}` : ''}`;
+      const sandbox =
+        a.sandbox === 'off'
+          ? ' · :red_circle: *sandbox off*: commands run unconfined'
+          : a.sandbox === 'unavailable'
+            ? ' · :red_circle: *no sandbox*: every command is asked for'
+            : '';
+      return `• \`${escapeMrkdwn(a.agentId)}\` ${state}${load}${circuit}${queued}${sandbox}${a.hostname ? ` · ${escapeMrkdwn(a.hostname)}` : ''}`;
     });
     await ctx.request.respond(block(`*Agents*\n${lines.join('\n')}`));
   },

@@ -6,6 +6,7 @@ import { initial } from './001-initial.js';
 import { chatDefaults } from './002-chat-defaults.js';
 import { workspaces } from './003-workspaces.js';
 import { dashboard } from './004-dashboard.js';
+import { permissionRequests } from './005-permission-requests.js';
 
 /**
  * Every migration, in order. Listed in code rather than discovered on disk so
@@ -17,6 +18,7 @@ export const MIGRATIONS: Readonly<Record<string, Migration>> = {
   '002-chat-defaults': chatDefaults,
   '003-workspaces': workspaces,
   '004-dashboard': dashboard,
+  '005-permission-requests': permissionRequests,
 };
 
 const provider: MigrationProvider = { getMigrations: async () => ({ ...MIGRATIONS }) };

@@ -7,6 +7,7 @@ import { KyselyArchivedTaskRepository } from './archived-task-repository.js';
 import { KyselyAuditLogRepository } from './audit-log-repository.js';
 import { KyselyConsoleMessageRepository } from './console-message-repository.js';
 import { KyselyOfflineQueueRepository } from './offline-queue-repository.js';
+import { KyselyPermissionRequestRepository } from './permission-request-repository.js';
 import { KyselyProjectRepository } from './project-repository.js';
 import { KyselySessionRepository } from './session-repository.js';
 import { KyselyTaskRepository } from './task-repository.js';
@@ -41,6 +42,7 @@ function bind(db: Kysely<Schema>, now: Clock['now']): Omit<Repositories, 'transa
     taskSteps: new KyselyTaskStepRepository(db, now),
     taskSearch: new KyselyTaskSearchRepository(db),
     consoleMessages: new KyselyConsoleMessageRepository(db),
+    permissionRequests: new KyselyPermissionRequestRepository(db, now),
   };
 }
 
@@ -64,6 +66,7 @@ export {
   KyselyAuditLogRepository,
   KyselyConsoleMessageRepository,
   KyselyOfflineQueueRepository,
+  KyselyPermissionRequestRepository,
   KyselyProjectRepository,
   KyselySessionRepository,
   KyselyTaskRepository,

@@ -1,5 +1,7 @@
 import type {
   McpServers,
+  PermissionDecision,
+  PermissionReason,
   TaskMetrics,
   TaskPriority,
   TaskStatus,
@@ -335,6 +337,43 @@ export interface ProjectRepository {
   delete(id: string): Promise<boolean>;
 }
 
+export interface PermissionRequestRecord {
+  /** The agent's requestId. */
+  id: string;
+  taskId: string;
+  agentId: string;
+  attempt: number | null;
+  tool: string;
+  summary: string;
+  reason: PermissionReason;
+  status: 'pending' | PermissionDecision;
+  decidedBy: string | null;
+  channelId: string | null;
+  messageTs: string | null;
+  createdAt: number;
+  expiresAt: number;
+  decidedAt: number | null;
+}
+
+export type NewPermissionRequest = Pick<
+  PermissionRequestRecord,
+  'id' | 'taskId' | 'agentId' | 'attempt' | 'tool' | 'summary' | 'reason' | 'expiresAt'
+>;
+
+export interface PermissionRequestRepository {
+  /** Records a request; a duplicate id returns the stored one unchanged. */
+  create(r: NewPermissionRequest): Promise<PermissionRequestRecord>;
+  findById(id: string): Promise<PermissionRequestRecord | undefined>;
+  setMessage(id: string, channelId: string, messageTs: string): Promise<void>;
+  /** Pending → decided, once: undefined when it was no longer pending (someone else answered first). */
+  decide(
+    id: string,
+    decision: PermissionDecision,
+    decidedBy: string | null,
+  ): Promise<PermissionRequestRecord | undefined>;
+  listPending(filter?: { taskId?: string; agentId?: string }): Promise<PermissionRequestRecord[]>;
+}
+
 export interface Repositories {
   projects: ProjectRepository;
   tasks: TaskRepository;
@@ -348,6 +387,7 @@ export interface Repositories {
   taskSteps: TaskStepRepository;
   taskSearch: TaskSearchRepository;
   consoleMessages: ConsoleMessageRepository;
+  permissionRequests: PermissionRequestRepository;
   /** Run fn atomically; repositories passed in are bound to the transaction. */
   transaction<T>(fn: (repos: Omit<Repositories, 'transaction'>) => Promise<T>): Promise<T>;
 }
