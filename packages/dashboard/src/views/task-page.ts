@@ -112,9 +112,25 @@ export function createTaskPage(taskId: string): { element: HTMLElement } {
     );
   }
 
+  /** The latest plan: a plan step when the agent sends one, else the input of the last TodoWrite call. */
+  function planItems(steps: TaskStep[]): PlanItem[] | undefined {
+    for (const s of [...steps].reverse()) {
+      if (s.kind === 'plan') return (s.detail as { items?: PlanItem[] } | null)?.items;
+      const d = s.detail as { input?: string; isError?: boolean } | null;
+      if (s.tool === 'TodoWrite' && d?.input && d.isError !== true) {
+        try {
+          const todos = (JSON.parse(d.input) as { todos?: PlanItem[] }).todos;
+          if (Array.isArray(todos)) return todos.filter((t) => typeof t.content === 'string');
+        } catch {
+          // A clipped input is not a plan.
+        }
+      }
+    }
+    return undefined;
+  }
+
   function plan(steps: TaskStep[]): HTMLElement | null {
-    const latest = [...steps].reverse().find((s) => s.kind === 'plan');
-    const items = (latest?.detail as { items?: PlanItem[] } | undefined)?.items;
+    const items = planItems(steps);
     if (!items?.length) return null;
     const mark = { completed: '☑', in_progress: '▶', pending: '☐' } as const;
     return section('Checklist', [
