@@ -132,12 +132,12 @@ describe('dashboard in a browser', () => {
     expect(await seriousViolations(page)).toEqual([]);
     // The theme menu overrides the system's choice, and is kept.
     await page.getByRole('combobox', { name: 'Colour theme' }).selectOption('dark');
-    expect(await page.evaluate(() => document.documentElement.dataset.theme)).toBe('dark');
+    expect(await page.locator('html').getAttribute('data-theme')).toBe('dark');
     await screenshot(page, 'dashboard-800-dark');
     expect(await seriousViolations(page)).toEqual([]);
     await page.reload();
     await page.getByRole('link', { name: `Open task ${task.id}` }).waitFor();
-    expect(await page.evaluate(() => document.documentElement.dataset.theme)).toBe('dark');
+    expect(await page.locator('html').getAttribute('data-theme')).toBe('dark');
     await page.getByRole('combobox', { name: 'Colour theme' }).selectOption('system');
     await page.close();
   });
