@@ -1,9 +1,6 @@
-import { execFile } from 'node:child_process';
 import { join, relative } from 'node:path';
-import { promisify } from 'node:util';
+import { git } from '../../workspace/git.js';
 import { changedFilePath, displayPath } from './tool-steps.js';
-
-const run = promisify(execFile);
 
 /** Files the model changed through its file tools, confirmed by a successful tool result. */
 export class FileChangeTracker {
@@ -40,12 +37,10 @@ export class FileChangeTracker {
 export async function gitStatus(cwd: string): Promise<Map<string, string>> {
   const out = new Map<string, string>();
   try {
-    const { stdout: top } = await run('git', ['rev-parse', '--show-toplevel'], { cwd });
+    // Through the one git module: without optional locks, so reading a checkout never rewrites its index.
+    const top = await git(cwd, ['rev-parse', '--show-toplevel']);
     const root = top.trim();
-    const { stdout } = await run('git', ['status', '--porcelain', '-z', '--untracked-files=all', '--', '.'], {
-      cwd,
-      maxBuffer: 16 * 1024 * 1024,
-    });
+    const stdout = await git(cwd, ['status', '--porcelain', '-z', '--untracked-files=all', '--', '.']);
     const entries = stdout.split('\0');
     for (let i = 0; i < entries.length; i++) {
       const entry = entries[i] ?? '';
