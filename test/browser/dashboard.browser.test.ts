@@ -15,7 +15,8 @@ const CONSOLE = 'console:local';
  * against the real server, with real tasks typed into the console and run by
  * the real agent and Claude Code against the scripted model.
  */
-describe('dashboard in a browser', () => {
+// Chromium plus Claude Code per test: generous on a loaded machine (the budget, not an assertion).
+describe('dashboard in a browser', { timeout: 120_000 }, () => {
   let system: TestSystem;
   let browser: Browser;
   let context: BrowserContext;
