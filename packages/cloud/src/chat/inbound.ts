@@ -19,6 +19,8 @@ export interface InboundRequest {
   threadTs: string | null;
   /** The person's own message (reactions go here). */
   messageTs: string | null;
+  /** How people address the app on this surface ("BematicManager", from auth.test); absent where the mention is implicit. */
+  appName?: string;
   /** A direct message to the app: the project is the person's default one, not the channel's. */
   direct?: boolean;
   /** block_actions: the button's value (a task id). */

@@ -180,7 +180,17 @@ export async function createSlackApp(options: SlackAppOptions): Promise<SlackApp
         .catch(() => undefined);
     }
   };
-  const context = (botUserId: string | undefined): InboundContext => ({ surface, botUserId, now });
+  const context = (botUserId: string | undefined, appName?: string): InboundContext => ({
+    surface,
+    botUserId,
+    now,
+    ...(appName ? { appName } : {}),
+  });
+  /** The bot user's name as Slack shows it (auth.test's user, then its profile), for `/bm help`. */
+  const appNameOf = async (botUserId: string | undefined): Promise<string | undefined> => {
+    const id = botUserId ?? (await app.client.auth.test().catch(() => undefined))?.user_id;
+    return id ? names.userName(id) : undefined;
+  };
   const badPayload = (kind: string, issues: unknown) =>
     logger.warn({ code: 'SLACK_BAD_PAYLOAD', kind, issues }, 'slack: ignored a payload we could not read');
 
@@ -218,7 +228,8 @@ export async function createSlackApp(options: SlackAppOptions): Promise<SlackApp
         await surface.postEphemeral(channel, user, message);
       }
     };
-    await deliver(slashRequest(parsed.data, context(ctx.botUserId), reply));
+    const appName = await appNameOf(ctx.botUserId);
+    await deliver(slashRequest(parsed.data, context(ctx.botUserId, appName), reply));
   });
 
   for (const actionId of TASK_ACTION_IDS) {

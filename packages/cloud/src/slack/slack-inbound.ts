@@ -54,6 +54,8 @@ const PERSON_MESSAGE_SUBTYPES = new Set([undefined, 'thread_broadcast', 'file_sh
 export interface InboundContext {
   surface: ChatSurface;
   botUserId: string | undefined;
+  /** The app's name as people see it in Slack ("BematicManager"), when known. */
+  appName?: string;
   now(): number;
 }
 
@@ -153,6 +155,7 @@ export function slashRequest(
     text: command.text.trim(),
     threadTs: null,
     messageTs: null,
+    ...(ctx.appName ? { appName: ctx.appName } : {}),
     receivedAt: ctx.now(),
     respond,
   };

@@ -48,11 +48,12 @@ export async function handleSlash(
       text: text.slice(0, 200),
     });
     await ctx.request.respond(
-      helpMessage(
-        context.config.bots,
-        commands,
-        name ? `Unknown command \`${escapeMrkdwn(name.slice(0, 50))}\`. Here's what I can do:` : undefined,
-      ),
+      helpMessage(context.config.bots, commands, {
+        ...(name
+          ? { note: `Unknown command \`${escapeMrkdwn(name.slice(0, 50))}\`. Here's what I can do:` }
+          : {}),
+        ...(ctx.request.appName ? { appName: ctx.request.appName } : {}),
+      }),
     );
     return;
   }
