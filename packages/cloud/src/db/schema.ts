@@ -187,6 +187,20 @@ export interface PermissionRequestsTable {
   decided_at: number | null;
 }
 
+/** Maintained by triggers on `tasks` (migration 008): one row per status, bot and slot. */
+export interface TaskTotalsTable {
+  status: string;
+  bot_name: string;
+  slot: number;
+  tasks: number;
+  cost_usd: number;
+  input_tokens: number;
+  output_tokens: number;
+  cache_read_tokens: number;
+  cache_creation_tokens: number;
+  duration_ms: number;
+}
+
 export interface Schema {
   projects: ProjectsTable;
   tasks: TasksTable;
@@ -200,4 +214,5 @@ export interface Schema {
   task_steps: TaskStepsTable;
   console_messages: ConsoleMessagesTable;
   permission_requests: PermissionRequestsTable;
+  task_totals: TaskTotalsTable;
 }

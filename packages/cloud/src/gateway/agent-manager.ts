@@ -268,10 +268,11 @@ export class AgentManager implements AgentDirectory {
       this.opts.repos.agents.list(),
       this.opts.repos.offlineQueue.countByAgent(),
     ]);
-    const ids = new Set<string>([...records.map((r) => r.id), ...this.agents.keys(), ...Object.keys(depth)]);
+    const byId = new Map(records.map((r) => [r.id, r]));
+    const ids = new Set<string>([...byId.keys(), ...this.agents.keys(), ...Object.keys(depth)]);
     return [...ids].sort().map((agentId) => {
       const s = this.agents.get(agentId);
-      const r = records.find((x) => x.id === agentId);
+      const r = byId.get(agentId);
       return {
         agentId,
         online: this.isConnected(agentId),

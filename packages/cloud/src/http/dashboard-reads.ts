@@ -123,6 +123,12 @@ export function decodeCursor(cursor: string): { createdAt: number; id: string } 
   return { createdAt: Number(m[1]), id: m[2] };
 }
 
+/** The statuses whose tokens and cost the totals add up (a running task's so far). */
+const COSTED: ReadonlySet<TaskStatus> = new Set(['completed', 'failed', 'cancelled', 'running']);
+
+/** Counters add and subtract floating-point costs; a micro-dollar is the unit shown anywhere. */
+const roundUsd = (usd: number): number => Math.round(usd * 1e6) / 1e6;
+
 /** How far back the cost chart looks, at most. */
 const MAX_COST_DAYS = 90;
 
@@ -200,11 +206,11 @@ export class DashboardReads {
 
   stats(): Promise<DashboardStats> {
     return this.cache.getOrLoad(cacheKeys.globalStats(), async () => {
-      const [counts, finished, archived] = await Promise.all([
-        this.repos.tasks.countByStatus(),
-        this.repos.tasks.list({ status: ['completed', 'failed', 'cancelled', 'running'] }),
-        this.repos.archivedTasks.list(),
+      const [rows, archived] = await Promise.all([
+        this.repos.taskSearch.totals(),
+        this.repos.archivedTasks.count(),
       ]);
+      const counts = Object.fromEntries(TASK_STATUSES.map((s) => [s, 0])) as Record<TaskStatus, number>;
       const totals = {
         costUsd: 0,
         inputTokens: 0,
@@ -214,21 +220,24 @@ export class DashboardReads {
         durationMs: 0,
       };
       const byBot: DashboardStats['byBot'] = {};
-      for (const t of finished) {
-        totals.costUsd += t.costUsd;
-        totals.inputTokens += t.inputTokens;
-        totals.outputTokens += t.outputTokens;
-        totals.cacheReadTokens += t.cacheReadTokens;
-        totals.cacheCreationTokens += t.cacheCreationTokens;
-        totals.durationMs += t.durationMs;
-        const bot = byBot[t.botName] ?? { tasks: 0, costUsd: 0 };
-        bot.tasks++;
-        bot.costUsd += t.costUsd;
-        byBot[t.botName] = bot;
+      for (const r of rows) {
+        counts[r.status] += r.tasks;
+        if (!COSTED.has(r.status)) continue;
+        totals.costUsd += r.costUsd;
+        totals.inputTokens += r.inputTokens;
+        totals.outputTokens += r.outputTokens;
+        totals.cacheReadTokens += r.cacheReadTokens;
+        totals.cacheCreationTokens += r.cacheCreationTokens;
+        totals.durationMs += r.durationMs;
+        const bot = byBot[r.botName] ?? { tasks: 0, costUsd: 0 };
+        bot.tasks += r.tasks;
+        bot.costUsd += r.costUsd;
+        byBot[r.botName] = bot;
       }
-      totals.costUsd = Math.round(totals.costUsd * 1e6) / 1e6;
+      totals.costUsd = roundUsd(totals.costUsd);
+      for (const bot of Object.values(byBot)) bot.costUsd = roundUsd(bot.costUsd);
       const total = TASK_STATUSES.reduce((n, s) => n + counts[s], 0);
-      return { counts, total, totals, byBot, archived: archived.length };
+      return { counts, total, totals, byBot, archived };
     });
   }
 

@@ -95,4 +95,19 @@ describe('MetricsCollector', () => {
     expect(await b.text()).toContain('bematic_restores_total 0');
     expect(await b.text()).toContain('bematic_process_cpu_user_seconds_total');
   });
+
+  it('reports an event-loop stall as its length, once per scrape window', async () => {
+    const m = new MetricsCollector({ defaultMetrics: false });
+    // The sampler is a 10 ms timer that measures from its previous firing: let it start first.
+    await new Promise((r) => setTimeout(r, 30));
+    const stallUntil = performance.now() + 80;
+    while (performance.now() < stallUntil) {
+      // a synchronous stall, as a large query on better-sqlite3 would cause
+    }
+    await new Promise((r) => setTimeout(r, 30));
+    const max = (text: string) => Number(/event_loop_delay_seconds\{stat="max"\} (\S+)/.exec(text)?.[1]);
+    expect(max(await m.text())).toBeGreaterThanOrEqual(0.06);
+    await new Promise((r) => setTimeout(r, 30));
+    expect(max(await m.text())).toBeLessThan(0.06);
+  });
 });

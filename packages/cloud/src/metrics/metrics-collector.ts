@@ -1,3 +1,4 @@
+import { monitorEventLoopDelay } from 'node:perf_hooks';
 import type { TaskMetrics } from '@bematic/protocol';
 import type { LogEvent } from 'kysely';
 import { Counter, collectDefaultMetrics, Gauge, Histogram, Registry } from 'prom-client';
@@ -9,6 +10,8 @@ export interface MetricsCollectorOptions {
   prefix?: string;
   /** Node process metrics (CPU, memory, event loop, GC). Default true. */
   defaultMetrics?: boolean;
+  /** Sample the event loop's delay (a stall shows as its length). Default true. */
+  eventLoopDelay?: boolean;
   now?: () => number;
 }
 
@@ -57,6 +60,7 @@ export class MetricsCollector {
   readonly restores: Counter;
   readonly offlineQueueDepth: Gauge<'agent'>;
   readonly httpRequests: Counter<'method' | 'route' | 'status'>;
+  readonly eventLoopDelay: Gauge<'stat'>;
 
   constructor(opts: MetricsCollectorOptions = {}) {
     const p = opts.prefix ?? 'bematic_';
@@ -170,6 +174,23 @@ export class MetricsCollector {
       },
     });
     this.httpRequests = counter('http_requests_total', 'HTTP requests served', ['method', 'route', 'status']);
+    // Sampled every 10 ms; each scrape reports the window since the previous one and starts a new window,
+    // so one long synchronous query shows up as `max` at the next scrape.
+    const loop = (opts.eventLoopDelay ?? true) ? monitorEventLoopDelay({ resolution: 10 }) : null;
+    loop?.enable();
+    this.eventLoopDelay = new Gauge<'stat'>({
+      name: `${p}event_loop_delay_seconds`,
+      help: 'Event-loop delay since the previous scrape (stat: p50, p99, max)',
+      labelNames: ['stat'],
+      registers,
+      collect() {
+        if (!loop || loop.count === 0) return;
+        this.set({ stat: 'p50' }, loop.percentile(50) / 1e9);
+        this.set({ stat: 'p99' }, loop.percentile(99) / 1e9);
+        this.set({ stat: 'max' }, loop.max / 1e9);
+        loop.reset();
+      },
+    });
   }
 
   // ---- request ingestion ----

@@ -28,6 +28,7 @@ const TABLES: readonly (keyof Schema)[] = [
   'task_steps',
   'console_messages',
   'permission_requests',
+  'task_totals',
 ];
 
 function submission(overrides: Partial<TaskSubmit> = {}): TaskSubmit {
@@ -1152,6 +1153,130 @@ export function describeRepositoryConformance(name: string, open: () => Promise<
             await repos.taskSearch.search({ limit: 1, before: { createdAt: twinB.createdAt, id: twinB.id } }),
           ),
         ).toEqual(['task_twin_a']);
+      });
+
+      it('keeps keyset pages stable while tasks are added, for one status and for several', async () => {
+        const statuses: TaskStatus[] = ['completed', 'failed', 'running'];
+        for (let i = 0; i < 30; i++) {
+          // Pairs share a created_at, so page boundaries fall between twins too.
+          if (i % 2 === 0) tick(1000);
+          await repos.tasks.create(
+            newTask({ id: `task_${String(i).padStart(2, '0')}`, status: statuses[i % 3] }),
+          );
+        }
+        for (const filter of [undefined, ['completed', 'failed'] as TaskStatus[]]) {
+          const before = await repos.taskSearch.search({ limit: 100 });
+          const expected = before.filter((t) => !filter || filter.includes(t.status)).map((t) => t.id);
+          const seen: string[] = [];
+          let cursor: { createdAt: number; id: string } | undefined;
+          for (let page = 0; page < 20; page++) {
+            const rows = await repos.taskSearch.search({
+              limit: 4,
+              ...(filter ? { status: filter } : {}),
+              ...(cursor ? { before: cursor } : {}),
+            });
+            seen.push(...rows.map((t) => t.id));
+            const last = rows[rows.length - 1];
+            if (!last) break;
+            cursor = { createdAt: last.createdAt, id: last.id };
+            // Newer tasks arrive between pages, some in the very millisecond of the cursor's page.
+            await repos.tasks.create(
+              newTask({ id: `task_new_${filter ? 's' : 'a'}${page}`, status: 'completed' }),
+            );
+            tick(1);
+          }
+          expect(seen).toEqual(expected);
+        }
+      });
+
+      it('keeps totals per status and bot equal to a recount through creates, transitions, updates and deletes', async () => {
+        let seed = 7;
+        const random = () => {
+          seed = (seed * 1103515245 + 12345) % 2 ** 31;
+          return seed / 2 ** 31;
+        };
+        const ids: string[] = [];
+        for (let i = 0; i < 60; i++) {
+          tick();
+          const t = await repos.tasks.create(
+            newTask({
+              botName: random() < 0.5 ? 'coder' : 'reviewer',
+              status: random() < 0.5 ? 'pending' : 'running',
+            }),
+          );
+          ids.push(t.id);
+          const pick = ids[Math.floor(random() * ids.length)] ?? t.id;
+          const current = await repos.tasks.findById(pick);
+          if (!current) continue;
+          const r = random();
+          const metrics = {
+            costUsd: Math.round(random() * 1e4) / 1e5,
+            inputTokens: Math.floor(random() * 5000),
+            outputTokens: Math.floor(random() * 500),
+            cacheReadTokens: Math.floor(random() * 900),
+            cacheCreationTokens: Math.floor(random() * 90),
+            durationMs: Math.floor(random() * 60_000),
+          };
+          if (r < 0.4 && judgeTransition(current.status, 'running').kind === 'apply') {
+            await repos.tasks.transition(pick, 'running');
+          } else if (r < 0.7 && judgeTransition(current.status, 'completed').kind === 'apply') {
+            await repos.tasks.transition(pick, 'completed', metrics);
+          } else if (r < 0.8 && judgeTransition(current.status, 'failed').kind === 'apply') {
+            await repos.tasks.transition(pick, 'failed', { ...metrics, errorCode: 'X' });
+          } else if (r < 0.9) {
+            await repos.tasks.update(pick, metrics);
+          } else {
+            await repos.tasks.delete(pick);
+            ids.splice(ids.indexOf(pick), 1);
+          }
+        }
+        const recount = await database.db
+          .selectFrom('tasks')
+          .select([
+            'status',
+            'bot_name',
+            sql<number>`count(*)`.as('n'),
+            sql<number>`sum(cost_usd)`.as('cost'),
+            sql<number>`sum(input_tokens)`.as('input'),
+            sql<number>`sum(output_tokens)`.as('output'),
+            sql<number>`sum(cache_read_tokens)`.as('cache_read'),
+            sql<number>`sum(cache_creation_tokens)`.as('cache_creation'),
+            sql<number>`sum(duration_ms)`.as('duration'),
+          ])
+          .groupBy(['status', 'bot_name'])
+          .execute();
+        const key = (status: string, bot: string) => `${status}/${bot}`;
+        const expected = Object.fromEntries(
+          recount.map((r) => [
+            key(r.status, r.bot_name),
+            [
+              Number(r.n),
+              Math.round(Number(r.cost) * 1e6),
+              Number(r.input),
+              Number(r.output),
+              Number(r.cache_read),
+              Number(r.cache_creation),
+              Number(r.duration),
+            ],
+          ]),
+        );
+        const totals = await repos.taskSearch.totals();
+        const actual = Object.fromEntries(
+          totals.map((t) => [
+            key(t.status, t.botName),
+            [
+              t.tasks,
+              Math.round(t.costUsd * 1e6),
+              t.inputTokens,
+              t.outputTokens,
+              t.cacheReadTokens,
+              t.cacheCreationTokens,
+              t.durationMs,
+            ],
+          ]),
+        );
+        expect(Object.keys(expected).length).toBeGreaterThan(2);
+        expect(actual).toEqual(expected);
       });
 
       it('adds up cost per day, project and user', async () => {

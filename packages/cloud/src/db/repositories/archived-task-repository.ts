@@ -76,6 +76,14 @@ export class KyselyArchivedTaskRepository implements ArchivedTaskRepository {
     return (await q.execute()).map(toArchive);
   }
 
+  async count(): Promise<number> {
+    const row = await this.db
+      .selectFrom('archived_tasks')
+      .select((eb) => eb.fn.countAll().as('n'))
+      .executeTakeFirstOrThrow();
+    return Number(row.n);
+  }
+
   async delete(id: string): Promise<boolean> {
     const res = await this.db.deleteFrom('archived_tasks').where('id', '=', id).executeTakeFirst();
     return res.numDeletedRows > 0n;

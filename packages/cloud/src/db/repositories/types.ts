@@ -305,6 +305,7 @@ export interface ArchivedTaskRepository {
   findById(id: string): Promise<ArchivedTask | undefined>;
   findByOriginalId(originalId: string): Promise<ArchivedTask | undefined>;
   list(limit?: number): Promise<ArchivedTask[]>;
+  count(): Promise<number>;
   delete(id: string): Promise<boolean>;
 }
 
@@ -474,4 +475,18 @@ export interface TaskSearchRepository {
   search(q: TaskSearch): Promise<Task[]>;
   /** Cost of tasks created since `since`, grouped by day (local to `tzOffsetMinutes`), project or user. */
   costs(by: 'day' | 'project' | 'user', since: number, tzOffsetMinutes?: number): Promise<CostBucket[]>;
+  /** Task counts and sums per status and bot, from the maintained totals (never a scan of the history). */
+  totals(): Promise<TaskTotals[]>;
+}
+
+export interface TaskTotals {
+  status: TaskStatus;
+  botName: string;
+  tasks: number;
+  costUsd: number;
+  inputTokens: number;
+  outputTokens: number;
+  cacheReadTokens: number;
+  cacheCreationTokens: number;
+  durationMs: number;
 }
