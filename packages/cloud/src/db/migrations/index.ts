@@ -37,6 +37,9 @@ function migratorFor(target: Database | Kysely<Schema>): Migrator {
   return new Migrator({
     db,
     provider,
+    // Migrations are numbered when work starts and land in any order; a database that
+    // already ran a later number must still pick up an earlier one that landed after it.
+    allowUnorderedMigrations: true,
     // With a dedicated schema, keep Kysely's bookkeeping tables in it too, or
     // another schema's tables on the search path would be mistaken for ours.
     ...(schema ? { migrationTableSchema: schema } : {}),
