@@ -7,6 +7,7 @@ import { registerKeysCommand } from './commands/keys.js';
 import { registerMigrateCommand } from './commands/migrate.js';
 import { registerProjectsCommand } from './commands/projects.js';
 import { registerRunCommands } from './commands/run.js';
+import { registerSlackCommand } from './commands/slack.js';
 
 const { version } = JSON.parse(readFileSync(new URL('../package.json', import.meta.url), 'utf8')) as {
   version: string;
@@ -24,6 +25,7 @@ registerProjectsCommand(program);
 registerMigrateCommand(program);
 registerDemoCommand(program);
 registerConfigCommand(program);
+registerSlackCommand(program);
 
 program.parseAsync(process.argv).catch((err: unknown) => {
   console.error(err instanceof Error ? err.message : err);
