@@ -87,6 +87,13 @@ function sessionCookie(cloud: Cloud): Promise<string> {
   return cookie;
 }
 
+/** A dashboard read with the browser's session; the HTTP status, body read and dropped. */
+export async function apiGet(cloud: Cloud, path: string): Promise<number> {
+  const res = await fetch(`${cloud.url}${path}`, { headers: { cookie: await sessionCookie(cloud) } });
+  await res.arrayBuffer();
+  return res.status;
+}
+
 /** What a person types into the web console, through its HTTP API. */
 export async function consoleMessage(cloud: Cloud, channelId: string, text: string): Promise<void> {
   const res = await fetch(`${cloud.url}/api/console/messages`, {

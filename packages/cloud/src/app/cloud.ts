@@ -58,6 +58,8 @@ export interface Cloud {
   readonly gateway: Gateway;
   readonly http: HttpServerHandle;
   readonly metrics: MetricsCollector;
+  /** The dashboard reads' cache (the benchmark flushes it to measure the queries beneath). */
+  readonly cache: Cache;
   readonly retention: RetentionService;
   readonly commands: CommandService;
   readonly notifications: NotificationService;
@@ -315,6 +317,7 @@ export async function startCloud(options: StartCloudOptions): Promise<Cloud> {
     agentUrl: `ws://${host}:${port}`,
     config,
     database,
+    cache,
     repos,
     events,
     gateway,

@@ -7,6 +7,7 @@ import type {
   Project,
   Repositories,
   Task,
+  TaskListing,
   TaskSearch,
   TaskStep,
 } from '../db/repositories/types.js';
@@ -83,7 +84,7 @@ export interface TaskDetail {
   links: { thread: string | null };
 }
 
-export function summarize(t: Task): TaskSummary {
+export function summarize(t: TaskListing): TaskSummary {
   return {
     id: t.id,
     status: t.status,

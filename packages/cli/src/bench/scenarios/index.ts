@@ -2,6 +2,7 @@ import type { Scenario } from '../types.js';
 import { agentOverhead } from './agent-overhead.js';
 import { connectedAgents } from './connected-agents.js';
 import { dispatchLatency } from './dispatch-latency.js';
+import { history } from './history.js';
 import { offlineDrain } from './offline-drain.js';
 import { streamFanIn } from './stream-fan-in.js';
 import { throughput } from './throughput.js';
@@ -14,6 +15,7 @@ export const SCENARIOS: Scenario[] = [
   streamFanIn,
   connectedAgents,
   offlineDrain,
+  history,
   agentOverhead,
   worktreeOverhead,
 ];

@@ -1,8 +1,8 @@
-import { TASK_STATUSES, type TaskStatus } from '@bematic/protocol';
+import { TASK_PRIORITIES, TASK_STATUSES, type TaskPriority, type TaskStatus } from '@bematic/protocol';
 import { type Kysely, sql } from 'kysely';
+import { StoredDataError } from '../errors.js';
 import type { Schema } from '../schema.js';
-import { toTask } from './task-repository.js';
-import type { CostBucket, Task, TaskSearch, TaskSearchRepository, TaskTotals } from './types.js';
+import type { CostBucket, TaskListing, TaskSearch, TaskSearchRepository, TaskTotals } from './types.js';
 
 const DAY_MS = 86_400_000;
 
@@ -10,7 +10,7 @@ const DAY_MS = 86_400_000;
 export class KyselyTaskSearchRepository implements TaskSearchRepository {
   constructor(private readonly db: Kysely<Schema>) {}
 
-  async search(q: TaskSearch): Promise<Task[]> {
+  async search(q: TaskSearch): Promise<TaskListing[]> {
     const statuses = [...new Set(q.status ?? [])];
     if (statuses.length > 1) {
       // One ordered index range per status, merged here: `status in (…)` over the
@@ -21,14 +21,42 @@ export class KyselyTaskSearchRepository implements TaskSearchRepository {
         .sort((a, b) => b.createdAt - a.createdAt || (a.id < b.id ? 1 : a.id > b.id ? -1 : 0))
         .slice(0, q.limit);
     }
-    let query = this.db.selectFrom('tasks').selectAll();
+    let query = this.db
+      .selectFrom('tasks')
+      .select([
+        'id',
+        'status',
+        'project_id',
+        'agent_id',
+        'bot_name',
+        'command',
+        'model',
+        'priority',
+        'user_id',
+        'channel_id',
+        'thread_ts',
+        sql<string>`substr(prompt, 1, 161)`.as('prompt_head'),
+        'input_tokens',
+        'output_tokens',
+        'cache_read_tokens',
+        'cache_creation_tokens',
+        'cost_usd',
+        'duration_ms',
+        'error_code',
+        'created_at',
+        'started_at',
+        'completed_at',
+        'restored_from_archive',
+      ]);
     if (statuses[0] !== undefined) query = query.where('status', '=', statuses[0]);
     if (q.projectId !== undefined) query = query.where('project_id', '=', q.projectId);
     if (q.userId !== undefined) query = query.where('user_id', '=', q.userId);
     if (q.botName !== undefined) query = query.where('bot_name', '=', q.botName);
     if (q.from !== undefined) query = query.where('created_at', '>=', q.from);
     if (q.to !== undefined) query = query.where('created_at', '<', q.to);
-    if (q.text) {
+    if (q.text && (await this.isTaskId(q.text))) {
+      query = query.where('id', '=', q.text);
+    } else if (q.text) {
       const pattern = `%${q.text.toLowerCase().replace(/[\\%_]/g, (c) => `\\${c}`)}%`;
       query = query.where(
         sql<boolean>`(lower(prompt) like ${pattern} escape '\\' or lower(coalesce(result, '')) like ${pattern} escape '\\' or id = ${q.text})`,
@@ -42,7 +70,43 @@ export class KyselyTaskSearchRepository implements TaskSearchRepository {
         .where((eb) => eb.or([eb('created_at', '<', createdAt), eb('id', '<', id)]));
     }
     const rows = await query.orderBy('created_at', 'desc').orderBy('id', 'desc').limit(q.limit).execute();
-    return rows.map(toTask);
+    return rows.map((r) => {
+      if (!isStatus(r.status))
+        throw new StoredDataError('tasks', 'status', r.id, `unknown status ${r.status}`);
+      if (!isPriority(r.priority))
+        throw new StoredDataError('tasks', 'priority', r.id, `unknown priority ${r.priority}`);
+      return {
+        id: r.id,
+        status: r.status,
+        projectId: r.project_id,
+        agentId: r.agent_id,
+        botName: r.bot_name,
+        command: r.command,
+        model: r.model,
+        priority: r.priority,
+        userId: r.user_id,
+        channelId: r.channel_id,
+        threadTs: r.thread_ts,
+        prompt: r.prompt_head,
+        inputTokens: r.input_tokens,
+        outputTokens: r.output_tokens,
+        cacheReadTokens: r.cache_read_tokens,
+        cacheCreationTokens: r.cache_creation_tokens,
+        costUsd: r.cost_usd,
+        durationMs: r.duration_ms,
+        errorCode: r.error_code,
+        createdAt: r.created_at,
+        startedAt: r.started_at,
+        completedAt: r.completed_at,
+        restoredFromArchive: r.restored_from_archive,
+      };
+    });
+  }
+
+  /** An id search is a key lookup; a text search has to read every prompt. */
+  private async isTaskId(text: string): Promise<boolean> {
+    const row = await this.db.selectFrom('tasks').select('id').where('id', '=', text).executeTakeFirst();
+    return row !== undefined;
   }
 
   async costs(by: 'day' | 'project' | 'user', since: number, tzOffsetMinutes = 0): Promise<CostBucket[]> {
@@ -123,6 +187,7 @@ export class KyselyTaskSearchRepository implements TaskSearchRepository {
 }
 
 const isStatus = (s: string): s is TaskStatus => (TASK_STATUSES as readonly string[]).includes(s);
+const isPriority = (s: string): s is TaskPriority => (TASK_PRIORITIES as readonly string[]).includes(s);
 
 function round(b: CostBucket): CostBucket {
   return { ...b, costUsd: Math.round(b.costUsd * 1e6) / 1e6 };

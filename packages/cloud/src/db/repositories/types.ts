@@ -464,6 +464,34 @@ export interface TaskSearch {
   limit: number;
 }
 
+/** A task as a list shows it: no submission, result or reports, and `prompt` cut to its first 161 characters. */
+export type TaskListing = Pick<
+  Task,
+  | 'id'
+  | 'status'
+  | 'projectId'
+  | 'agentId'
+  | 'botName'
+  | 'command'
+  | 'model'
+  | 'priority'
+  | 'userId'
+  | 'channelId'
+  | 'threadTs'
+  | 'prompt'
+  | 'inputTokens'
+  | 'outputTokens'
+  | 'cacheReadTokens'
+  | 'cacheCreationTokens'
+  | 'costUsd'
+  | 'durationMs'
+  | 'errorCode'
+  | 'createdAt'
+  | 'startedAt'
+  | 'completedAt'
+  | 'restoredFromArchive'
+>;
+
 export interface CostBucket {
   key: string;
   costUsd: number;
@@ -471,8 +499,8 @@ export interface CostBucket {
 }
 
 export interface TaskSearchRepository {
-  /** Newest first, by (created_at, id). */
-  search(q: TaskSearch): Promise<Task[]>;
+  /** Newest first, by (created_at, id). A `text` that is a task's id finds that task alone. */
+  search(q: TaskSearch): Promise<TaskListing[]>;
   /** Cost of tasks created since `since`, grouped by day (local to `tzOffsetMinutes`), project or user. */
   costs(by: 'day' | 'project' | 'user', since: number, tzOffsetMinutes?: number): Promise<CostBucket[]>;
   /** Task counts and sums per status and bot, from the maintained totals (never a scan of the history). */
