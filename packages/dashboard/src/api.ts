@@ -80,6 +80,10 @@ class LiveEvents {
       for (const fn of this.stateListeners) fn(true);
       this.dispatch('hello', new MessageEvent('hello', { data: '{}' }));
     });
+    // The cloud could not keep this tab up to date event by event: reload as after a reconnect.
+    source.addEventListener('resync', () =>
+      this.dispatch('hello', new MessageEvent('hello', { data: '{}' })),
+    );
     source.onerror = () => {
       for (const fn of this.stateListeners) fn(false);
     };

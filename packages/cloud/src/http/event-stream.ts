@@ -3,16 +3,33 @@ import { type ConsoleChange, ConsoleChatSurface } from '../console/console-surfa
 import { TASK_ROW_EVENTS, type TaskEvents } from '../tasks/task-events.js';
 import { summarize } from './dashboard-reads.js';
 
-/** A client that falls this far behind is dropped rather than buffered without bound. */
-const MAX_BUFFERED_BYTES = 1024 * 1024;
+/**
+ * A client the socket will not take more from (write() returned false) is
+ * "behind": instead of queueing frames for it, the stream keeps the latest
+ * state per task and per agent, and sends that when the socket drains. Past
+ * this many distinct pending items it keeps nothing but a `resync` (the
+ * client reloads what it shows), so a slow client costs bounded memory and is
+ * never cut off.
+ */
+const MAX_COALESCED = 500;
+
+interface Client {
+  res: ServerResponse;
+  behind: boolean;
+  /** Latest frame per key (`task:<id>`, `agent:<id>`), in first-seen order. */
+  pending: Map<string, string>;
+  /** Frames that cannot be coalesced were dropped: the client must reload. */
+  resync: boolean;
+}
 
 /**
  * Server-Sent Events for the dashboard: console thread changes (`console`),
- * task lifecycle updates (`task`), transcript steps stored (`step`) and agent
- * changes (`agent`).
+ * task lifecycle updates (`task`), transcript steps stored (`step`), agent
+ * changes (`agent`), and `resync` when a slow client missed changes that
+ * cannot be replayed as latest state.
  */
 export class EventStream {
-  private readonly clients = new Set<ServerResponse>();
+  private readonly clients = new Set<Client>();
   private readonly offs: Array<() => void> = [];
   private readonly heartbeat: NodeJS.Timeout;
 
@@ -24,35 +41,42 @@ export class EventStream {
     steps?: { subscribe(fn: (change: { taskId: string }) => void): () => void };
     heartbeatMs?: number;
   }) {
-    if (opts.steps) this.offs.push(opts.steps.subscribe((change) => this.broadcast('step', change)));
+    if (opts.steps)
+      this.offs.push(opts.steps.subscribe((change) => this.send('step', change, `step:${change.taskId}`)));
     this.offs.push(
       opts.surface.subscribe((change: ConsoleChange) => {
-        if (ConsoleChatSurface.visibleTo(change, opts.viewerId)) this.broadcast('console', change);
+        if (ConsoleChatSurface.visibleTo(change, opts.viewerId)) this.send('console', change, null);
       }),
     );
     const ev = opts.events;
     if (ev) {
       for (const name of TASK_ROW_EVENTS) {
         this.offs.push(
-          ev.on(name, ({ task }) => this.broadcast('task', { event: name, task: summarize(task) })),
+          ev.on(name, ({ task }) =>
+            this.send('task', { event: name, task: summarize(task) }, `task:${task.id}`),
+          ),
         );
       }
+      const agent = (event: string) => (p: { agentId: string }) =>
+        this.send('agent', { event, ...p }, `agent:${p.agentId}:${event}`);
       this.offs.push(
         ev.on('task.progress', ({ task, progress }) =>
-          this.broadcast('task', {
-            event: 'task.progress',
-            task: summarize(task),
-            progress: progress.message,
-          }),
+          this.send(
+            'task',
+            { event: 'task.progress', task: summarize(task), progress: progress.message },
+            `task:${task.id}`,
+          ),
         ),
-        ev.on('agent.online', (p) => this.broadcast('agent', { event: 'agent.online', ...p })),
-        ev.on('agent.offline', (p) => this.broadcast('agent', { event: 'agent.offline', ...p })),
-        ev.on('agent.status', (p) => this.broadcast('agent', { event: 'agent.status', ...p })),
-        ev.on('agent.heartbeat', (p) => this.broadcast('agent', { event: 'agent.heartbeat', ...p })),
-        ev.on('circuit.changed', (p) => this.broadcast('agent', { event: 'circuit.changed', ...p })),
+        ev.on('agent.online', agent('agent.online')),
+        ev.on('agent.offline', agent('agent.offline')),
+        ev.on('agent.status', agent('agent.status')),
+        ev.on('agent.heartbeat', agent('agent.heartbeat')),
+        ev.on('circuit.changed', agent('circuit.changed')),
       );
     }
-    this.heartbeat = setInterval(() => this.write(': keepalive\n\n'), opts.heartbeatMs ?? 15_000);
+    this.heartbeat = setInterval(() => {
+      for (const c of this.clients) if (!c.behind) this.write(c, ': keepalive\n\n');
+    }, opts.heartbeatMs ?? 15_000);
     this.heartbeat.unref();
   }
 
@@ -67,32 +91,58 @@ export class EventStream {
       connection: 'keep-alive',
       'x-accel-buffering': 'no',
     });
+    const client: Client = { res, behind: false, pending: new Map(), resync: false };
     res.write('retry: 3000\n\n');
-    res.write(`event: hello\ndata: ${JSON.stringify({ clients: this.clients.size + 1 })}\n\n`);
-    this.clients.add(res);
-    res.on('close', () => this.clients.delete(res));
+    this.write(client, `event: hello\ndata: ${JSON.stringify({ clients: this.clients.size + 1 })}\n\n`);
+    this.clients.add(client);
+    res.on('drain', () => this.flush(client));
+    res.on('close', () => this.clients.delete(client));
   }
 
-  broadcast(event: string, data: unknown): void {
-    this.write(`event: ${event}\ndata: ${JSON.stringify(data)}\n\n`);
+  /** `key` names what a later frame supersedes; null means the frame cannot be coalesced. */
+  private send(event: string, data: unknown, key: string | null): void {
+    if (this.clients.size === 0) return;
+    const frame = `event: ${event}\ndata: ${JSON.stringify(data)}\n\n`;
+    for (const c of this.clients) {
+      if (!c.behind) {
+        this.write(c, frame);
+      } else if (c.resync) {
+        // Everything will be reloaded anyway.
+      } else if (key === null || (!c.pending.has(key) && c.pending.size >= MAX_COALESCED)) {
+        c.resync = true;
+        c.pending.clear();
+      } else {
+        c.pending.delete(key);
+        c.pending.set(key, frame);
+      }
+    }
   }
 
   /** End every stream (server shutdown) and stop listening. */
   close(): void {
     clearInterval(this.heartbeat);
     for (const off of this.offs) off();
-    for (const res of this.clients) res.end();
+    for (const c of this.clients) c.res.end();
     this.clients.clear();
   }
 
-  private write(frame: string): void {
-    for (const res of this.clients) {
-      if (res.writableLength > MAX_BUFFERED_BYTES) {
-        res.destroy();
-        this.clients.delete(res);
-        continue;
-      }
-      res.write(frame);
+  private write(c: Client, frame: string): void {
+    if (!c.res.write(frame)) c.behind = true;
+  }
+
+  /** The socket took what it had: send the coalesced state, until it pushes back again. */
+  private flush(c: Client): void {
+    c.behind = false;
+    if (c.resync) {
+      c.resync = false;
+      c.pending.clear();
+      this.write(c, 'event: resync\ndata: {}\n\n');
+      return;
+    }
+    for (const [key, frame] of c.pending) {
+      c.pending.delete(key);
+      this.write(c, frame);
+      if (c.behind) return;
     }
   }
 }
