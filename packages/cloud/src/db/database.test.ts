@@ -145,3 +145,28 @@ describe.skipIf(!postgresUrl)('createDatabase with PostgreSQL', () => {
     );
   });
 });
+
+describe('SQLite prepared statements', () => {
+  it('reuses them across queries, past the cache size and across a schema change', async () => {
+    const database = await createDatabase('sqlite::memory:');
+    try {
+      await sql`create table t (id integer primary key, a text)`.execute(database.db);
+      await database.db
+        .insertInto('t' as never)
+        .values({ id: 1, a: 'x' } as never)
+        .execute();
+      const read = () => sql<Record<string, unknown>>`select * from t where id = ${1}`.execute(database.db);
+      expect((await read()).rows).toEqual([{ id: 1, a: 'x' }]);
+      // More distinct statements than are kept: the first is evicted, and prepared again when needed.
+      for (let i = 0; i < 600; i++) await sql.raw(`select ${i} as n`).execute(database.db);
+      expect((await read()).rows).toEqual([{ id: 1, a: 'x' }]);
+      // A statement prepared before a schema change sees the new schema.
+      await sql`alter table t add column b text default 'y'`.execute(database.db);
+      expect((await read()).rows).toEqual([{ id: 1, a: 'x', b: 'y' }]);
+      await sql`drop table t`.execute(database.db);
+      await expect(read()).rejects.toThrow(/no such table/);
+    } finally {
+      await database.close();
+    }
+  });
+});
