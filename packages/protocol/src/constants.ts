@@ -4,6 +4,17 @@ export const PROTOCOL_VERSION = 1;
 /** Frames larger than this are rejected before JSON parsing. */
 export const MAX_FRAME_BYTES = 1024 * 1024;
 
+/**
+ * Files a person attached to a request travel inside TASK_SUBMIT (the agent holds no chat token), so they
+ * are bounded to leave a frame room for the prompt: per file and in total, in decoded bytes.
+ */
+export const ATTACHMENT_LIMITS = { files: 10, fileBytes: 512 * 1024, totalBytes: 512 * 1024 } as const;
+/** image: given to Claude as image content; text: written into the task's directory for Claude to read. */
+export const ATTACHMENT_KINDS = ['image', 'text'] as const;
+export type AttachmentKind = (typeof ATTACHMENT_KINDS)[number];
+/** The image types the Messages API accepts as image content. */
+export const IMAGE_MEDIA_TYPES = ['image/png', 'image/jpeg', 'image/gif', 'image/webp'] as const;
+
 /** Path of the agent WebSocket endpoint on the cloud HTTP server. */
 export const AGENT_WS_PATH = '/ws/agent';
 
@@ -45,6 +56,8 @@ export const TASK_ERROR_CODES = [
   'INVALID_REQUEST',
   'WORKSPACE_FAILED',
   'SANDBOX_UNAVAILABLE',
+  /** Claude Code has no credentials on the agent (no ANTHROPIC_API_KEY, no `claude login`). */
+  'CREDENTIALS_MISSING',
 ] as const;
 export type TaskErrorCode = (typeof TASK_ERROR_CODES)[number];
 

@@ -1,5 +1,7 @@
 import { z } from 'zod';
 import {
+  ATTACHMENT_KINDS,
+  ATTACHMENT_LIMITS,
   PERMISSION_DECISIONS,
   PERMISSION_REASONS,
   SANDBOX_MODES,
@@ -127,6 +129,30 @@ export const McpServers = z
   .refine((m) => Object.keys(m).length <= 20, 'at most 20 MCP servers');
 export type McpServers = z.infer<typeof McpServers>;
 
+/** Bytes a base64 string of this length decodes to. */
+export const base64Bytes = (data: string): number =>
+  Math.floor((data.length * 3) / 4) - (data.endsWith('==') ? 2 : data.endsWith('=') ? 1 : 0);
+
+/** A file attached to the request (or to the thread it was asked in), its content in base64. */
+export const TaskAttachment = z.object({
+  name: z.string().min(1).max(255),
+  kind: z.enum(ATTACHMENT_KINDS),
+  mediaType: z.string().min(1).max(100),
+  data: z
+    .string()
+    .max(Math.ceil(ATTACHMENT_LIMITS.fileBytes / 3) * 4)
+    .regex(/^[A-Za-z0-9+/]*={0,2}$/, 'base64'),
+});
+export type TaskAttachment = z.infer<typeof TaskAttachment>;
+
+export const TaskAttachments = z
+  .array(TaskAttachment)
+  .max(ATTACHMENT_LIMITS.files)
+  .refine(
+    (list) => list.reduce((n, a) => n + base64Bytes(a.data), 0) <= ATTACHMENT_LIMITS.totalBytes,
+    `attachments exceed ${ATTACHMENT_LIMITS.totalBytes} bytes in total`,
+  );
+
 export const TaskSubmit = z.object({
   taskId: id,
   projectId: id,
@@ -146,6 +172,8 @@ export const TaskSubmit = z.object({
   workspace: WorkspaceRequest.optional(),
   /** The project's MCP servers, offered to Claude Code for this task. */
   mcpServers: McpServers.optional(),
+  /** Images and text files the person attached; absent from clouds that predate the field. */
+  attachments: TaskAttachments.optional(),
 });
 export type TaskSubmit = z.infer<typeof TaskSubmit>;
 
