@@ -1,4 +1,14 @@
+import type { TaskAttachment } from '@bematic/protocol';
 import type { ChatMessage, ChatSurface } from './chat-surface.js';
+
+/** What a request brings besides its text: the thread it was asked in and the files attached. */
+export interface RequestExtras {
+  /** The thread's earlier messages, decoded and bounded, for the prompt. */
+  threadContext?: string;
+  attachments: TaskAttachment[];
+  /** For the thread: files skipped and why, context clipped. */
+  notes: string[];
+}
 
 /**
  * One thing a person did on a chat surface, normalised so that Slack and the
@@ -26,6 +36,8 @@ export interface InboundRequest {
   /** block_actions: the button's value (a task id). */
   actionValue?: string;
   receivedAt: number;
+  /** Loads the thread context and attachments, only once a task is started; `thread: false` skips the thread. */
+  extras?(options: { thread: boolean }): Promise<RequestExtras>;
   /** Reply visible to this person only (slash command responses, errors). */
   respond(message: ChatMessage): Promise<void>;
 }

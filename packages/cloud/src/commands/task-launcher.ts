@@ -80,11 +80,42 @@ export class TaskLauncher {
       details = { ...details, decomposition: { originalCommand: parsed.command } };
     }
     this.routed(bot.name, decompose && !parsed.flags.model ? 'standard' : built.choice.tier);
-    await this.launch(
-      this.newTask(config, { project, ctx, threadTs, messageTs: ctx.request.messageTs }),
+    const extras = await this.extras(ctx);
+    const task = this.newTask(config, { project, ctx, threadTs, messageTs: ctx.request.messageTs });
+    if (extras?.threadContext) {
+      task.submission.prompt = `${extras.threadContext}\n\n---\n\nThe request:\n${task.submission.prompt}`;
+    }
+    if (extras && extras.attachments.length > 0) task.submission.attachments = extras.attachments;
+    const launched = await this.launch(
+      task,
       { surface: ctx.request.surface, ctx },
-      details,
+      {
+        ...details,
+        ...(extras
+          ? { threadContext: Boolean(extras.threadContext), attachments: extras.attachments.length }
+          : {}),
+      },
     );
+    for (const note of extras?.notes ?? []) {
+      await ctx.request.surface
+        .post(launched.channelId, noticeMessage(note, ':paperclip:'), launched.threadTs)
+        .catch((err: unknown) => this.context.log.warn({ err }, 'could not post an attachment note'));
+    }
+  }
+
+  /** A thread that is not one of our tasks' brings its earlier messages; files come either way. */
+  private async extras(ctx: RequestContext) {
+    const { request } = ctx;
+    if (!request.extras) return undefined;
+    const inThread = request.threadTs !== null && request.threadTs !== request.messageTs;
+    const ours =
+      inThread && request.threadTs
+        ? await this.context.repos.tasks.findByThread(request.channelId, request.threadTs)
+        : undefined;
+    return request.extras({ thread: inThread && !ours }).catch((err: unknown) => {
+      this.context.log.warn({ err }, 'could not read the thread context or attachments');
+      return undefined;
+    });
   }
 
   async warnUnknownFlags(ctx: RequestContext, flags: string[]): Promise<void> {

@@ -27,6 +27,7 @@ import {
   slashRequest,
 } from './slack-inbound.js';
 import { CachedSlackNames, decodeSlackText } from './slack-text.js';
+import { gatherSlackExtras } from './thread-context.js';
 
 export const TASK_ACTION_IDS = [
   'task_retry',
@@ -185,6 +186,8 @@ export async function createSlackApp(options: SlackAppOptions): Promise<SlackApp
     botUserId,
     now,
     ...(appName ? { appName } : {}),
+    extras: (message, opts) =>
+      gatherSlackExtras({ client: app.client, botToken: options.botToken, names }, message, opts),
   });
   /** The bot user's name as Slack shows it (auth.test's user, then its profile), for `/bm help`. */
   const appNameOf = async (botUserId: string | undefined): Promise<string | undefined> => {

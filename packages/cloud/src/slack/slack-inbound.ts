@@ -1,6 +1,7 @@
 import { z } from 'zod';
 import type { ChatMessage, ChatSurface } from '../chat/chat-surface.js';
-import type { InboundRequest } from '../chat/inbound.js';
+import type { InboundRequest, RequestExtras } from '../chat/inbound.js';
+import { type SlackFileRef, slackFileSchema } from './slack-files.js';
 
 /** The parts of Slack payloads we act on; anything else in them is ignored. */
 export const appMentionEventSchema = z.object({
@@ -11,6 +12,7 @@ export const appMentionEventSchema = z.object({
   ts: z.string().min(1),
   thread_ts: z.string().optional(),
   bot_id: z.string().optional(),
+  files: z.array(slackFileSchema).max(50).optional(),
 });
 
 export const messageEventSchema = z.object({
@@ -23,6 +25,7 @@ export const messageEventSchema = z.object({
   ts: z.string().min(1),
   thread_ts: z.string().optional(),
   channel_type: z.string().optional(),
+  files: z.array(slackFileSchema).max(50).optional(),
 });
 
 export const slashCommandSchema = z.object({
@@ -57,6 +60,31 @@ export interface InboundContext {
   /** The app's name as people see it in Slack ("BematicManager"), when known. */
   appName?: string;
   now(): number;
+  /** Thread context and attachments of a message, loaded when a task starts. */
+  extras?(
+    message: {
+      channel: string;
+      ts: string;
+      threadTs?: string;
+      files?: SlackFileRef[];
+    },
+    options: { thread: boolean },
+  ): Promise<RequestExtras>;
+}
+
+function extrasOf(
+  ctx: InboundContext,
+  event: { channel: string; ts: string; thread_ts?: string; files?: SlackFileRef[] },
+): Pick<InboundRequest, 'extras'> {
+  const load = ctx.extras;
+  if (!load) return {};
+  const message = {
+    channel: event.channel,
+    ts: event.ts,
+    ...(event.thread_ts ? { threadTs: event.thread_ts } : {}),
+    ...(event.files ? { files: event.files } : {}),
+  };
+  return { extras: (options) => load(message, options) };
 }
 
 /** Removes every mention of the bot ("<@U123>" or "<@U123|name>") and the spacing around it. */
@@ -84,6 +112,7 @@ export function mentionRequest(
     threadTs,
     messageTs: event.ts,
     receivedAt: ctx.now(),
+    ...extrasOf(ctx, event),
     respond: ephemeralResponder(ctx, event.channel, event.user, threadTs),
   };
 }
@@ -111,6 +140,7 @@ export function directMessageRequest(
     messageTs: event.ts,
     direct: true,
     receivedAt: ctx.now(),
+    ...extrasOf(ctx, event),
     respond: ephemeralResponder(ctx, event.channel, event.user, threadTs),
   };
 }

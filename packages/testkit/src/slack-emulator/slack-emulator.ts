@@ -6,6 +6,7 @@ import { defaultIdentity, type SlackIdentity } from './identity.js';
 import { type RateLimitRule, RateLimits } from './rate-limits.js';
 import { blocksToText, renderMessages, type SlackBlock } from './render.js';
 import { type FieldValue, jsonField, parseBody, readRaw, stringField } from './request-body.js';
+import { type AttachedFile, fileJson, serveFile, storeAttachedFiles } from './shared-files.js';
 import { encodeHttpPayload, type HttpPayload, signSlackRequest } from './signing.js';
 import { type Ack, type EnvelopeType, SocketModeEndpoint } from './socket-mode.js';
 import { type ApiResult, createWebApi, tokenKind } from './web-api.js';
@@ -58,6 +59,8 @@ export interface MentionArgs {
   channel: string;
   text: string;
   threadTs?: string;
+  /** Files the person attaches to the message (delivered with subtype file_share). */
+  files?: AttachedFile[];
 }
 
 export interface MessageArgs extends MentionArgs {
@@ -518,6 +521,7 @@ export class SlackEmulator {
       text: args.text,
       ...(args.botId ? { botId: args.botId } : {}),
       ...(args.threadTs ? { threadTs: args.threadTs } : {}),
+      files: storeAttachedFiles(this.workspace, args.files),
     });
   }
 
@@ -533,6 +537,9 @@ export class SlackEmulator {
       channel_type: channelType(this.workspace.ensureChannel(message.channel)),
       ...(message.botId ? { bot_id: message.botId } : { client_msg_id: randomUUID() }),
       ...(message.threadTs ? { thread_ts: message.threadTs, parent_user_id: this.rootAuthor(message) } : {}),
+      ...(message.files.length > 0
+        ? { subtype: 'file_share', files: message.files.map((f) => fileJson(f, this.origin)) }
+        : {}),
     };
   }
 
@@ -620,6 +627,20 @@ export class SlackEmulator {
       await this.handleApi(url.pathname.slice('/api/'.length), req, raw, res);
     } else if (req.method === 'POST' && url.pathname.startsWith('/upload/')) {
       await this.handleUpload(url.pathname.slice('/upload/'.length), req, raw, res);
+    } else if (req.method === 'GET' && url.pathname.startsWith('/files-pri/')) {
+      serveFile(
+        this.workspace,
+        this.identity,
+        url.pathname.slice('/files-pri/'.length),
+        req.headers.authorization,
+        res,
+      );
+      this.callLog.push({
+        method: 'files-pri',
+        params: { path: url.pathname },
+        status: 'ok',
+        at: this.now(),
+      });
     } else if (req.method === 'POST' && url.pathname.startsWith('/response/')) {
       await this.handleResponseUrl(url.pathname.slice('/response/'.length), req, raw, res);
     } else {

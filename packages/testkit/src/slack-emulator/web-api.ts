@@ -2,6 +2,7 @@ import { randomUUID } from 'node:crypto';
 import type { SlackIdentity } from './identity.js';
 import type { SlackBlock } from './render.js';
 import { type FieldValue, jsonField, stringField } from './request-body.js';
+import { conversationsReplies } from './shared-files.js';
 import type { SlackMessage, Workspace } from './workspace.js';
 
 export type ApiResult = { ok: boolean; [key: string]: unknown };
@@ -195,6 +196,7 @@ export function createWebApi(deps: WebApiDeps): Record<string, (fields: Fields) 
         },
       };
     },
+    'conversations.replies': conversationsReplies(workspace, deps.baseUrl, messageJson),
     'files.getUploadURLExternal': (fields) => {
       const filename = stringField(fields, 'filename');
       const length = Number(stringField(fields, 'length'));

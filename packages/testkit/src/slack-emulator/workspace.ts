@@ -28,6 +28,7 @@ export interface SlackFile {
   title?: string;
   length: number;
   content?: Buffer;
+  mimetype?: string;
 }
 
 export interface SlackMessage {

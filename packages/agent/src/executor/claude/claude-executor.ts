@@ -5,6 +5,7 @@ import {
   query,
   type SDKMessage,
   type SDKResultMessage,
+  type SDKUserMessage,
   type SettingSource,
 } from '@anthropic-ai/claude-agent-sdk';
 import { redactSecrets, type TaskMetrics, type TaskSubmit } from '@bematic/protocol';
@@ -22,6 +23,7 @@ import {
 import { mapModelError } from './error-mapping.js';
 import { FileChangeTracker, gitChangesBetween, gitStatus } from './files-changed.js';
 import { createPermissionGate } from './permissions.js';
+import { promptWithAttachments } from './prompt-input.js';
 import { sandboxUnavailable } from './sandbox.js';
 import { bashCommand, describeToolUse, summarizeToolInput, toolResultText } from './tool-steps.js';
 import { type InvocationUsage, UsageAggregator, usageOfResult } from './usage.js';
@@ -277,7 +279,11 @@ export class ClaudeExecutor implements Executor {
           this.opts.onSpawn,
         );
         const baseline = state.sessionId ? this.sessionTotals.get(state.sessionId) : undefined;
-        const result = await this.invoke(state, invocation === 0 ? task.prompt : CONTINUE_PROMPT, {
+        const prompt =
+          invocation === 0
+            ? await promptWithAttachments(task.prompt, task.attachments, cwd)
+            : CONTINUE_PROMPT;
+        const result = await this.invoke(state, prompt, {
           abort,
           proc,
           remainingBudget,
@@ -372,7 +378,7 @@ export class ClaudeExecutor implements Executor {
   /** One query() call; resolves with its result message, or undefined if there was none. */
   private async invoke(
     state: RunState,
-    prompt: string,
+    prompt: string | AsyncIterable<SDKUserMessage>,
     ctx: { abort: AbortController; proc: ClaudeProcessHandle; remainingBudget: number | undefined },
   ): Promise<SDKResultMessage | undefined> {
     const { task, confinement } = state;
