@@ -29,7 +29,7 @@ describe('Slack commands and guards', () => {
   beforeAll(async () => {
     system = await startTestSystem({
       executor: () => new SleepExecutor({ durationMs: 0 }),
-      settings: { BEMATIC_RATE_LIMIT: '3', BEMATIC_ADMIN_USERS: ADMIN },
+      settings: { BEMATIC_RATE_LIMIT: '3', BEMATIC_ADMIN_USERS: ADMIN, BEMATIC_INSTANCE_ID: 'cloud-e2e' },
     });
     await system.cloud.repos.users.upsert({ id: VIEWER, name: 'vic', role: 'viewer' });
     system.emulator.addChannel({ id: 'C0RANDOM', name: 'random' });
@@ -52,7 +52,9 @@ describe('Slack commands and guards', () => {
   });
 
   it('/bm status, agents and queue answer with live data', async () => {
-    expect(await slash(DEV, 'agents')).toContain('agent-1');
+    const agents = await slash(DEV, 'agents');
+    expect(agents).toContain('agent-1');
+    expect(agents).toContain('Cloud instance `cloud-e2e` (single instance, leader)');
     expect(await slash(DEV, 'queue')).toMatch(/queue/i);
     const [latest] = await system.cloud.repos.tasks.list({ limit: 1 });
     expect(await slash(DEV, `status ${latest!.id}`)).toContain(latest!.id);

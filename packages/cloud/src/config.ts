@@ -162,6 +162,20 @@ export const CLOUD_SETTINGS = defineSettings([
     default: '600000',
     doc: 'How long a command waits for Approve/Deny in the thread before it is denied',
   },
+  {
+    name: 'BEMATIC_INSTANCE_ID',
+    schema: z
+      .string()
+      .regex(/^[A-Za-z0-9][A-Za-z0-9._-]{0,47}$/, 'letters, digits, ".", "_" or "-", at most 48')
+      .optional(),
+    doc: 'Name of this cloud instance in logs, metrics, /readyz and /bm agents (`bematic cloud --instance-id`); default <hostname>-<pid>',
+  },
+  {
+    name: 'BEMATIC_LEADER_LEASE_MS',
+    schema: int(100),
+    default: '15000',
+    doc: 'PostgreSQL: how often instances try to take the leader lock; when the leader dies another takes its jobs (retention, queue expiry, reconciliation) within this time',
+  },
 ]);
 
 export type CloudSettingName = (typeof CLOUD_SETTINGS)[number]['name'];

@@ -8,6 +8,7 @@ export * from './cache/cache-keys.js';
 export * from './cache/invalidation.js';
 export * from './chat/chat-surface.js';
 export * from './chat/inbound.js';
+export * from './cluster/index.js';
 export * from './commands/index.js';
 export * from './config.js';
 export * from './console/console-surface.js';

@@ -7,7 +7,15 @@ import {
   detectSandbox,
   loadAgentConfig,
 } from '@bematic/agent';
-import { type Cloud, type CloudConfig, ConfigError, loadCloudConfig, startCloud } from '@bematic/cloud';
+import {
+  type Cloud,
+  type CloudConfig,
+  ConfigError,
+  InstanceIdInUseError,
+  loadCloudConfig,
+  SqliteInUseError,
+  startCloud,
+} from '@bematic/cloud';
 import type { Command } from 'commander';
 import { findClaudeCredentials, MISSING_CREDENTIALS_MESSAGE } from '../local/claude-credentials.js';
 import { LOCAL_CHANNEL, startLocalStack } from '../local/local-stack.js';
@@ -28,8 +36,25 @@ function configOrExit<T>(load: () => T): T {
   }
 }
 
-function withPort(config: CloudConfig, port: string | undefined): CloudConfig {
-  return port === undefined ? config : loadCloudConfig({ ...process.env, PORT: port });
+/** The settings, with what was given on the command line taking precedence over the environment. */
+function cloudConfig(opts: { port?: string; instanceId?: string }): CloudConfig {
+  return loadCloudConfig(process.env, {
+    ...(opts.port !== undefined && { PORT: opts.port }),
+    ...(opts.instanceId !== undefined && { BEMATIC_INSTANCE_ID: opts.instanceId }),
+  });
+}
+
+/** A cloud that cannot join its database (SQLite already in use, a duplicate instance id) says why and exits. */
+async function startOrExit<T>(start: () => Promise<T>): Promise<T> {
+  try {
+    return await start();
+  } catch (err) {
+    if (err instanceof SqliteInUseError || err instanceof InstanceIdInUseError) {
+      console.error(err.message);
+      process.exit(2);
+    }
+    throw err;
+  }
 }
 
 /** Like Jupyter: a one-time link signs the browser in; deployments use BEMATIC_CONSOLE_TOKEN instead. */
@@ -70,19 +95,21 @@ export function registerRunCommands(program: Command): void {
     .option('-p, --port <port>', 'HTTP port (default PORT or 3000)')
     .option('-d, --dir <path>', 'project directory the local agent works in', process.cwd())
     .action(async (opts: { port?: string; dir: string }) => {
-      const config = configOrExit(() => withPort(loadCloudConfig(), opts.port));
+      const config = configOrExit(() => cloudConfig(opts));
       const logger = createCliLogger(config.BEMATIC_LOG_LEVEL);
       const credentials = findClaudeCredentials();
-      const stack = await startLocalStack({
-        config,
-        projectDir: opts.dir,
-        executor: (agentConfig) =>
-          new ClaudeExecutor({
-            logger: logger.child({ component: 'claude' }),
-            confinement: confinementOf(agentConfig),
-          }),
-        logger,
-      });
+      const stack = await startOrExit(() =>
+        startLocalStack({
+          config,
+          projectDir: opts.dir,
+          executor: (agentConfig) =>
+            new ClaudeExecutor({
+              logger: logger.child({ component: 'claude' }),
+              confinement: confinementOf(agentConfig),
+            }),
+          logger,
+        }),
+      );
       console.log(
         [
           '',
@@ -109,12 +136,16 @@ export function registerRunCommands(program: Command): void {
     .command('cloud')
     .description('Run the control plane alone; agents connect to ws://HOST:PORT/ws/agent')
     .option('-p, --port <port>', 'HTTP port (default PORT or 3000)')
-    .action(async (opts: { port?: string }) => {
-      const config = configOrExit(() => withPort(loadCloudConfig(), opts.port));
+    .option(
+      '--instance-id <id>',
+      'name of this instance in logs, metrics, /readyz and /bm agents (default BEMATIC_INSTANCE_ID or <hostname>-<pid>)',
+    )
+    .action(async (opts: { port?: string; instanceId?: string }) => {
+      const config = configOrExit(() => cloudConfig(opts));
       const logger = createCliLogger(config.BEMATIC_LOG_LEVEL);
-      const cloud = await startCloud({ config, logger });
+      const cloud = await startOrExit(() => startCloud({ config, logger }));
       console.log(
-        `\n  Bematic cloud: ${cloud.url}  (agents: ${cloud.agentUrl}/ws/agent)\n  ${signInBanner(config, cloud)}\n  ${slackBanner(config)}\n`,
+        `\n  Bematic cloud: ${cloud.url}  (agents: ${cloud.agentUrl}/ws/agent)\n  Instance: ${cloud.cluster.instanceId}\n  ${signInBanner(config, cloud)}\n  ${slackBanner(config)}\n`,
       );
       onShutdown(
         () => cloud.close(),

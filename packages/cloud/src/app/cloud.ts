@@ -9,6 +9,9 @@ import { Cache } from '../cache/cache.js';
 import { CacheInvalidation } from '../cache/invalidation.js';
 import type { ChatSurface } from '../chat/chat-surface.js';
 import type { InboundHandler } from '../chat/inbound.js';
+import { type Cluster, startCluster } from '../cluster/cluster.js';
+import { defaultInstanceId } from '../cluster/instance.js';
+import { whenLeader } from '../cluster/leader.js';
 import { CommandService } from '../commands/command-service.js';
 import { createCommandContext } from '../commands/context.js';
 import { createInboundPipeline } from '../commands/inbound-pipeline.js';
@@ -67,6 +70,8 @@ export interface Cloud {
   readonly console: ConsoleChatSurface;
   readonly slack: SlackApp | null;
   readonly logger: Logger;
+  /** This instance's id, its leader election, and the service's instances. */
+  readonly cluster: Cluster;
   close(): Promise<void>;
 }
 
@@ -77,10 +82,27 @@ export interface Cloud {
  */
 export async function startCloud(options: StartCloudOptions): Promise<Cloud> {
   const { config } = options;
-  const logger = options.logger ?? pino({ level: config.BEMATIC_LOG_LEVEL, ...secretSafeLogOptions() });
+  const instanceId = config.BEMATIC_INSTANCE_ID ?? defaultInstanceId();
+  const logger = (
+    options.logger ?? pino({ level: config.BEMATIC_LOG_LEVEL, ...secretSafeLogOptions() })
+  ).child({ instance: instanceId });
 
   const metrics = new MetricsCollector();
-  const database = await createDatabase(config.DATABASE_URL, { logger, onQuery: metrics.kyselyLogHook });
+  // First, so a second process on one SQLite file stops before it touches the file.
+  const cluster = await startCluster({
+    databaseUrl: config.DATABASE_URL,
+    instanceId,
+    leaseMs: config.BEMATIC_LEADER_LEASE_MS,
+    logger,
+    registry: metrics.registry,
+  });
+  const database = await createDatabase(config.DATABASE_URL, {
+    logger,
+    onQuery: metrics.kyselyLogHook,
+  }).catch(async (err: unknown) => {
+    await cluster.close();
+    throw err;
+  });
   const { applied } = await migrateToLatest(database);
   if (applied.length > 0) logger.info({ applied }, 'database migrated');
   const stored = createRepositories(database.db);
@@ -158,6 +180,7 @@ export async function startCloud(options: StartCloudOptions): Promise<Cloud> {
     health: {
       database: databaseProbe(database),
       gateway: () => (gateway ? { ok: true } : { ok: false, detail: 'gateway not started' }),
+      cluster: () => cluster.status(),
     },
   });
 
@@ -174,6 +197,7 @@ export async function startCloud(options: StartCloudOptions): Promise<Cloud> {
       ...options.gateway,
     },
     observer: metrics,
+    leader: cluster.gate,
   });
   gateway = gw;
 
@@ -222,6 +246,7 @@ export async function startCloud(options: StartCloudOptions): Promise<Cloud> {
     logger,
     metrics,
     approvals,
+    cluster,
   });
   const commands = new CommandService(commandContext);
   detach.push(commands.attach(events));
@@ -287,7 +312,10 @@ export async function startCloud(options: StartCloudOptions): Promise<Cloud> {
   const { port } = http.server.address() as AddressInfo;
   const host = config.HOST === '0.0.0.0' || config.HOST === '::' ? '127.0.0.1' : config.HOST;
   if (slack) await slack.start();
-  retention.start();
+  const stopRetention = whenLeader(cluster.gate, {
+    start: () => retention.start(),
+    stop: () => retention.stop(),
+  });
   await gateway.ready;
   await http.reads.warm();
 
@@ -297,6 +325,7 @@ export async function startCloud(options: StartCloudOptions): Promise<Cloud> {
       for (const off of detach) off();
       approvals.stop();
       notifications.stop();
+      stopRetention();
       await retention.stop();
       if (slack) await slack.stop().catch((err: unknown) => logger.warn({ err }, 'slack stop failed'));
       await gateway?.close();
@@ -304,11 +333,12 @@ export async function startCloud(options: StartCloudOptions): Promise<Cloud> {
       await transcript.flush();
       await consoleSurface.flush();
       await database.close();
+      await cluster.close();
     })();
     return closing;
   };
 
-  logger.info({ port, slack: mode }, 'cloud started');
+  logger.info({ port, slack: mode, leader: cluster.gate.isLeader }, 'cloud started');
   const url = `http://${host}:${port}`;
   const publicBase = (config.BEMATIC_PUBLIC_URL ?? url).replace(/\/$/, '');
   return {
@@ -330,6 +360,7 @@ export async function startCloud(options: StartCloudOptions): Promise<Cloud> {
     console: consoleSurface,
     slack,
     logger,
+    cluster,
     close,
   };
 }

@@ -2,6 +2,7 @@ import pino, { type Logger } from 'pino';
 import type { BotRegistry } from '../bots/bot-registry.js';
 import type { ModelStrategy } from '../bots/model-routing.js';
 import type { ChatSurface } from '../chat/chat-surface.js';
+import type { ClusterView } from '../cluster/cluster.js';
 import { newTaskId } from '../db/ids.js';
 import type { Repositories, Task } from '../db/repositories/types.js';
 import type { AgentDirectory, TaskDispatcher } from '../gateway/types.js';
@@ -68,6 +69,8 @@ export interface CommandContext {
   metrics?: CommandMetrics;
   /** Answers the Approve / Deny buttons of approval requests (approvals/approval-service.ts). */
   approvals?: ApprovalButtons;
+  /** Which instance answers and which one leads (shown by /bm agents). */
+  cluster?: ClusterView;
 }
 
 export interface ApprovalButtons {
@@ -75,7 +78,8 @@ export interface ApprovalButtons {
 }
 
 /** The flat list the composition root (or a test) fills in; defaults for the optional parts. */
-export interface CommandContextOptions extends Partial<Pick<CommandContext, 'metrics' | 'approvals'>> {
+export interface CommandContextOptions
+  extends Partial<Pick<CommandContext, 'metrics' | 'approvals' | 'cluster'>> {
   repos: CommandRepositories;
   dispatcher: TaskDispatcher;
   agents: AgentDirectory;
@@ -108,6 +112,7 @@ export function createCommandContext(o: CommandContextOptions): CommandContext {
     log: o.logger ?? pino({ level: 'silent' }),
     ...(o.metrics && { metrics: o.metrics }),
     ...(o.approvals && { approvals: o.approvals }),
+    ...(o.cluster && { cluster: o.cluster }),
   };
 }
 

@@ -9,6 +9,7 @@ import {
 } from '@bematic/protocol';
 import { type Logger, pino } from 'pino';
 import { ApiKeyService } from '../auth/api-keys.js';
+import { ALWAYS_LEADER, type LeaderGate, whenLeader } from '../cluster/leader.js';
 import type { Repositories } from '../db/repositories/types.js';
 import type { TaskEvents } from '../tasks/task-events.js';
 import { TaskLifecycle } from '../tasks/task-lifecycle.js';
@@ -60,6 +61,8 @@ export interface CreateGatewayOptions {
   clock?: Clock;
   /** Connection-establishment and message round-trip timings, for metrics. */
   observer?: GatewayObserver;
+  /** Queue expiry and start-up reconciliation run only while this says so (default: always). */
+  leader?: LeaderGate;
 }
 
 export interface Gateway {
@@ -156,11 +159,18 @@ export function createGateway(options: CreateGatewayOptions): Gateway {
     ...(options.observer && { observer: options.observer }),
   });
 
-  outbox.start();
+  const leader = options.leader ?? ALWAYS_LEADER;
+  const stopSweeping = whenLeader(leader, { start: () => outbox.start(), stop: () => outbox.stop() });
   const reconcileOnStartup = () => reconciler.reconcileOnStartup();
-  const ready = config.reconcileOnStartup
-    ? reconcileOnStartup().catch((err: unknown) => logger.error({ err }, 'startup reconciliation failed'))
-    : Promise.resolve();
+  const reconcile = () =>
+    reconcileOnStartup().catch((err: unknown) => logger.error({ err }, 'startup reconciliation failed'));
+  const ready = config.reconcileOnStartup && leader.isLeader ? reconcile() : Promise.resolve();
+  // A new leader takes over what the old one left: pending tasks and agents nobody holds.
+  const stopReconciling = config.reconcileOnStartup
+    ? leader.onChange((isLeader) => {
+        if (isLeader) void reconcile();
+      })
+    : () => undefined;
 
   let closing: Promise<void> | null = null;
   return {
@@ -175,7 +185,8 @@ export function createGateway(options: CreateGatewayOptions): Gateway {
     ready,
     close: () => {
       closing ??= (async () => {
-        outbox.stop();
+        stopReconciling();
+        stopSweeping();
         reconciler.close();
         await ready;
         await manager.close();

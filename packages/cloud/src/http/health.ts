@@ -1,4 +1,5 @@
 import { sql } from 'kysely';
+import type { ClusterStatus } from '../cluster/cluster.js';
 import type { Database } from '../db/database.js';
 import { migrationStatus } from '../db/migrations/index.js';
 
@@ -13,6 +14,8 @@ export interface HealthProbes {
   database(): Promise<ProbeResult>;
   /** The agent gateway accepts connections. */
   gateway(): ProbeResult | Promise<ProbeResult>;
+  /** This instance and the service it belongs to (shown, not a readiness condition). */
+  cluster?(): Promise<ClusterStatus>;
 }
 
 /** Database readiness: a trivial query, then pending migrations. */

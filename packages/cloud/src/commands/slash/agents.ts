@@ -1,3 +1,4 @@
+import type { ClusterView } from '../../cluster/cluster.js';
 import { noticeMessage } from '../../notifications/blocks.js';
 import { escapeMrkdwn } from '../../notifications/mrkdwn.js';
 import { block, type SlashCommand } from './types.js';
@@ -8,10 +9,15 @@ export const agents: SlashCommand = {
   description: 'connected agents and their health',
   permission: 'view',
   async run(context, { ctx }) {
-    const agents = await context.lifecycle.agents.listAgents();
+    const [agents, cloud] = await Promise.all([
+      context.lifecycle.agents.listAgents(),
+      clusterLine(context.cluster),
+    ]);
     if (agents.length === 0) {
       await ctx.request.respond(
-        noticeMessage('No agents have connected yet. Start one with `bematic agent`.'),
+        noticeMessage(
+          `No agents have connected yet. Start one with \`bematic agent\`.${cloud ? `\n${cloud}` : ''}`,
+        ),
       );
       return;
     }
@@ -34,6 +40,20 @@ export const agents: SlashCommand = {
             : '';
       return `• \`${escapeMrkdwn(a.agentId)}\` ${state}${load}${circuit}${queued}${sandbox}${a.hostname ? ` · ${escapeMrkdwn(a.hostname)}` : ''}`;
     });
-    await ctx.request.respond(block(`*Agents*\n${lines.join('\n')}`));
+    await ctx.request.respond(block(`*Agents*\n${lines.join('\n')}${cloud ? `\n${cloud}` : ''}`));
   },
 };
+
+/** Which cloud instance answered and which one runs the leader-only jobs. */
+async function clusterLine(cluster: ClusterView | undefined): Promise<string> {
+  if (!cluster) return '';
+  const here = `Cloud instance \`${escapeMrkdwn(cluster.instanceId)}\``;
+  try {
+    const s = await cluster.status();
+    if (s.mode === 'single') return `${here} (single instance, leader)`;
+    const leader = s.leader === null ? 'no leader right now' : `leader \`${escapeMrkdwn(s.leader)}\``;
+    return `${here} · ${leader} · ${s.instances.length} instance${s.instances.length === 1 ? '' : 's'} online`;
+  } catch {
+    return `${here} · leader unknown (database unreachable)`;
+  }
+}

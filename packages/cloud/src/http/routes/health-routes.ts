@@ -7,13 +7,22 @@ export function registerHealthRoutes(app: FastifyInstance, { deps }: RouteContex
   app.get('/healthz', async () => ({ status: 'ok' }));
 
   app.get('/readyz', async (_req, reply) => {
-    const [database, gateway] = await Promise.all([probe(deps.health.database), probe(deps.health.gateway)]);
+    const [database, gateway, cluster] = await Promise.all([
+      probe(deps.health.database),
+      probe(deps.health.gateway),
+      deps.health.cluster?.().catch((err: unknown) => ({ error: (err as Error).message })),
+    ]);
     const ready = database.ok && gateway.ok;
     const reasons = [database, gateway].filter((p) => !p.ok).map((p) => p.detail ?? 'not ready');
     return reply
       .code(ready ? 200 : 503)
       .header('cache-control', 'no-store')
-      .send({ status: ready ? 'ready' : 'not ready', checks: { database, gateway }, reasons });
+      .send({
+        status: ready ? 'ready' : 'not ready',
+        checks: { database, gateway },
+        reasons,
+        ...(cluster && { cluster }),
+      });
   });
 
   app.get('/metrics', async (req, reply) => {

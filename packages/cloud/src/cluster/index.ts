@@ -1,0 +1,4 @@
+export * from './cluster.js';
+export * from './instance.js';
+export * from './leader.js';
+export * from './sqlite-lock.js';
