@@ -9,6 +9,7 @@ import { Cache } from '../cache/cache.js';
 import { CacheInvalidation } from '../cache/invalidation.js';
 import type { ChatSurface } from '../chat/chat-surface.js';
 import type { InboundHandler } from '../chat/inbound.js';
+import { CacheBus } from '../cluster/cache-bus.js';
 import { type Cluster, startCluster } from '../cluster/cluster.js';
 import { defaultInstanceId } from '../cluster/instance.js';
 import { whenLeader } from '../cluster/leader.js';
@@ -113,7 +114,21 @@ export async function startCloud(options: StartCloudOptions): Promise<Cloud> {
     ttlMs: config.BEMATIC_CACHE_TTL_MS,
     onLookup: (c, hit) => metrics.recordCacheLookup(c, hit),
   });
-  const invalidation = new CacheInvalidation(cache);
+  // Several instances on PostgreSQL: what one drops from its cache, the others drop too.
+  const cacheBus =
+    database.dialect === 'postgres'
+      ? new CacheBus({
+          connectionString: config.DATABASE_URL,
+          instanceId,
+          clock: backgroundClock,
+          logger: logger.child({ component: 'cache-bus' }),
+        })
+      : null;
+  const invalidation = new CacheInvalidation(
+    cache,
+    cacheBus ? (target) => cacheBus.publish(target) : undefined,
+  );
+  await cacheBus?.start({ drop: (t) => invalidation.dropRemote(t), dropAll: () => invalidation.dropAll() });
   // Every project write in this process drops the cached project list.
   const repos: Repositories = { ...stored, projects: invalidation.projects(stored.projects) };
   const audit = new AuditTrail(repos.audit, { logger });
@@ -332,6 +347,7 @@ export async function startCloud(options: StartCloudOptions): Promise<Cloud> {
       await http.close();
       await transcript.flush();
       await consoleSurface.flush();
+      await cacheBus?.close();
       await database.close();
       await cluster.close();
     })();

@@ -1,6 +1,6 @@
 import type { ProjectRepository, Task } from '../db/repositories/types.js';
 import { TASK_ROW_EVENTS, type TaskEventName, type TaskEvents } from '../tasks/task-events.js';
-import type { Cache } from './cache.js';
+import type { Cache, Invalidation } from './cache.js';
 import { ALL_PROJECTS, cacheKeys } from './cache-keys.js';
 
 /**
@@ -10,7 +10,24 @@ import { ALL_PROJECTS, cacheKeys } from './cache-keys.js';
  * repository returned by `projects()`, so no caller can forget them.
  */
 export class CacheInvalidation {
-  constructor(private readonly cache: Cache) {}
+  /**
+   * @param broadcast told of every key dropped here, so other cloud instances
+   *   drop it too (cluster/notify-bus.ts); what they send back comes in through `dropRemote`.
+   */
+  constructor(
+    private readonly cache: Cache,
+    private readonly broadcast?: (target: Invalidation) => void,
+  ) {}
+
+  /** Another instance dropped this key. */
+  dropRemote(target: Invalidation): void {
+    this.cache.invalidate(target);
+  }
+
+  /** Missed what other instances sent (the bus reconnected): nothing cached can be trusted. */
+  dropAll(): void {
+    this.cache.flush();
+  }
 
   attachToEvents(events: TaskEvents): () => void {
     const offs: Array<() => void> = [];
@@ -27,10 +44,10 @@ export class CacheInvalidation {
 
   /** A task's row changed: its details, the lists that show it and the totals. */
   taskChanged(task: Pick<Task, 'id' | 'projectId'>): void {
-    this.cache.invalidate(cacheKeys.task(task.id));
-    this.cache.invalidate({ prefix: cacheKeys.projectTasks(task.projectId) });
-    this.cache.invalidate({ prefix: cacheKeys.projectTasks(ALL_PROJECTS) });
-    this.cache.invalidate(cacheKeys.globalStats());
+    this.drop(cacheKeys.task(task.id));
+    this.drop({ prefix: cacheKeys.projectTasks(task.projectId) });
+    this.drop({ prefix: cacheKeys.projectTasks(ALL_PROJECTS) });
+    this.drop(cacheKeys.globalStats());
   }
 
   /** The task left the tasks table (the totals count archived tasks too). */
@@ -45,11 +62,16 @@ export class CacheInvalidation {
   }
 
   agentChanged(): void {
-    this.cache.invalidate(cacheKeys.agentList());
+    this.drop(cacheKeys.agentList());
   }
 
   projectsChanged(): void {
-    this.cache.invalidate(cacheKeys.projectList());
+    this.drop(cacheKeys.projectList());
+  }
+
+  private drop(target: Invalidation): void {
+    this.cache.invalidate(target);
+    this.broadcast?.(target);
   }
 
   /** The project repository, with every write dropping the cached project list. */

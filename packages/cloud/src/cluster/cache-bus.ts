@@ -1,0 +1,158 @@
+import type { Clock, TimerHandle } from '@bematic/protocol';
+import pg from 'pg';
+import type { Logger } from 'pino';
+import { z } from 'zod';
+import type { Invalidation } from '../cache/cache.js';
+
+const CHANNEL = 'bematic_cache';
+/** NOTIFY payloads must stay under 8000 bytes; a batch beyond this is sent as "drop everything". */
+const MAX_PAYLOAD = 7000;
+
+const Message = z.object({
+  /** current_schema of the sender: services in separate schemas of one database ignore each other. */
+  ns: z.string(),
+  from: z.string(),
+  targets: z.array(z.union([z.string(), z.object({ prefix: z.string() })])).max(1000),
+  all: z.boolean().optional(),
+});
+type Message = z.infer<typeof Message>;
+
+export interface CacheBusOptions {
+  connectionString: string;
+  instanceId: string;
+  clock: Clock;
+  logger: Logger;
+  /** How long to wait before listening again after the session is lost. */
+  reconnectMs?: number;
+}
+
+export interface CacheBusHandlers {
+  drop(target: Invalidation): void;
+  /** Called after the bus reconnected: invalidations may have been missed meanwhile. */
+  dropAll(): void;
+}
+
+/**
+ * Cache invalidations shared between cloud instances with LISTEN/NOTIFY: what
+ * one instance drops, the others drop too. Drops of one tick go out as one
+ * NOTIFY. When the listening session is lost the instance flushes its cache on
+ * reconnect, since it may have missed some.
+ */
+export class CacheBus {
+  private listener: pg.Client | null = null;
+  private namespace = '';
+  private pending: Invalidation[] = [];
+  private flushing = false;
+  private retry: TimerHandle | null = null;
+  private closed = false;
+  private handlers: CacheBusHandlers | null = null;
+  private readonly received: Array<() => void> = [];
+  private readonly lostWaiters: Array<() => void> = [];
+
+  constructor(private readonly opts: CacheBusOptions) {}
+
+  async start(handlers: CacheBusHandlers): Promise<void> {
+    this.handlers = handlers;
+    await this.listen();
+  }
+
+  /** Queue a drop for the other instances (sent on the next tick). */
+  publish(target: Invalidation): void {
+    if (this.closed) return;
+    this.pending.push(target);
+    if (this.flushing) return;
+    this.flushing = true;
+    setImmediate(() => void this.flush());
+  }
+
+  /** Resolves after the next message from another instance has been applied (tests). */
+  nextReceived(): Promise<void> {
+    return new Promise((resolve) => this.received.push(resolve));
+  }
+
+  /** Resolves when the listening session is next lost and a reconnect is scheduled (tests). */
+  nextLost(): Promise<void> {
+    return new Promise((resolve) => this.lostWaiters.push(resolve));
+  }
+
+  async close(): Promise<void> {
+    this.closed = true;
+    if (this.retry !== null) this.opts.clock.clearTimeout(this.retry);
+    const client = this.listener;
+    this.listener = null;
+    await client?.end().catch(() => undefined);
+  }
+
+  private async flush(): Promise<void> {
+    const targets = this.pending;
+    this.pending = [];
+    this.flushing = false;
+    const client = this.listener;
+    if (!client || targets.length === 0) return;
+    const unique = [
+      ...new Map(targets.map((t) => [typeof t === 'string' ? `k:${t}` : `p:${t.prefix}`, t])).values(),
+    ];
+    let message: Message = { ns: this.namespace, from: this.opts.instanceId, targets: unique };
+    if (JSON.stringify(message).length > MAX_PAYLOAD) message = { ...message, targets: [], all: true };
+    try {
+      await client.query('select pg_notify($1, $2)', [CHANNEL, JSON.stringify(message)]);
+    } catch (err) {
+      this.opts.logger.warn({ err }, 'cache invalidation broadcast failed');
+    }
+  }
+
+  private async listen(): Promise<void> {
+    const client = new pg.Client({
+      connectionString: this.opts.connectionString,
+      application_name: `bematic-cache:${this.opts.instanceId}`.slice(0, 63),
+      keepAlive: true,
+    });
+    client.on('error', (err) => {
+      this.opts.logger.warn({ err }, 'cache invalidation session lost');
+      if (this.listener === client) this.lost();
+    });
+    client.on('notification', (n) => {
+      if (n.channel === CHANNEL) this.apply(n.payload);
+    });
+    await client.connect();
+    const { rows } = await client.query<{ schema: string | null }>('select current_schema() as schema');
+    this.namespace = rows[0]?.schema ?? '';
+    await client.query(`listen ${CHANNEL}`);
+    if (this.closed) {
+      await client.end().catch(() => undefined);
+      return;
+    }
+    this.listener = client;
+  }
+
+  private apply(payload: string | undefined): void {
+    let parsed: Message;
+    try {
+      parsed = Message.parse(JSON.parse(payload ?? ''));
+    } catch (err) {
+      this.opts.logger.warn({ err }, 'unreadable cache invalidation ignored');
+      return;
+    }
+    if (parsed.ns !== this.namespace || parsed.from === this.opts.instanceId) return;
+    if (parsed.all) this.handlers?.dropAll();
+    else for (const t of parsed.targets) this.handlers?.drop(t);
+    for (const resolve of this.received.splice(0)) resolve();
+  }
+
+  private lost(): void {
+    const client = this.listener;
+    this.listener = null;
+    void client?.end().catch(() => undefined);
+    if (this.closed) return;
+    this.retry = this.opts.clock.setTimeout(() => {
+      this.retry = null;
+      this.listen()
+        .then(() => this.handlers?.dropAll())
+        .catch((err: unknown) => {
+          this.opts.logger.warn({ err }, 'cache invalidation session: reconnect failed');
+          if (!this.closed) this.lost();
+        });
+    }, this.opts.reconnectMs ?? 1000);
+    for (const resolve of this.lostWaiters.splice(0)) resolve();
+  }
+}
