@@ -30,6 +30,8 @@ describe('loadAgentConfig', () => {
       sandboxAllowedDomains: [],
       approvalRules: [],
       passEnv: [],
+      logLevel: 'info',
+      logFormat: 'auto',
     });
   });
 
@@ -164,6 +166,8 @@ describe('loadAgentConfig', () => {
       'BEMATIC_SANDBOX_ALLOWED_DOMAINS',
       'BEMATIC_APPROVAL_RULES',
       'BEMATIC_AGENT_PASS_ENV',
+      'BEMATIC_LOG_LEVEL',
+      'BEMATIC_LOG_FORMAT',
     ]);
   });
 });

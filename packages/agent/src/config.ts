@@ -3,6 +3,9 @@ import path from 'node:path';
 import {
   AGENT_WS_PATH,
   defineSettings,
+  type LOG_LEVELS,
+  LOG_SETTINGS,
+  type LogFormat,
   readSettings,
   type SandboxMode,
   settingSchemas,
@@ -11,6 +14,9 @@ import { z } from 'zod';
 import type { ConfinementPolicy } from './executor/claude/confinement.js';
 
 export interface AgentConfig {
+  /** For the process's logger (bematic agent); absent where the embedder brings its own. */
+  logLevel?: (typeof LOG_LEVELS)[number];
+  logFormat?: LogFormat;
   /** Full WebSocket URL of the cloud's agent endpoint, e.g. ws://host:3000/ws/agent. */
   cloudUrl: string;
   agentId: string;
@@ -247,6 +253,7 @@ export const AGENT_SETTINGS = defineSettings([
     defaultDoc: 'none',
     doc: 'Comma-separated environment variable names Claude Code may see besides PATH, HOME, USER, SHELL, LANG, LC_*, TERM and TZ',
   },
+  ...LOG_SETTINGS,
 ]);
 
 export class AgentConfigError extends Error {
@@ -324,5 +331,7 @@ export function loadAgentConfig(
     sandboxAllowedDomains: e.BEMATIC_SANDBOX_ALLOWED_DOMAINS,
     approvalRules: e.BEMATIC_APPROVAL_RULES,
     passEnv: e.BEMATIC_AGENT_PASS_ENV,
+    logLevel: e.BEMATIC_LOG_LEVEL,
+    logFormat: e.BEMATIC_LOG_FORMAT,
   };
 }

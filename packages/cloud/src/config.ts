@@ -1,5 +1,6 @@
 import {
   defineSettings,
+  LOG_SETTINGS,
   readSettings,
   type Setting,
   type SettingsValues,
@@ -56,12 +57,7 @@ export const CLOUD_SETTINGS = defineSettings([
     schema: z.string().url().optional(),
     doc: "Slack Web API base URL (default Slack's own); Socket Mode follows it too",
   },
-  {
-    name: 'BEMATIC_LOG_LEVEL',
-    schema: z.enum(['trace', 'debug', 'info', 'warn', 'error', 'fatal', 'silent']),
-    default: 'info',
-    doc: 'Log level',
-  },
+  ...LOG_SETTINGS,
   {
     name: 'BEMATIC_HEARTBEAT_MS',
     schema: int(100),

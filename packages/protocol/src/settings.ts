@@ -98,3 +98,23 @@ export const settingSchemas = {
       .trim()
       .min(1, `${name} is required (${hint})`),
 };
+
+export const LOG_LEVELS = ['trace', 'debug', 'info', 'warn', 'error', 'fatal', 'silent'] as const;
+export const LOG_FORMATS = ['auto', 'pretty', 'json'] as const;
+export type LogFormat = (typeof LOG_FORMATS)[number];
+
+/** How a process logs: the same two settings for `bematic cloud`, `up` and `agent`. */
+export const LOG_SETTINGS = [
+  {
+    name: 'BEMATIC_LOG_LEVEL',
+    schema: z.enum(LOG_LEVELS),
+    default: 'info',
+    doc: 'Log level',
+  },
+  {
+    name: 'BEMATIC_LOG_FORMAT',
+    schema: z.enum(LOG_FORMATS),
+    default: 'auto',
+    doc: '`pretty` (human-readable), `json` (one JSON object per line, for log shippers) or `auto`: pretty on a terminal, JSON otherwise',
+  },
+] as const;

@@ -186,6 +186,19 @@ export class QueueProcessor extends EventEmitter<QueueProcessorEvents> {
     this.queued.splice(at < 0 ? this.queued.length : at, 0, entry);
     const starting = this.takeRunnable();
     const startsNow = starting.some((q) => q === entry);
+    this.log.info(
+      {
+        taskId,
+        projectId: task.projectId,
+        bot: task.botName,
+        command: task.command,
+        model: task.model,
+        priority: task.priority,
+        ...(startsNow ? {} : { queuePosition: this.queued.indexOf(entry) }),
+        ...(task.attachments?.length ? { attachments: task.attachments.length } : {}),
+      },
+      startsNow ? 'task received' : 'task received, queued',
+    );
     emit('TASK_ACK', {
       taskId,
       accepted: true,
@@ -326,6 +339,8 @@ export class QueueProcessor extends EventEmitter<QueueProcessorEvents> {
 
     emit('TASK_PROGRESS', { taskId, kind: 'started', message: 'Task started' });
     this.emit('task-started', { taskId });
+    const startedAt = this.clock.now();
+    this.log.info({ taskId, lane: q.plan.lane }, 'task started');
     run.done = (async () => {
       let outcome: ExecutionOutcome;
       let report: WorkspaceReport | undefined;
@@ -352,6 +367,19 @@ export class QueueProcessor extends EventEmitter<QueueProcessorEvents> {
       finished = true;
       coalescer.close();
       const kind = this.report(taskId, run.cause, outcome, coalescer.text, report);
+      this.log.info(
+        {
+          taskId,
+          outcome: kind,
+          durationMs: this.clock.now() - startedAt,
+          ...(outcome.payload.metrics
+            ? { costUsd: outcome.payload.metrics.costUsd, turns: outcome.payload.metrics.numTurns }
+            : {}),
+          ...(outcome.kind === 'failed' ? { errorCode: outcome.payload.errorCode } : {}),
+          ...(report?.commit ? { commit: report.commit.slice(0, 12), files: report.files.length } : {}),
+        },
+        `task ${kind}`,
+      );
       this.running.delete(taskId);
       this.busyLanes.delete(q.plan.lane);
       const left = (this.perProject.get(task.projectId) ?? 1) - 1;

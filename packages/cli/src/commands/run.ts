@@ -96,7 +96,7 @@ export function registerRunCommands(program: Command): void {
     .option('-d, --dir <path>', 'project directory the local agent works in', process.cwd())
     .action(async (opts: { port?: string; dir: string }) => {
       const config = configOrExit(() => cloudConfig(opts));
-      const logger = createCliLogger(config.BEMATIC_LOG_LEVEL);
+      const logger = createCliLogger(config.BEMATIC_LOG_LEVEL, config.BEMATIC_LOG_FORMAT);
       const credentials = findClaudeCredentials();
       const stack = await startOrExit(() =>
         startLocalStack({
@@ -142,7 +142,7 @@ export function registerRunCommands(program: Command): void {
     )
     .action(async (opts: { port?: string; instanceId?: string }) => {
       const config = configOrExit(() => cloudConfig(opts));
-      const logger = createCliLogger(config.BEMATIC_LOG_LEVEL);
+      const logger = createCliLogger(config.BEMATIC_LOG_LEVEL, config.BEMATIC_LOG_FORMAT);
       const cloud = await startOrExit(() => startCloud({ config, logger }));
       console.log(
         `\n  Bematic cloud: ${cloud.url}  (agents: ${cloud.agentUrl}/ws/agent)\n  Instance: ${cloud.cluster.instanceId}\n  ${signInBanner(config, cloud)}\n  ${slackBanner(config)}\n`,
@@ -158,7 +158,7 @@ export function registerRunCommands(program: Command): void {
     .description('Run an agent; needs BEMATIC_CLOUD_URL, BEMATIC_AGENT_ID and BEMATIC_AGENT_KEY')
     .action(async () => {
       const config = configOrExit(() => loadAgentConfig());
-      const logger = createCliLogger(process.env.BEMATIC_LOG_LEVEL ?? 'info');
+      const logger = createCliLogger(config.logLevel ?? 'info', config.logFormat);
       if (!findClaudeCredentials()) console.warn(`${MISSING_CREDENTIALS_MESSAGE}\n`);
       console.log(`\n  ${sandboxBanner(config)}`);
       if (config.sandbox === 'on' && !detectSandbox().available)

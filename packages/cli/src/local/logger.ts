@@ -1,13 +1,22 @@
 import { secretSafeLogOptions } from '@bematic/cloud';
+import type { LogFormat } from '@bematic/protocol';
 import { type Logger, pino } from 'pino';
 
-/** Human-readable logs on a terminal, JSON lines otherwise (for log shippers); secrets redacted in both. */
-export function createCliLogger(level: string): Logger {
-  if (process.stdout.isTTY && process.env.BEMATIC_LOG_FORMAT !== 'json') {
+/** `auto`: human-readable on a terminal, JSON lines otherwise (for log shippers); secrets redacted in both. */
+export function createCliLogger(level: string, format: LogFormat = 'auto'): Logger {
+  const pretty = format === 'pretty' || (format === 'auto' && process.stdout.isTTY === true);
+  if (pretty) {
     return pino({
       level,
       ...secretSafeLogOptions(),
-      transport: { target: 'pino-pretty', options: { colorize: true, ignore: 'pid,hostname' } },
+      transport: {
+        target: 'pino-pretty',
+        options: {
+          colorize: process.stdout.isTTY === true,
+          ignore: 'pid,hostname',
+          translateTime: 'SYS:HH:MM:ss',
+        },
+      },
     });
   }
   return pino({ level, ...secretSafeLogOptions() });

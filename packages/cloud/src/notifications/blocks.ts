@@ -168,10 +168,15 @@ export function completionMessage(
   };
 }
 
+/** What to do when the agent's Claude Code has no credentials. */
+export const CREDENTIALS_HINT =
+  ":key: *Claude Code is not signed in on this agent.* Set `ANTHROPIC_API_KEY` in the agent's environment, or run `claude login` as the user the agent runs as, then restart the agent and retry.";
+
 export function errorMessage(task: Task, label: TaskLabel, err: TaskError): ChatMessage {
   if (err.errorCode === 'BUDGET_EXCEEDED') return budgetErrorMessage(task, label, err);
   const blocks: ChatBlock[] = [
     section(`:x: *Task failed* — ${headline(task, label)}\n${escapeMrkdwn(truncateText(err.error, 2500))}`),
+    ...(err.errorCode === 'CREDENTIALS_MISSING' ? [section(CREDENTIALS_HINT)] : []),
     context(
       `Error \`${err.errorCode}\``,
       err.recoverable ? 'You can retry this task.' : 'This error is not retryable.',

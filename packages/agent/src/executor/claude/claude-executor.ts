@@ -361,6 +361,12 @@ export class ClaudeExecutor implements Executor {
             : result.errors.join('; ') || `Claude Code stopped: ${result.subtype}`;
         const status = result.subtype === 'success' ? result.api_error_status : undefined;
         const mapped = mapModelError(status, state.lastAssistantError, text);
+        if (mapped.errorCode === 'CREDENTIALS_MISSING') {
+          this.log.error(
+            { taskId: task.taskId, code: mapped.errorCode },
+            'Claude Code has no credentials: set ANTHROPIC_API_KEY (or CLAUDE_CODE_OAUTH_TOKEN) for the agent, or run `claude login` as the user the agent runs as',
+          );
+        }
         return this.failed(
           state,
           metrics,

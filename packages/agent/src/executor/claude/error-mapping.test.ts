@@ -22,5 +22,10 @@ describe('mapModelError', () => {
       'MODEL_OVERLOADED',
     );
     expect(mapModelError(undefined, undefined, 'Invalid API key').errorCode).toBe('AUTH_FAILED');
+    // Claude Code without a key or a login: what to set, not a wrong key.
+    expect(mapModelError(null, 'authentication_failed', 'Not logged in · Please run /login')).toEqual({
+      errorCode: 'CREDENTIALS_MISSING',
+      recoverable: false,
+    });
   });
 });

@@ -27,6 +27,9 @@ export function mapModelError(
   kind: string | undefined,
   text: string,
 ): MappedError {
+  // Claude Code's own answer when it has no key and no login; it never reached the API.
+  if (/not logged in|please run \/login/i.test(text))
+    return { errorCode: 'CREDENTIALS_MISSING', recoverable: false };
   if (typeof status === 'number') {
     if (status === 429) return { errorCode: 'RATE_LIMITED', recoverable: true };
     if (status === 529) return { errorCode: 'MODEL_OVERLOADED', recoverable: true };
