@@ -21,7 +21,7 @@ export function findClaudeCredentials(env: NodeJS.ProcessEnv = process.env): Cre
 }
 
 export const MISSING_CREDENTIALS_MESSAGE = [
-  'Claude credentials not found: tasks will fail with "authentication failed" until you set one of',
+  'Claude credentials not found: tasks will fail (CREDENTIALS_MISSING, with what to set) until you set one of',
   '  ANTHROPIC_API_KEY=sk-ant-…        (an Anthropic API key), or',
   '  CLAUDE_CODE_OAUTH_TOKEN=…         (from `claude setup-token`), or log in once with `claude login`.',
   'To see the whole flow without any account, run `npx bematic demo`.',

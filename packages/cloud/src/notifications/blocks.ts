@@ -170,7 +170,7 @@ export function completionMessage(
 
 /** What to do when the agent's Claude Code has no credentials. */
 export const CREDENTIALS_HINT =
-  ":key: *Claude Code is not signed in on this agent.* Set `ANTHROPIC_API_KEY` in the agent's environment, or run `claude login` as the user the agent runs as, then restart the agent and retry.";
+  ":key: *Claude Code is not signed in on this agent.* Set `ANTHROPIC_API_KEY` (or `CLAUDE_CODE_OAUTH_TOKEN` from `claude setup-token`) in the agent's environment, or run `claude login` as the user the agent runs as, then restart the agent and retry.";
 
 export function errorMessage(task: Task, label: TaskLabel, err: TaskError): ChatMessage {
   if (err.errorCode === 'BUDGET_EXCEEDED') return budgetErrorMessage(task, label, err);
