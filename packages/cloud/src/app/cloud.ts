@@ -257,7 +257,7 @@ export async function startCloud(options: StartCloudOptions): Promise<Cloud> {
       fast: config.BEMATIC_MODEL_FAST,
     }),
     surfaceFor,
-    events,
+    tasks: gateway.lifecycle,
     logger,
     metrics,
     approvals,

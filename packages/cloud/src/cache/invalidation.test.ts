@@ -1,3 +1,4 @@
+import pino from 'pino';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import {
   RecordingDispatcher,
@@ -16,6 +17,7 @@ import type { Repositories } from '../db/repositories/types.js';
 import { DashboardReads } from '../http/dashboard-reads.js';
 import { RetentionService } from '../retention/retention-service.js';
 import { TaskEvents } from '../tasks/task-events.js';
+import { TaskLifecycle } from '../tasks/task-lifecycle.js';
 import { Cache } from './cache.js';
 import { CacheInvalidation } from './invalidation.js';
 
@@ -62,7 +64,7 @@ describe('cache invalidation: no stale read after any write path', () => {
         bots: new BotRegistry(),
         modelStrategy: createModelStrategy(),
         surfaceFor: () => surface,
-        events,
+        tasks: new TaskLifecycle({ repos, events, logger: pino({ level: 'silent' }) }),
       }),
     );
     pipeline = createInboundPipeline({ commands, repos, auth: { adminUserIds: ['UADMIN'] } });

@@ -1,4 +1,5 @@
 import type { TaskComplete } from '@bematic/protocol';
+import pino from 'pino';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import {
   RecordingDispatcher,
@@ -12,6 +13,7 @@ import { createModelStrategy, DEFAULT_MODEL_TIERS } from '../bots/model-routing.
 import type { Project, Repositories, Task } from '../db/repositories/types.js';
 import type { AgentDirectory } from '../gateway/types.js';
 import { TaskEvents } from '../tasks/task-events.js';
+import { TaskLifecycle } from '../tasks/task-lifecycle.js';
 import { CommandService } from './command-service.js';
 import { createCommandContext, type RetentionOperations } from './context.js';
 import { createInboundPipeline } from './inbound-pipeline.js';
@@ -65,7 +67,7 @@ describe('CommandService end to end (real SQLite)', () => {
         bots: new BotRegistry(),
         modelStrategy: createModelStrategy(),
         surfaceFor: () => surface,
-        events,
+        tasks: new TaskLifecycle({ repos, events, logger: pino({ level: 'silent' }) }),
         metrics: {
           observeBotResolution: (ms) => observed.resolutions.push(ms),
           recordModelRouting: (bot, tier) => observed.routes.push(`${bot}:${tier}`),
@@ -271,6 +273,25 @@ describe('CommandService end to end (real SQLite)', () => {
     await pipeline.handle(request(surface, { kind: 'action', text: 'task_cancel', actionValue: t.id }));
     expect((await repos.tasks.findById(t.id))?.status).toBe('cancelled');
     expect(seen).toEqual([t.id]);
+  });
+
+  it('a task the gateway cannot take fails once through the lifecycle, audited and announced', async () => {
+    dispatcher.failure = new Error('outbox unavailable');
+    const failed: { id: string; code: string; stage: unknown }[] = [];
+    events.on('task.failed', (p) =>
+      failed.push({ id: p.task.id, code: p.message.errorCode, stage: p.message.context?.stage }),
+    );
+    await mention('code fix the login bug');
+    const id = dispatcher.dispatched[0]!.id;
+    expect(await repos.tasks.findById(id)).toMatchObject({
+      status: 'failed',
+      errorCode: 'EXECUTION_FAILED',
+      recoverable: true,
+      errorMessage: 'Could not hand the task to an agent: outbox unavailable',
+    });
+    expect(failed).toEqual([{ id, code: 'EXECUTION_FAILED', stage: 'dispatch' }]);
+    const audited = await repos.audit.list({ resourceId: id });
+    expect(audited.map((a) => a.action).sort()).toEqual(['task.created', 'task.failed']);
   });
 
   it('/bm garbage gets help; projects add is admin only; archive goes through retention', async () => {

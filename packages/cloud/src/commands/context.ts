@@ -9,7 +9,7 @@ import type { AgentDirectory, TaskDispatcher } from '../gateway/types.js';
 import { can, type Permission } from '../middleware/permissions.js';
 import { type RequestContext, rejectRequest } from '../middleware/types.js';
 import { noticeMessage } from '../notifications/blocks.js';
-import type { TaskEvents } from '../tasks/task-events.js';
+import type { TaskLifecycle } from '../tasks/task-lifecycle.js';
 import type { WorkspaceOperations } from '../workspaces/workspace-requests.js';
 
 export type CommandRepositories = Pick<
@@ -40,8 +40,8 @@ export interface CommandLifecycle {
   dispatcher: TaskDispatcher;
   agents: AgentDirectory;
   retention: RetentionOperations;
-  /** task.created is emitted here; decomposition listens for terminal events. */
-  events?: TaskEvents;
+  /** The one door for task state: creation, cloud-decided failure and cancellation. */
+  tasks: TaskLifecycle;
   /** Create PR / Show diff / Discard on a task's branch. */
   workspaces?: WorkspaceOperations;
 }
@@ -84,7 +84,7 @@ export interface CommandContextOptions
   dispatcher: TaskDispatcher;
   agents: AgentDirectory;
   retention: RetentionOperations;
-  events?: TaskEvents;
+  tasks: TaskLifecycle;
   workspaces?: WorkspaceOperations;
   surfaceFor: CommandContext['surfaceFor'];
   bots: BotRegistry;
@@ -101,8 +101,12 @@ export function createCommandContext(o: CommandContextOptions): CommandContext {
     newTaskId: o.newTaskId ?? newTaskId,
   };
   if (o.maxContinuations !== undefined) config.maxContinuations = o.maxContinuations;
-  const lifecycle: CommandLifecycle = { dispatcher: o.dispatcher, agents: o.agents, retention: o.retention };
-  if (o.events) lifecycle.events = o.events;
+  const lifecycle: CommandLifecycle = {
+    tasks: o.tasks,
+    dispatcher: o.dispatcher,
+    agents: o.agents,
+    retention: o.retention,
+  };
   if (o.workspaces) lifecycle.workspaces = o.workspaces;
   return {
     repos: o.repos,

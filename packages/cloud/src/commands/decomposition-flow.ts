@@ -202,11 +202,6 @@ export class DecompositionFlow {
       commandsRun,
       result: resultText,
     });
-    if (!isTerminalStatus(parent.status)) {
-      await this.context.repos.tasks
-        .transition(parent.id, allDone ? 'completed' : 'failed', { completedAt: Date.now() })
-        .catch(() => {});
-    }
     await audit(this.context, null, 'decomposition.completed', 'task', parent.id, {
       subtasks: subtasks.length,
       planned: plan.length,

@@ -96,18 +96,8 @@ export async function cancelTask(
   const reason = `Cancelled by ${ctx.request.userName ?? `<@${ctx.request.userId}>`}`;
   const result = await context.lifecycle.dispatcher.cancel(task.id, reason, ctx.request.userId);
   await audit(context, ctx, 'task.cancel_requested', 'task', task.id, { outcome: result.outcome, reason });
-  if (result.outcome === 'not-found') {
-    // Never reached the gateway (still pending): cancel it here.
-    const t = await context.repos.tasks
-      .transition(task.id, 'cancelled', { completedAt: Date.now() })
-      .catch(() => null);
-    if (t?.changed) {
-      await audit(context, ctx, 'task.cancelled', 'task', task.id, { reason });
-      context.lifecycle.events?.emit('task.cancelled', {
-        task: t.task,
-        message: { taskId: task.id, reason },
-      });
-    }
-  }
+  // Never reached the gateway (still pending): the cloud decides the cancellation itself.
+  if (result.outcome === 'not-found')
+    await context.lifecycle.tasks.cancel(task.id, reason, ctx.request.userId);
   await ctx.request.respond(noticeMessage(`Cancelling task \`${task.id}\`…`, ':no_entry_sign:'));
 }

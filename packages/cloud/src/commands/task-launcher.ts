@@ -1,4 +1,4 @@
-import type { TaskError, TaskSubmit } from '@bematic/protocol';
+import type { TaskSubmit } from '@bematic/protocol';
 import { READ_ONLY_TOOLS } from '../bots/types.js';
 import type { ChatSurface } from '../chat/chat-surface.js';
 import type { NewTask, Project, Task } from '../db/repositories/types.js';
@@ -6,7 +6,6 @@ import type { RequestContext } from '../middleware/types.js';
 import {
   agentBusyMessage,
   agentOfflineMessage,
-  errorMessage,
   noticeMessage,
   REACTIONS,
   taskStartedMessage,
@@ -163,20 +162,20 @@ export class TaskLauncher {
   /** Records the task, posts "Task started", marks the message as being worked on and dispatches. */
   async launch(newTask: NewTask, origin: LaunchOrigin, details: Record<string, unknown> = {}): Promise<Task> {
     const { context } = this;
-    const { tasks } = context.repos;
-    let task = await tasks.create({ ...newTask, status: 'pending' });
-    if (origin.ctx) origin.ctx.tasksCreated++;
-    await audit(context, origin.ctx ?? null, 'task.created', 'task', task.id, {
-      bot: task.botName,
-      command: task.command,
-      model: task.model,
-      priority: task.priority,
-      projectId: task.projectId,
-      agentId: task.agentId,
-      parentTaskId: task.parentTaskId,
-      ...details,
+    let task = await context.lifecycle.tasks.create(newTask, {
+      actor: origin.ctx?.request.userId ?? 'system',
+      details: {
+        bot: newTask.botName,
+        command: newTask.command,
+        model: newTask.model,
+        priority: newTask.priority,
+        projectId: newTask.projectId,
+        agentId: newTask.agentId,
+        parentTaskId: newTask.parentTaskId ?? null,
+        ...details,
+      },
     });
-    context.lifecycle.events?.emit('task.created', { task });
+    if (origin.ctx) origin.ctx.tasksCreated++;
     const surface = origin.surface;
     try {
       const posted = await surface.post(
@@ -184,7 +183,7 @@ export class TaskLauncher {
         taskStartedMessage(task, botLabel(context, task)),
         task.threadTs,
       );
-      task = await tasks.update(task.id, {
+      task = await context.repos.tasks.update(task.id, {
         progressMessageTs: posted.ts,
         ...(task.threadTs ? {} : { threadTs: posted.ts }),
       });
@@ -208,36 +207,19 @@ export class TaskLauncher {
           .catch((err: unknown) => this.context.log.warn({ err }, 'could not post offline notice'));
       }
     } catch (err) {
-      await this.dispatchFailed(task, surface, err);
+      await this.dispatchFailed(task, err);
     }
     return task;
   }
 
-  private async dispatchFailed(task: Task, surface: ChatSurface, err: unknown): Promise<void> {
-    const message = `Could not hand the task to an agent: ${err instanceof Error ? err.message : String(err)}`;
+  private async dispatchFailed(task: Task, err: unknown): Promise<void> {
+    const error = `Could not hand the task to an agent: ${err instanceof Error ? err.message : String(err)}`;
     this.context.log.error({ err, taskId: task.id }, 'dispatch failed');
-    const failure: TaskError = {
-      taskId: task.id,
-      error: message,
-      recoverable: true,
+    await this.context.lifecycle.tasks.fail(task.id, {
       errorCode: 'EXECUTION_FAILED',
-    };
-    const { context } = this;
-    const t = await context.repos.tasks
-      .transition(task.id, 'failed', {
-        errorMessage: message,
-        errorCode: failure.errorCode,
-        recoverable: true,
-        completedAt: Date.now(),
-      })
-      .catch(() => null);
-    if (!t?.changed) return;
-    await audit(context, null, 'task.failed', 'task', task.id, { error: message, stage: 'dispatch' });
-    const { events } = context.lifecycle;
-    if (events) events.emit('task.failed', { task: t.task, message: failure });
-    else
-      await surface
-        .post(task.channelId, errorMessage(t.task, botLabel(context, t.task), failure), task.threadTs)
-        .catch(() => {});
+      error,
+      recoverable: true,
+      context: { stage: 'dispatch' },
+    });
   }
 }

@@ -13,7 +13,7 @@ import {
   type TaskStream,
 } from '@bematic/protocol';
 import type { Logger } from 'pino';
-import type { Repositories, Session, Task, TaskPatch } from '../db/repositories/types.js';
+import type { NewTask, Repositories, Session, Task, TaskPatch } from '../db/repositories/types.js';
 import type { TaskEvents } from './task-events.js';
 
 type Tx = Omit<Repositories, 'transaction'>;
@@ -50,6 +50,23 @@ export class TaskLifecycle {
 
   constructor(private readonly deps: TaskLifecycleDeps) {
     this.now = deps.now ?? Date.now;
+  }
+
+  /** Records a new task as `pending` with its audit entry in one transaction, then emits task.created. */
+  async create(task: NewTask, audit: { actor: string; details: Record<string, unknown> }): Promise<Task> {
+    const created = await this.deps.repos.transaction(async (tx) => {
+      const row = await tx.tasks.create({ ...task, status: 'pending' });
+      await tx.audit.log({
+        action: 'task.created',
+        actor: audit.actor,
+        resourceType: 'task',
+        resourceId: row.id,
+        details: audit.details,
+      });
+      return row;
+    });
+    this.deps.events.emit('task.created', { task: created });
+    return created;
   }
 
   /** pending/queued → submitted (TASK_SUBMIT about to go out on an open socket). */

@@ -53,8 +53,11 @@ export class RecordingDispatcher implements TaskDispatcher {
   cancelled: { taskId: string; reason: string; actor: string }[] = [];
   next: Partial<DispatchResult> = {};
   cancelOutcome: CancelResult = { outcome: 'sent-to-agent' };
+  /** When set, dispatch rejects with it (the gateway could not take the task). */
+  failure: Error | null = null;
   async dispatch(task: Task): Promise<DispatchResult> {
     this.dispatched.push(task);
+    if (this.failure) throw this.failure;
     return {
       agentId: task.agentId,
       sent: true,
