@@ -278,9 +278,9 @@ describe('CommandService end to end (real SQLite)', () => {
   it('a task the gateway cannot take fails once through the lifecycle, audited and announced', async () => {
     dispatcher.failure = new Error('outbox unavailable');
     const failed: { id: string; code: string; stage: unknown }[] = [];
-    events.on('task.failed', (p) =>
-      failed.push({ id: p.task.id, code: p.message.errorCode, stage: p.message.context?.stage }),
-    );
+    events.on('task.failed', (p) => {
+      failed.push({ id: p.task.id, code: p.message.errorCode, stage: p.message.context?.stage });
+    });
     await mention('code fix the login bug');
     const id = dispatcher.dispatched[0]!.id;
     expect(await repos.tasks.findById(id)).toMatchObject({
