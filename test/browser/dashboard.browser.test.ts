@@ -115,7 +115,11 @@ describe('dashboard in a browser', { timeout: 120_000 }, () => {
     await screenshot(page, 'task-1920');
     expect(await seriousViolations(page)).toEqual([]);
 
+    const background = async () =>
+      String(await page.evaluate('getComputedStyle(document.body).backgroundColor'));
+    expect(await background()).toBe('rgb(245, 246, 248)');
     await page.emulateMedia({ colorScheme: 'dark' });
+    expect(await background()).toBe('rgb(16, 19, 24)');
     await screenshot(page, 'task-1920-dark');
     expect(await seriousViolations(page)).toEqual([]);
     await page.emulateMedia({ colorScheme: 'light' });
@@ -134,12 +138,18 @@ describe('dashboard in a browser', { timeout: 120_000 }, () => {
     // The theme menu overrides the system's choice, and is kept.
     await page.getByRole('combobox', { name: 'Colour theme' }).selectOption('dark');
     expect(await page.locator('html').getAttribute('data-theme')).toBe('dark');
+    expect(await background()).toBe('rgb(16, 19, 24)');
     await screenshot(page, 'dashboard-800-dark');
     expect(await seriousViolations(page)).toEqual([]);
     await page.reload();
     await page.getByRole('link', { name: `Open task ${task.id}` }).waitFor();
     expect(await page.locator('html').getAttribute('data-theme')).toBe('dark');
+    await page.emulateMedia({ colorScheme: 'dark' });
+    await page.getByRole('combobox', { name: 'Colour theme' }).selectOption('light');
+    expect(await background()).toBe('rgb(245, 246, 248)');
     await page.getByRole('combobox', { name: 'Colour theme' }).selectOption('system');
+    expect(await background()).toBe('rgb(16, 19, 24)');
+    await page.emulateMedia({ colorScheme: 'light' });
     await page.close();
   });
 
