@@ -286,6 +286,7 @@ export async function startCloud(options: StartCloudOptions): Promise<Cloud> {
       signingSecret: config.SLACK_SIGNING_SECRET,
       apiUrl: config.SLACK_API_URL,
       handler: inbound,
+      deliveries: repos.slackDeliveries,
       logger,
       observe: (eventType, ms) => metrics.observeSlackEvent(eventType, ms),
       ...(options.slackRetry && { retryConfig: options.slackRetry }),

@@ -187,6 +187,13 @@ export interface PermissionRequestsTable {
   decided_at: number | null;
 }
 
+export interface SlackDeliveriesTable {
+  /** `event:<event_id>` or `trigger:<trigger_id>`. */
+  id: string;
+  kind: string;
+  received_at: number;
+}
+
 /** Maintained by triggers on `tasks` (migration 008): one row per status, bot and slot. */
 export interface TaskTotalsTable {
   status: string;
@@ -215,4 +222,5 @@ export interface Schema {
   console_messages: ConsoleMessagesTable;
   permission_requests: PermissionRequestsTable;
   task_totals: TaskTotalsTable;
+  slack_deliveries: SlackDeliveriesTable;
 }

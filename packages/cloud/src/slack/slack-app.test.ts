@@ -1,7 +1,9 @@
 import { type SlackEmulator, startSlackEmulator } from '@bematic/testkit';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
+import { openTestDb } from '../../test/support/database.js';
 import type { InboundHandler, InboundRequest } from '../chat/inbound.js';
 import { createSlackApp, type SlackApp, type SlackAppOptions } from './slack-app.js';
+import { DELIVERY_RETENTION_MS } from './slack-deliveries.js';
 
 /** Our InboundHandler interface is the boundary under test, so a recorder stands in for the middleware chain. */
 class RecordingHandler implements InboundHandler {
@@ -239,6 +241,28 @@ describe('Slack app in Socket Mode against the emulator', () => {
     expect(statuses).toContain('rate_limited');
     // Superseded content is skipped rather than replayed: at most the first and the newest land.
     expect(statuses.filter((s) => s === 'ok').length).toBeLessThanOrEqual(2);
+  });
+
+  it('handles an event once when Slack retries it, and forgets deliveries after the retention period', async () => {
+    const db = await openTestDb(Date.now());
+    try {
+      await startApp({ deliveries: db.repos.slackDeliveries });
+      const { events } = emulator.prepareMention({ user: 'U1', channel: 'C1', text: 'code once only' });
+      const mention = events[1] ?? {};
+      await emulator.deliverEnvelope('events_api', mention);
+      await emulator.deliverEnvelope('events_api', mention, { attempt: 1, reason: 'timeout' });
+      await emulator.deliverEnvelope('events_api', mention, { attempt: 2, reason: 'timeout' });
+      const { ack } = await emulator.slashCommand({ user: 'U1', channel: 'C1', text: 'status' });
+      expect(ack).toBeDefined();
+      await handler.nth(1);
+      expect(handler.requests.map((r) => r.kind)).toEqual(['mention', 'slash']);
+
+      db.clock.now += DELIVERY_RETENTION_MS + 1;
+      expect(await db.repos.slackDeliveries.pruneBefore(db.clock.now - DELIVERY_RETENTION_MS)).toBe(2);
+      expect(await db.repos.slackDeliveries.claim(`event:${String(mention.event_id)}`, 'event')).toBe(true);
+    } finally {
+      await db.close();
+    }
   });
 
   it('refuses to start with a bad bot token or a bad app token', async () => {

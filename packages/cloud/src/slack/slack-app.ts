@@ -13,8 +13,10 @@ import { type Logger, pino } from 'pino';
 import { APPROVAL_ACTIONS } from '../approvals/approval-blocks.js';
 import type { ChatMessage } from '../chat/chat-surface.js';
 import type { InboundHandler, InboundRequest } from '../chat/inbound.js';
+import type { SlackDeliveryRepository } from '../db/repositories/types.js';
 import { boltLogger } from './bolt-logger.js';
 import { SlackChatSurface } from './slack-chat-surface.js';
+import { deduplicateDeliveries, rejectSkewedRequests } from './slack-deliveries.js';
 import {
   actionRequest,
   appMentionEventSchema,
@@ -60,6 +62,8 @@ export interface SlackAppOptions {
   /** Socket Mode: how long to wait for a pong before reconnecting (ms). */
   clientPingTimeoutMs?: number;
   now?: () => number;
+  /** Where deliveries are recorded so a retry or replay is handled once (also across restarts). */
+  deliveries?: SlackDeliveryRepository;
   /** Processing time of every Slack payload (ms), keyed by event type, for metrics. */
   observe?: (eventType: string, ms: number) => void;
 }
@@ -198,6 +202,7 @@ export async function createSlackApp(options: SlackAppOptions): Promise<SlackApp
     logger.warn({ code: 'SLACK_BAD_PAYLOAD', kind, issues }, 'slack: ignored a payload we could not read');
 
   app.use(loggingMiddleware(logger, options.observe));
+  if (options.deliveries) app.use(deduplicateDeliveries(options.deliveries, logger, now));
 
   app.event('app_mention', async ({ event, context: ctx }) => {
     const parsed = appMentionEventSchema.safeParse(event);
@@ -266,6 +271,10 @@ export async function createSlackApp(options: SlackAppOptions): Promise<SlackApp
     logger.error({ err: error }, 'slack: listener failed');
   });
 
+  const requestListener =
+    receiver instanceof HTTPReceiver
+      ? rejectSkewedRequests(receiver.requestListener, logger, now)
+      : undefined;
   let server: Server | undefined;
   let eventsUrl: string | undefined;
   let started = false;
@@ -274,7 +283,7 @@ export async function createSlackApp(options: SlackAppOptions): Promise<SlackApp
     mode,
     app,
     surface,
-    requestListener: receiver instanceof HTTPReceiver ? receiver.requestListener : undefined,
+    requestListener,
     get eventsUrl() {
       return eventsUrl;
     },
@@ -283,8 +292,8 @@ export async function createSlackApp(options: SlackAppOptions): Promise<SlackApp
       await app.init();
       if (receiver instanceof SocketModeReceiver) {
         await app.start();
-      } else if (options.port !== undefined) {
-        const listening = createServer(receiver.requestListener);
+      } else if (options.port !== undefined && requestListener) {
+        const listening = createServer(requestListener);
         await new Promise<void>((resolve, reject) => {
           listening.once('error', reject);
           listening.listen(options.port, options.host ?? '127.0.0.1', () => resolve());

@@ -101,6 +101,9 @@ export interface HttpDeliveryOptions {
   timestampSec?: number;
   /** Send this signature instead of the correct one. */
   signature?: string;
+  /** Deliver as Slack's retry number N (X-Slack-Retry-Num / X-Slack-Retry-Reason), as after a missed ack. */
+  retryNum?: number;
+  retryReason?: string;
 }
 
 export interface HttpDeliveryResult {
@@ -297,9 +300,17 @@ export class SlackEmulator {
     return { ack, triggerId: String(payload.trigger_id), responseUrl: String(payload.response_url) };
   }
 
-  /** Sends any envelope as is (malformed ones included) and resolves with the ack. */
-  deliverEnvelope(type: EnvelopeType, payload: Record<string, unknown>): Promise<Ack> {
-    return this.socketMode.deliver(type, payload);
+  /** Sends any envelope as is (malformed ones included) and resolves with the ack; `retryAttempt` marks a retry. */
+  deliverEnvelope(
+    type: EnvelopeType,
+    payload: Record<string, unknown>,
+    retry?: { attempt: number; reason?: string },
+  ): Promise<Ack> {
+    return this.socketMode.deliver(
+      type,
+      payload,
+      retry ? { attempt: retry.attempt, reason: retry.reason ?? 'timeout' } : undefined,
+    );
   }
 
   /** Wraps an event in the event_callback Slack would send, for deliverEnvelope or deliverHttp. */
@@ -412,6 +423,12 @@ export class SlackEmulator {
         'content-type': contentType,
         'x-slack-request-timestamp': String(timestampSec),
         'x-slack-signature': options.signature ?? signSlackRequest(signingSecret, timestampSec, body),
+        ...(options.retryNum !== undefined
+          ? {
+              'x-slack-retry-num': String(options.retryNum),
+              'x-slack-retry-reason': options.retryReason ?? 'http_timeout',
+            }
+          : {}),
       },
       body,
     });

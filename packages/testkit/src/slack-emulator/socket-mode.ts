@@ -127,7 +127,11 @@ export class SocketModeEndpoint {
   }
 
   /** Sends an envelope to the newest connection and resolves with the app's ack. */
-  async deliver(type: EnvelopeType, payload: Record<string, unknown>): Promise<Ack> {
+  async deliver(
+    type: EnvelopeType,
+    payload: Record<string, unknown>,
+    retry: { attempt: number; reason: string } = { attempt: 0, reason: '' },
+  ): Promise<Ack> {
     await this.waitForConnection();
     const socket = [...this.sockets].at(-1);
     if (!socket) throw new Error('no Socket Mode connection');
@@ -147,7 +151,7 @@ export class SocketModeEndpoint {
         type,
         payload,
         accepts_response_payload: type !== 'events_api',
-        ...(type === 'events_api' ? { retry_attempt: 0, retry_reason: '' } : {}),
+        ...(type === 'events_api' ? { retry_attempt: retry.attempt, retry_reason: retry.reason } : {}),
       }),
     );
     return acked;

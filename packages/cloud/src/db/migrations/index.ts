@@ -7,6 +7,7 @@ import { chatDefaults } from './002-chat-defaults.js';
 import { workspaces } from './003-workspaces.js';
 import { dashboard } from './004-dashboard.js';
 import { permissionRequests } from './005-permission-requests.js';
+import { slackDeliveries } from './007-slack-deliveries.js';
 import { historyIndexes } from './008-history-indexes.js';
 
 /**
@@ -20,6 +21,7 @@ export const MIGRATIONS: Readonly<Record<string, Migration>> = {
   '003-workspaces': workspaces,
   '004-dashboard': dashboard,
   '005-permission-requests': permissionRequests,
+  '007-slack-deliveries': slackDeliveries,
   '008-history-indexes': historyIndexes,
 };
 

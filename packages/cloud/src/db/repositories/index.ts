@@ -10,6 +10,7 @@ import { KyselyOfflineQueueRepository } from './offline-queue-repository.js';
 import { KyselyPermissionRequestRepository } from './permission-request-repository.js';
 import { KyselyProjectRepository } from './project-repository.js';
 import { KyselySessionRepository } from './session-repository.js';
+import { KyselySlackDeliveryRepository } from './slack-delivery-repository.js';
 import { KyselyTaskRepository } from './task-repository.js';
 import { KyselyTaskSearchRepository } from './task-search-repository.js';
 import { KyselyTaskStepRepository } from './task-step-repository.js';
@@ -43,6 +44,7 @@ function bind(db: Kysely<Schema>, now: Clock['now']): Omit<Repositories, 'transa
     taskSearch: new KyselyTaskSearchRepository(db),
     consoleMessages: new KyselyConsoleMessageRepository(db),
     permissionRequests: new KyselyPermissionRequestRepository(db, now),
+    slackDeliveries: new KyselySlackDeliveryRepository(db, now),
   };
 }
 
@@ -69,6 +71,7 @@ export {
   KyselyPermissionRequestRepository,
   KyselyProjectRepository,
   KyselySessionRepository,
+  KyselySlackDeliveryRepository,
   KyselyTaskRepository,
   KyselyTaskSearchRepository,
   KyselyTaskStepRepository,

@@ -375,6 +375,15 @@ export interface PermissionRequestRepository {
   listPending(filter?: { taskId?: string; agentId?: string }): Promise<PermissionRequestRecord[]>;
 }
 
+export interface SlackDeliveryRepository {
+  /** Records a delivery; false when that id was already recorded (a retry or a replay). */
+  claim(id: string, kind: string): Promise<boolean>;
+  /** Forgets a claim, so a retry of a delivery whose handling failed is handled again. */
+  release(id: string): Promise<void>;
+  /** Deletes deliveries received before `before` (ms); returns how many. */
+  pruneBefore(before: number): Promise<number>;
+}
+
 export interface Repositories {
   projects: ProjectRepository;
   tasks: TaskRepository;
@@ -389,6 +398,7 @@ export interface Repositories {
   taskSearch: TaskSearchRepository;
   consoleMessages: ConsoleMessageRepository;
   permissionRequests: PermissionRequestRepository;
+  slackDeliveries: SlackDeliveryRepository;
   /** Run fn atomically; repositories passed in are bound to the transaction. */
   transaction<T>(fn: (repos: Omit<Repositories, 'transaction'>) => Promise<T>): Promise<T>;
 }
