@@ -185,10 +185,18 @@ describe.skipIf(!postgresUrl)('several instances on one PostgreSQL database', ()
     expect(await duplicate.exited).toBe(2);
     expect(duplicate.output()).toMatch(new RegExp(`instance id "${leaderId}"`));
 
+    // An agent whose socket the leader holds: when the leader dies, the next one marks it offline.
+    await admin.query(
+      `insert into ${schema}.agents (id, status, instance_id, created_at, last_seen_at) values ('box', 'online', $1, 0, 0)`,
+      [leaderId],
+    );
     const leader = started.find((s) => s.id === leaderId)!.proc;
     const rest = started.filter((s) => s.id !== leaderId);
     const takeover = Promise.race(
       rest.map(({ id, proc }) => proc.waitFor(/"msg":"leading"/).then(() => ({ id, at: Date.now() }))),
+    );
+    const released = Promise.race(
+      rest.map(({ proc }) => proc.waitFor(/"msg":"agents of instances that are gone marked offline"/)),
     );
     const killedAt = Date.now();
     leader.child.kill('SIGKILL');
@@ -204,5 +212,8 @@ describe.skipIf(!postgresUrl)('several instances on one PostgreSQL database', ()
     }
     const metrics = await (await fetch(`${urls.get(next.id)}/metrics`)).text();
     expect(metrics).toContain(`bematic_cluster_leader{instance_id="${next.id}"} 1`);
+    await released;
+    const { rows } = await admin.query(`select status, instance_id from ${schema}.agents where id = 'box'`);
+    expect(rows).toEqual([{ status: 'offline', instance_id: null }]);
   });
 });

@@ -55,6 +55,7 @@ describe('Slack commands and guards', () => {
     const agents = await slash(DEV, 'agents');
     expect(agents).toContain('agent-1');
     expect(agents).toContain('Cloud instance `cloud-e2e` (single instance, leader)');
+    expect(agents).toContain('via `cloud-e2e`');
     expect(await slash(DEV, 'queue')).toMatch(/queue/i);
     const [latest] = await system.cloud.repos.tasks.list({ limit: 1 });
     expect(await slash(DEV, `status ${latest!.id}`)).toContain(latest!.id);

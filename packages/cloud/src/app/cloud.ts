@@ -13,6 +13,7 @@ import { CacheBus } from '../cluster/cache-bus.js';
 import { type Cluster, startCluster } from '../cluster/cluster.js';
 import { defaultInstanceId } from '../cluster/instance.js';
 import { whenLeader } from '../cluster/leader.js';
+import { deadInstanceSweep, trackPresence } from '../cluster/presence.js';
 import { CommandService } from '../commands/command-service.js';
 import { createCommandContext } from '../commands/context.js';
 import { createInboundPipeline } from '../commands/inbound-pipeline.js';
@@ -145,6 +146,20 @@ export async function startCloud(options: StartCloudOptions): Promise<Cloud> {
     ]),
   ];
   metrics.trackOfflineQueueDepth(() => repos.offlineQueue.countByAgent());
+  detach.push(trackPresence({ events, agents: repos.agents, instanceId, clock: backgroundClock, logger }));
+  detach.push(
+    whenLeader(
+      cluster.gate,
+      deadInstanceSweep({
+        agents: repos.agents,
+        liveInstances: async () => (await cluster.status()).instances,
+        intervalMs: config.BEMATIC_LEADER_LEASE_MS,
+        clock: backgroundClock,
+        logger,
+        onReleased: () => invalidation.agentChanged(),
+      }),
+    ),
+  );
 
   const consoleSurface = new ConsoleChatSurface({ store: repos.consoleMessages, logger });
   await consoleSurface.restore();
@@ -261,7 +276,14 @@ export async function startCloud(options: StartCloudOptions): Promise<Cloud> {
     logger,
     metrics,
     approvals,
-    cluster,
+    cluster: {
+      instanceId,
+      status: () => cluster.status(),
+      holders: async () =>
+        Object.fromEntries(
+          (await repos.agents.list()).flatMap((a) => (a.instanceId ? [[a.id, a.instanceId]] : [])),
+        ),
+    },
   });
   const commands = new CommandService(commandContext);
   detach.push(commands.attach(events));

@@ -20,6 +20,8 @@ export interface ClusterStatus {
 export interface ClusterView {
   readonly instanceId: string;
   status(): Promise<ClusterStatus>;
+  /** Which instance holds each connected agent's socket (agent id → instance id). */
+  holders?(): Promise<Record<string, string>>;
 }
 
 export interface Cluster extends ClusterView {

@@ -141,6 +141,8 @@ export interface AgentsTable {
   status: string;
   last_seen_at: number | null;
   created_at: number;
+  /** The cloud instance holding the agent's socket (null: none). */
+  instance_id: string | null;
 }
 
 export interface TaskStepsTable {

@@ -1007,6 +1007,7 @@ export function describeRepositoryConformance(name: string, open: () => Promise<
           status: 'online',
           lastSeenAt: T0,
           createdAt: T0,
+          instanceId: null,
         });
         tick(100);
         const off = await repos.agents.upsert({ id: 'agent_1', status: 'offline' });
@@ -1026,10 +1027,34 @@ export function describeRepositoryConformance(name: string, open: () => Promise<
           status: 'offline',
           lastSeenAt: null,
           createdAt: T0 + 100,
+          instanceId: null,
         });
         expect(await repos.agents.findById('agent_1')).toEqual(back);
         expect(await repos.agents.findById('agent_9')).toBeUndefined();
         expect(await repos.agents.list()).toEqual([bare, back]);
+      });
+
+      it('records which instance holds an agent; a release by an instance that lost it keeps the new claim', async () => {
+        for (const id of ['a1', 'a2', 'a3']) await repos.agents.upsert({ id, status: 'online' });
+        await repos.agents.claim('a1', 'cloud-a', T0 + 1);
+        await repos.agents.claim('a2', 'cloud-b', T0 + 2);
+        await repos.agents.claim('a3', 'cloud-c', T0 + 3);
+        expect(await repos.agents.findById('a1')).toMatchObject({
+          instanceId: 'cloud-a',
+          status: 'online',
+          lastSeenAt: T0 + 1,
+        });
+        // a2 moved from cloud-b to cloud-a; cloud-b notices the close later.
+        await repos.agents.claim('a2', 'cloud-a', T0 + 4);
+        await repos.agents.release('a2', 'cloud-b');
+        expect(await repos.agents.findById('a2')).toMatchObject({ instanceId: 'cloud-a', status: 'online' });
+        await repos.agents.release('a1', 'cloud-a');
+        expect(await repos.agents.findById('a1')).toMatchObject({ instanceId: null });
+
+        expect(await repos.agents.releaseAllBut(['cloud-a'])).toEqual(['a3']);
+        expect(await repos.agents.findById('a3')).toMatchObject({ instanceId: null, status: 'offline' });
+        expect(await repos.agents.findById('a2')).toMatchObject({ instanceId: 'cloud-a', status: 'online' });
+        expect(await repos.agents.releaseAllBut([])).toEqual(['a2']);
       });
     });
 

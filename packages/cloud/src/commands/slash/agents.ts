@@ -9,9 +9,11 @@ export const agents: SlashCommand = {
   description: 'connected agents and their health',
   permission: 'view',
   async run(context, { ctx }) {
-    const [agents, cloud] = await Promise.all([
+    const [agents, cloud, holders] = await Promise.all([
       context.lifecycle.agents.listAgents(),
       clusterLine(context.cluster),
+      context.cluster?.holders?.().catch((): Record<string, string> => ({})) ??
+        ({} as Record<string, string>),
     ]);
     if (agents.length === 0) {
       await ctx.request.respond(
@@ -38,7 +40,9 @@ export const agents: SlashCommand = {
           : a.sandbox === 'unavailable'
             ? ' · :red_circle: *no sandbox*: every command is asked for'
             : '';
-      return `• \`${escapeMrkdwn(a.agentId)}\` ${state}${load}${circuit}${queued}${sandbox}${a.hostname ? ` · ${escapeMrkdwn(a.hostname)}` : ''}`;
+      const holder = holders[a.agentId];
+      const via = holder ? ` · via \`${escapeMrkdwn(holder)}\`` : '';
+      return `• \`${escapeMrkdwn(a.agentId)}\` ${state}${load}${circuit}${queued}${sandbox}${a.hostname ? ` · ${escapeMrkdwn(a.hostname)}` : ''}${via}`;
     });
     await ctx.request.respond(block(`*Agents*\n${lines.join('\n')}${cloud ? `\n${cloud}` : ''}`));
   },

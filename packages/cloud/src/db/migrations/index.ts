@@ -9,6 +9,7 @@ import { dashboard } from './004-dashboard.js';
 import { permissionRequests } from './005-permission-requests.js';
 import { slackDeliveries } from './007-slack-deliveries.js';
 import { historyIndexes } from './008-history-indexes.js';
+import { agentPresence } from './009-agent-presence.js';
 
 /**
  * Every migration, in order. Listed in code rather than discovered on disk so
@@ -23,6 +24,7 @@ export const MIGRATIONS: Readonly<Record<string, Migration>> = {
   '005-permission-requests': permissionRequests,
   '007-slack-deliveries': slackDeliveries,
   '008-history-indexes': historyIndexes,
+  '009-agent-presence': agentPresence,
 };
 
 const provider: MigrationProvider = { getMigrations: async () => ({ ...MIGRATIONS }) };

@@ -16,6 +16,7 @@ function toAgent(row: Selectable<AgentsTable>): AgentRecord {
     status: row.status,
     lastSeenAt: row.last_seen_at,
     createdAt: row.created_at,
+    instanceId: row.instance_id,
   };
 }
 
@@ -63,5 +64,31 @@ export class KyselyAgentRepository implements AgentRepository {
 
   async list(): Promise<AgentRecord[]> {
     return (await this.db.selectFrom('agents').selectAll().orderBy('id').execute()).map(toAgent);
+  }
+
+  async claim(id: string, instanceId: string, seenAt: number): Promise<void> {
+    await this.db
+      .updateTable('agents')
+      .set({ instance_id: instanceId, status: 'online', last_seen_at: seenAt })
+      .where('id', '=', id)
+      .execute();
+  }
+
+  async release(id: string, instanceId: string): Promise<void> {
+    await this.db
+      .updateTable('agents')
+      .set({ instance_id: null })
+      .where('id', '=', id)
+      .where('instance_id', '=', instanceId)
+      .execute();
+  }
+
+  async releaseAllBut(liveInstanceIds: string[]): Promise<string[]> {
+    let q = this.db
+      .updateTable('agents')
+      .set({ instance_id: null, status: 'offline' })
+      .where('instance_id', 'is not', null);
+    if (liveInstanceIds.length > 0) q = q.where('instance_id', 'not in', liveInstanceIds);
+    return (await q.returning('id').execute()).map((r) => r.id);
   }
 }

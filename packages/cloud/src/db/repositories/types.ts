@@ -316,6 +316,8 @@ export interface AgentRecord {
   status: 'online' | 'offline';
   lastSeenAt: number | null;
   createdAt: number;
+  /** The cloud instance holding the agent's socket, while one does. */
+  instanceId: string | null;
 }
 export interface AgentRepository {
   upsert(a: {
@@ -327,6 +329,12 @@ export interface AgentRepository {
   }): Promise<AgentRecord>;
   findById(id: string): Promise<AgentRecord | undefined>;
   list(): Promise<AgentRecord[]>;
+  /** The agent's socket is on `instanceId` and was heard from at `seenAt`. */
+  claim(id: string, instanceId: string, seenAt: number): Promise<void>;
+  /** The agent left `instanceId`; a claim by another instance meanwhile is kept. */
+  release(id: string, instanceId: string): Promise<void>;
+  /** Agents held by instances that are gone are offline. Returns their ids. */
+  releaseAllBut(liveInstanceIds: string[]): Promise<string[]>;
 }
 
 export interface ProjectRepository {
