@@ -52,3 +52,18 @@ describe('import rules', () => {
     expect(offenders).toEqual([]);
   });
 });
+
+describe('the dashboard and the cloud', () => {
+  it('the dashboard takes only types from the cloud, so nothing of it reaches the browser bundle', () => {
+    const dashboard = sources.filter((s) => s.pkg === 'dashboard');
+    const fromCloud = dashboard.flatMap((s) =>
+      [
+        ...readFileSync(path.join(root, s.file), 'utf8').matchAll(
+          /^(import|export)\s+(type\s+)?[^;]*?from\s+['"]([^'"]*cloud[^'"]*)['"]/gm,
+        ),
+      ].map((m) => ({ file: s.file, typeOnly: m[2] !== undefined, from: m[3] })),
+    );
+    expect(fromCloud.length).toBeGreaterThan(0);
+    expect(fromCloud.filter((i) => !i.typeOnly)).toEqual([]);
+  });
+});

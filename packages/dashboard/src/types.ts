@@ -1,45 +1,11 @@
-/** The JSON the cloud's API answers with (see docs/http-api.md). */
+/** The JSON the cloud's API answers with (see docs/http-api.md): the cloud's own types, erased at build. */
 
-export type TaskStatus =
-  | 'pending'
-  | 'queued'
-  | 'submitted'
-  | 'running'
-  | 'completed'
-  | 'failed'
-  | 'cancelled';
+import type { AuditEntry } from '../../cloud/src/db/repositories/types.js';
+import type { TaskSummary } from '../../cloud/src/http/api-types.js';
 
-export interface TaskSummary {
-  id: string;
-  status: TaskStatus;
-  projectId: string;
-  agentId: string;
-  botName: string;
-  command: string;
-  model: string;
-  priority: string;
-  userId: string;
-  channelId: string;
-  threadTs: string | null;
-  promptPreview: string;
-  inputTokens: number;
-  outputTokens: number;
-  cacheReadTokens: number;
-  cacheCreationTokens: number;
-  costUsd: number;
-  durationMs: number;
-  errorCode: string | null;
-  createdAt: number;
-  startedAt: number | null;
-  completedAt: number | null;
-  restoredFromArchive: string | null;
-}
-
-export interface TaskPage {
-  tasks: TaskSummary[];
-  limit: number;
-  nextCursor: string | null;
-}
+export type { TaskStatus } from '@bematic/protocol';
+export type { AuditEntry, CostBucket } from '../../cloud/src/db/repositories/types.js';
+export type { DashboardStats, TaskPage, TaskSummary } from '../../cloud/src/http/api-types.js';
 
 /** Workspace fields are present once agents report them. */
 export interface Task extends TaskSummary {
@@ -79,59 +45,12 @@ export interface TaskStep {
   createdAt: number;
 }
 
-export interface AuditEntry {
-  id: number;
-  action: string;
-  actor: string;
-  resourceType: string | null;
-  resourceId: string | null;
-  details: Record<string, unknown>;
-  ts: number;
-}
-
 export interface TaskDetail {
   task: Task;
   steps: TaskStep[];
   audit: AuditEntry[];
   project: { id: string; name: string } | null;
   links: { thread: string | null };
-}
-
-export interface AgentSnapshot {
-  agentId: string;
-  online: boolean;
-  overloaded: boolean;
-  circuit: 'closed' | 'open' | 'half-open';
-  hostname: string | null;
-  version: string | null;
-  connectedAt: number | null;
-  lastSeenAt: number | null;
-  lastRttMs: number | null;
-  metrics: {
-    cpuPercent: number;
-    memoryPercent: number;
-    rssMb: number;
-    loadAvg1m: number;
-    activeTasks: number;
-    queuedTasks: number;
-  } | null;
-  maxConcurrentTasks: number | null;
-  offlineQueueDepth: number;
-  sandbox?: 'on' | 'off' | 'unavailable' | null;
-}
-
-export interface DashboardStats {
-  counts: Record<TaskStatus, number>;
-  total: number;
-  totals: { costUsd: number; inputTokens: number; outputTokens: number; durationMs: number };
-  byBot: Record<string, { tasks: number; costUsd: number }>;
-  archived: number;
-}
-
-export interface CostBucket {
-  key: string;
-  costUsd: number;
-  tasks: number;
 }
 
 export interface Project {
@@ -189,4 +108,27 @@ export interface SessionInfo {
   signedIn: boolean;
   user: { id: string; name: string };
   consoleChannelId: string;
+}
+
+export interface AgentSnapshot {
+  agentId: string;
+  online: boolean;
+  overloaded: boolean;
+  circuit: 'closed' | 'open' | 'half-open';
+  hostname: string | null;
+  version: string | null;
+  connectedAt: number | null;
+  lastSeenAt: number | null;
+  lastRttMs: number | null;
+  metrics: {
+    cpuPercent: number;
+    memoryPercent: number;
+    rssMb: number;
+    loadAvg1m: number;
+    activeTasks: number;
+    queuedTasks: number;
+  } | null;
+  maxConcurrentTasks: number | null;
+  offlineQueueDepth: number;
+  sandbox?: 'on' | 'off' | 'unavailable' | null;
 }

@@ -11,7 +11,10 @@ import type {
   TaskSearch,
   TaskStep,
 } from '../db/repositories/types.js';
+import type { DashboardStats, TaskPage, TaskSummary } from './api-types.js';
 import { HttpError } from './http-error.js';
+
+export type { DashboardStats, TaskPage, TaskSummary } from './api-types.js';
 
 export interface TaskListQuery {
   status?: TaskStatus[];
@@ -24,55 +27,6 @@ export interface TaskListQuery {
   /** From the previous page's nextCursor. */
   cursor?: string;
   limit: number;
-}
-
-export interface TaskPage {
-  tasks: TaskSummary[];
-  limit: number;
-  /** Pass as `cursor` for the next (older) page; null on the last one. */
-  nextCursor: string | null;
-}
-
-/** A task as the dashboard lists it (no prompt body or submission payload). */
-export interface TaskSummary {
-  id: string;
-  status: TaskStatus;
-  projectId: string;
-  agentId: string;
-  botName: string;
-  command: string;
-  model: string;
-  priority: Task['priority'];
-  userId: string;
-  channelId: string;
-  threadTs: string | null;
-  promptPreview: string;
-  inputTokens: number;
-  outputTokens: number;
-  cacheReadTokens: number;
-  cacheCreationTokens: number;
-  costUsd: number;
-  durationMs: number;
-  errorCode: string | null;
-  createdAt: number;
-  startedAt: number | null;
-  completedAt: number | null;
-  restoredFromArchive: string | null;
-}
-
-export interface DashboardStats {
-  counts: Record<TaskStatus, number>;
-  total: number;
-  totals: {
-    costUsd: number;
-    inputTokens: number;
-    outputTokens: number;
-    cacheReadTokens: number;
-    cacheCreationTokens: number;
-    durationMs: number;
-  };
-  byBot: Record<string, { tasks: number; costUsd: number }>;
-  archived: number;
 }
 
 /** Everything the task page shows, in one answer. */
