@@ -103,7 +103,11 @@ describe('error flows', () => {
     expect(actions).not.toContain('task.failed');
     const thread = await readThread(system, msg.ts);
     expect(reactionNames(thread[0])).toEqual(['no_entry_sign']);
-    expect(thread.some((m) => /cancel/i.test(m.readable) && m.isBot)).toBe(true);
+    // The message that offered Cancel is the one that now says cancelled, without the button.
+    const finalised = system.emulator.messageAt(system.channel, progress!.ts);
+    expect(finalised?.readable).toMatch(/Task cancelled/);
+    expect(buttonValue(finalised, 'task_cancel')).toBeUndefined();
+    expect(thread.filter((m) => m.isBot)).toHaveLength(1);
   });
 
   it('Resource exhaustion: an overloaded agent refuses new work, admins are warned, and it recovers on its own', async () => {

@@ -84,23 +84,19 @@ export interface ProgressView {
   /** The last lines of streamed text. */
   tail: string | null;
   elapsedMs: number;
-  /** Finished tasks drop the Cancel button. */
-  final?: boolean;
 }
 
 export function progressMessage(task: Task, label: TaskLabel, view: ProgressView): ChatMessage {
   const lines = [`:hourglass_flowing_sand: *${escapeMrkdwn(view.status)}* — ${headline(task, label)}`];
-  // A finished task's outcome is posted below in full: the progress message shrinks to a one-line record.
-  if (view.final) lines[0] = `${escapeMrkdwn(view.status)} — ${headline(task, label)}`;
-  if (view.step && !view.final) lines.push(`_${escapeMrkdwn(truncateText(view.step, 300))}_`);
+  if (view.step) lines.push(`_${escapeMrkdwn(truncateText(view.step, 300))}_`);
   const blocks: ChatBlock[] = [section(lines.join('\n'))];
-  if (view.tail && !view.final) {
+  if (view.tail) {
     blocks.push(section(`\`\`\`\n${escapeMrkdwn(truncateText(view.tail, 1500))}\n\`\`\``));
   }
   blocks.push(
     context(`Elapsed ${formatDuration(view.elapsedMs)}`, `Model \`${task.model}\``, `Task \`${task.id}\``),
   );
-  if (!view.final) blocks.push(actions(button('Cancel', ACTION_IDS.cancel, task.id, 'danger')));
+  blocks.push(actions(button('Cancel', ACTION_IDS.cancel, task.id, 'danger')));
   return { text: `${view.status}: ${label.bot} ${task.command} (${task.id})`, blocks };
 }
 

@@ -71,7 +71,7 @@ describe('NotificationService', () => {
     await env.cleanup();
   });
 
-  it('coalesces progress into the one progress message and finishes with a completion post and reactions', async () => {
+  it('coalesces progress into the one progress message, which becomes the completion block, and swaps reactions', async () => {
     events.emit('task.started', { task });
     for (let i = 0; i < 20; i++) {
       events.emit('task.progress', {
@@ -109,14 +109,17 @@ describe('NotificationService', () => {
     events.emit('task.completed', { task: done, message });
     await vi.advanceTimersByTimeAsync(5000);
     await svc.idle();
-    const final = surface.posts.at(-1)!;
-    expect(final.threadTs).toBe('100.1');
+    // The outcome replaces the progress message in place: no second bot message in the thread.
+    expect(surface.posts).toHaveLength(1);
+    const final = surface.updates.at(-1)!;
+    expect(final.ts).toBe(task.progressMessageTs);
     const text = textOf(final.message);
+    expect(text).toContain('Task completed');
     expect(text).toContain('*Fixed* the bug');
     expect(text).toContain('$0.42');
     expect(text).toContain('1m 05s');
     expect(text).toContain('src/auth.ts');
-    expect(textOf(surface.updates.at(-1)!.message)).not.toContain('task_cancel');
+    expect(text).not.toContain('task_cancel');
     expect(surface.reactions).toEqual([
       { op: 'remove', ts: '100.1', name: 'eyes' },
       { op: 'add', ts: '100.1', name: 'white_check_mark' },
@@ -144,7 +147,8 @@ describe('NotificationService', () => {
     });
     await vi.advanceTimersByTimeAsync(5000);
     await svc.idle();
-    const err = textOf(surface.posts.at(-1)!.message);
+    const err = textOf(surface.updates.at(-1)!.message);
+    expect(surface.updates.at(-1)!.ts).toBe(task.progressMessageTs);
     expect(err).toContain('Model overloaded');
     expect(err).toContain('task_retry');
     expect(surface.reactions.at(-1)).toEqual({ op: 'add', ts: '100.1', name: 'x' });

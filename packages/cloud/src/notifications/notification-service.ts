@@ -109,7 +109,6 @@ export class NotificationService {
       e.on('task.completed', (p) =>
         this.finish(
           p.task,
-          'Completed',
           REACTIONS.completed,
           completionMessage(p.task, this.label(p.task), p.message, {
             resultLimit: this.deps.resultLimit,
@@ -118,15 +117,10 @@ export class NotificationService {
         ),
       ),
       e.on('task.failed', (p) =>
-        this.finish(p.task, 'Failed', REACTIONS.failed, errorMessage(p.task, this.label(p.task), p.message)),
+        this.finish(p.task, REACTIONS.failed, errorMessage(p.task, this.label(p.task), p.message)),
       ),
       e.on('task.cancelled', (p) =>
-        this.finish(
-          p.task,
-          'Cancelled',
-          REACTIONS.cancelled,
-          cancellationMessage(p.task, this.label(p.task), p.message),
-        ),
+        this.finish(p.task, REACTIONS.cancelled, cancellationMessage(p.task, this.label(p.task), p.message)),
       ),
       e.on('agent.offline', (p) => this.track$(this.agentOffline(p.agentId, p.reconnectEtaMs, p.reason))),
       e.on('agent.status', (p) => {
@@ -177,12 +171,11 @@ export class NotificationService {
     return shown || null;
   }
 
-  private render(t: Tracked, now: number, final = false): ChatMessage {
+  private render(t: Tracked, now: number): ChatMessage {
     const started = t.task.startedAt ?? t.task.createdAt;
     return progressMessage(t.task, this.label(t.task), {
       ...t.view,
       elapsedMs: Math.max(0, now - started),
-      final,
     });
   }
 
@@ -243,22 +236,22 @@ export class NotificationService {
     t.acc.changed();
   }
 
-  private finish(task: Task, status: string, reaction: string, message: ChatMessage): Promise<void> {
+  /**
+   * The progress message becomes the outcome (updated in place), so the thread holds the request, one bot
+   * message and follow-ups. Only if that update cannot land is the outcome posted as a new message.
+   */
+  private finish(task: Task, reaction: string, message: ChatMessage): Promise<void> {
     return this.track$(
       (async () => {
         const t = this.entry(task);
         this.tracked.delete(task.id);
         const surface = this.deps.surfaceFor(task);
-        t.view.status = status;
-        const final = this.render(t, task.completedAt ?? this.clock.now(), true);
-        const posting = surface.post(task.channelId, message, task.threadTs);
-        const updating = t.acc.finish(final);
+        const updating = t.acc.finish(message);
         const reacting = this.react(surface, task, reaction);
-        const [posted, landed] = await Promise.allSettled([posting, updating, reacting]);
-        if (posted.status === 'rejected')
-          this.log.warn({ err: posted.reason, taskId: task.id }, 'final message failed');
-        if (landed.status === 'fulfilled' && !landed.value)
-          this.log.warn({ taskId: task.id }, 'final progress update gave up');
+        const [landed] = await Promise.allSettled([updating, reacting]);
+        if (landed.status === 'fulfilled' && landed.value) return;
+        this.log.warn({ taskId: task.id }, 'final update of the task message gave up; posting the outcome');
+        await surface.post(task.channelId, message, task.threadTs);
       })(),
     );
   }
