@@ -3,7 +3,7 @@ import { once } from 'node:events';
 import { existsSync, mkdirSync, mkdtempSync, realpathSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
-import { ResourceMetrics, type TaskPriority } from '@bematic/protocol';
+import { PROTOCOL_VERSION, ResourceMetrics, type TaskPriority } from '@bematic/protocol';
 import { afterEach, describe, expect, it } from 'vitest';
 import { FakeCloud, type FakeCloudOptions } from '../test/support/fake-cloud.js';
 import { ManualExecutor } from '../test/support/manual-executor.js';
@@ -321,9 +321,9 @@ describe('Agent against a fake cloud', () => {
     cloud.submit({ taskId: 'run', localPath: dir('c1') });
     cloud.submit({ taskId: 'wait', localPath: dir('c2') });
     await cloud.waitFor('TASK_ACK', (p) => p.taskId === 'wait');
-    cloud.send('TASK_CANCEL', { taskId: 'wait', reason: 'user asked' });
+    cloud.send('TASK_CANCEL', { taskId: 'wait', attempt: 1, reason: 'user asked' });
     const cancelled = await cloud.waitFor('TASK_CANCELLED');
-    expect(cancelled.payload).toEqual({ taskId: 'wait', reason: 'user asked' });
+    expect(cancelled.payload).toEqual({ taskId: 'wait', attempt: 1, reason: 'user asked' });
     executor.complete('run');
     await cloud.waitFor('TASK_COMPLETE');
     await cloud.sync();
@@ -339,8 +339,8 @@ describe('Agent against a fake cloud', () => {
     cloud.submit({ taskId: 't1', localPath: dir('cr') });
     const run = await executor.started('t1');
     run.sink.stream('streamed so far');
-    cloud.send('TASK_CANCEL', { taskId: 't1', reason: 'stop' });
-    cloud.send('TASK_CANCEL', { taskId: 't1', reason: 'stop again' });
+    cloud.send('TASK_CANCEL', { taskId: 't1', attempt: 1, reason: 'stop' });
+    cloud.send('TASK_CANCEL', { taskId: 't1', attempt: 1, reason: 'stop again' });
     const cancelled = await cloud.waitFor('TASK_CANCELLED');
     expect(cancelled.payload).toMatchObject({ taskId: 't1', reason: 'stop', partialResult: partial });
     expect(run.signal.aborted).toBe(true);
@@ -439,14 +439,22 @@ describe('Agent against a fake cloud', () => {
     expect((await cloud.waitFor('SYSTEM_ERROR', (p) => p.code === 'INVALID_JSON')).payload.code).toBe(
       'INVALID_JSON',
     );
-    cloud.sendRaw(JSON.stringify({ v: 1, type: 'DROP_TABLES', id: 'bad-1', ts: 1, payload: {} }));
+    cloud.sendRaw(
+      JSON.stringify({ v: PROTOCOL_VERSION, type: 'DROP_TABLES', id: 'bad-1', ts: 1, payload: {} }),
+    );
     const unknown = await cloud.waitFor('SYSTEM_ERROR', (p) => p.code === 'UNKNOWN_TYPE');
     expect(unknown.payload.refId).toBe('bad-1');
     cloud.sendRaw(
-      JSON.stringify({ v: 1, type: 'TASK_SUBMIT', id: 'bad-2', ts: 1, payload: { taskId: 'x' } }),
+      JSON.stringify({
+        v: PROTOCOL_VERSION,
+        type: 'TASK_SUBMIT',
+        id: 'bad-2',
+        ts: 1,
+        payload: { taskId: 'x' },
+      }),
     );
     await cloud.waitFor('SYSTEM_ERROR', (p) => p.code === 'INVALID_PAYLOAD' && p.refId === 'bad-2');
-    const ack = cloud.send('TASK_ACK', { taskId: 'x', accepted: true, queued: false });
+    const ack = cloud.send('TASK_ACK', { taskId: 'x', attempt: 1, accepted: true, queued: false });
     await cloud.waitFor('SYSTEM_ERROR', (p) => p.code === 'UNEXPECTED_TYPE' && p.refId === ack.id);
 
     cloud.submit({ taskId: 't1', localPath: dir('g') });

@@ -3,9 +3,11 @@ import os from 'node:os';
 import {
   type AuthResponse,
   type Clock,
+  checkOutgoing,
   createMessage,
   type Message,
   type MessageType,
+  type OverloadDetail,
   type PayloadOf,
   systemClock,
 } from '@bematic/protocol';
@@ -66,6 +68,8 @@ export class Agent extends EventEmitter<AgentEvents> {
   private readonly log: Logger;
   private readonly clock: Clock;
   private started = false;
+  /** When the resource gate last tripped (for how long it has been busy). */
+  private overloadedSince: number | null = null;
 
   get config(): AgentConfig {
     return this.options.config;
@@ -136,9 +140,16 @@ export class Agent extends EventEmitter<AgentEvents> {
       projectConcurrency: config.projectConcurrency,
       workspaces: this.workspaces,
       validatePath: (p) => paths.validate(p),
-      resources: this.resources,
+      resources: {
+        isOverloaded: () => this.resources.isOverloaded(),
+        reason: () => this.resources.reason(),
+        metrics: () => this.resources.metrics(),
+        overload: () => this.overload(),
+      },
       emit: (type, payload) => this.send(type, payload),
-      requestApproval: (taskId, request, signal) => this.approvals.ask(taskId, request, signal),
+      requestApproval: (taskId, request, signal, attempt) =>
+        this.approvals.ask(taskId, request, signal, attempt),
+      onNewAttempt: (taskId, attempt) => this.outbound.restamp(taskId, attempt),
       logger: this.log,
       clock: this.clock,
       ...(options.streamFlushMs !== undefined && { streamFlushMs: options.streamFlushMs }),
@@ -187,12 +198,38 @@ export class Agent extends EventEmitter<AgentEvents> {
     await this.connection.stop();
   }
 
+  /**
+   * The one way the agent sends: the frame is checked against the protocol's schema first, so a bug that builds
+   * a bad one is logged here and never reaches the wire (or the journal).
+   */
   private send<T extends MessageType>(type: T, payload: PayloadOf<T>): void {
-    this.outbound.enqueue(createMessage(type, payload, this.clock.now()) as Message);
+    const message = createMessage(type, payload, this.clock.now()) as Message;
+    const problem = checkOutgoing(message);
+    if (problem) {
+      this.log.error({ type, err: problem.message }, 'refused to send an invalid frame');
+      return;
+    }
+    this.outbound.enqueue(message);
+  }
+
+  /**
+   * What is busy, while the resource gate is closed: the resource over its threshold, how full it is and for
+   * how long the gate has been closed.
+   */
+  private overload(): OverloadDetail | undefined {
+    if (!this.resources.isOverloaded()) return undefined;
+    const m = this.resources.metrics();
+    const { cpuThreshold, memoryThreshold } = this.options.config;
+    const cpuOver = typeof cpuThreshold === 'number' && m.cpuPercent >= cpuThreshold;
+    const memoryOver = typeof memoryThreshold === 'number' && m.memoryPercent >= memoryThreshold;
+    const resource = cpuOver || !memoryOver ? 'cpu' : 'memory';
+    const percent = Math.min(100, Math.max(0, resource === 'cpu' ? m.cpuPercent : m.memoryPercent));
+    const since = this.overloadedSince ?? this.clock.now();
+    return { resource, percent, sustainedMs: Math.max(0, Math.round(this.clock.now() - since)) };
   }
 
   private onAuthenticated(response: AuthResponse): void {
-    this.outbound.flush();
+    this.outbound.reconnected();
     for (const taskId of response.cancelTaskIds ?? []) {
       this.queue.cancel(taskId, 'cancelled by the cloud while the agent was away');
     }
@@ -213,6 +250,9 @@ export class Agent extends EventEmitter<AgentEvents> {
       case 'WORKSPACE_COMMAND':
         void this.actions.handle(message.payload).then((result) => this.send('WORKSPACE_RESULT', result));
         return;
+      case 'TASK_RESULT_ACK':
+        this.outbound.acknowledge(message.payload.taskId);
+        return;
       case 'PERMISSION_RESPONSE':
         if (!this.approvals.answer(message.payload))
           this.log.info(
@@ -230,6 +270,7 @@ export class Agent extends EventEmitter<AgentEvents> {
   }
 
   private onResourceChange(change: ResourceStatusChange): void {
+    this.overloadedSince = change.overloaded ? (this.overloadedSince ?? this.clock.now()) : null;
     this.log.warn({ overloaded: change.overloaded, reason: change.reason }, 'resource status changed');
     this.sendStatus();
     if (!change.overloaded) this.queue.pump();
@@ -238,9 +279,11 @@ export class Agent extends EventEmitter<AgentEvents> {
 
   private sendStatus(): void {
     const reason = this.resources.reason();
+    const overload = this.overload();
     this.send('AGENT_STATUS', {
       overloaded: this.resources.isOverloaded(),
       ...(reason !== undefined && { reason: reason.slice(0, 500) }),
+      ...(overload !== undefined && { overload }),
       maxConcurrentTasks: this.options.config.maxConcurrentTasks,
       metrics: this.resources.metrics(),
     });

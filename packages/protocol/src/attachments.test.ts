@@ -6,6 +6,7 @@ import { parse } from './parse.js';
 
 const base = {
   taskId: 't1',
+  attempt: 1,
   projectId: 'p1',
   localPath: '/repo',
   botName: 'coder',

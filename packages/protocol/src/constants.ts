@@ -1,5 +1,9 @@
-/** Wire protocol version carried in every envelope as `v`. Bump on breaking changes. */
-export const PROTOCOL_VERSION = 1;
+/**
+ * Wire protocol version carried in every envelope as `v`. Bump on breaking changes.
+ * 2: coded decisions (TASK_ACK.code, AUTH_RESPONSE.code, SYSTEM_ERROR.code), attempt numbers on every task
+ * message, TASK_RESULT_ACK.
+ */
+export const PROTOCOL_VERSION = 2;
 
 /** Frames larger than this are rejected before JSON parsing. */
 export const MAX_FRAME_BYTES = 1024 * 1024;

@@ -1,4 +1,5 @@
 export * from './clock.js';
+export * from './codes.js';
 export * from './constants.js';
 export * from './envelope.js';
 export * from './messages.js';

@@ -1,4 +1,5 @@
 import { z } from 'zod';
+import { AUTH_FAILURE_CODES, OVERLOAD_RESOURCES, SYSTEM_ERROR_CODES, TASK_REFUSAL_CODES } from './codes.js';
 import {
   ATTACHMENT_KINDS,
   ATTACHMENT_LIMITS,
@@ -15,6 +16,11 @@ import {
 
 const id = z.string().min(1).max(200);
 const nonNegInt = z.number().int().nonnegative();
+/**
+ * Which send of a task a message belongs to: the cloud numbers every TASK_SUBMIT of a task 1, 2, 3, … and
+ * every message about the task carries the number back, so a message from an earlier send is recognised.
+ */
+const attempt = z.number().int().positive();
 
 export const ResourceMetrics = z.object({
   cpuPercent: z.number().min(0).max(100),
@@ -53,14 +59,22 @@ export const AuthRequest = z.object({
 });
 export type AuthRequest = z.infer<typeof AuthRequest>;
 
-export const AuthResponse = z.object({
-  success: z.boolean(),
-  agentId: id.optional(),
-  error: z.string().max(500).optional(),
-  heartbeatIntervalMs: z.number().int().positive().optional(),
-  /** Task ids the cloud no longer wants (cancelled or already terminal while the agent was away). */
-  cancelTaskIds: z.array(id).optional(),
-});
+export const AuthResponse = z
+  .object({
+    success: z.boolean(),
+    agentId: id.optional(),
+    /** Why authentication failed; required when `success` is false. */
+    code: z.enum(AUTH_FAILURE_CODES).optional(),
+    /** The same, for people. */
+    error: z.string().max(500).optional(),
+    heartbeatIntervalMs: z.number().int().positive().optional(),
+    /** Task ids the cloud no longer wants (cancelled or already terminal while the agent was away). */
+    cancelTaskIds: z.array(id).optional(),
+  })
+  .refine((r) => r.success || r.code !== undefined, {
+    message: 'a failed AUTH_RESPONSE carries a code',
+    path: ['code'],
+  });
 export type AuthResponse = z.infer<typeof AuthResponse>;
 
 export const HeartbeatPing = z.object({ seq: nonNegInt, sentAt: z.number() });
@@ -153,7 +167,8 @@ export const TaskAttachments = z
     `attachments exceed ${ATTACHMENT_LIMITS.totalBytes} bytes in total`,
   );
 
-export const TaskSubmit = z.object({
+/** What a task asks an agent to do, as the cloud stores it; each send adds its attempt (TaskSubmit). */
+export const TaskSubmission = z.object({
   taskId: id,
   projectId: id,
   localPath: z.string().min(1).max(4096),
@@ -175,20 +190,43 @@ export const TaskSubmit = z.object({
   /** Images and text files the person attached; absent from clouds that predate the field. */
   attachments: TaskAttachments.optional(),
 });
+export type TaskSubmission = z.infer<typeof TaskSubmission>;
+
+export const TaskSubmit = TaskSubmission.extend({ attempt });
 export type TaskSubmit = z.infer<typeof TaskSubmit>;
 
-export const TaskAck = z.object({
-  taskId: id,
-  accepted: z.boolean(),
-  queued: z.boolean(),
-  reason: z.string().max(500).optional(),
-  queuePosition: nonNegInt.optional(),
-  resourceStatus: ResourceMetrics.optional(),
+/** Why an agent is too busy for new work: which resource, how full, and for how long it has been. */
+export const OverloadDetail = z.object({
+  resource: z.enum(OVERLOAD_RESOURCES),
+  percent: z.number().min(0).max(100),
+  sustainedMs: nonNegInt,
 });
+export type OverloadDetail = z.infer<typeof OverloadDetail>;
+
+export const TaskAck = z
+  .object({
+    taskId: id,
+    attempt,
+    accepted: z.boolean(),
+    queued: z.boolean(),
+    /** Why the task was refused; required when `accepted` is false. See TASK_REFUSALS for "not now" vs "never". */
+    code: z.enum(TASK_REFUSAL_CODES).optional(),
+    /** The refusal, for people. */
+    reason: z.string().max(500).optional(),
+    /** For OVERLOADED: what is busy. */
+    overload: OverloadDetail.optional(),
+    queuePosition: nonNegInt.optional(),
+    resourceStatus: ResourceMetrics.optional(),
+  })
+  .refine((a) => a.accepted || a.code !== undefined, {
+    message: 'a refusal carries a code',
+    path: ['code'],
+  });
 export type TaskAck = z.infer<typeof TaskAck>;
 
 export const TaskProgress = z.object({
   taskId: id,
+  attempt,
   kind: z.enum(['started', 'tool', 'status', 'continuation']),
   /** Human-readable step, e.g. "Editing src/auth.ts". */
   message: z.string().max(2000),
@@ -203,11 +241,12 @@ export const TaskProgress = z.object({
 });
 export type TaskProgress = z.infer<typeof TaskProgress>;
 
-export const TaskStream = z.object({ taskId: id, seq: nonNegInt, text: z.string().max(200_000) });
+export const TaskStream = z.object({ taskId: id, attempt, seq: nonNegInt, text: z.string().max(200_000) });
 export type TaskStream = z.infer<typeof TaskStream>;
 
 export const TaskComplete = z.object({
   taskId: id,
+  attempt,
   result: z.string().max(500_000),
   sessionId: z.string().max(200).optional(),
   metrics: TaskMetrics,
@@ -221,6 +260,7 @@ export type TaskComplete = z.infer<typeof TaskComplete>;
 
 export const TaskError = z.object({
   taskId: id,
+  attempt,
   error: z.string().max(10_000),
   recoverable: z.boolean(),
   errorCode: z.enum(TASK_ERROR_CODES),
@@ -231,11 +271,12 @@ export const TaskError = z.object({
 });
 export type TaskError = z.infer<typeof TaskError>;
 
-export const TaskCancel = z.object({ taskId: id, reason: z.string().max(500) });
+export const TaskCancel = z.object({ taskId: id, attempt, reason: z.string().max(500) });
 export type TaskCancel = z.infer<typeof TaskCancel>;
 
 export const TaskCancelled = z.object({
   taskId: id,
+  attempt,
   reason: z.string().max(500).optional(),
   partialResult: z.string().max(500_000).optional(),
   sessionId: z.string().max(200).optional(),
@@ -246,7 +287,10 @@ export type TaskCancelled = z.infer<typeof TaskCancelled>;
 
 export const AgentStatus = z.object({
   overloaded: z.boolean(),
+  /** For people. */
   reason: z.string().max(500).optional(),
+  /** While overloaded: what is busy. */
+  overload: OverloadDetail.optional(),
   maxConcurrentTasks: z.number().int().positive(),
   metrics: ResourceMetrics,
 });
@@ -260,12 +304,19 @@ export const SystemShutdown = z.object({
 export type SystemShutdown = z.infer<typeof SystemShutdown>;
 
 export const SystemError = z.object({
-  code: z.string().max(100),
+  code: z.enum(SYSTEM_ERROR_CODES),
   message: z.string().max(2000),
   /** Envelope id of the frame that caused the error, when known. */
   refId: z.string().max(200).optional(),
 });
 export type SystemError = z.infer<typeof SystemError>;
+
+/**
+ * Cloud → agent: the task's terminal message of this attempt is committed (or the task was already terminal).
+ * Until it arrives the agent keeps the terminal message and resends it after every reconnect.
+ */
+export const TaskResultAck = z.object({ taskId: id, attempt });
+export type TaskResultAck = z.infer<typeof TaskResultAck>;
 
 /** Cloud → agent: do something with the branch a task left behind. */
 export const WorkspaceCommand = z.object({
@@ -302,7 +353,7 @@ export type WorkspaceResult = z.infer<typeof WorkspaceResult>;
 /** Agent → cloud: Claude Code wants to do something only a person may allow. */
 export const PermissionRequest = z.object({
   taskId: id,
-  attempt: nonNegInt.optional(),
+  attempt: attempt.optional(),
   requestId: id,
   /** Tool name as Claude Code calls it (`Bash`, `SandboxNetworkAccess`, `WebFetch`, …). */
   tool: z.string().min(1).max(100),
@@ -315,7 +366,7 @@ export type PermissionRequest = z.infer<typeof PermissionRequest>;
 /** Cloud → agent: the answer to a PERMISSION_REQUEST. */
 export const PermissionResponse = z.object({
   taskId: id,
-  attempt: nonNegInt.optional(),
+  attempt: attempt.optional(),
   requestId: id,
   decision: z.enum(PERMISSION_DECISIONS),
   /** Who answered (a user id), when a person did. */
@@ -337,6 +388,7 @@ export const PAYLOAD_SCHEMAS = {
   TASK_ERROR: TaskError,
   TASK_CANCEL: TaskCancel,
   TASK_CANCELLED: TaskCancelled,
+  TASK_RESULT_ACK: TaskResultAck,
   AGENT_STATUS: AgentStatus,
   SYSTEM_SHUTDOWN: SystemShutdown,
   SYSTEM_ERROR: SystemError,

@@ -7,6 +7,7 @@ import { parse } from './parse.js';
 
 const submit = createMessage('TASK_SUBMIT', {
   taskId: 't1',
+  attempt: 1,
   projectId: 'p1',
   localPath: '/repo',
   botName: 'coder',
@@ -44,6 +45,7 @@ describe('parse', () => {
     const sha = 'a'.repeat(40);
     const complete = createMessage('TASK_COMPLETE', {
       taskId: 't1',
+      attempt: 1,
       result: 'done',
       metrics: {
         inputTokens: 1,
@@ -133,7 +135,11 @@ describe('parse', () => {
       fc.string(),
       fc.uint8Array({ maxLength: 512 }).map((a) => Buffer.from(a)),
       fc.json(),
-      fc.jsonValue().map((payload) => JSON.stringify({ v: 1, type: 'TASK_SUBMIT', id: 'x', ts: 1, payload })),
+      fc
+        .jsonValue()
+        .map((payload) =>
+          JSON.stringify({ v: PROTOCOL_VERSION, type: 'TASK_SUBMIT', id: 'x', ts: 1, payload }),
+        ),
       fc
         .record({
           v: fc.oneof(fc.integer(), fc.string()),

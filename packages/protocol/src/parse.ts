@@ -8,6 +8,8 @@ export interface ParseError {
   /** Present when the envelope itself was readable. */
   type?: string;
   id?: string;
+  /** For UNSUPPORTED_VERSION: the version the peer speaks. */
+  version?: number;
 }
 
 export type ParseResult = { ok: true; message: Message } | { ok: false; error: ParseError };
@@ -64,12 +66,14 @@ export function parse(raw: RawFrame, options: ParseOptions = {}): ParseResult {
     }
     const { v, type, id } = envelope.data;
     if (v !== PROTOCOL_VERSION) {
-      return fail(
+      const refused = fail(
         'UNSUPPORTED_VERSION',
         `protocol version ${v} is not supported (expected ${PROTOCOL_VERSION})`,
         type,
         id,
       );
+      if (!refused.ok) refused.error.version = v;
+      return refused;
     }
     if (!isMessageType(type)) return fail('UNKNOWN_TYPE', `unknown message type "${type}"`, type, id);
 

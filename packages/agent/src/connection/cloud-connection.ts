@@ -10,6 +10,7 @@ import {
   parse,
   type ResourceMetrics,
   type SandboxMode,
+  type SystemErrorCode,
   serialize,
   systemClock,
   type TimerHandle,
@@ -130,13 +131,20 @@ export class CloudConnection extends EventEmitter<CloudConnectionEvents> {
   send(message: Message): Promise<void> {
     const ws = this.ws;
     if (!this.isReady() || ws === undefined) return Promise.reject(new NotConnectedError());
+    let frame: string;
+    try {
+      frame = serialize(message);
+    } catch (err) {
+      this.log.error({ err: String(err), type: message.type }, 'refused to send an invalid frame');
+      return Promise.reject(err);
+    }
     return new Promise((resolve, reject) => {
-      ws.send(serialize(message), (err) => (err ? reject(err) : resolve()));
+      ws.send(frame, (err) => (err ? reject(err) : resolve()));
     });
   }
 
   /** Tells the cloud a frame it sent could not be handled. */
-  reportError(code: string, message: string, refId?: string): void {
+  reportError(code: SystemErrorCode, message: string, refId?: string): void {
     this.sendRaw(
       createMessage(
         'SYSTEM_ERROR',
@@ -163,7 +171,14 @@ export class CloudConnection extends EventEmitter<CloudConnectionEvents> {
   private sendRaw(message: Message): void {
     const ws = this.ws;
     if (ws?.readyState !== WebSocket.OPEN) return;
-    ws.send(serialize(message), (err) => {
+    let frame: string;
+    try {
+      frame = serialize(message);
+    } catch (err) {
+      this.log.error({ err: String(err), type: message.type }, 'refused to send an invalid frame');
+      return;
+    }
+    ws.send(frame, (err) => {
       if (err) this.log.debug({ err, type: message.type }, 'send failed');
     });
   }
@@ -270,8 +285,10 @@ export class CloudConnection extends EventEmitter<CloudConnectionEvents> {
     if (!response.success) {
       const error = response.error ?? 'no reason given';
       this.log.error(
-        { agentId: this.options.agentId, error },
-        'the cloud rejected this agent; check BEMATIC_AGENT_ID and BEMATIC_AGENT_KEY',
+        { agentId: this.options.agentId, code: response.code, error },
+        response.code === 'UNSUPPORTED_PROTOCOL_VERSION'
+          ? 'the cloud speaks another protocol version; upgrade the older side'
+          : 'the cloud rejected this agent; check BEMATIC_AGENT_ID and BEMATIC_AGENT_KEY',
       );
       this.authRejected = true;
       this.emit('auth-failed', error);

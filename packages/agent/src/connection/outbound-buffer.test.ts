@@ -32,9 +32,9 @@ class Transport implements OutboundTransport {
 }
 
 const stream = (seq: number) =>
-  createMessage('TASK_STREAM', { taskId: 't1', seq, text: `s${seq}` }) as Message;
+  createMessage('TASK_STREAM', { taskId: 't1', attempt: 1, seq, text: `s${seq}` }) as Message;
 const progress = (n: number) =>
-  createMessage('TASK_PROGRESS', { taskId: 't1', kind: 'status', message: `p${n}` }) as Message;
+  createMessage('TASK_PROGRESS', { taskId: 't1', attempt: 1, kind: 'status', message: `p${n}` }) as Message;
 const metrics = {
   inputTokens: 0,
   outputTokens: 0,
@@ -45,9 +45,10 @@ const metrics = {
   numTurns: 0,
   continuations: 0,
 };
-const complete = (taskId: string) =>
+const complete = (taskId: string, attempt = 1) =>
   createMessage('TASK_COMPLETE', {
     taskId,
+    attempt,
     result: 'ok',
     metrics,
     filesChanged: [],
@@ -91,7 +92,7 @@ describe('OutboundBuffer', () => {
     ]);
   });
 
-  it('keeps a terminal message until the socket confirms the write, and retries it after a failure', async () => {
+  it('keeps a terminal message after the write returns, until TASK_RESULT_ACK; resends it on each new connection', async () => {
     const t = new Transport();
     t.ready = true;
     t.autoConfirm = false;
@@ -104,10 +105,35 @@ describe('OutboundBuffer', () => {
     expect(b.size).toBe(1); // the stream chunk is best effort; the result is not
     b.flush();
     expect(t.sent.filter((m) => m.type === 'TASK_COMPLETE')).toHaveLength(2);
-    const empty = b.whenEmpty();
     t.confirmAll();
+    await flushMicrotasks();
+    // Written and confirmed by the socket, but not committed by the cloud: still held.
+    expect(b.bufferedTaskIds()).toEqual(['t1']);
+    b.flush();
+    expect(t.sent.filter((m) => m.type === 'TASK_COMPLETE')).toHaveLength(2); // not again on this connection
+    t.autoConfirm = true;
+    b.reconnected();
+    expect(t.sent.filter((m) => m.type === 'TASK_COMPLETE')).toHaveLength(3); // again on the next one
+    const empty = b.whenEmpty();
+    expect(b.acknowledge('other')).toBe(false);
+    expect(b.acknowledge('t1')).toBe(true);
     await empty;
     expect(b.bufferedTaskIds()).toEqual([]);
+    b.reconnected();
+    expect(t.sent.filter((m) => m.type === 'TASK_COMPLETE')).toHaveLength(3);
+  });
+
+  it('restamps what it holds of a task with a newer attempt and writes the terminal message again', async () => {
+    const t = new Transport();
+    t.ready = true;
+    const b = new OutboundBuffer({ transport: t });
+    b.enqueue(complete('t1', 1));
+    await flushMicrotasks();
+    b.restamp('t1', 3);
+    const attempts = t.sent.map((m) => m.type === 'TASK_COMPLETE' && m.payload.attempt);
+    expect(attempts).toEqual([1, 3]);
+    b.restamp('t1', 2); // older than what it holds: nothing changes
+    expect(t.sent).toHaveLength(2);
   });
 
   it('keeps only the newest AGENT_STATUS while offline', () => {
@@ -120,27 +146,28 @@ describe('OutboundBuffer', () => {
     expect(t.sent.map((m) => m.type === 'AGENT_STATUS' && m.payload.overloaded)).toEqual([false]);
   });
 
-  it('with a store, undelivered terminal messages survive a restart; delivered ones do not', async () => {
+  it('with a store, unacknowledged terminal messages survive a restart; acknowledged ones do not', async () => {
     const dir = mkdtempSync(path.join(tmpdir(), 'bematic-outbound-'));
     const t = new Transport();
     const first = new OutboundBuffer({ transport: t, store: new TerminalStore(dir) });
     first.enqueue(complete('delivered'));
     first.enqueue(complete('pending'));
     t.ready = true;
-    t.autoConfirm = false;
     first.flush();
-    t.confirmFirst();
     await flushMicrotasks();
-    // Simulate the process dying before the second write was confirmed, plus a torn final line.
+    first.acknowledge('delivered');
+    // Simulate the process dying before the cloud acknowledged the second, plus a torn final line.
     const store = new TerminalStore(dir);
     writeFileSync(store.file, `${readFileSync(store.file, 'utf8')}{"op":"add","fra`);
     const t2 = new Transport();
     const second = new OutboundBuffer({ transport: t2, store });
     expect(second.bufferedTaskIds()).toEqual(['pending']);
     t2.ready = true;
-    second.flush();
-    await second.whenEmpty();
+    second.reconnected();
+    await flushMicrotasks();
     expect(t2.sent.map((m) => m.type === 'TASK_COMPLETE' && m.payload.taskId)).toEqual(['pending']);
+    second.acknowledge('pending');
+    await second.whenEmpty();
     expect(new OutboundBuffer({ transport: new Transport(), store: new TerminalStore(dir) }).size).toBe(0);
   });
 });

@@ -23,19 +23,34 @@ interface Entry {
   message: Message;
   terminal: boolean;
   inflight: boolean;
+  /** The connection (see `reconnected`) this terminal message was last written on; it waits for its ack. */
+  sentOn: number | null;
 }
 
 const taskIdOf = (m: Message): string | undefined =>
   typeof m.payload === 'object' && m.payload !== null && 'taskId' in m.payload ? m.payload.taskId : undefined;
 
+const attemptOf = (m: Message): number | undefined =>
+  typeof m.payload === 'object' &&
+  m.payload !== null &&
+  'attempt' in m.payload &&
+  typeof m.payload.attempt === 'number'
+    ? m.payload.attempt
+    : undefined;
+
 /**
  * Every task message the agent sends goes through here, in order. While the
- * cloud is unreachable they wait; after the next successful auth `flush()`
+ * cloud is unreachable they wait; after the next successful auth `reconnected()`
  * sends them in the order they were produced. Terminal messages are never
- * dropped and leave the buffer only when the socket confirms the write.
+ * dropped: a written one stays (in memory and in the journal) until the cloud's
+ * TASK_RESULT_ACK says it is committed, and is written again on every new
+ * connection until then — a write the socket accepted can still be lost with
+ * the connection or with the cloud before its commit.
  */
 export class OutboundBuffer {
   private entries: Entry[] = [];
+  /** Counts connections: a terminal message is resent once per connection until acknowledged. */
+  private connection = 0;
   private readonly maxDroppable: number;
   private readonly log: Logger;
   private droppedCount = 0;
@@ -45,7 +60,7 @@ export class OutboundBuffer {
     this.maxDroppable = options.maxDroppable ?? 5000;
     this.log = (options.logger ?? pino({ level: 'silent' })).child({ component: 'outbound-buffer' });
     for (const message of options.store?.load() ?? []) {
-      this.entries.push({ message, terminal: true, inflight: false });
+      this.entries.push({ message, terminal: true, inflight: false, sentOn: null });
     }
   }
 
@@ -58,7 +73,7 @@ export class OutboundBuffer {
     return this.droppedCount;
   }
 
-  /** Task ids whose terminal message has not been delivered yet. */
+  /** Task ids whose terminal message the cloud has not acknowledged yet. */
   bufferedTaskIds(): string[] {
     const ids = new Set<string>();
     for (const e of this.entries) {
@@ -75,18 +90,58 @@ export class OutboundBuffer {
     if (message.type === 'AGENT_STATUS') {
       this.entries = this.entries.filter((e) => e.inflight || e.message.type !== 'AGENT_STATUS');
     }
-    this.entries.push({ message, terminal, inflight: false });
+    this.entries.push({ message, terminal, inflight: false, sentOn: null });
     if (this.options.transport.isReady()) this.flush();
     else this.enforceCap();
   }
 
-  /** Sends everything waiting, in order. Called after each successful auth. */
+  /**
+   * A new authenticated connection: everything waiting goes out, and every terminal message not acknowledged
+   * yet is written again (the cloud treats a repeat as a duplicate and acknowledges it).
+   */
+  reconnected(): void {
+    this.connection += 1;
+    this.flush();
+  }
+
+  /** The cloud committed the task's terminal message (TASK_RESULT_ACK): forget it, here and in the journal. */
+  acknowledge(taskId: string): boolean {
+    const acked = this.entries.filter((e) => e.terminal && taskIdOf(e.message) === taskId);
+    if (acked.length === 0) return false;
+    this.entries = this.entries.filter((e) => !acked.includes(e));
+    for (const e of acked) this.options.store?.done(e.message.id);
+    this.notifyIdle();
+    return true;
+  }
+
+  /**
+   * The cloud sent the task again with a newer attempt while this agent holds it: what is still to be sent
+   * about it carries the new attempt, or the cloud would ignore it as stale; an unacknowledged terminal
+   * message is written again.
+   */
+  restamp(taskId: string, attempt: number): void {
+    let changed = false;
+    for (const entry of this.entries) {
+      if (taskIdOf(entry.message) !== taskId) continue;
+      const current = attemptOf(entry.message);
+      if (current === undefined || current >= attempt) continue;
+      entry.message = { ...entry.message, payload: { ...entry.message.payload, attempt } } as Message;
+      if (entry.terminal) {
+        this.options.store?.add(entry.message);
+        entry.sentOn = null;
+        changed = true;
+      }
+    }
+    if (changed) this.flush();
+  }
+
+  /** Sends everything waiting, in order (terminal messages not yet written on this connection). */
   flush(): void {
     const { transport } = this.options;
     if (!transport.isReady()) return;
     const keep: Entry[] = [];
     for (const entry of this.entries) {
-      if (entry.inflight) {
+      if (entry.inflight || (entry.terminal && entry.sentOn === this.connection)) {
         keep.push(entry);
         continue;
       }
@@ -97,9 +152,16 @@ export class OutboundBuffer {
         continue;
       }
       entry.inflight = true;
+      const on = this.connection;
+      const written = entry.message;
       keep.push(entry);
-      transport.send(entry.message).then(
-        () => this.delivered(entry),
+      transport.send(written).then(
+        () => {
+          entry.inflight = false;
+          // Restamped while the write was under way: the new attempt still has to go out.
+          if (entry.message === written) entry.sentOn = on;
+          else this.flush();
+        },
         (err: unknown) => {
           entry.inflight = false;
           this.log.info({ err: String(err), type: entry.message.type }, 'terminal message kept for retry');
@@ -110,16 +172,10 @@ export class OutboundBuffer {
     this.notifyIdle();
   }
 
-  /** Resolves when nothing is waiting or in flight. */
+  /** Resolves when nothing is waiting, in flight or unacknowledged. */
   whenEmpty(): Promise<void> {
     if (this.entries.length === 0) return Promise.resolve();
     return new Promise((resolve) => this.idleWaiters.push(resolve));
-  }
-
-  private delivered(entry: Entry): void {
-    this.entries = this.entries.filter((e) => e !== entry);
-    this.options.store?.done(entry.message.id);
-    this.notifyIdle();
   }
 
   private notifyIdle(): void {

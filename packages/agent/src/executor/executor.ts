@@ -14,7 +14,7 @@ export type ApprovalRequest = Pick<PermissionRequest, 'tool' | 'summary' | 'reas
 
 /** Where an executor reports what happens while it runs. */
 export interface ExecutionSink {
-  progress(progress: Omit<TaskProgress, 'taskId'>): void;
+  progress(progress: Omit<TaskProgress, 'taskId' | 'attempt'>): void;
   /** Assistant text as it arrives; the caller coalesces it into TASK_STREAM frames. */
   stream(text: string): void;
   /**
@@ -25,9 +25,9 @@ export interface ExecutionSink {
 }
 
 export type ExecutionOutcome =
-  | { kind: 'completed'; payload: Omit<TaskComplete, 'taskId'> }
-  | { kind: 'failed'; payload: Omit<TaskError, 'taskId'> }
-  | { kind: 'cancelled'; payload: Omit<TaskCancelled, 'taskId'> };
+  | { kind: 'completed'; payload: Omit<TaskComplete, 'taskId' | 'attempt'> }
+  | { kind: 'failed'; payload: Omit<TaskError, 'taskId' | 'attempt'> }
+  | { kind: 'cancelled'; payload: Omit<TaskCancelled, 'taskId' | 'attempt'> };
 
 /**
  * Where a task runs. A writing task gets its own git worktree: `cwd` is inside

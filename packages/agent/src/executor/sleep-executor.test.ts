@@ -5,6 +5,7 @@ import { SleepExecutor } from './sleep-executor.js';
 
 const task = (prompt: string): TaskSubmit => ({
   taskId: 't1',
+  attempt: 1,
   projectId: 'p1',
   localPath: '/tmp',
   botName: 'coder',

@@ -10,6 +10,7 @@ const task = (
   priority: TaskSubmit['priority'] = 'normal',
 ): TaskSubmit => ({
   taskId,
+  attempt: 1,
   projectId: 'p',
   localPath,
   botName: 'coder',

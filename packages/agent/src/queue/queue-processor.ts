@@ -2,6 +2,7 @@ import { EventEmitter } from 'node:events';
 import {
   type Clock,
   type MessageType,
+  type OverloadDetail,
   type PayloadOf,
   type PermissionDecision,
   PRIORITY_RANK,
@@ -19,10 +20,22 @@ import type { Workspace, WorkspacePlan } from '../workspace/workspace-manager.js
 /** What the processor sends; the agent wraps it in an envelope and hands it to the outbound buffer. */
 export type Emit = <T extends MessageType>(type: T, payload: PayloadOf<T>) => void;
 
+/** Messages about one task: each carries the attempt of the TASK_SUBMIT the agent holds it by. */
+type TaskMessageType =
+  | 'TASK_ACK'
+  | 'TASK_PROGRESS'
+  | 'TASK_STREAM'
+  | 'TASK_COMPLETE'
+  | 'TASK_ERROR'
+  | 'TASK_CANCELLED';
+type Unstamped<T extends TaskMessageType> = Omit<PayloadOf<T>, 'attempt'>;
+
 export interface ResourceGate {
   isOverloaded(): boolean;
   reason(): string | undefined;
   metrics(): ResourceMetrics;
+  /** While overloaded: what is busy, how full, for how long. */
+  overload?(): OverloadDetail | undefined;
 }
 
 /** Gives each task a place to run; see WorkspaceManager. */
@@ -53,7 +66,13 @@ export interface QueueProcessorOptions {
     taskId: string,
     request: ApprovalRequest,
     signal: AbortSignal,
+    attempt: number,
   ) => Promise<PermissionDecision>;
+  /**
+   * The cloud sent a task this agent holds again, with a newer attempt (its ACK or the connection was lost):
+   * what is still to be sent about it must carry the new attempt.
+   */
+  onNewAttempt?: (taskId: string, attempt: number) => void;
 }
 
 export type TaskOutcomeKind = 'completed' | 'failed' | 'cancelled';
@@ -96,6 +115,8 @@ export class QueueProcessor extends EventEmitter<QueueProcessorEvents> {
   private readonly running = new Map<string, Running>();
   private readonly validating = new Map<string, { cancelReason: string | undefined }>();
   private readonly recent = new Set<string>();
+  /** The attempt each task is held by (the newest TASK_SUBMIT of it); stamped on everything sent about it. */
+  private readonly attempts = new Map<string, number>();
   private readonly busyLanes = new Set<string>();
   private readonly perProject = new Map<string, number>();
   private order = 0;
@@ -123,23 +144,28 @@ export class QueueProcessor extends EventEmitter<QueueProcessorEvents> {
     const { taskId } = task;
     const state = this.stateOf(taskId);
     if (state !== undefined) {
-      this.log.info({ taskId, state }, 'duplicate TASK_SUBMIT ignored');
-      this.emit('duplicate', { taskId, state });
+      this.resubmitted(task, state);
       return;
     }
-    const { emit, resources } = this.options;
+    const { resources } = this.options;
+    this.attempts.set(taskId, task.attempt);
     if (!this.accepting) {
-      emit('TASK_ACK', { taskId, accepted: false, queued: false, reason: 'agent is shutting down' });
+      this.refuse(taskId, 'SHUTTING_DOWN', 'agent is shutting down');
+      this.attempts.delete(taskId);
       return;
     }
     if (resources.isOverloaded()) {
-      emit('TASK_ACK', {
+      const overload = resources.overload?.();
+      this.say('TASK_ACK', {
         taskId,
         accepted: false,
         queued: false,
-        reason: `agent overloaded: ${resources.reason() ?? 'resources exhausted'}`,
+        code: 'OVERLOADED',
+        reason: `agent overloaded: ${resources.reason() ?? 'resources exhausted'}`.slice(0, 500),
+        ...(overload !== undefined && { overload }),
         resourceStatus: resources.metrics(),
       });
+      this.attempts.delete(taskId);
       return;
     }
 
@@ -161,8 +187,8 @@ export class QueueProcessor extends EventEmitter<QueueProcessorEvents> {
 
     if (!validation.ok) {
       this.log.warn({ taskId, localPath: task.localPath, reason: validation.reason }, 'task refused');
-      emit('TASK_ACK', { taskId, accepted: false, queued: false, reason: validation.reason.slice(0, 500) });
-      emit('TASK_ERROR', {
+      this.refuse(taskId, validation.errorCode, validation.reason);
+      this.say('TASK_ERROR', {
         taskId,
         error: validation.error,
         recoverable: false,
@@ -175,8 +201,8 @@ export class QueueProcessor extends EventEmitter<QueueProcessorEvents> {
       return;
     }
     if (pending.cancelReason !== undefined) {
-      emit('TASK_ACK', { taskId, accepted: true, queued: true, resourceStatus: resources.metrics() });
-      emit('TASK_CANCELLED', { taskId, reason: pending.cancelReason });
+      this.say('TASK_ACK', { taskId, accepted: true, queued: true, resourceStatus: resources.metrics() });
+      this.say('TASK_CANCELLED', { taskId, reason: pending.cancelReason });
       this.finish(taskId, 'cancelled');
       return;
     }
@@ -199,7 +225,7 @@ export class QueueProcessor extends EventEmitter<QueueProcessorEvents> {
       },
       startsNow ? 'task received' : 'task received, queued',
     );
-    emit('TASK_ACK', {
+    this.say('TASK_ACK', {
       taskId,
       accepted: true,
       queued: !startsNow,
@@ -218,7 +244,7 @@ export class QueueProcessor extends EventEmitter<QueueProcessorEvents> {
     const i = this.queued.findIndex((q) => q.task.taskId === taskId);
     if (i >= 0) {
       this.queued.splice(i, 1);
-      this.options.emit('TASK_CANCELLED', { taskId, reason });
+      this.say('TASK_CANCELLED', { taskId, reason });
       this.finish(taskId, 'cancelled');
       return;
     }
@@ -244,7 +270,7 @@ export class QueueProcessor extends EventEmitter<QueueProcessorEvents> {
     this.accepting = false;
     if (!graceful) {
       for (const q of this.queued.splice(0)) {
-        this.options.emit('TASK_ERROR', {
+        this.say('TASK_ERROR', {
           taskId: q.task.taskId,
           error: 'The agent stopped before the task started',
           recoverable: true,
@@ -261,6 +287,67 @@ export class QueueProcessor extends EventEmitter<QueueProcessorEvents> {
     while (this.running.size > 0) {
       await Promise.all([...this.running.values()].map((r) => r.done));
     }
+  }
+
+  /** The attempt the task is held by (1 for a task never seen: nothing of it is sent before its submit). */
+  attemptOf(taskId: string): number {
+    return this.attempts.get(taskId) ?? 1;
+  }
+
+  /** Sends a message about a task, stamped with the attempt the agent holds it by. */
+  private say<T extends TaskMessageType>(type: T, payload: Unstamped<T>): void {
+    const taskId = (payload as { taskId: string }).taskId;
+    this.options.emit(type, { ...payload, attempt: this.attemptOf(taskId) } as PayloadOf<T>);
+  }
+
+  private refuse(
+    taskId: string,
+    code: 'SHUTTING_DOWN' | 'PATH_NOT_ALLOWED' | 'WORKSPACE_FAILED',
+    reason: string,
+  ) {
+    this.say('TASK_ACK', { taskId, accepted: false, queued: false, code, reason: reason.slice(0, 500) });
+  }
+
+  /**
+   * A TASK_SUBMIT for a task this agent already holds. The same attempt again is a replay: ignored. A newer
+   * attempt is the cloud resending after a lost ACK or connection: the agent keeps the one run it has, adopts
+   * the new attempt for everything it sends from now on (the cloud ignores the old one), and answers so the
+   * cloud stops resending.
+   */
+  private resubmitted(task: TaskSubmit, state: string): void {
+    const { taskId, attempt } = task;
+    const held = this.attempts.get(taskId);
+    if (held !== undefined && attempt <= held) {
+      this.log.info({ taskId, state, attempt }, 'duplicate TASK_SUBMIT ignored');
+      this.emit('duplicate', { taskId, state });
+      return;
+    }
+    this.attempts.set(taskId, attempt);
+    this.options.onNewAttempt?.(taskId, attempt);
+    this.log.info({ taskId, state, attempt, previous: held }, 'TASK_SUBMIT resent: newer attempt adopted');
+    this.emit('duplicate', { taskId, state });
+    const resources = this.options.resources;
+    if (state === 'finished') {
+      this.say('TASK_ACK', {
+        taskId,
+        accepted: false,
+        queued: false,
+        code: 'DUPLICATE',
+        reason: 'the agent already finished this task; its result follows',
+      });
+    } else if (state === 'running') {
+      this.say('TASK_ACK', { taskId, accepted: true, queued: false, resourceStatus: resources.metrics() });
+    } else if (state === 'queued') {
+      const position = this.queued.findIndex((q) => q.task.taskId === taskId);
+      this.say('TASK_ACK', {
+        taskId,
+        accepted: true,
+        queued: true,
+        ...(position >= 0 && { queuePosition: position }),
+        resourceStatus: resources.metrics(),
+      });
+    }
+    // Still validating: its ACK follows, stamped with the attempt just adopted.
   }
 
   private stateOf(taskId: string): string | undefined {
@@ -296,14 +383,13 @@ export class QueueProcessor extends EventEmitter<QueueProcessorEvents> {
   private launch(q: Queued): void {
     const { task } = q;
     const { taskId } = task;
-    const { emit } = this.options;
     const controller = new AbortController();
     const run: Running = { task, lane: q.plan.lane, controller, cause: undefined, done: Promise.resolve() };
     this.running.set(taskId, run);
     let finished = false;
     const coalescer = new StreamCoalescer({
       taskId,
-      send: (frame) => emit('TASK_STREAM', frame),
+      send: (frame) => this.say('TASK_STREAM', frame),
       clock: this.clock,
       ...(this.options.streamFlushMs !== undefined && { flushMs: this.options.streamFlushMs }),
       ...(this.options.streamMaxChars !== undefined && { maxChars: this.options.streamMaxChars }),
@@ -316,7 +402,7 @@ export class QueueProcessor extends EventEmitter<QueueProcessorEvents> {
       }) => {
         if (finished) return;
         coalescer.flush(); // keep text and steps in the order the executor produced them
-        emit('TASK_PROGRESS', { taskId, ...p, message: p.message.slice(0, 2000) });
+        this.say('TASK_PROGRESS', { taskId, ...p, message: p.message.slice(0, 2000) });
       },
       stream: (text: string) => {
         if (!finished) coalescer.push(text);
@@ -326,7 +412,10 @@ export class QueueProcessor extends EventEmitter<QueueProcessorEvents> {
         coalescer.flush();
         // A cancelled task stops waiting whether or not the executor passes the cancellation on.
         const either = AbortSignal.any([signal, controller.signal]);
-        return this.options.requestApproval?.(taskId, request, either) ?? Promise.resolve('undeliverable');
+        return (
+          this.options.requestApproval?.(taskId, request, either, this.attemptOf(taskId)) ??
+          Promise.resolve('undeliverable')
+        );
       },
     };
     const timeout =
@@ -337,7 +426,7 @@ export class QueueProcessor extends EventEmitter<QueueProcessorEvents> {
           }, task.timeoutMs)
         : undefined;
 
-    emit('TASK_PROGRESS', { taskId, kind: 'started', message: 'Task started' });
+    this.say('TASK_PROGRESS', { taskId, kind: 'started', message: 'Task started' });
     this.emit('task-started', { taskId });
     const startedAt = this.clock.now();
     this.log.info({ taskId, lane: q.plan.lane }, 'task started');
@@ -398,7 +487,6 @@ export class QueueProcessor extends EventEmitter<QueueProcessorEvents> {
     streamed: string,
     workspace: WorkspaceReport | undefined,
   ): TaskOutcomeKind {
-    const { emit } = this.options;
     const partial = (): string | undefined => {
       if (outcome.kind === 'cancelled') return outcome.payload.partialResult ?? (streamed || undefined);
       if (outcome.kind === 'completed') return outcome.payload.result;
@@ -411,7 +499,7 @@ export class QueueProcessor extends EventEmitter<QueueProcessorEvents> {
     };
     if (cause?.kind === 'cancel' || (cause === undefined && outcome.kind === 'cancelled')) {
       const p = partial();
-      emit('TASK_CANCELLED', {
+      this.say('TASK_CANCELLED', {
         taskId,
         reason: cause?.kind === 'cancel' ? cause.reason : 'cancelled by the executor',
         ...(p !== undefined && { partialResult: p.slice(0, 500_000) }),
@@ -421,7 +509,7 @@ export class QueueProcessor extends EventEmitter<QueueProcessorEvents> {
     }
     // A run that finished its work before a timeout or shutdown landed keeps its result.
     if ((cause?.kind === 'timeout' || cause?.kind === 'shutdown') && outcome.kind !== 'completed') {
-      emit('TASK_ERROR', {
+      this.say('TASK_ERROR', {
         taskId,
         error: cause.kind === 'timeout' ? 'Task timed out' : 'The agent stopped while the task was running',
         recoverable: true,
@@ -431,7 +519,7 @@ export class QueueProcessor extends EventEmitter<QueueProcessorEvents> {
       return 'failed';
     }
     if (outcome.kind === 'completed') {
-      emit('TASK_COMPLETE', {
+      this.say('TASK_COMPLETE', {
         taskId,
         ...outcome.payload,
         ...(workspace !== undefined && { workspace }),
@@ -440,7 +528,7 @@ export class QueueProcessor extends EventEmitter<QueueProcessorEvents> {
       return 'completed';
     }
     if (outcome.kind === 'failed') {
-      emit('TASK_ERROR', { taskId, ...outcome.payload, ...(workspace !== undefined && { workspace }) });
+      this.say('TASK_ERROR', { taskId, ...outcome.payload, ...(workspace !== undefined && { workspace }) });
       return 'failed';
     }
     return 'cancelled';
@@ -537,7 +625,10 @@ export class QueueProcessor extends EventEmitter<QueueProcessorEvents> {
     const cap = this.options.recentCapacity ?? 10_000;
     if (this.recent.size > cap) {
       const oldest = this.recent.values().next().value;
-      if (oldest !== undefined) this.recent.delete(oldest);
+      if (oldest !== undefined) {
+        this.recent.delete(oldest);
+        this.attempts.delete(oldest);
+      }
     }
     this.emit('task-finished', { taskId, outcome });
   }

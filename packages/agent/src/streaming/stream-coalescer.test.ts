@@ -7,7 +7,7 @@ describe('StreamCoalescer', () => {
   afterEach(() => vi.useRealTimers());
 
   it('coalesces many tokens into one frame per interval', () => {
-    const frames: TaskStream[] = [];
+    const frames: Omit<TaskStream, 'attempt'>[] = [];
     const c = new StreamCoalescer({ taskId: 't1', send: (f) => frames.push(f), flushMs: 250 });
     for (let i = 0; i < 100; i++) c.push('tok ');
     expect(frames).toHaveLength(0);
@@ -21,7 +21,7 @@ describe('StreamCoalescer', () => {
   });
 
   it('flushes at the size threshold and splits oversized text, keeping seq monotonic', () => {
-    const frames: TaskStream[] = [];
+    const frames: Omit<TaskStream, 'attempt'>[] = [];
     const c = new StreamCoalescer({ taskId: 't', send: (f) => frames.push(f), maxChars: 10 });
     c.push('12345');
     expect(frames).toHaveLength(0);
@@ -31,7 +31,7 @@ describe('StreamCoalescer', () => {
   });
 
   it('close() flushes the remainder immediately and ignores later text', () => {
-    const frames: TaskStream[] = [];
+    const frames: Omit<TaskStream, 'attempt'>[] = [];
     const c = new StreamCoalescer({ taskId: 't', send: (f) => frames.push(f) });
     c.push('tail');
     c.close();

@@ -3,7 +3,7 @@ import { type Clock, systemClock, type TimerHandle } from '@bematic/protocol';
 
 export interface StreamCoalescerOptions {
   taskId: string;
-  send: (frame: TaskStream) => void;
+  send: (frame: Omit<TaskStream, 'attempt'>) => void;
   /** Longest time text waits before it is sent. */
   flushMs?: number;
   /** Buffered characters that trigger an immediate flush; also the largest frame. */

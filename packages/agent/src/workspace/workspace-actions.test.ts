@@ -69,6 +69,7 @@ describe('WorkspaceActions', () => {
     });
     const task = {
       taskId: `t${n}`,
+      attempt: 1,
       projectId: 'p',
       localPath: dir,
       botName: 'coder',

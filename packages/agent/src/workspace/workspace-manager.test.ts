@@ -37,6 +37,7 @@ function repo(): string {
 
 const task = (over: Partial<TaskSubmit> = {}): TaskSubmit => ({
   taskId: `task_${n++}`,
+  attempt: 1,
   projectId: 'proj_1',
   localPath: '/unused',
   botName: 'coder',

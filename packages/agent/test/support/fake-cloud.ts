@@ -20,6 +20,8 @@ export interface FakeCloudOptions {
   heartbeatIntervalMs?: number;
   /** Returned in AUTH_RESPONSE.cancelTaskIds. */
   cancelTaskIds?: string[];
+  /** Answer each terminal message with TASK_RESULT_ACK, as the real cloud does once it committed it (default true). */
+  ackResults?: boolean;
 }
 
 type Received = Message & { connection: number };
@@ -95,6 +97,7 @@ export class FakeCloud extends EventEmitter<{ message: [Received]; connection: [
 
   submit(task: Partial<TaskSubmit> & { taskId: string; localPath: string }): Message {
     return this.send('TASK_SUBMIT', {
+      attempt: 1,
       projectId: 'p1',
       botName: 'coder',
       command: 'fix',
@@ -183,12 +186,21 @@ export class FakeCloud extends EventEmitter<{ message: [Received]; connection: [
                     heartbeatIntervalMs: this.options.heartbeatIntervalMs ?? 15_000,
                     ...(this.options.cancelTaskIds && { cancelTaskIds: this.options.cancelTaskIds }),
                   }
-                : { success: false, error: 'invalid API key' },
+                : { success: false, code: 'INVALID_KEY', error: 'invalid API key' },
             ) as Message,
           ),
         );
         if (ok) this.authed.add(id);
         else ws.close(4001, 'unauthorized');
+      }
+      if (
+        this.options.ackResults !== false &&
+        (message.type === 'TASK_COMPLETE' ||
+          message.type === 'TASK_ERROR' ||
+          message.type === 'TASK_CANCELLED')
+      ) {
+        const { taskId, attempt } = message.payload;
+        ws.send(serialize(createMessage('TASK_RESULT_ACK', { taskId, attempt }) as Message));
       }
       this.received.push(message);
       this.emit('message', message);

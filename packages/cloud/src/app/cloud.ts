@@ -235,7 +235,12 @@ export async function startCloud(options: StartCloudOptions): Promise<Cloud> {
     repos,
     sendToAgent: (agentId, message) => gw.manager.sendToAgent(agentId, message),
     showProgress: async (task, message) => {
-      await gw.lifecycle.progress(task, { taskId: task.id, kind: 'status', message: message.slice(0, 2000) });
+      await gw.lifecycle.progress(task, {
+        taskId: task.id,
+        attempt: task.attempt,
+        kind: 'status',
+        message: message.slice(0, 2000),
+      });
     },
     surfaceFor,
     events,

@@ -46,6 +46,7 @@ describe('AuditTrail', () => {
       task,
       message: {
         taskId: task.id,
+        attempt: 1,
         result: 'ok',
         filesChanged: [],
         commandsRun: [],
@@ -63,7 +64,7 @@ describe('AuditTrail', () => {
     });
     events.emit('task.failed', {
       task,
-      message: { taskId: task.id, error: 'timed out', recoverable: true, errorCode: 'TIMEOUT' },
+      message: { taskId: task.id, attempt: 1, error: 'timed out', recoverable: true, errorCode: 'TIMEOUT' },
     });
     events.emit('agent.offline', { agentId: 'a1', reason: 'heartbeat missed', reconnectEtaMs: null });
     off();

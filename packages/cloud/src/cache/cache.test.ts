@@ -130,7 +130,7 @@ describe('CacheInvalidation', () => {
     expect(cache.has(cacheKeys.agentList())).toBe(true);
 
     fill();
-    events.emit('task.cancelled', { task, message: { taskId: 't1' } });
+    events.emit('task.cancelled', { task, message: { taskId: 't1', attempt: 1 } });
     expect(cache.has(cacheKeys.task('t1'))).toBe(false);
     expect(cache.has(cacheKeys.globalStats())).toBe(false);
 

@@ -356,6 +356,7 @@ describe('CommandService end to end (real SQLite)', () => {
       if (current.status === 'pending') await repos.tasks.transition(task.id, 'submitted');
       const message: TaskComplete = {
         taskId: task.id,
+        attempt: 1,
         result,
         metrics: metrics(cost),
         filesChanged: [`${task.id}.ts`],

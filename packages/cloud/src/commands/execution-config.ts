@@ -1,11 +1,11 @@
-import type { TaskPriority, TaskSubmit } from '@bematic/protocol';
+import type { TaskPriority, TaskSubmission } from '@bematic/protocol';
 import type { ParsedCommand } from '../bots/command-parser.js';
 import type { ModelChoice, ModelStrategy } from '../bots/model-routing.js';
 import { type Bot, findCommand } from '../bots/types.js';
 import type { Project } from '../db/repositories/types.js';
 
 /** TASK_SUBMIT minus the task id, which is assigned when the task row is created. */
-export type ExecutionConfig = Omit<TaskSubmit, 'taskId'>;
+export type ExecutionConfig = Omit<TaskSubmission, 'taskId'>;
 
 export type ExecutionConfigResult =
   | { ok: true; config: ExecutionConfig; choice: ModelChoice }

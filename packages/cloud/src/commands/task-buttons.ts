@@ -1,4 +1,4 @@
-import { isTerminalStatus, type TaskSubmit } from '@bematic/protocol';
+import { isTerminalStatus, type TaskSubmission } from '@bematic/protocol';
 import { isApprovalAction } from '../approvals/approval-blocks.js';
 import type { NewTask } from '../db/repositories/types.js';
 import { can, type Permission } from '../middleware/permissions.js';
@@ -45,7 +45,7 @@ export class TaskButtons {
       );
     }
     const id = this.launcher.nextId();
-    const submission: TaskSubmit = { ...old.submission, taskId: id };
+    const submission: TaskSubmission = { ...old.submission, taskId: id };
     const task: NewTask = {
       id,
       projectId: old.projectId,

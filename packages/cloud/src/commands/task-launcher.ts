@@ -1,4 +1,4 @@
-import type { TaskSubmit } from '@bematic/protocol';
+import type { TaskSubmission } from '@bematic/protocol';
 import { READ_ONLY_TOOLS } from '../bots/types.js';
 import type { ChatSurface } from '../chat/chat-surface.js';
 import type { NewTask, Project, Task } from '../db/repositories/types.js';
@@ -132,9 +132,9 @@ export class TaskLauncher {
     this.context.metrics?.recordModelRouting(bot, tier ?? 'custom');
   }
 
-  newTask(config: Omit<TaskSubmit, 'taskId'>, where: TaskPlacement): NewTask {
+  newTask(config: Omit<TaskSubmission, 'taskId'>, where: TaskPlacement): NewTask {
     const id = this.nextId();
-    const submission: TaskSubmit = { ...config, taskId: id };
+    const submission: TaskSubmission = { ...config, taskId: id };
     const { maxContinuations } = this.context.config;
     if (maxContinuations !== undefined && submission.maxContinuations === undefined) {
       submission.maxContinuations = maxContinuations;

@@ -65,6 +65,7 @@ export interface TasksTable {
   /** JSON WorkspaceReport from the task's terminal message, or null. */
   workspace: string | null;
   pull_request_url: string | null;
+  attempt: Generated<number>;
 }
 
 export interface SessionsTable {

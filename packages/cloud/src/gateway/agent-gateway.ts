@@ -3,19 +3,23 @@ import type { Duplex } from 'node:stream';
 import type { Clock, TimerHandle } from '@bematic/protocol';
 import {
   AGENT_WS_PATH,
+  type AuthFailureCode,
   type AuthRequest,
   createMessage,
   DEFAULT_AUTH_TIMEOUT_MS,
   MAX_FRAME_BYTES,
   type Message,
   type ParseError,
+  PROTOCOL_VERSION,
   parse,
   type RawFrame,
+  type SystemErrorCode,
   serialize,
+  serializeForVersion,
 } from '@bematic/protocol';
 import type { Logger } from 'pino';
 import { type RawData, WebSocket, WebSocketServer } from 'ws';
-import type { ApiKeyService } from '../auth/api-keys.js';
+import type { ApiKeyRejection, ApiKeyService } from '../auth/api-keys.js';
 import type { AuditLogRepository } from '../db/repositories/types.js';
 import { SlidingWindowRateLimiter } from '../limits/sliding-window.js';
 import type { AgentManager } from './agent-manager.js';
@@ -119,7 +123,7 @@ class Connection {
     this.authTimer = opts.clock.setTimeout(() => {
       this.authTimer = null;
       if (this.agentId !== null || this.ended) return;
-      void this.rejectAuth(null, 'auth-timeout', CLOSE_AUTH_TIMEOUT, 'authentication timeout');
+      void this.rejectAuth(null, 'AUTH_TIMEOUT', CLOSE_AUTH_TIMEOUT, 'authentication timeout');
     }, opts.authTimeoutMs ?? DEFAULT_AUTH_TIMEOUT_MS);
     ws.on('message', (data: RawData) => {
       // One frame at a time: an ACK is applied before the COMPLETE that follows it.
@@ -165,11 +169,26 @@ class Connection {
   }
 
   private async authenticate(message: Message | null, parseError: ParseError | null): Promise<void> {
+    if (parseError?.code === 'UNSUPPORTED_VERSION' && parseError.version !== undefined) {
+      // An older (or newer) agent: tell it in its own envelope version, so it can say why it stops.
+      await this.rejectAuth(
+        null,
+        'UNSUPPORTED_PROTOCOL_VERSION',
+        CLOSE_AUTH_FAILED,
+        `this cloud speaks protocol version ${PROTOCOL_VERSION}, the agent ${parseError.version}: upgrade the older side`,
+        { peerVersion: parseError.version, detail: parseError.type ?? null },
+        parseError.version,
+      );
+      return;
+    }
     if (message?.type !== 'AUTH_REQUEST') {
-      const reason = parseError
-        ? `invalid-frame:${parseError.code}`
-        : `unexpected-first-frame:${message?.type}`;
-      await this.rejectAuth(null, reason, CLOSE_AUTH_FAILED, 'the first frame must be a valid AUTH_REQUEST');
+      await this.rejectAuth(
+        null,
+        'INVALID_FIRST_FRAME',
+        CLOSE_AUTH_FAILED,
+        'the first frame must be a valid AUTH_REQUEST',
+        { detail: parseError ? parseError.code : (message?.type ?? null) },
+      );
       return;
     }
     const auth = message.payload;
@@ -177,7 +196,7 @@ class Connection {
     if (this.limiter.isLimited(limitKey)) {
       await this.rejectAuth(
         auth.agentId,
-        'rate-limited',
+        'RATE_LIMITED',
         CLOSE_RATE_LIMITED,
         'too many failed authentications',
       );
@@ -186,11 +205,12 @@ class Connection {
     const verdict = await this.opts.apiKeys.verify(auth.agentId, auth.apiKey);
     if (!verdict.ok) {
       this.limiter.record(limitKey);
+      const code = AUTH_CODE_OF[verdict.reason];
       const shown =
         verdict.reason === 'expired' || verdict.reason === 'revoked'
           ? `API key ${verdict.reason}`
           : 'invalid agent id or API key';
-      await this.rejectAuth(auth.agentId, verdict.reason, CLOSE_AUTH_FAILED, shown);
+      await this.rejectAuth(auth.agentId, code, CLOSE_AUTH_FAILED, shown, { detail: verdict.reason });
       return;
     }
     this.limiter.reset(limitKey);
@@ -205,7 +225,7 @@ class Connection {
       { success: true, agentId, heartbeatIntervalMs: this.opts.heartbeatIntervalMs, cancelTaskIds },
       this.opts.clock.now(),
     );
-    this.ws.send(serialize(response));
+    if (!this.sendFrame(response)) return;
     this.opts.observer?.observeWsConnect?.(Math.max(0, this.opts.clock.now() - this.upgradedAt));
     await this.opts.audit.log({
       action: 'agent.authenticated',
@@ -235,18 +255,24 @@ class Connection {
 
   private async rejectAuth(
     agentId: string | null,
-    reason: string,
-    code: number,
+    reason: AuthFailureCode,
+    closeCode: number,
     shown: string,
+    details: Record<string, unknown> = {},
+    peerVersion?: number,
   ): Promise<void> {
     this.stopAuthTimer();
     this.ended = true;
-    this.opts.logger.warn({ agentId, ip: this.ip, reason }, 'agent authentication failed');
+    this.opts.logger.warn({ agentId, ip: this.ip, reason, ...details }, 'agent authentication failed');
     if (this.ws.readyState === WebSocket.OPEN) {
-      this.ws.send(
-        serialize(createMessage('AUTH_RESPONSE', { success: false, error: shown }, this.opts.clock.now())),
+      const refusal = createMessage(
+        'AUTH_RESPONSE',
+        { success: false, code: reason, error: shown.slice(0, 500) },
+        this.opts.clock.now(),
       );
-      this.ws.close(code, shown);
+      this.sendFrame(refusal, peerVersion);
+      // The close reason is limited to 123 bytes; the code alone says it all.
+      this.ws.close(closeCode, reason);
     }
     await this.opts.audit
       .log({
@@ -254,14 +280,14 @@ class Connection {
         actor: agentId ? `agent:${agentId}` : 'unknown',
         resourceType: 'agent',
         resourceId: agentId,
-        details: { agentId, ip: this.ip, reason },
+        details: { agentId, ip: this.ip, reason, code: reason, ...details },
       })
       .catch((err: unknown) => this.opts.logger.error({ err }, 'audit write failed'));
   }
 
   /** Reports a bad frame back and audits it; only sustained abuse closes the connection. */
   private async protocolError(
-    code: string,
+    code: SystemErrorCode,
     message: string,
     refId: string | undefined,
     extra: Record<string, unknown>,
@@ -272,7 +298,7 @@ class Connection {
       { code, message: message.slice(0, 2000), ...(refId !== undefined && { refId }) },
       this.opts.clock.now(),
     );
-    if (this.ws.readyState === WebSocket.OPEN) this.ws.send(serialize(reply));
+    this.sendFrame(reply);
     await this.opts.audit.log({
       action: 'agent.protocol_error',
       actor: agentId ? `agent:${agentId}` : 'unknown',
@@ -287,11 +313,36 @@ class Connection {
     }
   }
 
+  /** The one place this connection writes a frame before registration: validated, never a bad frame. */
+  private sendFrame(message: Message, peerVersion?: number): boolean {
+    if (this.ws.readyState !== WebSocket.OPEN) return false;
+    try {
+      this.ws.send(
+        peerVersion === undefined ? serialize(message) : serializeForVersion(message, peerVersion),
+      );
+      return true;
+    } catch (err) {
+      this.opts.logger.error(
+        { err, type: message.type, agentId: this.agentId },
+        'refused to send an invalid frame',
+      );
+      return false;
+    }
+  }
+
   private stopAuthTimer(): void {
     if (this.authTimer !== null) this.opts.clock.clearTimeout(this.authTimer);
     this.authTimer = null;
   }
 }
+
+const AUTH_CODE_OF: Record<ApiKeyRejection, AuthFailureCode> = {
+  malformed: 'INVALID_KEY',
+  'unknown-key': 'INVALID_KEY',
+  'wrong-agent': 'UNKNOWN_AGENT',
+  revoked: 'KEY_REVOKED',
+  expired: 'KEY_EXPIRED',
+};
 
 function pathOf(req: IncomingMessage): string {
   try {

@@ -5,6 +5,7 @@ import {
   createMessage,
   type HeartbeatPong,
   type Message,
+  type OverloadDetail,
   type ResourceMetrics,
   type SandboxMode,
   serialize,
@@ -46,6 +47,8 @@ interface AgentState {
   session: AgentSession | null;
   breaker: CircuitBreaker;
   overloaded: boolean;
+  /** What the agent last said is busy, while overloaded. */
+  overload: OverloadDetail | null;
   metrics: ResourceMetrics | null;
   lastRttMs: number | null;
   lastSeenAt: number | null;
@@ -65,8 +68,12 @@ interface AgentState {
   /** An agent that announced its shutdown may have said when it will be back. */
   announcedReturnAt: number | null;
   healthy: boolean;
-  /** Tasks whose TASK_SUBMIT went out on the current connection. */
-  sentOnConnection: Set<string>;
+  /**
+   * Tasks whose TASK_SUBMIT went out on the current connection and have had no TASK_ACK yet, with the attempt
+   * sent. Only these are skipped by a drain: once the agent answers (accepted or refused) the task is free to
+   * be sent again when the reason clears.
+   */
+  awaitingAck: Map<string, number>;
 }
 
 const ABSENCE_HISTORY = 5;
@@ -123,9 +130,10 @@ export class AgentManager implements AgentDirectory {
       offlineSince: null,
       announcedReturnAt: null,
       overloaded: false,
+      overload: null,
       // A fresh connection always counts as becoming available, so its queue is drained.
       healthy: false,
-      sentOnConnection: new Set<string>(),
+      awaitingAck: new Map<string, number>(),
     });
     await this.opts.repos.agents.upsert({
       id: session.agentId,
@@ -165,8 +173,14 @@ export class AgentManager implements AgentDirectory {
     return this.agents.get(agentId)?.breaker.state ?? 'closed';
   }
 
-  wasSentOnThisConnection(agentId: string, taskId: string): boolean {
-    return this.agents.get(agentId)?.sentOnConnection.has(taskId) ?? false;
+  /** A TASK_SUBMIT of the task went out on the agent's current connection and is not answered yet. */
+  isAwaitingAck(agentId: string, taskId: string): boolean {
+    return this.agents.get(agentId)?.awaitingAck.has(taskId) ?? false;
+  }
+
+  /** The agent answered the task's TASK_SUBMIT (or finished it): a later send is a new decision. */
+  answered(agentId: string, taskId: string): void {
+    this.agents.get(agentId)?.awaitingAck.delete(taskId);
   }
 
   /**
@@ -178,15 +192,25 @@ export class AgentManager implements AgentDirectory {
     const state = this.agents.get(agentId);
     const socket = state?.session?.socket;
     if (!state || !socket || socket.readyState !== WebSocket.OPEN) return Promise.resolve(false);
+    let frame: string;
+    try {
+      frame = serialize(message);
+    } catch (err) {
+      // A frame this process built wrongly: a bug here, not the agent's problem, and never on the wire.
+      this.opts.logger.error({ agentId, err, type: message.type }, 'refused to send an invalid frame');
+      return Promise.resolve(false);
+    }
+    if (message.type === 'TASK_SUBMIT')
+      state.awaitingAck.set(message.payload.taskId, message.payload.attempt);
     return new Promise<boolean>((resolve) => {
-      socket.send(serialize(message), (err) => {
+      socket.send(frame, (err) => {
         if (err) {
           this.opts.logger.warn({ agentId, err, type: message.type }, 'send to agent failed');
           state.breaker.record('failure');
+          if (message.type === 'TASK_SUBMIT') state.awaitingAck.delete(message.payload.taskId);
           resolve(false);
           return;
         }
-        if (message.type === 'TASK_SUBMIT') state.sentOnConnection.add(message.payload.taskId);
         resolve(true);
       });
     });
@@ -229,18 +253,35 @@ export class AgentManager implements AgentDirectory {
     const state = this.agents.get(agentId);
     if (!state?.session) return;
     state.overloaded = status.overloaded;
+    state.overload = status.overloaded ? (status.overload ?? state.overload) : null;
     state.metrics = status.metrics;
     state.maxConcurrentTasks = status.maxConcurrentTasks;
     this.opts.events.emit('agent.status', { agentId, status });
+    const wasHealthy = state.healthy;
     this.refreshHealth(state);
+    // "Not overloaded" is a signal to resend what it refused, even if the cloud never saw it as overloaded.
+    if (!status.overloaded && wasHealthy && state.healthy) this.announceAvailable(state);
   }
 
-  /** The agent refused a task for lack of capacity: route around it until it reports otherwise. */
-  markOverloaded(agentId: string): void {
+  /** The agent refused a task for a reason that clears later: route around it until it reports otherwise. */
+  markOverloaded(agentId: string, detail?: OverloadDetail): void {
     const state = this.agents.get(agentId);
     if (!state?.session) return;
     state.overloaded = true;
+    if (detail) state.overload = detail;
     this.refreshHealth(state);
+  }
+
+  /** What the agent said is busy, while it is overloaded. */
+  overloadOf(agentId: string): OverloadDetail | null {
+    const state = this.agents.get(agentId);
+    return state?.overloaded ? state.overload : null;
+  }
+
+  /** Someone (a freed slot) says the agent can take work again: the same listeners as becoming healthy. */
+  nudge(agentId: string): void {
+    const state = this.agents.get(agentId);
+    if (state?.healthy) this.announceAvailable(state);
   }
 
   /** The agent announced it is shutting down, possibly saying when it will be back. */
@@ -314,7 +355,7 @@ export class AgentManager implements AgentDirectory {
       const session = state.session;
       if (session) {
         state.session = null;
-        const msg = createMessage('SYSTEM_SHUTDOWN', { reason }, this.opts.clock.now());
+        const msg = createMessage('SYSTEM_SHUTDOWN', { reason: reason.slice(0, 500) }, this.opts.clock.now());
         if (session.socket.readyState === WebSocket.OPEN) session.socket.send(serialize(msg));
         session.socket.close(CLOSE_SHUTDOWN, reason);
         await this.opts.repos.agents
@@ -335,6 +376,7 @@ export class AgentManager implements AgentDirectory {
           this.refreshHealth(created);
         }),
         overloaded: false,
+        overload: null,
         metrics: null,
         lastRttMs: null,
         lastSeenAt: null,
@@ -351,7 +393,7 @@ export class AgentManager implements AgentDirectory {
         absences: [],
         announcedReturnAt: null,
         healthy: false,
-        sentOnConnection: new Set(),
+        awaitingAck: new Map(),
       };
       state = created;
       this.agents.set(agentId, state);
@@ -398,6 +440,7 @@ export class AgentManager implements AgentDirectory {
     state.session = null;
     state.offlineSince = now;
     state.overloaded = false;
+    state.overload = null;
     this.stopHeartbeat(state);
     if (!this.closed) state.breaker.record('trip');
     this.refreshHealth(state);
@@ -423,6 +466,10 @@ export class AgentManager implements AgentDirectory {
     const healthy = this.computeHealthy(state);
     const became = healthy && !state.healthy;
     state.healthy = healthy;
-    if (became && !this.closed) for (const l of this.availableListeners) l(state.agentId);
+    if (became) this.announceAvailable(state);
+  }
+
+  private announceAvailable(state: AgentState): void {
+    if (!this.closed) for (const l of this.availableListeners) l(state.agentId);
   }
 }

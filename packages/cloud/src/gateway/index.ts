@@ -130,9 +130,14 @@ export function createGateway(options: CreateGatewayOptions): Gateway {
     clock,
     roundTrips,
     events,
+    ...(options.observer && { observer: options.observer }),
   });
 
-  manager.onAvailable((agentId) => void outbox.drain(agentId));
+  manager.onAvailable((agentId) => {
+    dispatcher
+      .agentAvailable(agentId)
+      .catch((err: unknown) => logger.error({ err, agentId }, 'sending waiting tasks failed'));
+  });
   manager.onOffline((agentId) => {
     reconciler.agentWentOffline(agentId);
     outbox

@@ -1,18 +1,20 @@
 import type { Clock } from '@bematic/protocol';
 import {
   createMessage,
+  isTerminalStatus,
   type Message,
   type MessageType,
   type PermissionRequest,
   redactDeep,
   redactInternalAddresses,
+  type SystemErrorCode,
 } from '@bematic/protocol';
 import type { Logger } from 'pino';
 import type { Repositories, Task } from '../db/repositories/types.js';
 import type { TaskEvents } from '../tasks/task-events.js';
-import type { TaskLifecycle } from '../tasks/task-lifecycle.js';
+import type { ApplyOutcome, TaskLifecycle } from '../tasks/task-lifecycle.js';
 import type { AgentManager } from './agent-manager.js';
-import type { SubmitRoundTrips } from './observer.js';
+import type { GatewayObserver, SubmitRoundTrips } from './observer.js';
 import type { GatewayTaskDispatcher } from './task-dispatcher.js';
 
 export interface MessageRouterOptions {
@@ -28,6 +30,8 @@ export interface MessageRouterOptions {
   events?: TaskEvents;
   /** Where an agent's PERMISSION_REQUEST goes; without it every request is answered `undeliverable`. */
   approvals?: PermissionRequestHandler;
+  /** Counts messages ignored as stale. */
+  observer?: GatewayObserver;
 }
 
 export interface PermissionRequestHandler {
@@ -70,9 +74,11 @@ type TaskMessage = Extract<
 >;
 
 export interface RouteProblem {
-  code: string;
+  code: SystemErrorCode;
   message: string;
 }
+
+const TERMINAL_TYPES: ReadonlySet<MessageType> = new Set(['TASK_COMPLETE', 'TASK_ERROR', 'TASK_CANCELLED']);
 
 /**
  * Applies what an authenticated agent tells the cloud. Returns a problem for
@@ -159,47 +165,111 @@ export class MessageRouter {
     const message = secretFree(raw);
     const { repos, lifecycle, dispatcher } = this.opts;
     const taskId = message.payload.taskId;
+    const terminal = TERMINAL_TYPES.has(message.type);
     const task = await repos.tasks.findById(taskId);
     if (!task) {
       await this.audit('agent.unknown_task', agentId, taskId, { type: message.type });
+      // Nothing left to apply it to (archived, deleted): let the agent forget the result.
+      if (terminal && message.payload.attempt !== undefined)
+        await this.ackResult(agentId, taskId, message.payload.attempt);
       return { code: 'UNKNOWN_TASK', message: `task ${taskId} is not known to the cloud` };
     }
     if (task.agentId !== agentId) {
       await this.audit('agent.foreign_task', agentId, taskId, { type: message.type, owner: task.agentId });
+      if (terminal && isTerminalStatus(task.status) && message.payload.attempt !== undefined) {
+        await this.ackResult(agentId, taskId, message.payload.attempt);
+        return null;
+      }
       return { code: 'TASK_NOT_OWNED', message: `task ${taskId} is not assigned to agent ${agentId}` };
     }
     const actor = `agent:${agentId}`;
+    const current = message.payload.attempt === undefined || message.payload.attempt === task.attempt;
     switch (message.type) {
       case 'TASK_ACK':
+        if (!current) return this.stale(agentId, task, message, 'attempt');
         await dispatcher.handleAck(agentId, task, message.payload);
         return null;
-      case 'TASK_PROGRESS':
-        await this.agentHasIt(task);
-        await lifecycle.progress(task, message.payload);
+      case 'TASK_PROGRESS': {
+        const outcome = await lifecycle.progress(task, message.payload);
+        if (outcome.kind === 'stale') return this.stale(agentId, task, message, outcome.stale);
+        await this.agentHasIt(agentId, task);
         return null;
-      case 'TASK_STREAM':
-        await lifecycle.stream(task, message.payload);
+      }
+      case 'TASK_STREAM': {
+        const outcome = await lifecycle.stream(task, message.payload);
+        if (outcome.kind === 'stale') return this.stale(agentId, task, message, outcome.stale);
         return null;
+      }
       case 'TASK_COMPLETE':
-        await this.agentHasIt(task);
-        await lifecycle.complete(task, message.payload, actor);
-        dispatcher.forgetCancel(taskId);
-        return null;
+        return this.terminal(agentId, task, message, await lifecycle.complete(task, message.payload, actor));
       case 'TASK_ERROR':
-        await this.agentHasIt(task);
-        await lifecycle.error(task, message.payload, actor);
-        dispatcher.forgetCancel(taskId);
-        return null;
+        return this.terminal(agentId, task, message, await lifecycle.error(task, message.payload, actor));
       case 'TASK_CANCELLED':
-        await this.agentHasIt(task);
-        await lifecycle.cancelled(task, message.payload, actor);
-        dispatcher.forgetCancel(taskId);
-        return null;
+        return this.terminal(agentId, task, message, await lifecycle.cancelled(task, message.payload, actor));
       case 'PERMISSION_REQUEST':
+        if (!current) return this.stale(agentId, task, message, 'attempt');
         if (this.approvals) await this.approvals.request(agentId, task, message.payload);
         else await this.answerUndeliverable(agentId, message.payload);
         return null;
     }
+  }
+
+  /**
+   * After a terminal message: acknowledge it once it is committed — or when the task was terminal already
+   * (a duplicate, idempotent) — so the agent can forget it; a stale one is not acknowledged. A real change
+   * frees a slot on the agent, so what waits for it is sent now.
+   */
+  private async terminal(
+    agentId: string,
+    task: Task,
+    message: Extract<TaskMessage, { type: 'TASK_COMPLETE' | 'TASK_ERROR' | 'TASK_CANCELLED' }>,
+    outcome: ApplyOutcome,
+  ): Promise<RouteProblem | null> {
+    if (outcome.kind === 'stale') return this.stale(agentId, task, message, outcome.stale);
+    const { dispatcher, manager } = this.opts;
+    await this.agentHasIt(agentId, task);
+    dispatcher.forgetCancel(task.id);
+    manager.answered(agentId, task.id);
+    if (isTerminalStatus(outcome.task.status))
+      await this.ackResult(agentId, task.id, message.payload.attempt);
+    if (outcome.kind === 'applied') manager.nudge(agentId);
+    return null;
+  }
+
+  private async ackResult(agentId: string, taskId: string, attempt: number): Promise<void> {
+    await this.opts.manager.sendToAgent(
+      agentId,
+      createMessage('TASK_RESULT_ACK', { taskId, attempt }, this.opts.clock.now()),
+    );
+  }
+
+  /** A message from an earlier attempt (or from an agent that lost the task): audited, counted, ignored. */
+  private async stale(
+    agentId: string,
+    task: Task,
+    message: TaskMessage,
+    reason: 'agent' | 'attempt',
+  ): Promise<null> {
+    this.opts.logger.info(
+      {
+        agentId,
+        taskId: task.id,
+        type: message.type,
+        attempt: message.payload.attempt,
+        current: task.attempt,
+      },
+      'stale task message ignored',
+    );
+    this.opts.observer?.observeStaleMessage?.(message.type, reason);
+    await this.audit('task.stale_message', agentId, task.id, {
+      code: 'STALE_ATTEMPT',
+      type: message.type,
+      reason,
+      attempt: message.payload.attempt ?? null,
+      currentAttempt: task.attempt,
+      owner: task.agentId,
+    });
+    return null;
   }
 
   private async answerUndeliverable(agentId: string, request: PermissionRequest): Promise<void> {
@@ -216,8 +286,9 @@ export class MessageRouter {
   }
 
   /** The agent is working on (or finished) the task, so its TASK_SUBMIT need not be resent. */
-  private async agentHasIt(task: Task): Promise<void> {
+  private async agentHasIt(agentId: string, task: Task): Promise<void> {
     if (task.status === 'submitted' || task.status === 'queued') {
+      this.opts.manager.answered(agentId, task.id);
       await this.opts.repos.offlineQueue.removeByTask(task.id);
     }
   }

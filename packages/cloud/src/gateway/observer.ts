@@ -6,6 +6,8 @@ export interface GatewayObserver {
   observeWsConnect?(ms: number): void;
   /** A message sent to an agent → the agent's answer to it, in ms (TASK_SUBMIT → TASK_ACK). */
   observeMessageRtt?(type: string, ms: number): void;
+  /** An agent's message about a task was ignored: from an earlier attempt, or from an agent that lost the task. */
+  observeStaleMessage?(type: string, reason: 'agent' | 'attempt'): void;
 }
 
 /** Bound on unanswered submits remembered, so tasks whose agent never answers cannot leak memory. */

@@ -1,5 +1,5 @@
 import type { Clock, TimerHandle } from '@bematic/protocol';
-import { createMessage, isTerminalStatus, type TaskSubmit } from '@bematic/protocol';
+import { createMessage, isTerminalStatus, type TaskSubmission } from '@bematic/protocol';
 import type { Logger } from 'pino';
 import type { OfflineQueueEntry, Repositories, Task } from '../db/repositories/types.js';
 import { formatDuration } from '../duration.js';
@@ -67,11 +67,12 @@ export class OfflineQueue {
   }
 
   /**
-   * Marks the task submitted and writes its TASK_SUBMIT to the agent. The row
-   * stays until TASK_ACK. If the write fails the task goes back to queued.
+   * Marks the task submitted with its next attempt and writes its TASK_SUBMIT (carrying that attempt) to the
+   * agent. The row stays until TASK_ACK. If the write fails the task goes back to queued.
    */
-  async send(agentId: string, taskId: string, payload: TaskSubmit): Promise<SendOutcome> {
-    if (this.inFlight.has(taskId)) return 'skipped';
+  async send(agentId: string, taskId: string, payload: TaskSubmission): Promise<SendOutcome> {
+    // Written on this connection and not answered yet: a second send would only start a needless attempt.
+    if (this.inFlight.has(taskId) || this.opts.manager.isAwaitingAck(agentId, taskId)) return 'skipped';
     this.inFlight.add(taskId);
     try {
       const task = await this.opts.repos.tasks.findById(taskId);
@@ -81,20 +82,29 @@ export class OfflineQueue {
         return 'skipped';
       }
       const submitted = await this.opts.lifecycle.markSubmitted(taskId, agentId);
-      if (submitted.kind === 'ignored') return 'skipped';
+      if (submitted.kind === 'ignored' || submitted.kind === 'stale') return 'skipped';
+      const attempt = submitted.task.attempt;
       const sentAt = this.opts.clock.now();
-      const ok = await this.opts.manager.sendToAgent(agentId, createMessage('TASK_SUBMIT', payload, sentAt));
+      const ok = await this.opts.manager.sendToAgent(
+        agentId,
+        createMessage('TASK_SUBMIT', { ...payload, taskId, attempt }, sentAt),
+      );
       if (ok) {
         this.opts.roundTrips?.sent(agentId, taskId, sentAt);
         await this.opts.repos.offlineQueue.markAttempt(taskId, this.opts.clock.now());
         if (submitted.kind === 'applied') this.opts.lifecycle.emitSubmitted(submitted.task);
         return 'sent';
       }
-      await this.opts.lifecycle.markQueued(taskId, agentId, {
-        reason: `could not reach agent ${agentId}`,
-        agentOnline: this.opts.manager.isConnected(agentId),
-        reconnectEtaMs: this.opts.manager.reconnectEtaMs(agentId),
-      });
+      await this.opts.lifecycle.markQueued(
+        taskId,
+        agentId,
+        {
+          reason: `could not reach agent ${agentId}`,
+          agentOnline: this.opts.manager.isConnected(agentId),
+          reconnectEtaMs: this.opts.manager.reconnectEtaMs(agentId),
+        },
+        { agentId, attempt },
+      );
       return 'not-sent';
     } finally {
       this.inFlight.delete(taskId);
@@ -103,7 +113,8 @@ export class OfflineQueue {
 
   /**
    * Sends everything waiting for the agent, urgent first, in parallel batches.
-   * Rows already sent on the agent's current connection are left to their ACK.
+   * Rows sent on the agent's current connection and not answered yet are left to their ACK; a row the agent
+   * refused ("not now") is sent again, with a new attempt.
    */
   drain(agentId: string): Promise<void> {
     const running = this.draining.get(agentId);
@@ -172,7 +183,7 @@ export class OfflineQueue {
   private async drainOnce(agentId: string): Promise<void> {
     const batchSize = this.opts.drainBatchSize ?? 50;
     const rows = await this.opts.repos.offlineQueue.listForAgent(agentId);
-    const pending = rows.filter((r) => !this.opts.manager.wasSentOnThisConnection(agentId, r.taskId));
+    const pending = rows.filter((r) => !this.opts.manager.isAwaitingAck(agentId, r.taskId));
     for (let i = 0; i < pending.length; i += batchSize) {
       if (!this.opts.manager.isHealthy(agentId)) return;
       const batch = pending.slice(i, i + batchSize);

@@ -1,7 +1,15 @@
 import type { Clock } from '@bematic/protocol';
-import { createMessage, isTerminalStatus, type TaskAck, type TaskErrorCode } from '@bematic/protocol';
+import {
+  createMessage,
+  isRetryable,
+  isTerminalStatus,
+  type OverloadDetail,
+  refusalErrorCode,
+  type TaskAck,
+} from '@bematic/protocol';
 import type { Logger } from 'pino';
 import type { Repositories, Task } from '../db/repositories/types.js';
+import { formatDuration } from '../duration.js';
 import type { TaskLifecycle } from '../tasks/task-lifecycle.js';
 import type { AgentManager } from './agent-manager.js';
 import type { OfflineQueue } from './offline-queue.js';
@@ -15,9 +23,6 @@ export interface GatewayTaskDispatcherOptions {
   logger: Logger;
   clock: Clock;
 }
-
-/** An ACK refusal that means "not now" rather than "never". */
-const CAPACITY_REFUSAL = /overload|capacity|busy|resource|limit|shutting down|not accepting/i;
 
 /**
  * Routes tasks to agents: the project's primary agent when it can take work,
@@ -64,14 +69,14 @@ export class GatewayTaskDispatcher implements TaskDispatcher {
       }
       // It may have been written to the agent already (awaiting ACK): tell it to drop it.
       if (task.status === 'submitted' && manager.isConnected(task.agentId)) {
-        await manager.sendToAgent(task.agentId, createMessage('TASK_CANCEL', { taskId, reason }));
+        await manager.sendToAgent(task.agentId, cancelMessage(task, reason));
       }
       return { outcome: 'removed-from-queue' };
     }
 
     if (manager.isConnected(task.agentId)) {
       this.cancelRequests.set(taskId, { reason, actor });
-      const sent = await manager.sendToAgent(task.agentId, createMessage('TASK_CANCEL', { taskId, reason }));
+      const sent = await manager.sendToAgent(task.agentId, cancelMessage(task, reason));
       if (sent) return { outcome: 'sent-to-agent' };
     }
     // The agent is away with the task: record the user's decision now; on reconnect
@@ -91,17 +96,27 @@ export class GatewayTaskDispatcher implements TaskDispatcher {
     this.cancelRequests.delete(taskId);
   }
 
-  /** TASK_ACK from the task's agent. */
+  /**
+   * TASK_ACK from the task's agent, for the attempt in force (the router has checked). What a refusal means
+   * is read from its code (TASK_REFUSALS): "not now" waits and is resent as soon as the reason clears,
+   * "never" fails the task with a coded error, DUPLICATE waits for the result the agent already has.
+   */
   async handleAck(agentId: string, task: Task, ack: TaskAck): Promise<void> {
     const { repos, manager, outbox, lifecycle } = this.opts;
+    manager.answered(agentId, task.id);
     if (ack.accepted) {
       await repos.offlineQueue.removeByTask(task.id);
       await lifecycle.acknowledge(task, ack);
       return;
     }
-    const reason = ack.reason ?? 'no reason given';
-    if (CAPACITY_REFUSAL.test(reason)) {
-      manager.markOverloaded(agentId);
+    const code = ack.code ?? 'INVALID_TASK';
+    const guard = { agentId, attempt: ack.attempt };
+    if (code === 'DUPLICATE') {
+      await repos.offlineQueue.removeByTask(task.id);
+      return;
+    }
+    if (isRetryable(code)) {
+      if (code === 'OVERLOADED' || code === 'SHUTTING_DOWN') manager.markOverloaded(agentId, ack.overload);
       const alternative = (await this.candidatesFor(task)).find(
         (id) => id !== agentId && manager.isHealthy(id),
       );
@@ -110,20 +125,45 @@ export class GatewayTaskDispatcher implements TaskDispatcher {
         const outcome = await outbox.send(alternative, task.id, row.payload);
         if (outcome === 'sent') return;
       }
-      await lifecycle.markQueued(task.id, task.agentId, {
-        reason: `agent ${agentId} is at capacity (${reason})`,
-        agentOnline: manager.isConnected(agentId),
-        reconnectEtaMs: null,
-      });
+      await lifecycle.markQueued(
+        task.id,
+        agentId,
+        { reason: this.whyRefused(agentId, code, ack.overload), agentOnline: true, reconnectEtaMs: null },
+        guard,
+      );
+      // Resent when the reason clears: AGENT_STATUS {overloaded:false}, a freed slot, another agent online.
       return;
     }
     await repos.offlineQueue.removeByTask(task.id);
     await lifecycle.fail(task.id, {
-      errorCode: refusalCode(reason),
-      error: `Agent ${agentId} rejected the task: ${reason}`,
+      errorCode: refusalErrorCode(code) ?? 'INVALID_REQUEST',
+      error: `Agent ${agentId} cannot run this task: ${ack.reason ?? code}`,
       recoverable: false,
       actor: `agent:${agentId}`,
+      context: { refusal: code },
     });
+  }
+
+  /**
+   * The agent can take work (came online, its circuit closed, it stopped being overloaded, a slot freed):
+   * send what waits for it, and take over what waits for an agent of the same project that cannot.
+   */
+  async agentAvailable(agentId: string): Promise<void> {
+    const { repos, manager, outbox } = this.opts;
+    const depth = await repos.offlineQueue.countByAgent();
+    for (const other of Object.keys(depth)) {
+      // Only an agent that is connected and answered "not now" surely does not hold the task; one that went
+      // away may be running it (its ACK lost with the connection) and gets it back when it returns.
+      if (other === agentId || manager.isHealthy(other) || !manager.isConnected(other)) continue;
+      for (const row of await repos.offlineQueue.listForAgent(other)) {
+        if (manager.isAwaitingAck(other, row.taskId)) continue;
+        const task = await repos.tasks.findById(row.taskId);
+        if (task?.status !== 'queued') continue;
+        if (!(await this.candidatesFor(task)).includes(agentId)) continue;
+        await outbox.enqueue(task, agentId);
+      }
+    }
+    await outbox.drain(agentId);
   }
 
   private async candidatesFor(task: Task): Promise<string[]> {
@@ -132,18 +172,34 @@ export class GatewayTaskDispatcher implements TaskDispatcher {
     return [...new Set([primary, ...(project?.fallbackAgentIds ?? [])])];
   }
 
+  /** For the thread: why the task waits, from the refusal's code and detail. */
+  private whyRefused(agentId: string, code: TaskAck['code'], overload: OverloadDetail | undefined): string {
+    if (code === 'OVERLOADED') return busyText(agentId, overload ?? this.opts.manager.overloadOf(agentId));
+    if (code === 'SHUTTING_DOWN') return `agent ${agentId} is restarting; your task is next`;
+    return `agent ${agentId} has no free slot; your task is next`;
+  }
+
   private whyNotNow(agentId: string): string {
     const { manager } = this.opts;
     if (!manager.isConnected(agentId)) return `agent ${agentId} is offline`;
-    if (manager.isOverloaded(agentId)) return `agent ${agentId} is overloaded`;
+    if (manager.isOverloaded(agentId)) return busyText(agentId, manager.overloadOf(agentId));
     const circuit = manager.circuitState(agentId);
     if (circuit !== 'closed') return `agent ${agentId} is unreliable right now (circuit ${circuit})`;
     return `agent ${agentId} could not be reached`;
   }
 }
 
-function refusalCode(reason: string): TaskErrorCode {
-  if (/path/i.test(reason)) return 'PATH_NOT_ALLOWED';
-  if (/budget/i.test(reason)) return 'BUDGET_EXCEEDED';
-  return 'INVALID_REQUEST';
+function busyText(agentId: string, overload: OverloadDetail | null | undefined): string {
+  if (!overload) return `agent ${agentId} is busy; your task is next`;
+  const what = overload.resource === 'cpu' ? 'CPU' : 'memory';
+  const percent = Math.round(overload.percent);
+  return `agent ${agentId} is busy: ${what} ${percent} % for ${formatDuration(overload.sustainedMs, 'approx')}; your task is next`;
+}
+
+function cancelMessage(task: Task, reason: string) {
+  return createMessage('TASK_CANCEL', {
+    taskId: task.id,
+    attempt: Math.max(1, task.attempt),
+    reason: reason.slice(0, 500),
+  });
 }

@@ -111,7 +111,7 @@ describe('event stream with a slow reader', () => {
       const task = tasks[i % tasks.length] as Task;
       events.emit('task.progress', {
         task,
-        progress: { taskId: task.id, kind: 'status', message: `step ${i}` },
+        progress: { taskId: task.id, attempt: 1, kind: 'status', message: `step ${i}` },
       });
     }
   };

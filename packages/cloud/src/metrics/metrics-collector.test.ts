@@ -29,11 +29,17 @@ describe('MetricsCollector', () => {
     events.emit('task.started', { task: task('t1', { startedAt: 12_500 }) });
     events.emit('task.completed', {
       task: task('t1'),
-      message: { taskId: 't1', result: 'ok', metrics: usage, filesChanged: [], commandsRun: [] },
+      message: { taskId: 't1', attempt: 1, result: 'ok', metrics: usage, filesChanged: [], commandsRun: [] },
     });
     events.emit('task.failed', {
       task: task('t2'),
-      message: { taskId: 't2', error: 'budget', recoverable: false, errorCode: 'BUDGET_EXCEEDED' },
+      message: {
+        taskId: 't2',
+        attempt: 1,
+        error: 'budget',
+        recoverable: false,
+        errorCode: 'BUDGET_EXCEEDED',
+      },
     });
     const resources = {
       cpuPercent: 42,

@@ -46,6 +46,7 @@ export class MetricsCollector {
   readonly costUsd: Counter<'bot'>;
   readonly taskOutcomes: Counter<'status' | 'bot'>;
   readonly taskErrors: Counter<'code'>;
+  readonly staleTaskMessages: Counter<'type' | 'reason'>;
   readonly wsConnectDuration: Histogram;
   readonly messageRtt: Histogram<'type'>;
   readonly heartbeatRtt: Histogram;
@@ -109,6 +110,11 @@ export class MetricsCollector {
     this.costUsd = counter('cost_usd_total', 'Model cost of tasks in US dollars', ['bot']);
     this.taskOutcomes = counter('task_outcomes_total', 'Tasks reaching a terminal status', ['status', 'bot']);
     this.taskErrors = counter('task_errors_total', 'Task failures by error code', ['code']);
+    this.staleTaskMessages = counter(
+      'stale_task_messages_total',
+      'Agent messages ignored because they were from an earlier attempt or another agent',
+      ['type', 'reason'],
+    );
     this.wsConnectDuration = histogram(
       'ws_connection_establishment_seconds',
       'Time from WebSocket upgrade to successful agent authentication',
@@ -253,6 +259,9 @@ export class MetricsCollector {
   }
   observeMessageRtt(type: string, ms: number): void {
     this.messageRtt.observe({ type }, ms / 1000);
+  }
+  observeStaleMessage(type: string, reason: 'agent' | 'attempt'): void {
+    this.staleTaskMessages.inc({ type, reason });
   }
   observeHeartbeatRtt(ms: number): void {
     this.heartbeatRtt.observe(ms / 1000);

@@ -1,4 +1,4 @@
-import type { TaskComplete, TaskSubmit } from '@bematic/protocol';
+import type { TaskComplete, TaskSubmission } from '@bematic/protocol';
 import { afterEach, beforeEach, describe, expect, it, vi } from 'vitest';
 import { RecordingSurface, sqliteRepos, textOf } from '../../test/support/conversation.js';
 import { BotRegistry } from '../bots/bot-registry.js';
@@ -27,7 +27,7 @@ describe('NotificationService', () => {
       defaultModel: null,
       maxBudgetUsd: null,
     });
-    const submission: TaskSubmit = {
+    const submission: TaskSubmission = {
       taskId: 'task_n1',
       projectId: project.id,
       localPath: '/srv',
@@ -76,7 +76,7 @@ describe('NotificationService', () => {
     for (let i = 0; i < 20; i++) {
       events.emit('task.progress', {
         task,
-        progress: { taskId: task.id, kind: 'tool', message: `Editing file ${i}` },
+        progress: { taskId: task.id, attempt: 1, kind: 'tool', message: `Editing file ${i}` },
       });
       events.emit('task.stream', { task, text: `line ${i}\n` });
       await vi.advanceTimersByTimeAsync(250);
@@ -90,6 +90,7 @@ describe('NotificationService', () => {
 
     const message: TaskComplete = {
       taskId: task.id,
+      attempt: 1,
       result: '**Fixed** the bug in `auth.ts`',
       filesChanged: ['src/auth.ts'],
       commandsRun: ['npm test'],
@@ -140,6 +141,7 @@ describe('NotificationService', () => {
       task: failed,
       message: {
         taskId: task.id,
+        attempt: 1,
         error: 'Model overloaded',
         recoverable: true,
         errorCode: 'MODEL_OVERLOADED',

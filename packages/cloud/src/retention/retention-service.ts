@@ -3,7 +3,7 @@ import {
   pickTaskMetrics,
   TASK_PRIORITIES,
   TaskMetrics,
-  TaskSubmit,
+  TaskSubmission,
 } from '@bematic/protocol';
 import { type Logger, pino } from 'pino';
 import { z } from 'zod';
@@ -89,7 +89,7 @@ const Snapshot = z
     progressMessageTs: z.string().nullable(),
     sessionId: z.string().nullable(),
     parentTaskId: z.string().nullable(),
-    submission: TaskSubmit,
+    submission: TaskSubmission,
     result: z.string().nullable(),
     errorMessage: z.string().nullable(),
     errorCode: z.string().nullable(),

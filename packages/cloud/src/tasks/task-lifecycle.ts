@@ -13,7 +13,14 @@ import {
   type TaskStream,
 } from '@bematic/protocol';
 import type { Logger } from 'pino';
-import type { NewTask, Repositories, Session, Task, TaskPatch } from '../db/repositories/types.js';
+import type {
+  AttemptGuard,
+  NewTask,
+  Repositories,
+  Session,
+  Task,
+  TaskPatch,
+} from '../db/repositories/types.js';
 import type { TaskEvents } from './task-events.js';
 
 type Tx = Omit<Repositories, 'transaction'>;
@@ -29,7 +36,12 @@ export interface TaskLifecycleDeps {
 export type ApplyOutcome =
   | { kind: 'applied'; task: Task }
   | { kind: 'duplicate'; task: Task }
-  | { kind: 'ignored'; task: Task; reason: string };
+  | { kind: 'ignored'; task: Task; reason: string }
+  /** From an earlier attempt, or from an agent that no longer owns the task: not applied. */
+  | { kind: 'stale'; task: Task; stale: 'agent' | 'attempt' };
+
+/** Whom an agent's message about `task` is from: the task's agent, at the attempt the message carries. */
+const guardOf = (task: Task, attempt: number): AttemptGuard => ({ agentId: task.agentId, attempt });
 
 export interface CloudFailure {
   errorCode: TaskErrorCode;
@@ -69,9 +81,20 @@ export class TaskLifecycle {
     return created;
   }
 
-  /** pending/queued → submitted (TASK_SUBMIT about to go out on an open socket). */
+  /**
+   * pending/queued/submitted → submitted with the next attempt (a TASK_SUBMIT about to go out on an open
+   * socket). `duplicate` when it was already submitted (a resend): the attempt is new all the same.
+   */
   async markSubmitted(taskId: string, agentId: string): Promise<ApplyOutcome> {
-    return this.move(taskId, 'submitted', { agentId });
+    const begun = await this.deps.repos.tasks.beginAttempt(taskId, agentId);
+    if (!begun) {
+      const task = await this.deps.repos.tasks.findById(taskId);
+      if (!task) throw new Error(`task ${taskId} not found`);
+      return { kind: 'ignored', task, reason: `task is ${task.status}` };
+    }
+    return begun.from === 'submitted'
+      ? { kind: 'duplicate', task: begun.task }
+      : { kind: 'applied', task: begun.task };
   }
 
   emitSubmitted(task: Task): void {
@@ -83,13 +106,16 @@ export class TaskLifecycle {
     taskId: string,
     agentId: string,
     why: { reason: string; agentOnline: boolean; reconnectEtaMs: number | null },
+    /** When the agent's refusal is the cause: only that attempt of that agent's may move it. */
+    guard?: AttemptGuard,
   ): Promise<ApplyOutcome> {
-    const outcome = await this.move(taskId, 'queued', { agentId });
+    const outcome = await this.move(taskId, 'queued', { agentId }, guard);
     if (outcome.kind === 'applied') this.deps.events.emit('task.queued', { task: outcome.task, ...why });
     return outcome;
   }
 
   async acknowledge(task: Task, ack: TaskAck): Promise<ApplyOutcome> {
+    if (task.attempt !== ack.attempt) return { kind: 'stale', task, stale: 'attempt' };
     if (ack.queued) {
       this.deps.events.emit('task.acknowledged', {
         task,
@@ -98,8 +124,8 @@ export class TaskLifecycle {
       });
       return { kind: 'applied', task };
     }
-    const started = await this.start(task.id);
-    if (started.kind !== 'ignored') {
+    const started = await this.start(task.id, guardOf(task, ack.attempt));
+    if (started.kind === 'applied' || started.kind === 'duplicate') {
       this.deps.events.emit('task.acknowledged', { task: started.task, queued: false, queuePosition: null });
     }
     if (started.kind === 'applied') this.deps.events.emit('task.started', { task: started.task });
@@ -107,23 +133,25 @@ export class TaskLifecycle {
   }
 
   async progress(task: Task, progress: TaskProgress): Promise<ApplyOutcome> {
-    const live = await this.ensureRunning(task);
+    const live = await this.ensureRunning(task, progress.attempt);
     if (live.kind === 'applied') this.deps.events.emit('task.progress', { task: live.task, progress });
     return live;
   }
 
   async stream(task: Task, chunk: TaskStream): Promise<ApplyOutcome> {
-    const live = await this.ensureRunning(task);
+    const live = await this.ensureRunning(task, chunk.attempt);
     if (live.kind === 'applied') this.deps.events.emit('task.stream', { task: live.task, text: chunk.text });
     return live;
   }
 
   /** Work reported for a task the agent had queued means it has started; terminal tasks take no more work. */
-  private async ensureRunning(task: Task): Promise<ApplyOutcome> {
+  private async ensureRunning(task: Task, attempt: number): Promise<ApplyOutcome> {
     let current = task;
+    if (isTerminalStatus(task.status)) return { kind: 'ignored', task, reason: 'task is terminal' };
+    if (task.attempt !== attempt) return { kind: 'stale', task, stale: 'attempt' };
     if (task.status === 'queued' || task.status === 'submitted') {
-      const started = await this.start(task.id);
-      if (started.kind === 'ignored') return started;
+      const started = await this.start(task.id, guardOf(task, attempt));
+      if (started.kind === 'ignored' || started.kind === 'stale') return started;
       current = started.task;
       if (started.kind === 'applied') this.deps.events.emit('task.started', { task: current });
     }
@@ -134,8 +162,9 @@ export class TaskLifecycle {
 
   async complete(task: Task, message: TaskComplete, actor: string): Promise<ApplyOutcome> {
     // A result can arrive for a task the cloud had put back in its queue (the ACK was lost).
-    if (task.status === 'queued') await this.start(task.id);
-    const outcome = await this.finish(task.id, 'completed', {
+    const guard = guardOf(task, message.attempt);
+    if (task.status === 'queued') await this.start(task.id, guard);
+    const outcome = await this.finish(task.id, 'completed', guard, {
       patch: {
         result: message.result,
         filesChanged: message.filesChanged,
@@ -163,7 +192,7 @@ export class TaskLifecycle {
   }
 
   async error(task: Task, message: TaskError, actor: string): Promise<ApplyOutcome> {
-    const outcome = await this.finish(task.id, 'failed', {
+    const outcome = await this.finish(task.id, 'failed', guardOf(task, message.attempt), {
       patch: {
         errorMessage: message.error,
         errorCode: message.errorCode,
@@ -185,7 +214,7 @@ export class TaskLifecycle {
   }
 
   async cancelled(task: Task, message: TaskCancelled, actor: string): Promise<ApplyOutcome> {
-    const outcome = await this.finish(task.id, 'cancelled', {
+    const outcome = await this.finish(task.id, 'cancelled', guardOf(task, message.attempt), {
       patch: {
         ...(message.partialResult !== undefined && { result: message.partialResult }),
         ...(message.sessionId !== undefined && { sessionId: message.sessionId }),
@@ -204,12 +233,13 @@ export class TaskLifecycle {
   async fail(taskId: string, failure: CloudFailure): Promise<ApplyOutcome> {
     const message: TaskError = {
       taskId,
+      attempt: Math.max(1, (await this.deps.repos.tasks.findById(taskId))?.attempt ?? 1),
       error: failure.error,
       errorCode: failure.errorCode,
       recoverable: failure.recoverable,
       ...(failure.context && { context: failure.context }),
     };
-    const outcome = await this.finish(taskId, 'failed', {
+    const outcome = await this.finish(taskId, 'failed', undefined, {
       patch: { errorMessage: failure.error, errorCode: failure.errorCode, recoverable: failure.recoverable },
       session: { status: 'failed', claudeSessionId: null, metrics: undefined },
       audit: {
@@ -225,8 +255,9 @@ export class TaskLifecycle {
 
   /** A cancellation decided by the cloud (the task never reached an agent, or its agent is away). */
   async cancel(taskId: string, reason: string, actor: string): Promise<ApplyOutcome> {
-    const message: TaskCancelled = { taskId, reason };
-    const outcome = await this.finish(taskId, 'cancelled', {
+    const attempt = Math.max(1, (await this.deps.repos.tasks.findById(taskId))?.attempt ?? 1);
+    const message: TaskCancelled = { taskId, attempt, reason };
+    const outcome = await this.finish(taskId, 'cancelled', undefined, {
       patch: {},
       session: { status: 'cancelled', claudeSessionId: null, metrics: undefined },
       audit: { action: 'task.cancelled', actor, details: { reason } },
@@ -237,13 +268,14 @@ export class TaskLifecycle {
   }
 
   /** → running, opening the task's session. */
-  private async start(taskId: string): Promise<ApplyOutcome> {
+  private async start(taskId: string, guard: AttemptGuard): Promise<ApplyOutcome> {
     try {
       const result = await this.deps.repos.transaction(async (tx) => {
-        const r = await tx.tasks.transition(taskId, 'running', { startedAt: this.now() });
+        const r = await tx.tasks.transition(taskId, 'running', { startedAt: this.now() }, guard);
         if (r.changed) await tx.sessions.create({ taskId, claudeSessionId: r.task.sessionId });
         return r;
       });
+      if (result.stale) return { kind: 'stale', task: result.task, stale: result.stale };
       return result.changed
         ? { kind: 'applied', task: result.task }
         : { kind: 'duplicate', task: result.task };
@@ -252,9 +284,15 @@ export class TaskLifecycle {
     }
   }
 
-  private async move(taskId: string, to: TaskStatus, patch: TaskPatch): Promise<ApplyOutcome> {
+  private async move(
+    taskId: string,
+    to: TaskStatus,
+    patch: TaskPatch,
+    guard?: AttemptGuard,
+  ): Promise<ApplyOutcome> {
     try {
-      const r = await this.deps.repos.tasks.transition(taskId, to, patch);
+      const r = await this.deps.repos.tasks.transition(taskId, to, patch, guard);
+      if (r.stale) return { kind: 'stale', task: r.task, stale: r.stale };
       return r.changed ? { kind: 'applied', task: r.task } : { kind: 'duplicate', task: r.task };
     } catch (err) {
       return this.refused(taskId, err);
@@ -264,6 +302,7 @@ export class TaskLifecycle {
   private async finish(
     taskId: string,
     to: 'completed' | 'failed' | 'cancelled',
+    guard: AttemptGuard | undefined,
     spec: {
       patch: TaskPatch;
       session: {
@@ -277,7 +316,7 @@ export class TaskLifecycle {
   ): Promise<ApplyOutcome> {
     try {
       const result = await this.deps.repos.transaction(async (tx) => {
-        const r = await tx.tasks.transition(taskId, to, { ...spec.patch, completedAt: this.now() });
+        const r = await tx.tasks.transition(taskId, to, { ...spec.patch, completedAt: this.now() }, guard);
         if (!r.changed) return r;
         await this.closeSession(tx, taskId, spec.session);
         await tx.audit.log({
@@ -289,6 +328,7 @@ export class TaskLifecycle {
         });
         return r;
       });
+      if (result.stale) return { kind: 'stale', task: result.task, stale: result.stale };
       return result.changed
         ? { kind: 'applied', task: result.task }
         : { kind: 'duplicate', task: result.task };

@@ -27,7 +27,7 @@ describe('TranscriptRecorder', () => {
       });
     events.emit('task.progress', {
       task,
-      progress: { taskId: task.id, kind: 'started', message: 'Task started' },
+      progress: { taskId: task.id, attempt: 1, kind: 'started', message: 'Task started' },
     });
     events.emit('task.stream', { task, text: 'Looking ' });
     events.emit('task.stream', { task, text: 'at auth.ts.' });

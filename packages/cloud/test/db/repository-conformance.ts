@@ -3,7 +3,7 @@ import {
   judgeTransition,
   TASK_STATUSES,
   type TaskStatus,
-  type TaskSubmit,
+  type TaskSubmission,
 } from '@bematic/protocol';
 import { sql } from 'kysely';
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
@@ -31,7 +31,7 @@ const TABLES: readonly (keyof Schema)[] = [
   'task_totals',
 ];
 
-function submission(overrides: Partial<TaskSubmit> = {}): TaskSubmit {
+function submission(overrides: Partial<TaskSubmission> = {}): TaskSubmission {
   return {
     taskId: 'placeholder',
     projectId: 'proj_1',
@@ -254,6 +254,7 @@ export function describeRepositoryConformance(name: string, open: () => Promise<
           completedAt: null,
           workspace: null,
           pullRequestUrl: null,
+          attempt: 0,
         });
         expect(await repos.tasks.findById(t.id)).toEqual(t);
         expect(await repos.tasks.findById('task_missing')).toBeUndefined();
@@ -498,6 +499,65 @@ export function describeRepositoryConformance(name: string, open: () => Promise<
         expect(results.filter((r) => r.changed)).toHaveLength(1);
         const winner = results.find((r) => r.changed);
         expect((await repos.tasks.findById(t.id))?.result).toBe(winner?.task.result);
+      });
+
+      it('numbers every send: beginAttempt bumps the attempt and takes the agent, only while resendable', async () => {
+        const t = await repos.tasks.create(newTask());
+        const first = await repos.tasks.beginAttempt(t.id, 'agent_1');
+        expect(first).toMatchObject({ from: 'pending', task: { status: 'submitted', attempt: 1 } });
+        const resend = await repos.tasks.beginAttempt(t.id, 'agent_2');
+        expect(resend).toMatchObject({ from: 'submitted', task: { attempt: 2, agentId: 'agent_2' } });
+        await repos.tasks.transition(t.id, 'running', {}, { agentId: 'agent_2', attempt: 2 });
+        expect(await repos.tasks.beginAttempt(t.id, 'agent_1')).toBeUndefined();
+        expect((await repos.tasks.findById(t.id))?.attempt).toBe(2);
+      });
+
+      it('applies a guarded transition only for the owning agent at the attempt in force (one compare-and-set)', async () => {
+        const t = await repos.tasks.create(newTask());
+        await repos.tasks.beginAttempt(t.id, 'agent_1');
+        await repos.tasks.beginAttempt(t.id, 'agent_1'); // attempt 2 is in force
+        const stale = await repos.tasks.transition(t.id, 'running', {}, { agentId: 'agent_1', attempt: 1 });
+        expect(stale).toMatchObject({ changed: false, stale: 'attempt', task: { status: 'submitted' } });
+        const foreign = await repos.tasks.transition(t.id, 'running', {}, { agentId: 'agent_9', attempt: 2 });
+        expect(foreign).toMatchObject({ changed: false, stale: 'agent', task: { status: 'submitted' } });
+        const ok = await repos.tasks.transition(t.id, 'running', {}, { agentId: 'agent_1', attempt: 2 });
+        expect(ok).toMatchObject({ changed: true, task: { status: 'running' } });
+        const lateStale = await repos.tasks.transition(
+          t.id,
+          'completed',
+          { result: 'from attempt 1' },
+          { agentId: 'agent_1', attempt: 1 },
+        );
+        expect(lateStale.changed).toBe(false);
+        expect((await repos.tasks.findById(t.id))?.status).toBe('running');
+        const done = await repos.tasks.transition(
+          t.id,
+          'completed',
+          { result: 'r' },
+          { agentId: 'agent_1', attempt: 2 },
+        );
+        expect(done.changed).toBe(true);
+        // A terminal task judges a repeat as before, whoever sends it: a no-op, not stale.
+        const again = await repos.tasks.transition(t.id, 'completed', {}, { agentId: 'agent_1', attempt: 1 });
+        expect(again).toEqual({ changed: false, task: done.task });
+      });
+
+      it('lets no stale attempt win a race with the current one', async () => {
+        const t = await repos.tasks.create(newTask());
+        await repos.tasks.beginAttempt(t.id, 'agent_1');
+        await repos.tasks.beginAttempt(t.id, 'agent_1');
+        await repos.tasks.transition(t.id, 'running', {}, { agentId: 'agent_1', attempt: 2 });
+        const racers = [1, 2, 1, 2, 1].map((attempt) =>
+          repos.tasks.transition(
+            t.id,
+            'completed',
+            { result: `a${attempt}` },
+            { agentId: 'agent_1', attempt },
+          ),
+        );
+        const results = await Promise.all(racers);
+        expect(results.filter((r) => r.changed)).toHaveLength(1);
+        expect((await repos.tasks.findById(t.id))?.result).toBe('a2');
       });
 
       it('lets exactly one of racing different terminal transitions win; the rest are illegal', async () => {
@@ -763,7 +823,7 @@ export function describeRepositoryConformance(name: string, open: () => Promise<
     describe('offline queue', () => {
       const enqueue = (
         taskId: string,
-        priority: TaskSubmit['priority'],
+        priority: TaskSubmission['priority'],
         enqueuedAt: number,
         agentId = 'agent_1',
       ) =>

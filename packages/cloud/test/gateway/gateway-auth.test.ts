@@ -1,5 +1,7 @@
+import { PROTOCOL_VERSION } from '@bematic/protocol';
 import { ManualClock } from '@bematic/testkit';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
+import { WebSocket } from 'ws';
 import { type CloudHarness, METRICS, RawAgent, removeDir, startCloud, until } from './harness.js';
 
 describe('agent gateway: authentication', () => {
@@ -42,9 +44,9 @@ describe('agent gateway: authentication', () => {
     await clock.advance(4_999);
     expect(agent.ws.readyState).toBe(agent.ws.OPEN);
     await clock.advance(1);
-    expect(await agent.closed).toEqual({ code: 4008, reason: 'authentication timeout' });
+    expect(await agent.closed).toEqual({ code: 4008, reason: 'AUTH_TIMEOUT' });
     await until(async () => (await failures()).length === 1, 'audit entry');
-    expect((await failures())[0]?.details).toMatchObject({ reason: 'auth-timeout' });
+    expect((await failures())[0]?.details).toMatchObject({ reason: 'AUTH_TIMEOUT', code: 'AUTH_TIMEOUT' });
   });
 
   it('rejects a first frame that is not AUTH_REQUEST', async () => {
@@ -52,16 +54,19 @@ describe('agent gateway: authentication', () => {
     agent.send('HEARTBEAT_PONG', { seq: 1, sentAt: 1, metrics: METRICS });
     expect((await agent.closed).code).toBe(4001);
     await until(async () => (await failures()).length === 1, 'audit entry');
-    expect((await failures())[0]?.details).toMatchObject({ reason: 'unexpected-first-frame:HEARTBEAT_PONG' });
+    expect((await failures())[0]?.details).toMatchObject({
+      code: 'INVALID_FIRST_FRAME',
+      detail: 'HEARTBEAT_PONG',
+    });
   });
 
   it.each([
-    ['a wrong key', 'wrong'],
-    ['a key of another agent', 'other-agent'],
-    ['a revoked key', 'revoked'],
-    ['an expired key', 'expired'],
-    ['garbage', 'malformed'],
-  ])('rejects %s, audits it without the key', async (_label, kind) => {
+    ['a wrong key', 'wrong', 'INVALID_KEY'],
+    ['a key of another agent', 'other-agent', 'UNKNOWN_AGENT'],
+    ['a revoked key', 'revoked', 'KEY_REVOKED'],
+    ['an expired key', 'expired', 'KEY_EXPIRED'],
+    ['garbage', 'malformed', 'INVALID_KEY'],
+  ])('rejects %s with a coded AUTH_RESPONSE, audits it without the key', async (_label, kind, code) => {
     const own = await cloud.gateway.apiKeys.create('agent-a', {
       expiresAt: kind === 'expired' ? clock.now() + 1000 : null,
     });
@@ -82,11 +87,12 @@ describe('agent gateway: authentication', () => {
 
     const { agent, response } = await RawAgent.connect(cloud.url, 'agent-a', presented);
     expect(response.payload.success).toBe(false);
+    expect(response.payload.code).toBe(code);
     expect(response.payload.error).toBeTruthy();
     expect((await agent.closed).code).toBe(4001);
     await until(async () => (await failures()).length === 1, 'audit entry');
     const [entry] = await failures();
-    expect(entry?.details).toMatchObject({ agentId: 'agent-a', reason: expectedReason });
+    expect(entry?.details).toMatchObject({ agentId: 'agent-a', code, detail: expectedReason });
     expect(entry?.details.ip).toBeTruthy();
     expect(JSON.stringify(entry)).not.toContain(presented);
     expect((await cloud.gateway.directory.listAgents()).filter((a) => a.online)).toEqual([]);
@@ -110,10 +116,10 @@ describe('agent gateway: authentication', () => {
       expect((await agent.closed).code).toBe(4001);
     }
     const { agent, response } = await RawAgent.connect(cloud.url, 'agent-a', key);
-    expect(response.payload.success).toBe(false);
+    expect(response.payload).toMatchObject({ success: false, code: 'RATE_LIMITED' });
     expect((await agent.closed).code).toBe(4029);
     await until(
-      async () => (await failures()).some((e) => e.details.reason === 'rate-limited'),
+      async () => (await failures()).some((e) => e.details.code === 'RATE_LIMITED'),
       'rate-limit audit',
     );
     // Another agent id from the same address is not affected, and the window passes.
@@ -121,6 +127,53 @@ describe('agent gateway: authentication', () => {
     const again = await RawAgent.connect(cloud.url, 'agent-a', key);
     expect(again.response.payload.success).toBe(true);
     await again.agent.close();
+  });
+
+  it('answers a v1 agent with a coded refusal it can read, in its own envelope version, and stays up', async () => {
+    const { key } = await cloud.gateway.apiKeys.create('agent-a');
+    const ws = new WebSocket(cloud.url);
+    const frames: string[] = [];
+    ws.on('message', (data) => frames.push(String(data)));
+    const closed = new Promise<number>((resolve) => ws.on('close', (code) => resolve(code)));
+    await new Promise<void>((resolve) => ws.once('open', () => resolve()));
+    // What an agent of protocol version 1 sends: no attempt numbers anywhere, v: 1.
+    ws.send(
+      JSON.stringify({
+        v: 1,
+        type: 'AUTH_REQUEST',
+        id: 'v1-auth',
+        ts: 1,
+        payload: {
+          agentId: 'agent-a',
+          apiKey: key,
+          agentVersion: '0.0.9',
+          maxConcurrentTasks: 1,
+          activeTaskIds: [],
+          bufferedTaskIds: [],
+        },
+      }),
+    );
+    expect(await closed).toBe(4001);
+    expect(frames).toHaveLength(1);
+    const reply = JSON.parse(frames[0] ?? '{}') as {
+      v: number;
+      type: string;
+      payload: Record<string, unknown>;
+    };
+    expect(reply.v).toBe(1);
+    expect(reply.type).toBe('AUTH_RESPONSE');
+    expect(reply.payload).toMatchObject({ success: false, code: 'UNSUPPORTED_PROTOCOL_VERSION' });
+    expect(String(reply.payload.error)).toMatch(/version 2.*1/);
+    await until(async () => (await failures()).length === 1, 'audit entry');
+    expect((await failures())[0]?.details).toMatchObject({
+      code: 'UNSUPPORTED_PROTOCOL_VERSION',
+      peerVersion: 1,
+    });
+    expect(cloud.gateway.manager.isConnected('agent-a')).toBe(false);
+    // The cloud is unharmed: a v2 agent authenticates right after.
+    const { agent, response } = await RawAgent.connect(cloud.url, 'agent-a', key);
+    expect(response.payload.success).toBe(true);
+    await agent.close();
   });
 
   it('replaces an older connection of the same agent', async () => {
@@ -153,14 +206,17 @@ describe('agent gateway: bad frames', () => {
   it('answers malformed, unknown and oversized frames with SYSTEM_ERROR and keeps the connection', async () => {
     agent.sendRaw('{not json');
     expect((await agent.next('SYSTEM_ERROR')).payload.code).toBe('INVALID_JSON');
-    agent.sendRaw(JSON.stringify({ v: 1, type: 'WHATEVER', id: 'x1', ts: 1, payload: {} }));
+    agent.sendRaw(JSON.stringify({ v: PROTOCOL_VERSION, type: 'WHATEVER', id: 'x1', ts: 1, payload: {} }));
     expect((await agent.next('SYSTEM_ERROR')).payload).toMatchObject({ code: 'UNKNOWN_TYPE', refId: 'x1' });
     agent.send('TASK_STREAM', { taskId: 't', seq: 0, text: 'x'.repeat(4096) });
     expect((await agent.next('SYSTEM_ERROR')).payload.code).toBe('FRAME_TOO_LARGE');
-    agent.sendRaw(JSON.stringify({ v: 1, type: 'TASK_ACK', id: 'x2', ts: 1, payload: { taskId: 5 } }));
+    agent.sendRaw(
+      JSON.stringify({ v: PROTOCOL_VERSION, type: 'TASK_ACK', id: 'x2', ts: 1, payload: { taskId: 5 } }),
+    );
     expect((await agent.next('SYSTEM_ERROR')).payload.code).toBe('INVALID_PAYLOAD');
     agent.send('TASK_SUBMIT', {
       taskId: 't',
+      attempt: 1,
       projectId: 'p',
       localPath: '/x',
       botName: 'b',

@@ -99,11 +99,20 @@ describe('gateway: heartbeat, offline detection and circuit breaker', () => {
     const project = await seedProject(cloud.repos, 'agent-a');
     const { agent } = await RawAgent.connect(cloud.url, 'agent-a', key);
     await cloud.log.wait('agent.online');
-    agent.send('AGENT_STATUS', { overloaded: true, maxConcurrentTasks: 3, metrics: METRICS });
+    agent.send('AGENT_STATUS', {
+      overloaded: true,
+      maxConcurrentTasks: 3,
+      metrics: METRICS,
+      overload: { resource: 'cpu', percent: 97.2, sustainedMs: 30_000 },
+    });
     await cloud.log.wait('agent.status', (s) => s.status.overloaded);
     const task = await seedTask(cloud.repos, project);
     const r = await cloud.gateway.dispatcher.dispatch(task);
-    expect(r).toMatchObject({ queued: true, reason: 'agent agent-a is overloaded', reconnectEtaMs: null });
+    expect(r).toMatchObject({
+      queued: true,
+      reason: 'agent agent-a is busy: CPU 97 % for 30s; your task is next',
+      reconnectEtaMs: null,
+    });
     expect(cloud.log.of('task.queued')[0]).toMatchObject({ agentOnline: true });
     agent.send('AGENT_STATUS', { overloaded: false, maxConcurrentTasks: 3, metrics: METRICS });
     expect((await agent.next('TASK_SUBMIT')).payload.taskId).toBe(task.id);

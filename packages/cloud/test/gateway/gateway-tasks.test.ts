@@ -90,7 +90,7 @@ describe('gateway: outbox, dispatch and task messages', () => {
     const result = await cloud.gateway.dispatcher.dispatch(task);
     expect(result).toMatchObject({ agentId: 'agent-a', sent: true, queued: false, reconnectEtaMs: null });
     const submit = await first.agent.next('TASK_SUBMIT');
-    expect(submit.payload).toEqual(task.submission);
+    expect(submit.payload).toEqual({ ...task.submission, attempt: 1 });
     expect(await cloud.repos.offlineQueue.findByTask(task.id)).toBeDefined();
     await cloud.log.wait('task.submitted', (e) => e.task.id === task.id);
 
@@ -133,7 +133,7 @@ describe('gateway: outbox, dispatch and task messages', () => {
     expect(await status(task.id)).toBe('cancelled');
     expect(await cloud.repos.offlineQueue.findByTask(task.id)).toBeUndefined();
     expect(cloud.log.of('task.cancelled').map((e) => e.message)).toEqual([
-      { taskId: task.id, reason: 'no longer needed' },
+      { taskId: task.id, attempt: 1, reason: 'no longer needed' },
     ]);
     expect(await cloud.gateway.dispatcher.cancel(task.id, 'again', 'U1')).toEqual({
       outcome: 'already-terminal',
@@ -209,7 +209,11 @@ describe('gateway: outbox, dispatch and task messages', () => {
     expect(await cloud.gateway.dispatcher.cancel(task.id, 'stop', 'U1')).toEqual({
       outcome: 'sent-to-agent',
     });
-    expect((await agent.next('TASK_CANCEL')).payload).toEqual({ taskId: task.id, reason: 'stop' });
+    expect((await agent.next('TASK_CANCEL')).payload).toEqual({
+      taskId: task.id,
+      attempt: 1,
+      reason: 'stop',
+    });
     agent.send('TASK_CANCELLED', { taskId: task.id, reason: 'stop', partialResult: 'half done' });
     await cloud.log.wait('task.cancelled');
     agent.send('TASK_ERROR', {
@@ -276,7 +280,13 @@ describe('gateway: outbox, dispatch and task messages', () => {
     const task = await seedTask(cloud.repos, project);
     await cloud.gateway.dispatcher.dispatch(task);
     await a.agent.next('TASK_SUBMIT');
-    a.agent.send('TASK_ACK', { taskId: task.id, accepted: false, queued: false, reason: 'agent overloaded' });
+    a.agent.send('TASK_ACK', {
+      taskId: task.id,
+      accepted: false,
+      queued: false,
+      code: 'OVERLOADED',
+      reason: 'agent overloaded',
+    });
     expect((await b.agent.next('TASK_SUBMIT')).payload.taskId).toBe(task.id);
     expect(await cloud.repos.offlineQueue.findByTask(task.id)).toMatchObject({ agentId: 'agent-b' });
 
@@ -287,6 +297,7 @@ describe('gateway: outbox, dispatch and task messages', () => {
       taskId: sent.payload.taskId,
       accepted: false,
       queued: false,
+      code: 'PATH_NOT_ALLOWED',
       reason: 'path /x not allowed',
     });
     const failed = await cloud.log.wait('task.failed', (e) => e.task.id === other.id);

@@ -224,9 +224,24 @@ export async function seedTask(
   });
 }
 
+/** A payload whose attempt may be left out: RawAgent fills in the attempt of the task's latest TASK_SUBMIT. */
+export type LooseAttempt<P> = P extends { attempt: number } ? Omit<P, 'attempt'> & { attempt?: number } : P;
+
+const ATTEMPTED: ReadonlySet<MessageType> = new Set([
+  'TASK_ACK',
+  'TASK_PROGRESS',
+  'TASK_STREAM',
+  'TASK_COMPLETE',
+  'TASK_ERROR',
+  'TASK_CANCELLED',
+  'PERMISSION_REQUEST',
+]);
+
 /** A hand-driven agent speaking the protocol over a raw `ws` socket. */
 export class RawAgent {
   readonly received: Message[] = [];
+  /** The attempt of the latest TASK_SUBMIT received for each task. */
+  readonly attempts = new Map<string, number>();
   readonly invalid: string[] = [];
   private waiters: Array<{ pred: (m: Message) => boolean; resolve: (m: Message) => void }> = [];
   readonly closed: Promise<{ code: number; reason: string }>;
@@ -238,6 +253,8 @@ export class RawAgent {
         this.invalid.push(r.error.message);
         return;
       }
+      if (r.message.type === 'TASK_SUBMIT')
+        this.attempts.set(r.message.payload.taskId, r.message.payload.attempt);
       this.received.push(r.message);
       for (const w of [...this.waiters]) {
         if (w.pred(r.message)) {
@@ -283,8 +300,14 @@ export class RawAgent {
     return { agent, response };
   }
 
-  send<T extends MessageType>(type: T, payload: PayloadOf<T>): void {
-    this.ws.send(serialize(createMessage(type, payload) as unknown as Message));
+  /** Sends through the protocol's validating serializer; a task message without an attempt gets the latest one. */
+  send<T extends MessageType>(type: T, payload: LooseAttempt<PayloadOf<T>>): void {
+    const p = payload as { taskId?: unknown; attempt?: unknown };
+    const filled =
+      typeof p.taskId === 'string' && p.attempt === undefined && ATTEMPTED.has(type)
+        ? { ...p, attempt: this.attempts.get(p.taskId) ?? 1 }
+        : p;
+    this.ws.send(serialize(createMessage(type, filled as PayloadOf<T>) as unknown as Message));
   }
 
   sendRaw(data: string | Buffer): void {

@@ -1,7 +1,7 @@
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
-import type { TaskSubmit } from '@bematic/protocol';
+import type { TaskSubmission } from '@bematic/protocol';
 import { createDatabase, type Database } from '../../src/db/database.js';
 import { migrateToLatest } from '../../src/db/migrations/index.js';
 import { createRepositories } from '../../src/db/repositories/index.js';
@@ -35,7 +35,7 @@ export async function openTestDb(startAt = 1_700_000_000_000): Promise<TestDb> {
 }
 
 export function newTaskInput(over: Partial<NewTask> = {}): NewTask {
-  const submission: TaskSubmit = {
+  const submission: TaskSubmission = {
     taskId: 'placeholder',
     projectId: over.projectId ?? 'proj_1',
     localPath: '/srv/checkout',

@@ -42,6 +42,7 @@ class RecordingSink implements ExecutionSink {
 function makeTask(localPath: string, over: Partial<TaskSubmit> = {}): TaskSubmit {
   return {
     taskId: 'task_1',
+    attempt: 1,
     projectId: 'proj_1',
     localPath,
     botName: 'coder',

@@ -88,6 +88,7 @@ function executor(w: World, policy: Partial<ConfinementPolicy> = {}, env: Record
 
 const task = (w: World, over: Partial<TaskSubmit> = {}): TaskSubmit => ({
   taskId: 'task_confine',
+  attempt: 1,
   projectId: 'proj_1',
   localPath: w.project,
   botName: 'coder',

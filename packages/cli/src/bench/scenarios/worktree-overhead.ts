@@ -34,6 +34,7 @@ async function makeRepo(dir: string, files: number): Promise<void> {
 }
 
 const task = (id: string, repo: string): TaskSubmit => ({
+  attempt: 1,
   taskId: id,
   projectId: 'bench',
   localPath: repo,

@@ -7,6 +7,7 @@ import { chatDefaults } from './002-chat-defaults.js';
 import { workspaces } from './003-workspaces.js';
 import { dashboard } from './004-dashboard.js';
 import { permissionRequests } from './005-permission-requests.js';
+import { taskAttempts } from './006-task-attempts.js';
 import { slackDeliveries } from './007-slack-deliveries.js';
 import { historyIndexes } from './008-history-indexes.js';
 import { agentPresence } from './009-agent-presence.js';
@@ -22,6 +23,7 @@ export const MIGRATIONS: Readonly<Record<string, Migration>> = {
   '003-workspaces': workspaces,
   '004-dashboard': dashboard,
   '005-permission-requests': permissionRequests,
+  '006-task-attempts': taskAttempts,
   '007-slack-deliveries': slackDeliveries,
   '008-history-indexes': historyIndexes,
   '009-agent-presence': agentPresence,

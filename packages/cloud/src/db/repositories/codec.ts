@@ -1,4 +1,4 @@
-import { McpServers, TaskSubmit, WorkspaceReport } from '@bematic/protocol';
+import { McpServers, TaskSubmission, WorkspaceReport } from '@bematic/protocol';
 import { StoredDataError } from '../errors.js';
 
 /** Column codecs shared by the repositories: JSON text and 0/1 booleans. */
@@ -38,8 +38,8 @@ export function decodeRecord(text: string, ref: ColumnRef): Record<string, unkno
   return { ...value };
 }
 
-export function decodeSubmission(text: string, ref: ColumnRef): TaskSubmit {
-  const parsed = TaskSubmit.safeParse(parseJsonText(text, ref));
+export function decodeSubmission(text: string, ref: ColumnRef): TaskSubmission {
+  const parsed = TaskSubmission.safeParse(parseJsonText(text, ref));
   if (!parsed.success) throw new StoredDataError(ref.table, ref.column, ref.rowId, parsed.error.message);
   return parsed.data;
 }

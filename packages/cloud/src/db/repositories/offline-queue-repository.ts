@@ -1,5 +1,5 @@
 import type { Clock } from '@bematic/protocol';
-import { PRIORITY_RANK, TASK_PRIORITIES, type TaskPriority, type TaskSubmit } from '@bematic/protocol';
+import { PRIORITY_RANK, TASK_PRIORITIES, type TaskPriority, type TaskSubmission } from '@bematic/protocol';
 import type { Kysely, Selectable } from 'kysely';
 import { StoredDataError } from '../errors.js';
 import type { OfflineQueueTable, Schema } from '../schema.js';
@@ -44,7 +44,7 @@ export class KyselyOfflineQueueRepository implements OfflineQueueRepository {
     agentId: string;
     taskId: string;
     priority: TaskPriority;
-    payload: TaskSubmit;
+    payload: TaskSubmission;
     expiresAt: number;
     enqueuedAt?: number;
   }): Promise<OfflineQueueEntry> {

@@ -24,7 +24,15 @@ import {
   stripNul,
 } from './codec.js';
 import { inTransaction } from './transaction.js';
-import type { NewTask, Task, TaskPatch, TaskQuery, TaskRepository, TransitionResult } from './types.js';
+import type {
+  AttemptGuard,
+  NewTask,
+  Task,
+  TaskPatch,
+  TaskQuery,
+  TaskRepository,
+  TransitionResult,
+} from './types.js';
 
 function isStatus(s: string): s is TaskStatus {
   return (TASK_STATUSES as readonly string[]).includes(s);
@@ -81,6 +89,7 @@ export function toTask(row: Selectable<TasksTable>): Task {
     completedAt: row.completed_at,
     workspace: decodeWorkspace(row.workspace, ref('workspace')),
     pullRequestUrl: row.pull_request_url,
+    attempt: Number(row.attempt),
   };
 }
 
@@ -110,6 +119,15 @@ function patchToRow(patch: TaskPatch): Updateable<TasksTable> {
     workspace: patch.workspace === undefined ? undefined : patch.workspace && encodeJson(patch.workspace),
     pull_request_url: patch.pullRequestUrl,
   });
+}
+
+/** States from which a task may be (re)sent to an agent. */
+const RESENDABLE: TaskStatus[] = ['pending', 'queued', 'submitted'];
+
+function staleness(task: Task, guard: AttemptGuard): 'agent' | 'attempt' | undefined {
+  if (task.agentId !== guard.agentId) return 'agent';
+  if (task.attempt !== guard.attempt) return 'attempt';
+  return undefined;
 }
 
 export class KyselyTaskRepository implements TaskRepository {
@@ -226,8 +244,18 @@ export class KyselyTaskRepository implements TaskRepository {
    * writers), judges the move with the state machine, and applies it only if
    * the status is still the one judged, so of two identical terminal messages
    * racing each other exactly one reports `changed: true`.
+   *
+   * With a guard (a message from an agent), the same UPDATE also requires the row's agent_id and attempt to be
+   * the guard's — ownership, attempt and status are compared and set in one statement, so a message from an
+   * earlier send or from another agent never changes the task, whatever ran in between. A terminal task is
+   * judged as before (a late duplicate is a no-op), whoever sent it.
    */
-  async transition(id: string, to: TaskStatus, patch: TaskPatch = {}): Promise<TransitionResult> {
+  async transition(
+    id: string,
+    to: TaskStatus,
+    patch: TaskPatch = {},
+    guard?: AttemptGuard,
+  ): Promise<TransitionResult> {
     const postgres = dialectOf(this.db) === 'postgres';
     return inTransaction(this.db, async (trx) => {
       for (;;) {
@@ -240,6 +268,10 @@ export class KyselyTaskRepository implements TaskRepository {
         const row = await (postgres ? base.forUpdate() : base).executeTakeFirst();
         if (!row) throw new RecordNotFoundError('task', id);
         const current = toTask(row);
+        if (guard && !isTerminalStatus(current.status)) {
+          const stale = staleness(current, guard);
+          if (stale) return { changed: false, task: current, stale };
+        }
         const verdict = judgeTransition(current.status, to);
         if (verdict.kind === 'noop') return { changed: false, task: current };
         if (verdict.kind === 'illegal') throw new IllegalTransitionError(id, current.status, to);
@@ -250,16 +282,42 @@ export class KyselyTaskRepository implements TaskRepository {
           values.started_at = now;
         if (isTerminalStatus(to) && patch.completedAt === undefined) values.completed_at = now;
 
-        const updated = await trx
+        let update = trx
           .updateTable('tasks')
           .set(values)
           .where('id', '=', id)
-          .where('status', '=', current.status)
-          .returningAll()
-          .executeTakeFirst();
+          .where('status', '=', current.status);
+        if (guard) update = update.where('agent_id', '=', guard.agentId).where('attempt', '=', guard.attempt);
+        const updated = await update.returningAll().executeTakeFirst();
         // Lost a race with a writer outside this connection: judge again against its result.
         if (updated) return { changed: true, task: toTask(updated) };
       }
+    });
+  }
+
+  async beginAttempt(id: string, agentId: string): Promise<{ task: Task; from: TaskStatus } | undefined> {
+    return inTransaction(this.db, async (trx) => {
+      const before = await trx
+        .selectFrom('tasks')
+        .select('status')
+        .where('id', '=', id)
+        .where('status', 'in', RESENDABLE)
+        .executeTakeFirst();
+      if (!before) return undefined;
+      const row = await trx
+        .updateTable('tasks')
+        .set((eb) => ({
+          attempt: eb('attempt', '+', 1),
+          agent_id: agentId,
+          status: 'submitted',
+          updated_at: this.now(),
+        }))
+        .where('id', '=', id)
+        .where('status', 'in', RESENDABLE)
+        .returningAll()
+        .executeTakeFirst();
+      if (!row || !isStatus(before.status)) return undefined;
+      return { task: toTask(row), from: before.status };
     });
   }
 

@@ -5,7 +5,7 @@ import type {
   TaskMetrics,
   TaskPriority,
   TaskStatus,
-  TaskSubmit,
+  TaskSubmission,
   WorkspaceReport,
 } from '@bematic/protocol';
 
@@ -69,7 +69,7 @@ export interface Task extends TaskMetricsColumns {
   sessionId: string | null;
   parentTaskId: string | null;
   /** The exact TASK_SUBMIT payload, so a task can be resent, retried or reconciled. */
-  submission: TaskSubmit;
+  submission: TaskSubmission;
   result: string | null;
   errorMessage: string | null;
   errorCode: string | null;
@@ -87,6 +87,8 @@ export interface Task extends TaskMetricsColumns {
   workspace: WorkspaceReport | null;
   /** The pull request opened from the task's branch. */
   pullRequestUrl: string | null;
+  /** Which send of the task is in force: 0 before the first TASK_SUBMIT, then 1, 2, … (one per send). */
+  attempt: number;
 }
 
 export type NewTask = Pick<
@@ -140,9 +142,20 @@ export type TaskPatch = Partial<
 >;
 
 export interface TransitionResult {
-  /** false when the transition was an idempotent no-op (e.g. a duplicate TASK_COMPLETE). */
+  /** false when the transition was an idempotent no-op (e.g. a duplicate TASK_COMPLETE) or stale. */
   changed: boolean;
   task: Task;
+  /**
+   * Set when a guarded transition was refused because the row belongs to another agent or another attempt
+   * (the compare-and-set found no row). The task is returned as it is.
+   */
+  stale?: 'agent' | 'attempt';
+}
+
+/** Whose message a transition applies: it changes the row only if both still match. */
+export interface AttemptGuard {
+  agentId: string;
+  attempt: number;
 }
 
 export interface TaskQuery {
@@ -167,7 +180,12 @@ export interface TaskRepository {
    * Atomically check the state machine and apply. Same terminal status again → { changed: false }.
    * Illegal → throws IllegalTransitionError. Unknown id → throws.
    */
-  transition(id: string, to: TaskStatus, patch?: TaskPatch): Promise<TransitionResult>;
+  transition(id: string, to: TaskStatus, patch?: TaskPatch, guard?: AttemptGuard): Promise<TransitionResult>;
+  /**
+   * The next send of the task to `agentId`: attempt + 1, agent_id and status `submitted` in one statement,
+   * only while the task is pending, queued or submitted. Undefined when it is not (running, terminal, gone).
+   */
+  beginAttempt(id: string, agentId: string): Promise<{ task: Task; from: TaskStatus } | undefined>;
   /** Update non-status fields (e.g. progressMessageTs). */
   update(id: string, patch: TaskPatch): Promise<Task>;
   delete(id: string): Promise<boolean>;
@@ -243,7 +261,7 @@ export interface OfflineQueueEntry {
   agentId: string;
   taskId: string;
   priority: TaskPriority;
-  payload: TaskSubmit;
+  payload: TaskSubmission;
   enqueuedAt: number;
   expiresAt: number;
   attempts: number;
@@ -255,7 +273,7 @@ export interface OfflineQueueRepository {
     agentId: string;
     taskId: string;
     priority: TaskPriority;
-    payload: TaskSubmit;
+    payload: TaskSubmission;
     expiresAt: number;
     enqueuedAt?: number;
   }): Promise<OfflineQueueEntry>;
