@@ -10,6 +10,7 @@ import type { Task } from '../db/repositories/types.js';
 import { formatDuration } from '../duration.js';
 import { formatCost, formatTokens, plural, progressBar } from './format.js';
 import { escapeMrkdwn, markdownToMrkdwn, mrkdwnToPlain } from './mrkdwn.js';
+import type { PlanItem } from './plan.js';
 import { SECTION_TEXT_LIMIT, splitIntoSections, truncateText } from './truncate.js';
 
 /** Button action ids the chat surfaces route back as `action` requests. */
@@ -84,12 +85,33 @@ export interface ProgressView {
   /** The last lines of streamed text. */
   tail: string | null;
   elapsedMs: number;
+  /** Claude Code's plan (its last TodoWrite), shown as a checklist. */
+  plan?: PlanItem[] | null;
+  /** Notices that must stay visible (auto-continuation), newest last. */
+  notices?: string[];
+}
+
+const MAX_PLAN_ITEMS = 20;
+
+/** ☑ done, ☐ to do; the item in progress is bold. */
+export function checklistBlock(plan: PlanItem[]): ChatBlock {
+  const done = plan.filter((i) => i.status === 'completed').length;
+  const lines = plan.slice(0, MAX_PLAN_ITEMS).map((i) => {
+    const text = escapeMrkdwn(truncateText(i.content, 200));
+    if (i.status === 'completed') return `☑ ~${text}~`;
+    return i.status === 'in_progress' ? `☐ *${text}*` : `☐ ${text}`;
+  });
+  if (plan.length > MAX_PLAN_ITEMS) lines.push(`… and ${plan.length - MAX_PLAN_ITEMS} more`);
+  return section(`*Plan* (${done}/${plan.length})\n${lines.join('\n')}`);
 }
 
 export function progressMessage(task: Task, label: TaskLabel, view: ProgressView): ChatMessage {
   const lines = [`:hourglass_flowing_sand: *${escapeMrkdwn(view.status)}* — ${headline(task, label)}`];
   if (view.step) lines.push(`_${escapeMrkdwn(truncateText(view.step, 300))}_`);
   const blocks: ChatBlock[] = [section(lines.join('\n'))];
+  if (view.plan?.length) blocks.push(checklistBlock(view.plan));
+  for (const notice of view.notices ?? [])
+    blocks.push(context(`:repeat: ${escapeMrkdwn(truncateText(notice, 300))}`));
   if (view.tail) {
     blocks.push(section(`\`\`\`\n${escapeMrkdwn(truncateText(view.tail, 1500))}\n\`\`\``));
   }
@@ -111,6 +133,8 @@ export interface CompletionOptions {
   resultLimit?: number;
   /** The task's page on the dashboard (transcript, diff, audit), when it can be reached. */
   taskUrl?: string;
+  /** The plan as it stood at the end. */
+  plan?: PlanItem[] | null;
 }
 
 /** A link to the task's page on the dashboard. */
@@ -135,6 +159,7 @@ export function completionMessage(
   for (const chunk of splitIntoSections(result, SECTION_TEXT_LIMIT, opts.resultLimit ?? 12_000)) {
     blocks.push(section(chunk));
   }
+  if (opts.plan?.length) blocks.push(checklistBlock(opts.plan));
   if (done.warning) blocks.push(section(`:warning: ${escapeMrkdwn(done.warning)}`));
   // With a branch, the per-file diff stat below says more than a list of names.
   if (done.filesChanged.length && !done.workspace?.files.length) {

@@ -1,4 +1,4 @@
-import type { TaskComplete, TaskSubmission } from '@bematic/protocol';
+import type { TaskComplete, TaskProgress, TaskSubmission } from '@bematic/protocol';
 import { afterEach, beforeEach, describe, expect, it, vi } from 'vitest';
 import { RecordingSurface, sqliteRepos, textOf } from '../../test/support/conversation.js';
 import { BotRegistry } from '../bots/bot-registry.js';
@@ -125,6 +125,81 @@ describe('NotificationService', () => {
       { op: 'remove', ts: '100.1', name: 'eyes' },
       { op: 'add', ts: '100.1', name: 'white_check_mark' },
     ]);
+  });
+
+  it('shows the TodoWrite plan as a checklist, keeps continuation notices, and ends with the plan ticked', async () => {
+    const todo = (statuses: string[]) =>
+      JSON.stringify({
+        todos: ['Read auth.ts', 'Fix the null check', 'Run the tests'].map((content, i) => ({
+          content,
+          status: statuses[i],
+          activeForm: content,
+        })),
+      });
+    const progress = (over: Partial<TaskProgress>) =>
+      events.emit('task.progress', {
+        task,
+        progress: { taskId: task.id, attempt: 1, kind: 'tool', message: 'x', ...over },
+      });
+    events.emit('task.started', { task });
+    progress({
+      tool: 'TodoWrite',
+      message: 'Updating the plan',
+      input: todo(['in_progress', 'pending', 'pending']),
+    });
+    await vi.advanceTimersByTimeAsync(3500);
+    let shown = textOf(surface.updates.at(-1)!.message);
+    expect(shown).toContain('*Plan* (0/3)');
+    expect(shown).toContain('☐ *Read auth.ts*');
+    expect(shown).toContain('☐ Fix the null check');
+    progress({ kind: 'continuation', message: 'Auto-continuing (1/3)' });
+    progress({
+      tool: 'TodoWrite',
+      message: 'Updating the plan',
+      input: todo(['completed', 'in_progress', 'pending']),
+    });
+    progress({ tool: 'Edit', message: 'Editing src/auth.ts' });
+    await vi.advanceTimersByTimeAsync(3500);
+    shown = textOf(surface.updates.at(-1)!.message);
+    expect(shown).toContain('*Plan* (1/3)');
+    expect(shown).toContain('☑ ~Read auth.ts~');
+    expect(shown).toContain('Auto-continuing (1/3)');
+    expect(shown).toContain('Editing src/auth.ts');
+
+    progress({
+      tool: 'TodoWrite',
+      message: 'Updating the plan',
+      input: todo(['completed', 'completed', 'completed']),
+    });
+    await repos.tasks.transition(task.id, 'submitted');
+    const done = (await repos.tasks.transition(task.id, 'completed', { completedAt: Date.now() })).task;
+    events.emit('task.completed', {
+      task: done,
+      message: {
+        taskId: task.id,
+        attempt: 1,
+        result: 'Done',
+        filesChanged: [],
+        commandsRun: [],
+        metrics: {
+          inputTokens: 1,
+          outputTokens: 1,
+          cacheReadTokens: 0,
+          cacheCreationTokens: 0,
+          costUsd: 0.01,
+          durationMs: 1000,
+          numTurns: 1,
+          continuations: 1,
+        },
+      },
+    });
+    await vi.advanceTimersByTimeAsync(5000);
+    await svc.idle();
+    const final = surface.updates.at(-1)!;
+    expect(final.ts).toBe(task.progressMessageTs);
+    expect(textOf(final.message)).toContain('Task completed');
+    expect(textOf(final.message)).toContain('*Plan* (3/3)');
+    expect(surface.posts).toHaveLength(1);
   });
 
   it('renders recoverable errors with a Retry button and posts agent-offline notices to waiting threads', async () => {

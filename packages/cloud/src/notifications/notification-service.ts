@@ -15,6 +15,7 @@ import {
   REACTIONS,
   type TaskLabel,
 } from './blocks.js';
+import { planFromProgress } from './plan.js';
 import { StreamAccumulator } from './stream-accumulator.js';
 
 export interface NotificationServiceDeps {
@@ -96,7 +97,12 @@ export class NotificationService {
       e.on('task.progress', (p) =>
         this.track(p.task, (t) => {
           t.view.status = 'Running';
-          t.view.step = p.progress.message;
+          const plan = planFromProgress(p.progress);
+          if (plan) t.view.plan = plan;
+          // Kept as a notice of its own, so the next step cannot coalesce it away.
+          if (p.progress.kind === 'continuation')
+            t.view.notices = [...(t.view.notices ?? []), p.progress.message].slice(-3);
+          else if (!plan) t.view.step = p.progress.message;
         }),
       ),
       e.on('task.stream', (p) =>
@@ -113,6 +119,7 @@ export class NotificationService {
           completionMessage(p.task, this.label(p.task), p.message, {
             resultLimit: this.deps.resultLimit,
             taskUrl: this.deps.taskUrl?.(p.task),
+            plan: this.tracked.get(p.task.id)?.view.plan,
           }),
         ),
       ),
@@ -190,7 +197,7 @@ export class NotificationService {
     }
     const t: Tracked = {
       task,
-      view: { status: 'Starting', step: null, tail: null },
+      view: { status: 'Starting', step: null, tail: null, plan: null, notices: [] },
       buffer: '',
       messageTs: task.progressMessageTs ? Promise.resolve(task.progressMessageTs) : null,
       acc: undefined as unknown as StreamAccumulator,

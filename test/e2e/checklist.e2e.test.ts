@@ -1,0 +1,48 @@
+import { startTestSystem, type TestSystem, turn } from '@bematic/testkit';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { nextTerminal, readThread } from './support.js';
+
+/** Claude Code's TodoWrite plan, through the real Claude Code, becomes the checklist of the one task message. */
+describe('plan checklist in the task message', () => {
+  let system: TestSystem;
+  beforeAll(async () => {
+    system = await startTestSystem({ settings: { BEMATIC_PROGRESS_INTERVAL_MS: '100' } });
+    system.emulator.addUser({ id: 'U0ALICE', name: 'alice' });
+  });
+  afterAll(() => system?.close());
+
+  it('shows ☐/☑ items from TodoWrite and ends as one completion block with the plan', async () => {
+    const todos = (statuses: string[]) => ({
+      todos: ['Read the notes', 'Write hello.txt'].map((content, i) => ({
+        content,
+        status: statuses[i],
+        activeForm: content,
+      })),
+    });
+    system.model.setScript([
+      turn.textThenTool('Planning.', 'TodoWrite', todos(['in_progress', 'pending'])),
+      turn.textThenTool('Writing.', 'Write', { file_path: 'hello.txt', content: 'hello\n' }),
+      turn.textThenTool('Ticking it off.', 'TodoWrite', todos(['completed', 'completed'])),
+      turn.text('Wrote hello.txt.'),
+    ]);
+    const done = nextTerminal(system);
+    const mention = await system.emulator.mention({
+      user: 'U0ALICE',
+      channel: system.channel,
+      text: 'code write hello.txt',
+    });
+    const { event } = await done;
+    expect(event).toBe('task.completed');
+    const thread = await readThread(system, mention.ts);
+    const bot = thread.filter((m) => m.isBot);
+    expect(bot, system.emulator.renderThread(system.channel, mention.ts)).toHaveLength(1);
+    const message = bot[0]!;
+    expect(message.readable).toContain('Task completed');
+    expect(message.readable).toContain('Plan* (2/2)');
+    expect(message.readable).toContain('☑ ~Write hello.txt~');
+    // On the way, the message showed the plan with the first item in progress.
+    expect(message.edits.some((e) => JSON.stringify(e.blocks ?? []).includes('☐ *Read the notes*'))).toBe(
+      true,
+    );
+  });
+});
