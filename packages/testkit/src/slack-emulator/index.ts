@@ -1,5 +1,5 @@
 export type { SlackIdentity } from './identity.js';
-export type { RateLimitRule } from './rate-limits.js';
+export type { EnforcedLimit, RateLimitRule } from './rate-limits.js';
 export { blocksToText, blockToLines, type SlackBlock } from './render.js';
 export type { AttachedFile } from './shared-files.js';
 export { encodeHttpPayload, signSlackRequest } from './signing.js';

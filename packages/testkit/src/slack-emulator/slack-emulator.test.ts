@@ -1,6 +1,7 @@
 import { LogLevel, WebClient } from '@slack/web-api';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { WebSocket } from 'ws';
+import { ManualClock } from '../manual-clock.js';
 import { signSlackRequest } from './signing.js';
 import { type SlackEmulator, startSlackEmulator } from './slack-emulator.js';
 
@@ -129,6 +130,36 @@ describe('Slack emulator Web API', () => {
     expect(shared?.text).toBe('the diff');
     expect(shared?.files).toMatchObject([{ name: 'diff.patch', title: 'Changes', size: 18 }]);
     expect(emulator.file(shared?.files[0]?.id ?? '')?.content?.toString()).toBe('diff --git a/x b/x');
+  });
+
+  it("enforces Slack's per-channel and per-minute limits when asked, on the injected clock", async () => {
+    const clock = new ManualClock();
+    const limited = await startSlackEmulator({ now: () => clock.now() });
+    try {
+      limited.enforceRateLimit('chat.postMessage', { perChannelPerSecond: 1, perMinute: 3 });
+      const web = new WebClient(limited.botToken, {
+        slackApiUrl: limited.apiUrl,
+        rejectRateLimitedCalls: true,
+        logLevel: LogLevel.ERROR,
+      });
+      const post = (channel: string) =>
+        web.chat.postMessage({ channel, text: 'hi' }).then(
+          () => 'ok',
+          () => 'rate_limited',
+        );
+      expect(await post('C1')).toBe('ok');
+      expect(await post('C1')).toBe('rate_limited');
+      expect(await post('C2')).toBe('ok');
+      await clock.advance(1000);
+      expect(await post('C1')).toBe('ok');
+      // Three accepted in this minute: the workspace bound holds for every channel.
+      expect(await post('C3')).toBe('rate_limited');
+      await clock.advance(60_000);
+      expect(await post('C3')).toBe('ok');
+      expect(limited.calls('chat.postMessage').filter((c) => c.status === 'rate_limited')).toHaveLength(2);
+    } finally {
+      await limited.stop();
+    }
   });
 
   it('answers 429 with Retry-After for the next N calls of a method', async () => {

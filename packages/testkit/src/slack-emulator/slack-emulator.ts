@@ -3,7 +3,7 @@ import { EventEmitter } from 'node:events';
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { defaultIdentity, type SlackIdentity } from './identity.js';
-import { type RateLimitRule, RateLimits } from './rate-limits.js';
+import { type EnforcedLimit, type RateLimitRule, RateLimits } from './rate-limits.js';
 import { blocksToText, renderMessages, type SlackBlock } from './render.js';
 import { type FieldValue, jsonField, parseBody, readRaw, stringField } from './request-body.js';
 import { type AttachedFile, fileJson, serveFile, storeAttachedFiles } from './shared-files.js';
@@ -254,6 +254,11 @@ export class SlackEmulator {
   /** Answer 429 with Retry-After for the next `count` calls of `method` (or all calls for `forMs`); '*' = every method. */
   rateLimit(method: string, rule: RateLimitRule = {}): void {
     this.limits.set(method, rule);
+  }
+
+  /** Enforce Slack's own limits for a method (opt-in): calls over them get 429 with Retry-After, as in Slack. */
+  enforceRateLimit(method: string, limit: EnforcedLimit): void {
+    this.limits.enforce(method, limit);
   }
 
   clearRateLimits(method?: string): void {
@@ -688,7 +693,7 @@ export class SlackEmulator {
       sendJson(res, 200, { ok: false, error: authError });
       return;
     }
-    const retryAfter = this.limits.check(method);
+    const retryAfter = this.limits.check(method, stringField(fields, 'channel'));
     if (retryAfter !== undefined) {
       this.record(method, fields, 'rate_limited', 'ratelimited');
       sendJson(res, 429, { ok: false, error: 'ratelimited' }, { 'retry-after': String(retryAfter) });
