@@ -29,13 +29,6 @@ export const DEFAULT_RETENTION_POLICY: RetentionPolicy = {
   batchSize: 500,
 };
 
-/** What the `/bm archive` and `/bm restore` commands need. */
-export interface TaskArchiver {
-  archive(taskId: string, reason: string, actor: string): Promise<ArchiveResult>;
-  /** Returns the id of the restored (new) task. */
-  restore(archiveId: string, actor: string): Promise<string>;
-}
-
 export interface ArchiveResult {
   archiveId: string;
   taskId: string;
@@ -121,7 +114,7 @@ const SessionsSnapshot = z.array(
  * transaction together with its audit entry, so a crash leaves the task in
  * exactly one place.
  */
-export class RetentionService implements TaskArchiver {
+export class RetentionService {
   readonly policy: RetentionPolicy;
   private readonly repos: Repositories;
   private readonly logger: Logger;
@@ -140,11 +133,13 @@ export class RetentionService implements TaskArchiver {
    * When the policy clock starts for a task: its completion, or its restoration
    * if later, so that a restored task is not archived again by the next run.
    */
-  retentionStart(task: Pick<Task, 'completedAt' | 'updatedAt' | 'restoredAt'>): number {
+  private retentionStart(task: Pick<Task, 'completedAt' | 'updatedAt' | 'restoredAt'>): number {
     return Math.max(task.completedAt ?? task.updatedAt, task.restoredAt ?? 0);
   }
 
-  isExpiredByPolicy(task: Pick<Task, 'status' | 'completedAt' | 'updatedAt' | 'restoredAt'>): boolean {
+  private isExpiredByPolicy(
+    task: Pick<Task, 'status' | 'completedAt' | 'updatedAt' | 'restoredAt'>,
+  ): boolean {
     if (this.policy.retentionDays <= 0 || !isTerminalStatus(task.status)) return false;
     return this.now() - this.retentionStart(task) >= this.policy.retentionDays * DAY_MS;
   }
@@ -182,6 +177,7 @@ export class RetentionService implements TaskArchiver {
     return this.archiveTask(task, reason, actor, 'manual');
   }
 
+  /** Returns the id of the restored (new) task. */
   async restore(archiveId: string, actor: string): Promise<string> {
     const restoredAt = this.now();
     const { task, archive } = await this.repos.transaction(async (tx) => {
