@@ -57,7 +57,6 @@ describe('thread context and attachments', () => {
         },
       ],
     });
-    // Posted by another app (a person's reply here would itself start a task: a reply in a thread not ours is a request).
     await system.emulator.message({
       user: 'U0ALICE',
       botId: 'B0OTHERAPP',

@@ -221,6 +221,19 @@ describe('CommandService end to end (real SQLite)', () => {
     expect(second.submission.resumeSessionId).toBe('sess-abc');
   });
 
+  it('a reply in a thread that is not one of our tasks is conversation: no task, no answer', async () => {
+    const reply = request(surface, {
+      kind: 'thread_reply',
+      text: 'looks good to me, shipping it',
+      threadTs: '1699999000.000100',
+      messageTs: '1699999000.000200',
+    });
+    await pipeline.handle(reply);
+    expect(dispatcher.dispatched).toHaveLength(0);
+    expect(reply.responses).toHaveLength(0);
+    expect(await repos.tasks.findByThread(reply.channelId, '1699999000.000100')).toBeUndefined();
+  });
+
   it('retry button makes a new task with the same submission in the same thread', async () => {
     await mention('code fix the bug');
     const first = dispatcher.dispatched[0]!;

@@ -9,7 +9,8 @@ import type { TaskLauncher } from './task-launcher.js';
 
 /**
  * A reply in a task's thread continues that conversation: same bot, command and
- * model, resuming the previous session. A reply in any other thread is a mention.
+ * model, resuming the previous session. A reply in any other thread is people talking to each
+ * other, not a request: only a mention there starts a task (and then brings the thread along).
  */
 export class ThreadReplies {
   constructor(
@@ -23,7 +24,13 @@ export class ThreadReplies {
     const resolving = performance.now();
     const r = ctx.request;
     const previous = r.threadTs ? await context.repos.tasks.findByThread(r.channelId, r.threadTs) : undefined;
-    if (!previous) return this.launcher.fromMention(ctx);
+    if (!previous) {
+      context.log.debug(
+        { channelId: r.channelId, threadTs: r.threadTs },
+        'reply outside our threads ignored',
+      );
+      return;
+    }
     if (!(await requirePermission(context, ctx, 'task.run', 'run tasks'))) return;
     if (!isTerminalStatus(previous.status)) {
       return reject(
