@@ -104,8 +104,9 @@ describe('bematic cloud + bematic agent as separate processes', () => {
       BEMATIC_AGENT_ROOTS: dir,
       ANTHROPIC_API_KEY: 'sk-ant-test',
       ANTHROPIC_BASE_URL: model.url,
-      BEMATIC_CPU_THRESHOLD: '100',
-      BEMATIC_MEMORY_THRESHOLD: '100',
+      // The machine's load is not what this test is about: a busy CI host must not refuse the task.
+      BEMATIC_CPU_THRESHOLD: 'off',
+      BEMATIC_MEMORY_THRESHOLD: 'off',
       BEMATIC_LOG_LEVEL: 'info',
     });
     await agent.waitFor(/connected to the cloud/);

@@ -3,7 +3,7 @@ import { once } from 'node:events';
 import { existsSync, mkdirSync, mkdtempSync, realpathSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
-import { PROTOCOL_VERSION, ResourceMetrics, type TaskPriority } from '@bematic/protocol';
+import { PROTOCOL_VERSION, ResourceMetrics, systemClock, type TaskPriority } from '@bematic/protocol';
 import { afterEach, describe, expect, it } from 'vitest';
 import { FakeCloud, type FakeCloudOptions } from '../test/support/fake-cloud.js';
 import { ManualExecutor } from '../test/support/manual-executor.js';
@@ -11,7 +11,7 @@ import { Agent } from './agent.js';
 import { agentWsUrl } from './config.js';
 import type { Executor } from './executor/executor.js';
 import { SleepExecutor } from './executor/sleep-executor.js';
-import { ResourceMonitor, type ResourceSample } from './resources/resource-monitor.js';
+import { DEFAULT_CPU_WINDOW_MS, ResourceMonitor, type ResourceSample } from './resources/resource-monitor.js';
 
 const base = realpathSync(mkdtempSync(path.join(tmpdir(), 'bematic-agent-')));
 const root = path.join(base, 'root');
@@ -49,11 +49,17 @@ async function setup(opts: Setup = {}) {
     loadAvg1m: 0.5,
     ...opts.sample,
   };
+  // Each sample stands for a whole CPU window, so one `monitor.sample()` decides.
+  let sampledAt = Date.now();
   const monitor = new ResourceMonitor({
     cpuThreshold: 90,
     memoryThreshold: 90,
     recoverySamples: 2,
-    sampler: () => ({ ...sample }),
+    clock: { ...systemClock, now: () => sampledAt },
+    sampler: () => {
+      sampledAt += DEFAULT_CPU_WINDOW_MS;
+      return { ...sample };
+    },
     intervalMs: 3_600_000,
   });
   const agent = new Agent({

@@ -85,6 +85,7 @@ export class Agent extends EventEmitter<AgentEvents> {
       new ResourceMonitor({
         cpuThreshold: config.cpuThreshold,
         memoryThreshold: config.memoryThreshold,
+        ...(config.cpuWindowMs !== undefined && { cpuWindowMs: config.cpuWindowMs }),
         clock: this.clock,
       });
     const backoff = new Backoff({
@@ -138,6 +139,7 @@ export class Agent extends EventEmitter<AgentEvents> {
       executor: options.executor,
       maxConcurrentTasks: config.maxConcurrentTasks,
       projectConcurrency: config.projectConcurrency,
+      ...(config.taskTimeoutMs !== undefined && { taskTimeoutMs: config.taskTimeoutMs }),
       workspaces: this.workspaces,
       validatePath: (p) => paths.validate(p),
       resources: {
@@ -170,12 +172,15 @@ export class Agent extends EventEmitter<AgentEvents> {
     this.resources.on('change', (change) => this.onResourceChange(change));
   }
 
-  /** Connects to the cloud; stale worktrees from an earlier run are pruned first. */
+  /** Connects to the cloud; what an earlier run left (stale worktrees, Claude Code processes) is cleared first. */
   async start(): Promise<void> {
     if (this.started) return;
     this.started = true;
     await this.workspaces.prune().catch((err: unknown) => {
       this.log.warn({ err: String(err) }, 'could not prune stale worktrees');
+    });
+    await this.options.executor.reapLeftovers?.().catch((err: unknown) => {
+      this.log.error({ err: String(err) }, 'could not end processes left by an earlier run');
     });
     this.resources.start();
     this.connection.start();

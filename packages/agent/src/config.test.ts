@@ -19,6 +19,9 @@ describe('loadAgentConfig', () => {
       roots: ['/srv/work'],
       cpuThreshold: 90,
       memoryThreshold: 90,
+      cpuWindowMs: 30_000,
+      maxTurns: 200,
+      taskTimeoutMs: 1_800_000,
       reconnectMaxMs: 30_000,
       stateDir: undefined,
       worktreeDir: path.join(os.homedir(), '.bematic', 'worktrees', 'a1'),
@@ -123,6 +126,31 @@ describe('loadAgentConfig', () => {
     });
   });
 
+  it('reads the resource gate, turns and time limit; a threshold can be off', () => {
+    expect(
+      loadAgentConfig({
+        ...required,
+        BEMATIC_CPU_THRESHOLD: 'off',
+        BEMATIC_MEMORY_THRESHOLD: ' OFF ',
+        BEMATIC_CPU_WINDOW_MS: '5000',
+        BEMATIC_MAX_TURNS: '40',
+        BEMATIC_TASK_TIMEOUT_MS: '60000',
+      }),
+    ).toMatchObject({
+      cpuThreshold: 'off',
+      memoryThreshold: 'off',
+      cpuWindowMs: 5000,
+      maxTurns: 40,
+      taskTimeoutMs: 60_000,
+    });
+    expect(() => loadAgentConfig({ ...required, BEMATIC_CPU_THRESHOLD: 'never' })).toThrow(
+      /BEMATIC_CPU_THRESHOLD must be an integer from 1 to 100, or off, got "never"/,
+    );
+    expect(() => loadAgentConfig({ ...required, BEMATIC_MAX_TURNS: '0' })).toThrow(
+      /BEMATIC_MAX_TURNS must be an integer from 1/,
+    );
+  });
+
   it('lists every problem at once, by variable name', () => {
     try {
       loadAgentConfig({
@@ -154,7 +182,10 @@ describe('loadAgentConfig', () => {
       'MAX_CONCURRENT_TASKS',
       'BEMATIC_AGENT_ROOTS',
       'BEMATIC_CPU_THRESHOLD',
+      'BEMATIC_CPU_WINDOW_MS',
       'BEMATIC_MEMORY_THRESHOLD',
+      'BEMATIC_MAX_TURNS',
+      'BEMATIC_TASK_TIMEOUT_MS',
       'BEMATIC_RECONNECT_MAX_MS',
       'BEMATIC_AGENT_STATE_DIR',
       'BEMATIC_WORKTREE_DIR',

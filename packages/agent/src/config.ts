@@ -11,7 +11,9 @@ import {
   settingSchemas,
 } from '@bematic/protocol';
 import { z } from 'zod';
+import { type ClaudeExecutorOptions, DEFAULT_MAX_TURNS } from './executor/claude/claude-executor.js';
 import type { ConfinementPolicy } from './executor/claude/confinement.js';
+import { DEFAULT_CPU_WINDOW_MS, type Threshold } from './resources/resource-monitor.js';
 
 export interface AgentConfig {
   /** For the process's logger (bematic agent); absent where the embedder brings its own. */
@@ -24,8 +26,14 @@ export interface AgentConfig {
   maxConcurrentTasks: number;
   /** Absolute directories the agent may run tasks in. */
   roots: string[];
-  cpuThreshold: number;
-  memoryThreshold: number;
+  cpuThreshold: Threshold;
+  memoryThreshold: Threshold;
+  /** CPU is judged on its average over this window. */
+  cpuWindowMs?: number;
+  /** Model turns per query() before auto-continuation starts. */
+  maxTurns?: number;
+  /** Time limit of a task that does not set its own. */
+  taskTimeoutMs?: number;
   reconnectMaxMs: number;
   /** Where the outbound buffer persists terminal results; undefined keeps them in memory only. */
   stateDir: string | undefined;
@@ -56,6 +64,17 @@ export function confinementOf(config: AgentConfig): ConfinementPolicy {
     approvalRules: config.approvalRules ?? [],
     passEnv: config.passEnv ?? [],
     protectedPaths: [...(config.stateDir === undefined ? [] : [config.stateDir]), ...config.roots],
+  };
+}
+
+/** The agent's settings for its Claude executor: confinement, turns per run, where process groups are recorded. */
+export function claudeExecutorSettingsOf(
+  config: AgentConfig,
+): Pick<ClaudeExecutorOptions, 'confinement' | 'maxTurns' | 'stateDir'> {
+  return {
+    confinement: confinementOf(config),
+    ...(config.maxTurns !== undefined && { maxTurns: config.maxTurns }),
+    ...(config.stateDir !== undefined && { stateDir: config.stateDir }),
   };
 }
 
@@ -91,6 +110,25 @@ const listSetting = (name: string, invalid: (item: string) => string | undefined
     });
 
 const { boundedInt, required } = settingSchemas;
+
+/** A percentage above which the agent refuses work, or `off`. */
+const thresholdSetting = (name: string) =>
+  z
+    .string()
+    .trim()
+    .toLowerCase()
+    .transform((v, ctx): Threshold => {
+      if (v === 'off') return 'off';
+      const n = Number(v);
+      if (v === '' || !Number.isInteger(n) || n < 1 || n > 100) {
+        ctx.addIssue({
+          code: 'custom',
+          message: `${name} must be an integer from 1 to 100, or off, got "${v}"`,
+        });
+        return z.NEVER;
+      }
+      return n;
+    });
 
 /**
  * Every environment variable the agent reads: validation, default and meaning.
@@ -144,15 +182,33 @@ export const AGENT_SETTINGS = defineSettings([
   },
   {
     name: 'BEMATIC_CPU_THRESHOLD',
-    schema: boundedInt('BEMATIC_CPU_THRESHOLD', 1, 100),
+    schema: thresholdSetting('BEMATIC_CPU_THRESHOLD'),
     default: '90',
-    doc: 'CPU usage (%) above which the agent refuses new tasks',
+    doc: 'CPU usage (%, averaged over BEMATIC_CPU_WINDOW_MS) above which the agent refuses new tasks; `off` disables the check',
+  },
+  {
+    name: 'BEMATIC_CPU_WINDOW_MS',
+    schema: boundedInt('BEMATIC_CPU_WINDOW_MS', 100, 3_600_000),
+    default: String(DEFAULT_CPU_WINDOW_MS),
+    doc: 'How long CPU usage must stay above the threshold, on average, before the agent counts as busy (milliseconds)',
   },
   {
     name: 'BEMATIC_MEMORY_THRESHOLD',
-    schema: boundedInt('BEMATIC_MEMORY_THRESHOLD', 1, 100),
+    schema: thresholdSetting('BEMATIC_MEMORY_THRESHOLD'),
     default: '90',
-    doc: 'Memory usage (%) above which the agent refuses new tasks',
+    doc: 'Memory usage (%) above which the agent refuses new tasks; `off` disables the check',
+  },
+  {
+    name: 'BEMATIC_MAX_TURNS',
+    schema: boundedInt('BEMATIC_MAX_TURNS', 1, 100_000),
+    default: String(DEFAULT_MAX_TURNS),
+    doc: 'Model turns per Claude Code run; a task that needs more is auto-continued in the same session',
+  },
+  {
+    name: 'BEMATIC_TASK_TIMEOUT_MS',
+    schema: boundedInt('BEMATIC_TASK_TIMEOUT_MS', 1000, 7 * 24 * 3_600_000),
+    default: String(30 * 60_000),
+    doc: 'Time limit of a task (milliseconds); when it passes, Claude Code is stopped and the task fails with TIMEOUT',
   },
   {
     name: 'BEMATIC_RECONNECT_MAX_MS',
@@ -311,6 +367,9 @@ export function loadAgentConfig(
     roots: roots.length > 0 ? roots : [cwd],
     cpuThreshold: e.BEMATIC_CPU_THRESHOLD,
     memoryThreshold: e.BEMATIC_MEMORY_THRESHOLD,
+    cpuWindowMs: e.BEMATIC_CPU_WINDOW_MS,
+    maxTurns: e.BEMATIC_MAX_TURNS,
+    taskTimeoutMs: e.BEMATIC_TASK_TIMEOUT_MS,
     reconnectMaxMs: e.BEMATIC_RECONNECT_MAX_MS,
     stateDir: resolvedState,
     worktreeDir: worktreeDir

@@ -6,6 +6,7 @@ export {
   type AgentConfig,
   AgentConfigError,
   agentWsUrl,
+  claudeExecutorSettingsOf,
   confinementOf,
   loadAgentConfig,
 } from './config.js';
@@ -20,14 +21,27 @@ export { TerminalStore } from './connection/terminal-store.js';
 export * from './executor/claude/index.js';
 export type { ApprovalRequest, ExecutionOutcome, ExecutionSink, Executor } from './executor/executor.js';
 export { SleepExecutor, type SleepExecutorOptions } from './executor/sleep-executor.js';
+export { ProcessLedger } from './process/process-ledger.js';
+export {
+  newRunTag,
+  type ProcessRun,
+  processStartTime,
+  RUN_TAG_VAR,
+  runMembers,
+  stopRun,
+} from './process/process-tree.js';
 export { QueueProcessor, type QueueProcessorOptions, type TaskOutcomeKind } from './queue/queue-processor.js';
 export {
   createOsSampler,
+  DEFAULT_CPU_WINDOW_MS,
+  describeOverload,
+  type OverloadDetail,
   ResourceMonitor,
   type ResourceMonitorOptions,
   type ResourceSample,
   type ResourceStatusChange,
   type Sampler,
+  type Threshold,
 } from './resources/resource-monitor.js';
 export { type PathValidation, PathValidator } from './security/path-validator.js';
 export { StreamCoalescer, type StreamCoalescerOptions } from './streaming/stream-coalescer.js';

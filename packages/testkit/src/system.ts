@@ -5,6 +5,7 @@ import path from 'node:path';
 import {
   Agent,
   ClaudeExecutor,
+  DEFAULT_CPU_WINDOW_MS,
   type Executor,
   loadAgentConfig,
   ResourceMonitor,
@@ -18,6 +19,7 @@ import {
   type StartCloudOptions,
   startCloud,
 } from '@bematic/cloud';
+import { type Clock, systemClock } from '@bematic/protocol';
 import { type Logger, pino } from 'pino';
 import type { ModelScript } from './model-server/script.js';
 import { type ScriptedModelServer, startScriptedModelServer } from './model-server/scripted-model-server.js';
@@ -133,6 +135,8 @@ export async function startTestSystem(opts: TestSystemOptions = {}): Promise<Tes
     opts.executor?.(model, home) ??
     new ClaudeExecutor({ apiKey: 'sk-ant-test-key', baseUrl: model.url, home, maxRetries: 0, logger });
   const resources: ResourceSample = { cpuPercent: 10, memoryPercent: 30, rssMb: 100, loadAvg1m: 0.2 };
+  let resourceTime = Date.now();
+  const resourceClock: Clock = { ...systemClock, now: () => resourceTime };
   const agentConfig = loadAgentConfig(
     {
       BEMATIC_CLOUD_URL: cloud.agentUrl,
@@ -154,7 +158,12 @@ export async function startTestSystem(opts: TestSystemOptions = {}): Promise<Tes
       cpuThreshold: agentConfig.cpuThreshold,
       memoryThreshold: agentConfig.memoryThreshold,
       recoverySamples: 1,
-      sampler: () => ({ ...resources }),
+      // Each sample stands for a whole CPU window, so one `sample()` call decides.
+      clock: resourceClock,
+      sampler: () => {
+        resourceTime += DEFAULT_CPU_WINDOW_MS;
+        return { ...resources };
+      },
     }),
   });
 

@@ -54,4 +54,9 @@ export interface Executor {
     signal: AbortSignal,
     place?: ExecutionPlace,
   ): Promise<ExecutionOutcome>;
+  /**
+   * Ends whatever an earlier run of this agent left executing (after a crash or kill -9). The
+   * agent awaits it before it connects, so the tasks it then reports are the ones really running.
+   */
+  reapLeftovers?(): Promise<void>;
 }

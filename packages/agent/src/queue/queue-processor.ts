@@ -59,6 +59,8 @@ export interface QueueProcessorOptions {
   clock?: Clock;
   streamFlushMs?: number;
   streamMaxChars?: number;
+  /** Time limit of a task that does not set timeoutMs; the one timer that enforces it is here. Default: none. */
+  taskTimeoutMs?: number;
   /** How many finished task ids are remembered to recognise duplicate submits. */
   recentCapacity?: number;
   /** Asks a person to allow something a running task wants; absent: every such request is denied. */
@@ -418,12 +420,13 @@ export class QueueProcessor extends EventEmitter<QueueProcessorEvents> {
         );
       },
     };
+    const timeoutMs = task.timeoutMs ?? this.options.taskTimeoutMs;
     const timeout =
-      task.timeoutMs !== undefined
+      timeoutMs !== undefined
         ? this.clock.setTimeout(() => {
             run.cause ??= { kind: 'timeout' };
             controller.abort();
-          }, task.timeoutMs)
+          }, timeoutMs)
         : undefined;
 
     this.say('TASK_PROGRESS', { taskId, kind: 'started', message: 'Task started' });

@@ -3,7 +3,7 @@ import {
   type AgentConfig,
   AgentConfigError,
   ClaudeExecutor,
-  confinementOf,
+  claudeExecutorSettingsOf,
   detectSandbox,
   loadAgentConfig,
 } from '@bematic/agent';
@@ -105,7 +105,7 @@ export function registerRunCommands(program: Command): void {
           executor: (agentConfig) =>
             new ClaudeExecutor({
               logger: logger.child({ component: 'claude' }),
-              confinement: confinementOf(agentConfig),
+              ...claudeExecutorSettingsOf(agentConfig),
             }),
           logger,
         }),
@@ -169,7 +169,7 @@ export function registerRunCommands(program: Command): void {
         config,
         executor: new ClaudeExecutor({
           logger: logger.child({ component: 'claude' }),
-          confinement: confinementOf(config),
+          ...claudeExecutorSettingsOf(config),
         }),
         logger,
       });

@@ -6,8 +6,11 @@ import type { TaskProgress, TaskSubmit } from '@bematic/protocol';
 import { type ModelScript, type ScriptedModelServer, startScriptedModelServer, turn } from '@bematic/testkit';
 import { pino } from 'pino';
 import { afterEach, describe, expect, it } from 'vitest';
+import { ProcessLedger } from '../../process/process-ledger.js';
+import { type ProcessRun, RUN_TAG_VAR, runMembers } from '../../process/process-tree.js';
 import type { ExecutionOutcome, ExecutionSink } from '../executor.js';
 import { ClaudeExecutor, type ClaudeExecutorOptions } from './claude-executor.js';
+import { DEFAULT_CONFINEMENT } from './confinement.js';
 
 const API_KEY = 'sk-ant-test-secret-0123456789';
 const dirs: string[] = [];
@@ -79,6 +82,52 @@ function isAlive(pid: number): boolean {
   } catch {
     return false;
   }
+}
+
+/** Says yes to every approval, so compound commands run. */
+class ApprovingSink extends RecordingSink {
+  async requestApproval(): Promise<'approved'> {
+    return 'approved';
+  }
+}
+
+/** Polls real process state (there is no event for "a grandchild started"), bounded. */
+async function until(check: () => boolean, ms = 30_000): Promise<void> {
+  const deadline = Date.now() + ms;
+  while (!check()) {
+    if (Date.now() > deadline) throw new Error('condition not reached');
+    await new Promise((resolve) => setTimeout(resolve, 20));
+  }
+}
+
+/** Alive and not a zombie waiting to be reaped by whoever inherited it. */
+function isRunning(pid: number): boolean {
+  try {
+    const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
+    return !['Z', 'X'].includes(stat.slice(stat.lastIndexOf(')') + 2, stat.lastIndexOf(')') + 3));
+  } catch {
+    return false;
+  }
+}
+
+function pgidOf(pid: number): number {
+  const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
+  return Number(stat.slice(stat.lastIndexOf(')') + 2).split(' ')[2]);
+}
+
+/** The run of the first Claude Code spawned: its group and the tag it carries. */
+async function runOf(pids: number[]): Promise<ProcessRun> {
+  await until(() => pids.length > 0);
+  const pgid = pids[0]!;
+  const env = readFileSync(`/proc/${pgid}/environ`, 'latin1').split('\0');
+  const tag = env.find((e) => e.startsWith(`${RUN_TAG_VAR}=`))?.slice(RUN_TAG_VAR.length + 1);
+  expect(tag).toBeDefined();
+  return { pgid, tag: tag! };
+}
+
+/** Processes of the run that are neither Claude Code itself nor in its group (the commands it ran). */
+function loopMembers(run: ProcessRun): number[] {
+  return runMembers(run).filter((pid) => pid !== run.pgid && pgidOf(pid) !== run.pgid);
 }
 
 const unexpected = (want: string, got: ExecutionOutcome) =>
@@ -334,16 +383,61 @@ describe('ClaudeExecutor on the real Claude Agent SDK', () => {
     expect(isAlive(pid)).toBe(false);
   });
 
-  it('fails with TIMEOUT when the task runs past its time limit, and stops Claude Code', async () => {
-    const ctx = await setup([turn.text('too slow', { delayMs: 60_000 })]);
+  it('cancel ends Claude Code and every command it started, though each runs in a session of its own', async () => {
+    const loop = 'for i in $(seq 1 2000); do date +%s%N >> ticks.txt; sleep 0.05; done';
+    const ctx = await setup([turn.toolUse('Bash', { command: loop }), turn.text('never reached')]);
+    const ticks = join(ctx.project, 'ticks.txt');
+    const abort = new AbortController();
+    const running = ctx.executor.execute(makeTask(ctx.project), new ApprovingSink(), abort.signal);
+    const run = await runOf(ctx.pids);
+    await until(() => existsSync(ticks) && loopMembers(run).length > 0);
+    // Claude Code really does put the command outside its own process group.
+    const [commandPid] = loopMembers(run);
+    expect(pgidOf(commandPid!)).not.toBe(run.pgid);
+
+    abort.abort();
+    cancelled(await running);
+
+    expect(runMembers(run)).toEqual([]);
+    expect(isRunning(commandPid!)).toBe(false);
+  });
+
+  it('ends a command Claude Code left running in the background once it has finished', async () => {
+    const background = 'nohup sh -c "while :; do date >> bg.txt; sleep 0.1; done" > /dev/null 2>&1 &';
+    // Unsandboxed: inside the sandbox a background command ends with its sandbox anyway.
+    const ctx = await setup([turn.toolUse('Bash', { command: background }), turn.text('Started it.')], {
+      confinement: { ...DEFAULT_CONFINEMENT, sandbox: 'off' },
+    });
     const running = ctx.executor.execute(
-      makeTask(ctx.project, { timeoutMs: 1 }),
-      ctx.sink,
+      makeTask(ctx.project),
+      new ApprovingSink(),
       new AbortController().signal,
     );
-    const out = failed(await running);
-    expect(out.errorCode).toBe('TIMEOUT');
-    for (const pid of ctx.pids) expect(isAlive(pid)).toBe(false);
+    const run = await runOf(ctx.pids);
+    await ctx.server.waitForRequest((r) => r.turnIndex === 1);
+    await until(() => existsSync(join(ctx.project, 'bg.txt')));
+    const left = loopMembers(run);
+    expect(left.length).toBeGreaterThan(0);
+
+    expect(completed(await running).result).toBe('Started it.');
+
+    expect(runMembers(run)).toEqual([]);
+    for (const pid of left) expect(isRunning(pid)).toBe(false);
+  });
+
+  it('records each running Claude Code in the state dir and forgets it once it is gone', async () => {
+    const stateDir = tempDir('bematic-state-');
+    const ctx = await setup([turn.text('slow', { delayMs: 60_000 })], { stateDir });
+    const abort = new AbortController();
+    const running = ctx.executor.execute(makeTask(ctx.project), ctx.sink, abort.signal);
+    const run = await runOf(ctx.pids);
+    const ledger = new ProcessLedger(stateDir);
+    expect(ledger.entries()).toEqual([
+      expect.objectContaining({ pgid: run.pgid, tag: run.tag, taskId: 'task_1' }),
+    ]);
+    abort.abort();
+    cancelled(await running);
+    expect(ledger.entries()).toEqual([]);
   });
 
   it('refuses a project directory that does not exist', async () => {

@@ -11,6 +11,7 @@ import {
 import { redactSecrets, type TaskMetrics, type TaskSubmit } from '@bematic/protocol';
 import { type Logger, pino } from 'pino';
 import { z } from 'zod';
+import { ProcessLedger } from '../../process/process-ledger.js';
 import type { ExecutionOutcome, ExecutionPlace, ExecutionSink, Executor } from '../executor.js';
 import { ClaudeProcessHandle } from './claude-process.js';
 import {
@@ -30,7 +31,7 @@ import { type InvocationUsage, UsageAggregator, usageOfResult } from './usage.js
 
 export const MAX_CONTINUATIONS = 3;
 export const DEFAULT_MAX_TURNS = 200;
-export const DEFAULT_TIMEOUT_MS = 30 * 60_000;
+export const DEFAULT_KILL_GRACE_MS = 3000;
 const SESSION_TOTALS_LIMIT = 1000;
 export const CONTINUE_PROMPT = 'Continue where you left off and finish the task.';
 
@@ -45,16 +46,19 @@ export interface ClaudeExecutorOptions {
   confinement?: ConfinementPolicy;
   /** HOME (and Claude config dir) for the Claude Code process; default: inherited. */
   home?: string;
-  /** Model turns per query() before auto-continuation kicks in. */
+  /** Model turns per query() before auto-continuation kicks in (BEMATIC_MAX_TURNS). */
   maxTurns?: number;
   /** Default for tasks that do not set maxContinuations. */
   maxContinuations?: number;
-  /** Overall limit per task unless the task sets timeoutMs. */
-  timeoutMs?: number;
   /** Retries Claude Code makes itself on 429/5xx/529 before reporting the error. */
   maxRetries?: number;
-  /** How long a cancelled Claude Code may take to exit before it is killed. */
+  /** How long a cancelled Claude Code (and its process group) may take to exit before SIGKILL. */
   killGraceMs?: number;
+  /**
+   * The agent's state directory: every running Claude Code process group is recorded there, so
+   * `reapLeftovers` at the next start ends what a crashed run left. Without it only the watchdog does.
+   */
+  stateDir?: string;
   permissionMode?: PermissionMode;
   /**
    * Which on-disk settings Claude Code loads. Default: the project's own (its CLAUDE.md and
@@ -105,18 +109,34 @@ interface RunState {
   confinement: TaskConfinement;
 }
 
-type StopReason = 'cancelled' | 'timeout' | undefined;
-
 /** Runs a task with the real Claude Agent SDK (and the Claude Code binary it ships). */
 export class ClaudeExecutor implements Executor {
   private readonly opts: ClaudeExecutorOptions;
   private readonly log: Logger;
   private readonly now: () => number;
+  private readonly ledger: ProcessLedger | undefined;
 
   constructor(opts: ClaudeExecutorOptions = {}) {
     this.opts = opts;
     this.log = opts.logger ?? pino({ level: 'silent' });
     this.now = opts.now ?? Date.now;
+    this.ledger = opts.stateDir === undefined ? undefined : new ProcessLedger(opts.stateDir);
+  }
+
+  /** Ends every Claude Code process group an earlier run of this agent left running. */
+  async reapLeftovers(): Promise<void> {
+    if (this.ledger === undefined) return;
+    for (const group of await this.ledger.reap({ graceMs: this.killGraceMs })) {
+      if (group.wasAlive)
+        this.log.warn(
+          { taskId: group.taskId, pgid: group.pgid },
+          'ended Claude Code left running by an earlier run',
+        );
+    }
+  }
+
+  private get killGraceMs(): number {
+    return this.opts.killGraceMs ?? DEFAULT_KILL_GRACE_MS;
   }
 
   async execute(
@@ -247,20 +267,12 @@ export class ClaudeExecutor implements Executor {
       confinement,
     };
     const maxContinuations = task.maxContinuations ?? this.opts.maxContinuations ?? MAX_CONTINUATIONS;
-    const timeoutMs = task.timeoutMs ?? this.opts.timeoutMs ?? DEFAULT_TIMEOUT_MS;
     const secrets = this.secrets();
 
+    // The caller owns every reason to stop (cancel, the task's time limit, shutdown) and says which.
     const abort = new AbortController();
-    let stopReason: StopReason;
-    const onCancel = (): void => {
-      stopReason ??= 'cancelled';
-      abort.abort();
-    };
-    signal.addEventListener('abort', onCancel, { once: true });
-    const timer = setTimeout(() => {
-      stopReason ??= 'timeout';
-      abort.abort();
-    }, timeoutMs);
+    const onAbort = (): void => abort.abort();
+    signal.addEventListener('abort', onAbort, { once: true });
 
     const finish = async (): Promise<{ metrics: TaskMetrics; filesChanged: string[] }> => {
       const gitAfter = await gitStatus(cwd);
@@ -273,11 +285,14 @@ export class ClaudeExecutor implements Executor {
       for (let invocation = 0; ; invocation++) {
         const remainingBudget =
           task.maxBudgetUsd === undefined ? undefined : task.maxBudgetUsd - state.usage.costUsd;
-        const proc = new ClaudeProcessHandle(
-          (chunk) =>
+        const proc = new ClaudeProcessHandle({
+          taskId: task.taskId,
+          onStderr: (chunk) =>
             this.log.debug({ taskId: task.taskId, stderr: redactSecrets(chunk, secrets) }, 'claude stderr'),
-          this.opts.onSpawn,
-        );
+          onSpawn: this.opts.onSpawn,
+          ledger: this.ledger,
+          killGraceMs: this.killGraceMs,
+        });
         const baseline = state.sessionId ? this.sessionTotals.get(state.sessionId) : undefined;
         const prompt =
           invocation === 0
@@ -288,15 +303,15 @@ export class ClaudeExecutor implements Executor {
           proc,
           remainingBudget,
         });
-        // A cancelled or timed-out Claude Code must really be gone before we report.
-        await proc.ensureExited(stopReason ? (this.opts.killGraceMs ?? 3000) : 10_000);
+        // Claude Code and everything it started must really be gone before we report.
+        await proc.ensureExited({ stop: abort.signal.aborted, waitMs: 10_000 });
         if (result) {
           const usage = usageOfResult(result);
           state.usage.add(usage, baseline);
           if (state.sessionId) this.rememberSessionTotals(state.sessionId, usage);
         }
 
-        if (stopReason === 'cancelled') {
+        if (abort.signal.aborted) {
           const { metrics } = await finish();
           const payload: Extract<ExecutionOutcome, { kind: 'cancelled' }>['payload'] = {
             reason: 'Cancelled',
@@ -305,10 +320,6 @@ export class ClaudeExecutor implements Executor {
           };
           if (state.sessionId) payload.sessionId = state.sessionId;
           return { kind: 'cancelled', payload };
-        }
-        if (stopReason === 'timeout') {
-          const { metrics } = await finish();
-          return this.failed(state, metrics, `Timed out after ${timeoutMs} ms`, 'TIMEOUT', true);
         }
         if (!result) {
           const { metrics } = await finish();
@@ -376,8 +387,7 @@ export class ClaudeExecutor implements Executor {
         );
       }
     } finally {
-      clearTimeout(timer);
-      signal.removeEventListener('abort', onCancel);
+      signal.removeEventListener('abort', onAbort);
     }
   }
 

@@ -2,8 +2,8 @@ export {
   ClaudeExecutor,
   type ClaudeExecutorOptions,
   CONTINUE_PROMPT,
+  DEFAULT_KILL_GRACE_MS,
   DEFAULT_MAX_TURNS,
-  DEFAULT_TIMEOUT_MS,
   MAX_CONTINUATIONS,
 } from './claude-executor.js';
 export {
