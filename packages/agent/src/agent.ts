@@ -69,7 +69,6 @@ export class Agent extends EventEmitter<AgentEvents> {
   private readonly clock: Clock;
   private started = false;
   /** When the resource gate last tripped (for how long it has been busy). */
-  private overloadedSince: number | null = null;
 
   get config(): AgentConfig {
     return this.options.config;
@@ -217,20 +216,12 @@ export class Agent extends EventEmitter<AgentEvents> {
     this.outbound.enqueue(message);
   }
 
-  /**
-   * What is busy, while the resource gate is closed: the resource over its threshold, how full it is and for
-   * how long the gate has been closed.
-   */
+  /** What is busy, while the resource gate is closed (the monitor's reading, in wire shape). */
   private overload(): OverloadDetail | undefined {
-    if (!this.resources.isOverloaded()) return undefined;
-    const m = this.resources.metrics();
-    const { cpuThreshold, memoryThreshold } = this.options.config;
-    const cpuOver = typeof cpuThreshold === 'number' && m.cpuPercent >= cpuThreshold;
-    const memoryOver = typeof memoryThreshold === 'number' && m.memoryPercent >= memoryThreshold;
-    const resource = cpuOver || !memoryOver ? 'cpu' : 'memory';
-    const percent = Math.min(100, Math.max(0, resource === 'cpu' ? m.cpuPercent : m.memoryPercent));
-    const since = this.overloadedSince ?? this.clock.now();
-    return { resource, percent, sustainedMs: Math.max(0, Math.round(this.clock.now() - since)) };
+    const o = this.resources.overload();
+    return o === undefined
+      ? undefined
+      : { resource: o.resource, percent: o.percent, sustainedMs: Math.round(o.sustainedMs) };
   }
 
   private onAuthenticated(response: AuthResponse): void {
@@ -275,7 +266,6 @@ export class Agent extends EventEmitter<AgentEvents> {
   }
 
   private onResourceChange(change: ResourceStatusChange): void {
-    this.overloadedSince = change.overloaded ? (this.overloadedSince ?? this.clock.now()) : null;
     this.log.warn({ overloaded: change.overloaded, reason: change.reason }, 'resource status changed');
     this.sendStatus();
     if (!change.overloaded) this.queue.pump();

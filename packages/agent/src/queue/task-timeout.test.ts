@@ -34,6 +34,7 @@ const task = (taskId: string, localPath: string, over: Partial<TaskSubmit> = {})
   model: 'claude-sonnet-4-5',
   allowedTools: ['Read'],
   priority: 'normal',
+  attempt: 1,
   ...over,
 });
 
