@@ -415,6 +415,53 @@ describe('Agent against a fake cloud', () => {
     expect(agent.outbound.size).toBe(0);
   });
 
+  it('keeps a written result until TASK_RESULT_ACK, resends it after a reconnect, and drops it on the ack', async () => {
+    const executor = new ManualExecutor();
+    const { cloud, agent } = await setup({ executor, cloud: { ackResults: false } });
+    cloud.submit({ taskId: 't1', localPath: dir('unacked') });
+    await executor.started('t1');
+    executor.complete('t1', 'written once');
+    const first = await cloud.waitFor('TASK_COMPLETE');
+    await cloud.sync();
+    // The socket write returned, but the cloud has not committed it (no ack): the agent still holds it.
+    expect(agent.outbound.bufferedTaskIds()).toEqual(['t1']);
+
+    const reauthed = once(agent, 'authenticated');
+    cloud.goOffline();
+    cloud.goOnline();
+    await reauthed;
+    expect(cloud.authRequests.at(-1)?.bufferedTaskIds).toEqual(['t1']);
+    await cloud.sync(); // the resend goes out on authentication, before the pong
+    const again = cloud.ofType('TASK_COMPLETE', 't1').find((m) => m.connection > first.connection);
+    expect(again?.payload).toMatchObject({ taskId: 't1', attempt: 1, result: 'written once' });
+    expect(again?.id).toBe(first.id); // the same message, not a second result
+
+    cloud.send('TASK_RESULT_ACK', { taskId: 't1', attempt: 1 });
+    await agent.outbound.whenEmpty();
+    expect(agent.outbound.bufferedTaskIds()).toEqual([]);
+    const reauthedAgain = once(agent, 'authenticated');
+    cloud.goOffline();
+    cloud.goOnline();
+    await reauthedAgain;
+    await cloud.sync();
+    expect(cloud.ofType('TASK_COMPLETE', 't1')).toHaveLength(2);
+  });
+
+  it('adopts a newer attempt of a task it already finished: answers DUPLICATE and resends the result under it', async () => {
+    const executor = new ManualExecutor();
+    const { cloud } = await setup({ executor, cloud: { ackResults: false } });
+    cloud.submit({ taskId: 't1', localPath: dir('resent') });
+    await executor.started('t1');
+    executor.complete('t1', 'done');
+    await cloud.waitFor('TASK_COMPLETE', (p) => p.attempt === 1);
+    cloud.submit({ taskId: 't1', localPath: dir('resent'), attempt: 2 });
+    const duplicate = await cloud.waitFor('TASK_ACK', (p) => p.attempt === 2);
+    expect(duplicate.payload).toMatchObject({ accepted: false, code: 'DUPLICATE' });
+    const restamped = await cloud.waitFor('TASK_COMPLETE', (p) => p.attempt === 2);
+    expect(restamped.payload.result).toBe('done');
+    expect(executor.startOrder).toEqual(['t1']); // never run twice
+  });
+
   it('keeps an undelivered result on disk across an agent restart', async () => {
     const stateDir = path.join(base, `state-${Date.now()}`);
     const executor = new ManualExecutor();

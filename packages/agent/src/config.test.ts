@@ -23,7 +23,7 @@ describe('loadAgentConfig', () => {
       maxTurns: 200,
       taskTimeoutMs: 1_800_000,
       reconnectMaxMs: 30_000,
-      stateDir: undefined,
+      stateDir: path.join('/srv/work', '.bematic', 'agent'),
       worktreeDir: path.join(os.homedir(), '.bematic', 'worktrees', 'a1'),
       branchPrefix: 'bematic/',
       projectConcurrency: 3,
@@ -36,6 +36,15 @@ describe('loadAgentConfig', () => {
       logLevel: 'info',
       logFormat: 'auto',
     });
+  });
+
+  it('journals results by default under ./.bematic/agent/ of the directory the agent starts in', () => {
+    expect(loadAgentConfig(required, '/home/dev/project').stateDir).toBe('/home/dev/project/.bematic/agent');
+    expect(loadAgentConfig(required, '/tmp/elsewhere').stateDir).toBe('/tmp/elsewhere/.bematic/agent');
+    // The default never pulls worktrees into the directory (often the checkout itself).
+    expect(loadAgentConfig(required, '/home/dev/project').worktreeDir).not.toContain('/home/dev/project');
+    const chosen = loadAgentConfig({ ...required, BEMATIC_AGENT_STATE_DIR: '/var/lib/bematic' }, '/x');
+    expect(chosen).toMatchObject({ stateDir: '/var/lib/bematic', worktreeDir: '/var/lib/bematic/worktrees' });
   });
 
   it('reads the confinement settings, keeping rules with commas whole', () => {

@@ -219,8 +219,8 @@ export const AGENT_SETTINGS = defineSettings([
   {
     name: 'BEMATIC_AGENT_STATE_DIR',
     schema: z.string().optional(),
-    defaultDoc: 'in memory only',
-    doc: 'Directory where undelivered task results are kept across agent restarts',
+    default: './.bematic/agent/',
+    doc: 'Directory (relative to where `bematic agent` starts) where task results are journalled until the cloud acknowledges them, across agent restarts',
   },
   {
     name: 'BEMATIC_WORKTREE_DIR',
@@ -358,6 +358,9 @@ export function loadAgentConfig(
     .map((r) => path.resolve(cwd, r));
   const stateDir = e.BEMATIC_AGENT_STATE_DIR?.trim();
   const resolvedState = stateDir ? path.resolve(cwd, stateDir) : undefined;
+  // Worktrees follow only a state dir the operator chose: the default one sits in the directory the agent
+  // starts in, often the checkout itself, and worktrees must never be inside a checkout.
+  const chosenState = env.BEMATIC_AGENT_STATE_DIR?.trim() ? resolvedState : undefined;
   const worktreeDir = e.BEMATIC_WORKTREE_DIR?.trim();
   return {
     cloudUrl: e.BEMATIC_CLOUD_URL,
@@ -374,8 +377,8 @@ export function loadAgentConfig(
     stateDir: resolvedState,
     worktreeDir: worktreeDir
       ? path.resolve(cwd, worktreeDir)
-      : resolvedState
-        ? path.join(resolvedState, 'worktrees')
+      : chosenState
+        ? path.join(chosenState, 'worktrees')
         : path.join(
             os.homedir(),
             '.bematic',
