@@ -64,7 +64,7 @@ async function setup(opts: Setup = {}) {
   });
   const agent = new Agent({
     config: {
-      cloudUrl: agentWsUrl(cloud.url)!,
+      cloudUrls: [agentWsUrl(cloud.url)!],
       agentId: 'agent-1',
       agentKey: 'secret',
       maxConcurrentTasks: opts.max ?? 3,

@@ -96,7 +96,7 @@ export class Agent extends EventEmitter<AgentEvents> {
     const paths = new PathValidator(config.roots);
 
     this.connection = new CloudConnection({
-      url: config.cloudUrl,
+      urls: config.cloudUrls,
       agentId: config.agentId,
       apiKey: config.agentKey,
       agentVersion: AGENT_VERSION,

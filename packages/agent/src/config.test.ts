@@ -10,9 +10,24 @@ const required = {
 };
 
 describe('loadAgentConfig', () => {
+  it('reads several cloud instances from a comma-separated BEMATIC_CLOUD_URL, in order', () => {
+    const config = loadAgentConfig(
+      { ...required, BEMATIC_CLOUD_URL: 'http://a:3000, https://b.example , ws://c:4000/' },
+      '/srv/work',
+    );
+    expect(config.cloudUrls).toEqual([
+      'ws://a:3000/ws/agent',
+      'wss://b.example/ws/agent',
+      'ws://c:4000/ws/agent',
+    ]);
+    expect(() =>
+      loadAgentConfig({ ...required, BEMATIC_CLOUD_URL: 'http://a:3000,,http://b' }, '/srv'),
+    ).toThrow(/BEMATIC_CLOUD_URL must be a ws:\/\//);
+  });
+
   it('applies defaults', () => {
     expect(loadAgentConfig(required, '/srv/work')).toEqual({
-      cloudUrl: 'ws://localhost:3000/ws/agent',
+      cloudUrls: ['ws://localhost:3000/ws/agent'],
       agentId: 'a1',
       agentKey: 'k',
       maxConcurrentTasks: 3,

@@ -19,8 +19,11 @@ export interface AgentConfig {
   /** For the process's logger (bematic agent); absent where the embedder brings its own. */
   logLevel?: (typeof LOG_LEVELS)[number];
   logFormat?: LogFormat;
-  /** Full WebSocket URL of the cloud's agent endpoint, e.g. ws://host:3000/ws/agent. */
-  cloudUrl: string;
+  /**
+   * Full WebSocket URLs of the cloud's agent endpoint, e.g. ws://host:3000/ws/agent: one per cloud instance,
+   * tried in turn (the first first; after a disconnect, the next one).
+   */
+  cloudUrls: string[];
   agentId: string;
   agentKey: string;
   maxConcurrentTasks: number;
@@ -138,18 +141,22 @@ export const AGENT_SETTINGS = defineSettings([
   {
     name: 'BEMATIC_CLOUD_URL',
     schema: required('BEMATIC_CLOUD_URL', 'e.g. ws://localhost:3000').transform((v, ctx) => {
-      const url = agentWsUrl(v);
-      if (url === undefined) {
-        ctx.addIssue({
-          code: 'custom',
-          message: `BEMATIC_CLOUD_URL must be a ws://, wss://, http:// or https:// URL, got "${v}"`,
-        });
-        return z.NEVER;
+      const urls: string[] = [];
+      for (const base of v.split(',').map((u) => u.trim())) {
+        const url = base === '' ? undefined : agentWsUrl(base);
+        if (url === undefined) {
+          ctx.addIssue({
+            code: 'custom',
+            message: `BEMATIC_CLOUD_URL must be a ws://, wss://, http:// or https:// URL (several: separated by commas), got "${base}"`,
+          });
+          return z.NEVER;
+        }
+        urls.push(url);
       }
-      return url;
+      return urls;
     }),
     defaultDoc: 'required',
-    doc: `Base URL of the cloud (ws://, wss://, http:// or https://); the agent connects to <base>${AGENT_WS_PATH}`,
+    doc: `Base URL of the cloud (ws://, wss://, http:// or https://); the agent connects to <base>${AGENT_WS_PATH}. Several instances: URLs separated by commas, the agent connects to the first and, after each disconnect, to the next`,
   },
   {
     name: 'BEMATIC_AGENT_ID',
@@ -363,7 +370,7 @@ export function loadAgentConfig(
   const chosenState = env.BEMATIC_AGENT_STATE_DIR?.trim() ? resolvedState : undefined;
   const worktreeDir = e.BEMATIC_WORKTREE_DIR?.trim();
   return {
-    cloudUrl: e.BEMATIC_CLOUD_URL,
+    cloudUrls: e.BEMATIC_CLOUD_URL,
     agentId: e.BEMATIC_AGENT_ID,
     agentKey: e.BEMATIC_AGENT_KEY,
     maxConcurrentTasks: e.MAX_CONCURRENT_TASKS,

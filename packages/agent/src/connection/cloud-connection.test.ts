@@ -28,7 +28,7 @@ afterEach(async () => {
 
 function connect(apiKey = 'secret') {
   connection = new CloudConnection({
-    url: agentWsUrl(cloud.url)!,
+    urls: [agentWsUrl(cloud.url)!],
     agentId: 'a1',
     apiKey,
     agentVersion: 'test',
@@ -125,11 +125,65 @@ describe('CloudConnection', () => {
     expect(cloud.connections).toBe(2);
   });
 
+  it('fails over to the next cloud instance on disconnect, with the usual backoff, and comes round again', async () => {
+    const other = await FakeCloud.start({ heartbeatIntervalMs: 1000 });
+    try {
+      connection = new CloudConnection({
+        urls: [agentWsUrl(cloud.url)!, agentWsUrl(other.url)!],
+        agentId: 'a1',
+        apiKey: 'secret',
+        agentVersion: 'test',
+        hostname: 'h',
+        maxConcurrentTasks: 1,
+        reconciliation: () => ({ activeTaskIds: [], bufferedTaskIds: [] }),
+        metrics: () => metrics,
+        backoff: new Backoff({ maxMs: 8000, random: () => 0.999999, jitter: 'full' }),
+        logger: pino({ level: 'silent' }),
+      });
+      const c = connection;
+      const tried: string[] = [];
+      c.on('connecting', ({ url }) => tried.push(url));
+      c.start();
+      await once(c, 'authenticated');
+      expect(c.url).toBe(agentWsUrl(cloud.url));
+
+      // The first instance dies: the agent goes to the second at once (first retry after a good session).
+      cloud.goOffline();
+      expect(await nextDelay(c)).toBe(0);
+      const onOther = once(c, 'authenticated');
+      vi.advanceTimersByTime(0);
+      await onOther;
+      expect(c.url).toBe(agentWsUrl(other.url));
+      expect(other.connections).toBe(1);
+
+      // Both down: it alternates between them, backing off as with one.
+      other.goOffline();
+      const delays = [await nextDelay(c)];
+      for (let i = 0; i < 3; i++) {
+        const next = nextDelay(c);
+        vi.advanceTimersByTime(delays.at(-1)!);
+        delays.push(await next);
+      }
+      expect(delays).toEqual([0, 1000, 2000, 4000]);
+      other.goOnline();
+      const back = once(c, 'authenticated');
+      vi.advanceTimersByTime(4000);
+      await back;
+      const [a, b] = [agentWsUrl(cloud.url), agentWsUrl(other.url)];
+      expect(tried).toEqual([a, b, a, b, a, b]);
+      expect(c.isReady()).toBe(true);
+    } finally {
+      await connection?.stop();
+      connection = undefined;
+      await other.close();
+    }
+  });
+
   it('gives up on a cloud that never answers the auth request', async () => {
     const mute = new WebSocketServer({ host: '127.0.0.1', port: 0 });
     await once(mute, 'listening');
     connection = new CloudConnection({
-      url: `ws://127.0.0.1:${(mute.address() as AddressInfo).port}/ws/agent`,
+      urls: [`ws://127.0.0.1:${(mute.address() as AddressInfo).port}/ws/agent`],
       agentId: 'a1',
       apiKey: 'k',
       agentVersion: 't',

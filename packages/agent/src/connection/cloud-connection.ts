@@ -35,7 +35,8 @@ const TRANSITIONS: Record<ConnectionState, readonly ConnectionState[]> = {
 export const KEEPALIVE_FACTOR = 2.5;
 
 export interface CloudConnectionOptions {
-  url: string;
+  /** The cloud instances' agent endpoints: the first is tried first, each disconnect moves to the next. */
+  urls: readonly string[];
   agentId: string;
   apiKey: string;
   agentVersion: string;
@@ -55,7 +56,7 @@ export interface CloudConnectionOptions {
 }
 
 export interface CloudConnectionEvents {
-  connecting: [{ attempt: number }];
+  connecting: [{ attempt: number; url: string }];
   authenticated: [AuthResponse];
   'auth-failed': [string];
   disconnected: [{ code: number; reason: string }];
@@ -86,6 +87,8 @@ export class CloudConnection extends EventEmitter<CloudConnectionEvents> {
   private authRejected = false;
   private shutdownDelayMs: number | undefined;
   private attempts = 0;
+  /** Index in `urls` of the instance tried now. */
+  private urlIndex = 0;
   private readonly log: Logger;
   private readonly clock: Clock;
 
@@ -97,6 +100,12 @@ export class CloudConnection extends EventEmitter<CloudConnectionEvents> {
 
   get state(): ConnectionState {
     return this.stateValue;
+  }
+
+  /** The instance connected to now, or tried next. */
+  get url(): string {
+    const { urls } = this.options;
+    return urls[this.urlIndex % urls.length] ?? '';
   }
 
   isReady(): boolean {
@@ -186,9 +195,10 @@ export class CloudConnection extends EventEmitter<CloudConnectionEvents> {
   private connect(): void {
     this.moveTo('connecting');
     this.attempts += 1;
-    this.emit('connecting', { attempt: this.attempts });
-    this.log.info({ url: this.options.url, attempt: this.attempts }, 'connecting to cloud');
-    const ws = new WebSocket(this.options.url, { maxPayload: MAX_FRAME_BYTES });
+    const url = this.url;
+    this.emit('connecting', { attempt: this.attempts, url });
+    this.log.info({ url, attempt: this.attempts }, 'connecting to cloud');
+    const ws = new WebSocket(url, { maxPayload: MAX_FRAME_BYTES });
     this.ws = ws;
     this.authTimer = this.clock.setTimeout(() => {
       this.log.warn({ timeoutMs: this.authTimeoutMs }, 'cloud did not complete authentication in time');
@@ -319,7 +329,9 @@ export class CloudConnection extends EventEmitter<CloudConnectionEvents> {
     if (this.authRejected) delay = Math.max(delay, this.options.authFailureDelayMs ?? 1000);
     this.shutdownDelayMs = undefined;
     this.authRejected = false;
-    this.log.info({ delayMs: delay }, 'reconnect scheduled');
+    // Another instance of the same service, if there is one: the one just left may be gone for good.
+    this.urlIndex = (this.urlIndex + 1) % this.options.urls.length;
+    this.log.info({ delayMs: delay, url: this.url }, 'reconnect scheduled');
     this.emit('reconnect-scheduled', delay);
     this.reconnectTimer = this.clock.setTimeout(() => {
       this.reconnectTimer = undefined;

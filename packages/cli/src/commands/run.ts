@@ -174,7 +174,7 @@ export function registerRunCommands(program: Command): void {
         logger,
       });
       agent.on('authenticated', () =>
-        logger.info({ cloud: config.cloudUrl, agentId: config.agentId }, 'connected to the cloud'),
+        logger.info({ cloud: agent.connection.url, agentId: config.agentId }, 'connected to the cloud'),
       );
       agent.on('auth-failed', (reason) =>
         logger.error(

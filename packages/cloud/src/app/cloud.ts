@@ -156,7 +156,10 @@ export async function startCloud(options: StartCloudOptions): Promise<Cloud> {
         intervalMs: config.BEMATIC_LEADER_LEASE_MS,
         clock: backgroundClock,
         logger,
-        onReleased: () => invalidation.agentChanged(),
+        onReleased: (agentIds) => {
+          invalidation.agentChanged();
+          gateway?.agentsReleased(agentIds);
+        },
       }),
     ),
   );
@@ -228,6 +231,7 @@ export async function startCloud(options: StartCloudOptions): Promise<Cloud> {
     },
     observer: metrics,
     leader: cluster.gate,
+    instanceId,
   });
   gateway = gw;
 

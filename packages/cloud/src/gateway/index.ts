@@ -63,6 +63,8 @@ export interface CreateGatewayOptions {
   observer?: GatewayObserver;
   /** Queue expiry and start-up reconciliation run only while this says so (default: always). */
   leader?: LeaderGate;
+  /** This instance's id, as written in agents.instance_id (presence). */
+  instanceId?: string;
 }
 
 export interface Gateway {
@@ -75,6 +77,8 @@ export interface Gateway {
   /** Hands agents' PERMISSION_REQUESTs to `handler` (until then they are answered `undeliverable`). */
   useApprovals(handler: PermissionRequestHandler): void;
   reconcileOnStartup(): Promise<void>;
+  /** The leader found these agents' instance gone: unless they are back, their tasks get the reconnect grace. */
+  agentsReleased(agentIds: string[]): void;
   /** Settles when startup reconciliation (if enabled) has run. */
   ready: Promise<void>;
   close(): Promise<void>;
@@ -88,6 +92,12 @@ export function createGateway(options: CreateGatewayOptions): Gateway {
   const { repos, events } = options;
   const now = () => clock.now();
   const roundTrips = new SubmitRoundTrips(clock, options.observer);
+  /** Which other instance holds the agent's socket, per the agents table; null when none does. */
+  const holderElsewhere = async (agentId: string): Promise<string | null> => {
+    const holder = (await repos.agents.findById(agentId))?.instanceId ?? null;
+    return holder !== null && holder !== options.instanceId ? holder : null;
+  };
+  const heldElsewhere = async (agentId: string) => (await holderElsewhere(agentId)) !== null;
 
   const apiKeys = new ApiKeyService({ apiKeys: repos.apiKeys, audit: repos.audit, now });
   const lifecycle = new TaskLifecycle({ repos, events, logger, now });
@@ -120,6 +130,7 @@ export function createGateway(options: CreateGatewayOptions): Gateway {
     logger,
     clock,
     reconnectGraceMs: config.reconnectGraceMs,
+    heldElsewhere,
   });
   const router = new MessageRouter({
     repos,
@@ -187,6 +198,9 @@ export function createGateway(options: CreateGatewayOptions): Gateway {
     outbox,
     useApprovals: (handler) => router.useApprovals(handler),
     reconcileOnStartup,
+    agentsReleased: (agentIds) => {
+      for (const agentId of agentIds) if (!manager.isConnected(agentId)) reconciler.agentWentOffline(agentId);
+    },
     ready,
     close: () => {
       closing ??= (async () => {

@@ -18,6 +18,8 @@ export interface ReconcilerOptions {
   clock: Clock;
   /** How long an absent agent's in-flight tasks wait for it before they fail AGENT_LOST. */
   reconnectGraceMs: number;
+  /** The agent's socket is on another live instance (presence): its tasks are not lost, only elsewhere. */
+  heldElsewhere?: (agentId: string) => Promise<boolean>;
 }
 
 const IN_FLIGHT = ['submitted', 'running', 'queued'] as const;
@@ -106,9 +108,12 @@ export class Reconciler {
     this.lossTimers.clear();
   }
 
-  /** Grace over and the agent is still away: tasks it held (no outbox row) fail AGENT_LOST. */
+  /**
+   * Grace over and the agent is still away (here and on every other instance): tasks it held (no outbox row) fail AGENT_LOST.
+   */
   private async expireGrace(agentId: string): Promise<void> {
     if (this.opts.manager.isConnected(agentId)) return;
+    if (await this.opts.heldElsewhere?.(agentId)) return;
     const tasks = await this.opts.repos.tasks.list({ agentId, status: [...IN_FLIGHT] });
     for (const task of tasks) {
       // Still in the outbox: it never reached the agent, so the queue TTL governs it.

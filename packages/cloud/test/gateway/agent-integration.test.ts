@@ -58,7 +58,7 @@ describe('gateway with the real agent', () => {
   ): Agent {
     const agent = new Agent({
       config: {
-        cloudUrl,
+        cloudUrls: [cloudUrl],
         agentId,
         agentKey: key,
         maxConcurrentTasks: 4,

@@ -149,4 +149,32 @@ describe('gateway: startup reconciliation', () => {
       removeDir(dir);
     }
   });
+
+  it('does not lose the tasks of an agent that is alive on another instance; once that instance is gone they get the grace', async () => {
+    const clock = new ManualClock();
+    const cloud = await startCloud({ clock, instanceId: 'here', config: { reconnectGraceMs: 60_000 } });
+    try {
+      const project = await seedProject(cloud.repos, 'agent-a');
+      const running = await seedTask(cloud.repos, project);
+      await cloud.repos.tasks.transition(running.id, 'submitted');
+      await cloud.repos.tasks.transition(running.id, 'running');
+      await cloud.repos.agents.upsert({ id: 'agent-a', status: 'online' });
+      await cloud.repos.agents.claim('agent-a', 'there', clock.now());
+
+      await cloud.gateway.reconcileOnStartup();
+      await clock.advance(60_000);
+      expect((await cloud.repos.tasks.findById(running.id))?.status).toBe('running');
+      expect(cloud.log.of('task.failed')).toEqual([]);
+
+      // The leader finds "there" dead and releases its agents: now the grace runs out for real.
+      expect(await cloud.repos.agents.releaseAllBut(['here'])).toEqual(['agent-a']);
+      cloud.gateway.agentsReleased(['agent-a']);
+      await clock.advance(60_000);
+      const failed = await cloud.log.wait('task.failed', (e) => e.task.id === running.id);
+      expect(failed.task).toMatchObject({ errorCode: 'AGENT_LOST' });
+    } finally {
+      await cloud.stop();
+      removeDir(cloud.dir);
+    }
+  });
 });

@@ -131,7 +131,13 @@ export interface CloudHarness {
 
 /** Boots an HTTP server on 127.0.0.1:0 with the gateway attached, over a SQLite file in `dir`. */
 export async function startCloud(
-  opts: { dir?: string; config?: Partial<GatewayConfig>; clock?: Clock; port?: number } = {},
+  opts: {
+    dir?: string;
+    config?: Partial<GatewayConfig>;
+    clock?: Clock;
+    port?: number;
+    instanceId?: string;
+  } = {},
 ): Promise<CloudHarness> {
   const dir = opts.dir ?? mkdtempSync(path.join(tmpdir(), 'bematic-gw-'));
   const now = opts.clock ? () => opts.clock!.now() : undefined;
@@ -146,6 +152,7 @@ export async function startCloud(
     events,
     config: { reconcileOnStartup: false, ...opts.config },
     ...(opts.clock && { clock: opts.clock }),
+    ...(opts.instanceId && { instanceId: opts.instanceId }),
   });
   const port = (server.address() as AddressInfo).port;
   return {
