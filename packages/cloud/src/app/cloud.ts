@@ -27,6 +27,7 @@ import { createGateway, type Gateway, type GatewayConfig } from '../gateway/inde
 import { ConsoleSessions } from '../http/access/console-session.js';
 import { databaseProbe } from '../http/health.js';
 import { createHttpServer, type HttpServerHandle } from '../http/http-server.js';
+import type { RateLimitStore } from '../limits/rate-limiter.js';
 import { secretSafeLogOptions } from '../logging/secret-safe.js';
 import { MetricsCollector } from '../metrics/metrics-collector.js';
 import { NotificationService } from '../notifications/notification-service.js';
@@ -108,6 +109,10 @@ export async function startCloud(options: StartCloudOptions): Promise<Cloud> {
   const { applied } = await migrateToLatest(database);
   if (applied.length > 0) logger.info({ applied }, 'database migrated');
   const stored = createRepositories(database.db);
+  // On PostgreSQL every instance counts against the same allowances.
+  const rateLimitStore: RateLimitStore = database.pool
+    ? { kind: 'postgres', pool: database.pool }
+    : { kind: 'memory' };
 
   const events = new TaskEvents((event, err) => logger.error({ err, event }, 'task event listener failed'));
   const cache = new Cache({
@@ -232,6 +237,7 @@ export async function startCloud(options: StartCloudOptions): Promise<Cloud> {
     observer: metrics,
     leader: cluster.gate,
     instanceId,
+    rateLimitStore,
   });
   gateway = gw;
 
@@ -305,6 +311,7 @@ export async function startCloud(options: StartCloudOptions): Promise<Cloud> {
     logger,
     auth: { defaultRole: config.BEMATIC_DEFAULT_ROLE, adminUserIds: adminUsers },
     rateLimit: { limit: config.BEMATIC_RATE_LIMIT, windowMs: config.BEMATIC_RATE_WINDOW_MS },
+    rateLimitStore,
     observe: (stage, ms) => metrics.observeMiddlewareStage(stage, ms),
     onRateLimited: (scope) => metrics.recordRateLimitHit(scope),
   });

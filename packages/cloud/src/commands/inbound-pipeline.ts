@@ -9,7 +9,8 @@ import { createProjectMiddleware } from '../middleware/project.js';
 import {
   createRateLimitMiddleware,
   type RateLimitConfig,
-  SlidingWindowRateLimiter,
+  RateLimiter,
+  type RateLimitStore,
 } from '../middleware/rate-limit.js';
 import { type Middleware, newContext, type StageObserver } from '../middleware/types.js';
 import { noticeMessage } from '../notifications/blocks.js';
@@ -21,22 +22,20 @@ export interface InboundPipelineDeps {
   logger?: Logger;
   auth?: AuthConfig;
   rateLimit?: RateLimitConfig;
-  /** Injectable clock for the rate limiter. */
-  now?: () => number;
+  /** Where the per-user counts live (default: memory; PostgreSQL shares them between instances). */
+  rateLimitStore?: RateLimitStore;
   /** Per-stage timing (ms) for metrics. */
   observe?: StageObserver;
   /** Each request the rate limiter refuses, for metrics. */
   onRateLimited?: (scope: string) => void;
-  limiter?: SlidingWindowRateLimiter;
+  limiter?: RateLimiter;
 }
 
 /** logging → auth → rate-limit → project → command service, for every chat surface. */
-export function createInboundPipeline(
-  deps: InboundPipelineDeps,
-): InboundHandler & { limiter: SlidingWindowRateLimiter } {
+export function createInboundPipeline(deps: InboundPipelineDeps): InboundHandler & { limiter: RateLimiter } {
   const logger = deps.logger ?? pino({ level: 'silent' });
   const { users, projects, audit } = deps.repos;
-  const limiter = deps.limiter ?? new SlidingWindowRateLimiter(deps.rateLimit, deps.now);
+  const limiter = deps.limiter ?? new RateLimiter('user-tasks', deps.rateLimit, deps.rateLimitStore);
   const stages: Middleware[] = [
     createLoggingMiddleware(logger),
     createAuthMiddleware({ users, audit, logger }, deps.auth),

@@ -23,6 +23,8 @@ export interface Database {
   dialect: DatabaseDialect;
   /** PostgreSQL schema the connection's search_path points at, when one was asked for. */
   schema?: string;
+  /** PostgreSQL only: the connection pool under `db`, for libraries that take a pg pool (the rate limiter's store). */
+  pool?: pg.Pool;
   close(): Promise<void>;
 }
 
@@ -165,6 +167,7 @@ async function openPostgres(url: string, opts: DatabaseOptions, logger: Logger):
     db,
     dialect: 'postgres',
     ...(opts.schema ? { schema: opts.schema } : {}),
+    pool,
     close: once(() => db.destroy()),
   };
 }

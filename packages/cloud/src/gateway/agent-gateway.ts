@@ -21,7 +21,7 @@ import type { Logger } from 'pino';
 import { type RawData, WebSocket, WebSocketServer } from 'ws';
 import type { ApiKeyRejection, ApiKeyService } from '../auth/api-keys.js';
 import type { AuditLogRepository } from '../db/repositories/types.js';
-import { SlidingWindowRateLimiter } from '../limits/sliding-window.js';
+import { RateLimiter, type RateLimitStore } from '../limits/rate-limiter.js';
 import type { AgentManager } from './agent-manager.js';
 import type { MessageRouter } from './message-router.js';
 import type { GatewayObserver } from './observer.js';
@@ -47,6 +47,8 @@ export interface AgentGatewayOptions {
   authFailuresPerMinute?: number;
   /** Invalid frames per connection per minute tolerated before the connection is closed. */
   protocolErrorsPerMinute?: number;
+  /** Where failed authentications are counted (PostgreSQL: across every instance). Default: memory. */
+  rateLimitStore?: RateLimitStore;
   /** Runs after a successful authentication, before the agent is registered: reconciliation. */
   onAuthenticated: (agentId: string, auth: AuthRequest) => Promise<{ cancelTaskIds: string[] }>;
   afterAuthResponse: (agentId: string, auth: AuthRequest) => Promise<void>;
@@ -60,7 +62,8 @@ export interface AgentGatewayOptions {
  */
 export class AgentGateway {
   private readonly wss: WebSocketServer;
-  private readonly authLimiter: SlidingWindowRateLimiter;
+  private readonly limiters: ConnectionLimiters;
+  private connections = 0;
   private readonly sockets = new Set<WebSocket>();
   private readonly maxFrameBytes: number;
   private readonly onUpgrade: (req: IncomingMessage, socket: Duplex, head: Buffer) => void;
@@ -70,10 +73,18 @@ export class AgentGateway {
     // Slightly oversized frames get a coded error and the connection survives;
     // the hard cap only protects memory from absurd frames.
     this.wss = new WebSocketServer({ noServer: true, maxPayload: this.maxFrameBytes * 4 });
-    this.authLimiter = new SlidingWindowRateLimiter(
-      { limit: opts.authFailuresPerMinute ?? 5, windowMs: 60_000 },
-      () => opts.clock.now(),
-    );
+    this.limiters = {
+      auth: new RateLimiter(
+        'agent-auth-failures',
+        { limit: opts.authFailuresPerMinute ?? 5, windowMs: 60_000 },
+        opts.rateLimitStore,
+      ),
+      // A connection lives on one instance: its invalid frames are counted here.
+      invalidFrames: new RateLimiter('agent-invalid-frames', {
+        limit: opts.protocolErrorsPerMinute ?? 20,
+        windowMs: 60_000,
+      }),
+    };
     this.onUpgrade = (req, socket, head) => {
       if (pathOf(req) !== AGENT_WS_PATH) return; // someone else's endpoint
       const upgradedAt = opts.clock.now();
@@ -91,7 +102,8 @@ export class AgentGateway {
   private accept(ws: WebSocket, req: IncomingMessage, upgradedAt: number): void {
     const ip = req.socket.remoteAddress ?? 'unknown';
     this.sockets.add(ws);
-    const conn = new Connection(ws, ip, this.opts, this.authLimiter, this.maxFrameBytes, upgradedAt);
+    const key = `${++this.connections}|${ip}`;
+    const conn = new Connection(ws, ip, key, this.opts, this.limiters, this.maxFrameBytes, upgradedAt);
     ws.on('close', () => {
       this.sockets.delete(ws);
       conn.closed();
@@ -99,27 +111,30 @@ export class AgentGateway {
   }
 }
 
+interface ConnectionLimiters {
+  /** Failed authentications per remote address + agent id. */
+  auth: RateLimiter;
+  /** Invalid frames per connection. */
+  invalidFrames: RateLimiter;
+}
+
 /** One agent connection: unauthenticated until a valid AUTH_REQUEST, then routed. */
 class Connection {
   private agentId: string | null = null;
   private chain: Promise<void> = Promise.resolve();
   private authTimer: TimerHandle | null;
-  /** Invalid frames on this connection in the last minute. */
-  private readonly invalidFrames: SlidingWindowRateLimiter;
   private ended = false;
 
   constructor(
     private readonly ws: WebSocket,
     private readonly ip: string,
+    /** This connection's own key in the invalid-frame limiter. */
+    private readonly key: string,
     private readonly opts: AgentGatewayOptions,
-    private readonly limiter: SlidingWindowRateLimiter,
+    private readonly limiters: ConnectionLimiters,
     private readonly maxFrameBytes: number,
     private readonly upgradedAt: number,
   ) {
-    this.invalidFrames = new SlidingWindowRateLimiter(
-      { limit: opts.protocolErrorsPerMinute ?? 20, windowMs: 60_000 },
-      () => opts.clock.now(),
-    );
     this.authTimer = opts.clock.setTimeout(() => {
       this.authTimer = null;
       if (this.agentId !== null || this.ended) return;
@@ -139,6 +154,7 @@ class Connection {
   closed(): void {
     this.ended = true;
     this.stopAuthTimer();
+    void this.limiters.invalidFrames.reset(this.key);
     const agentId = this.agentId;
     if (agentId === null) return;
     this.chain = this.chain.then(() =>
@@ -193,7 +209,7 @@ class Connection {
     }
     const auth = message.payload;
     const limitKey = `${this.ip}|${auth.agentId}`;
-    if (this.limiter.isLimited(limitKey)) {
+    if (await this.limiters.auth.isLimited(limitKey)) {
       await this.rejectAuth(
         auth.agentId,
         'RATE_LIMITED',
@@ -204,7 +220,7 @@ class Connection {
     }
     const verdict = await this.opts.apiKeys.verify(auth.agentId, auth.apiKey);
     if (!verdict.ok) {
-      this.limiter.record(limitKey);
+      await this.limiters.auth.record(limitKey);
       const code = AUTH_CODE_OF[verdict.reason];
       const shown =
         verdict.reason === 'expired' || verdict.reason === 'revoked'
@@ -213,7 +229,7 @@ class Connection {
       await this.rejectAuth(auth.agentId, code, CLOSE_AUTH_FAILED, shown, { detail: verdict.reason });
       return;
     }
-    this.limiter.reset(limitKey);
+    await this.limiters.auth.reset(limitKey);
     this.stopAuthTimer();
     if (this.ended) return;
     const agentId = auth.agentId;
@@ -306,8 +322,7 @@ class Connection {
       resourceId: agentId,
       details: { code, message: message.slice(0, 500), ip: this.ip, ...extra },
     });
-    this.invalidFrames.record(this.ip);
-    if (this.invalidFrames.status(this.ip).used > this.invalidFrames.limit) {
+    if (!(await this.limiters.invalidFrames.tryAcquire(this.key))) {
       this.opts.logger.warn({ agentId, ip: this.ip }, 'closing connection after repeated invalid frames');
       this.ws.close(CLOSE_PROTOCOL_ABUSE, 'too many invalid frames');
     }

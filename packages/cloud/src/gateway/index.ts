@@ -11,6 +11,7 @@ import { type Logger, pino } from 'pino';
 import { ApiKeyService } from '../auth/api-keys.js';
 import { ALWAYS_LEADER, type LeaderGate, whenLeader } from '../cluster/leader.js';
 import type { Repositories } from '../db/repositories/types.js';
+import type { RateLimitStore } from '../limits/rate-limiter.js';
 import type { TaskEvents } from '../tasks/task-events.js';
 import { TaskLifecycle } from '../tasks/task-lifecycle.js';
 import { AgentGateway } from './agent-gateway.js';
@@ -65,6 +66,8 @@ export interface CreateGatewayOptions {
   leader?: LeaderGate;
   /** This instance's id, as written in agents.instance_id (presence). */
   instanceId?: string;
+  /** Where failed agent authentications are counted (default: memory). */
+  rateLimitStore?: RateLimitStore;
 }
 
 export interface Gateway {
@@ -168,6 +171,7 @@ export function createGateway(options: CreateGatewayOptions): Gateway {
     maxFrameBytes: config.maxFrameBytes,
     heartbeatIntervalMs: config.heartbeatIntervalMs,
     authFailuresPerMinute: config.authFailuresPerMinute,
+    ...(options.rateLimitStore && { rateLimitStore: options.rateLimitStore }),
     onAuthenticated: async (agentId: string, auth: AuthRequest) => ({
       cancelTaskIds: await reconciler.unwantedTaskIds(agentId, auth),
     }),

@@ -1,5 +1,5 @@
 import pino from 'pino';
-import { afterEach, beforeEach, describe, expect, it } from 'vitest';
+import { afterEach, beforeEach, describe, expect, it, vi } from 'vitest';
 import { RecordingSurface, request, sqliteRepos, textOf } from '../../test/support/conversation.js';
 import type { InboundRequest } from '../chat/inbound.js';
 import type { Repositories, UserRepository } from '../db/repositories/types.js';
@@ -7,7 +7,7 @@ import { createAuthMiddleware } from './auth.js';
 import { can } from './permissions.js';
 import { runPipeline } from './pipeline.js';
 import { createProjectMiddleware, PROJECT_HOW_TO } from './project.js';
-import { createRateLimitMiddleware, SlidingWindowRateLimiter } from './rate-limit.js';
+import { createRateLimitMiddleware, RateLimiter } from './rate-limit.js';
 import { newContext } from './types.js';
 
 const logger = pino({ level: 'silent' });
@@ -36,6 +36,7 @@ describe('middleware stages', () => {
     repos = env.repos;
   });
   afterEach(async () => {
+    vi.useRealTimers();
     await env.cleanup();
   });
 
@@ -91,7 +92,8 @@ describe('middleware stages', () => {
 
   it('rate limit counts only task-creating requests and reports minutes and a progress bar', async () => {
     let now = 1_000_000;
-    const limiter = new SlidingWindowRateLimiter({ limit: 3, windowMs: 3_600_000 }, () => now);
+    vi.useFakeTimers({ now, toFake: ['Date'] });
+    const limiter = new RateLimiter('user-tasks', { limit: 3, windowMs: 3_600_000 });
     const limited: string[] = [];
     const rl = createRateLimitMiddleware({
       limiter,
@@ -99,10 +101,11 @@ describe('middleware stages', () => {
       onLimited: (scope) => limited.push(scope),
     });
     for (let i = 0; i < 5; i++) await run(request(surface, { kind: 'slash', text: 'status' }), [rl]);
-    expect(limiter.status('U1').used).toBe(0);
+    expect((await limiter.status('U1')).used).toBe(0);
     for (let i = 0; i < 3; i++) {
       expect((await run(request(surface, { kind: 'mention', text: 'code x' }), [rl])).reached).toBe(true);
       now += 60_000;
+      vi.setSystemTime(now);
     }
     const req = request(surface, { kind: 'mention', text: 'code x' });
     const blocked = await run(req, [rl]);
@@ -116,16 +119,18 @@ describe('middleware stages', () => {
       code: 'rate_limited',
     });
     now += 57 * 60_000;
+    vi.setSystemTime(now);
     expect((await run(request(surface, { kind: 'mention', text: 'code x' }), [rl])).reached).toBe(true);
     expect(limited).toEqual(['user']);
   });
 
   it('a request that created no task gives its allowance back', async () => {
-    const limiter = new SlidingWindowRateLimiter({ limit: 1 }, () => 5);
+    const limiter = new RateLimiter('user-tasks', { limit: 1 });
     const rl = createRateLimitMiddleware({ limiter, audit: repos.audit });
     const ctx = newContext(request(surface, { kind: 'mention', text: 'nonsense' }), 'r');
     await runPipeline(ctx, [rl], async () => {});
-    expect(limiter.status('U1').used).toBe(0);
+    expect((await limiter.status('U1')).used).toBe(0);
+    expect(await limiter.tryAcquire('U1')).toBe(true);
   });
 
   it('project stage explains how to link an unknown channel; slash commands pass', async () => {

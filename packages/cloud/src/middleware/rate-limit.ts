@@ -1,16 +1,17 @@
 import type { AuditLogRepository } from '../db/repositories/types.js';
-import type { SlidingWindowRateLimiter } from '../limits/sliding-window.js';
+import type { RateLimiter } from '../limits/rate-limiter.js';
 import { rateLimitMessage } from '../notifications/blocks.js';
 import { createsTask, type Middleware, rejectRequest } from './types.js';
 
 export {
   type RateLimitConfig,
+  RateLimiter,
   type RateLimitStatus,
-  SlidingWindowRateLimiter,
-} from '../limits/sliding-window.js';
+  type RateLimitStore,
+} from '../limits/rate-limiter.js';
 
 export function createRateLimitMiddleware(deps: {
-  limiter: SlidingWindowRateLimiter;
+  limiter: RateLimiter;
   audit: AuditLogRepository;
   /** Told about every refused request (metrics). */
   onLimited?: (scope: 'user') => void;
@@ -20,10 +21,9 @@ export function createRateLimitMiddleware(deps: {
     async run(ctx, next) {
       if (!createsTask(ctx.request)) return next();
       const userId = ctx.request.userId;
-      const hit = deps.limiter.tryAcquire(userId);
-      if (hit === null) {
+      if (!(await deps.limiter.tryAcquire(userId))) {
         deps.onLimited?.('user');
-        const s = deps.limiter.status(userId);
+        const s = await deps.limiter.status(userId);
         await rejectRequest(ctx, deps.audit, 'rate_limited', rateLimitMessage(s), {
           used: s.used,
           limit: s.limit,
@@ -35,7 +35,7 @@ export function createRateLimitMiddleware(deps: {
         await next();
       } finally {
         // Only requests that really created a task use up the allowance.
-        if (ctx.tasksCreated === 0) deps.limiter.release(userId, hit);
+        if (ctx.tasksCreated === 0) await deps.limiter.release(userId);
       }
     },
   };

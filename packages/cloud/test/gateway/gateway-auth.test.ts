@@ -1,6 +1,6 @@
 import { PROTOCOL_VERSION } from '@bematic/protocol';
 import { ManualClock } from '@bematic/testkit';
-import { afterEach, beforeEach, describe, expect, it } from 'vitest';
+import { afterEach, beforeEach, describe, expect, it, vi } from 'vitest';
 import { WebSocket } from 'ws';
 import { type CloudHarness, METRICS, RawAgent, removeDir, startCloud, until } from './harness.js';
 
@@ -13,6 +13,7 @@ describe('agent gateway: authentication', () => {
     cloud = await startCloud({ clock, config: { authTimeoutMs: 5_000, maxFrameBytes: 2048 } });
   });
   afterEach(async () => {
+    vi.useRealTimers();
     await cloud.stop();
     removeDir(cloud.dir);
   });
@@ -122,7 +123,16 @@ describe('agent gateway: authentication', () => {
       async () => (await failures()).some((e) => e.details.code === 'RATE_LIMITED'),
       'rate-limit audit',
     );
-    // Another agent id from the same address is not affected, and the window passes.
+    // Another agent id from the same address is not affected, and the window passes
+    // (on the rate limiter's clock, Date, as well as the gateway's).
+    const other = await RawAgent.connect(
+      cloud.url,
+      'agent-b',
+      (await cloud.gateway.apiKeys.create('agent-b')).key,
+    );
+    expect(other.response.payload.success).toBe(true);
+    await other.agent.close();
+    vi.useFakeTimers({ now: Date.now() + 60_001, toFake: ['Date'] });
     await clock.advance(60_001);
     const again = await RawAgent.connect(cloud.url, 'agent-a', key);
     expect(again.response.payload.success).toBe(true);

@@ -11,6 +11,7 @@ import { taskAttempts } from './006-task-attempts.js';
 import { slackDeliveries } from './007-slack-deliveries.js';
 import { historyIndexes } from './008-history-indexes.js';
 import { agentPresence } from './009-agent-presence.js';
+import { rateLimits } from './010-rate-limits.js';
 
 /**
  * Every migration, in order. Listed in code rather than discovered on disk so
@@ -27,6 +28,7 @@ export const MIGRATIONS: Readonly<Record<string, Migration>> = {
   '007-slack-deliveries': slackDeliveries,
   '008-history-indexes': historyIndexes,
   '009-agent-presence': agentPresence,
+  '010-rate-limits': rateLimits,
 };
 
 const provider: MigrationProvider = { getMigrations: async () => ({ ...MIGRATIONS }) };
