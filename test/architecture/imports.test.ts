@@ -66,4 +66,22 @@ describe('the dashboard and the cloud', () => {
     expect(fromCloud.length).toBeGreaterThan(0);
     expect(fromCloud.filter((i) => !i.typeOnly)).toEqual([]);
   });
+  it('the dashboard declares none of the cloud types again: it imports them', () => {
+    const declared = (pkg: string) =>
+      sources
+        .filter((s) => s.pkg === pkg)
+        .flatMap((s) => [
+          ...readFileSync(path.join(root, s.file), 'utf8').matchAll(/^export\s+(?:interface|type)\s+(\w+)/gm),
+        ])
+        .map((m) => m[1] ?? '');
+    const cloud = new Set(declared('cloud'));
+    const dashboardInterfaces = sources
+      .filter((s) => s.pkg === 'dashboard')
+      .flatMap((s) => [
+        ...readFileSync(path.join(root, s.file), 'utf8').matchAll(/^export\s+interface\s+(\w+)/gm),
+      ])
+      .map((m) => m[1] ?? '');
+    expect(cloud.has('TaskSummary')).toBe(true);
+    expect(dashboardInterfaces.filter((name) => cloud.has(name))).toEqual([]);
+  });
 });

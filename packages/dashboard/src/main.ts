@@ -1,6 +1,6 @@
 import { ApiError, get, live, post, whenSignedOut } from './api.js';
 import { h, replace } from './dom.js';
-import type { ConsoleThread, SessionInfo, TaskSummary } from './types.js';
+import type { ConsoleThread, Project, SessionInfo, TaskSummary } from './types.js';
 import { createAgentsView } from './views/agents-view.js';
 import { createConsole } from './views/console-view.js';
 import { createSummary } from './views/cost-chart.js';
@@ -103,7 +103,7 @@ function dashboard(session: SessionInfo): HTMLElement {
     tasks.reload();
     summary.reload();
     agents.reload();
-    void get<{ projects: Array<{ id: string; name: string; channelId: string }> }>('/api/projects')
+    void get<{ projects: Project[] }>('/api/projects')
       .then((r) => tasks.setProjects(r.projects))
       .catch(() => {});
   };

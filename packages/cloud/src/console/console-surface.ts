@@ -2,6 +2,9 @@ import { redactDeep } from '@bematic/protocol';
 import type { Logger } from 'pino';
 import type { ChatFile, ChatMessage, ChatSurface, PostedMessage } from '../chat/chat-surface.js';
 import type { ConsoleMessageRepository, StoredConsoleMessage } from '../db/repositories/types.js';
+import type { ConsoleChange, ConsoleMessage, ConsoleThread } from '../http/api-types.js';
+
+export type { ConsoleChange, ConsoleMessage, ConsoleThread } from '../http/api-types.js';
 
 /** Channel ids of the local web console all start with this. */
 export const CONSOLE_CHANNEL_PREFIX = 'console:';
@@ -9,32 +12,6 @@ export const DEFAULT_CONSOLE_CHANNEL = 'console:local';
 /** Author id of messages the cloud posts. */
 export const CONSOLE_BOT_USER = 'bematic';
 const TS_FORMAT = /^\d{1,12}\.\d{6}$/;
-
-export interface ConsoleMessage {
-  channelId: string;
-  ts: string;
-  /** Root ts of the thread; null for a top-level message. */
-  threadTs: string | null;
-  userId: string;
-  text: string;
-  blocks?: ChatMessage['blocks'];
-  reactions: string[];
-  /** Visible to this user only. */
-  visibleTo: string | null;
-  postedAt: number;
-  editedAt: number | null;
-}
-
-export interface ConsoleThread {
-  channelId: string;
-  root: ConsoleMessage;
-  replies: ConsoleMessage[];
-}
-
-export type ConsoleChange =
-  | { kind: 'message.posted'; message: ConsoleMessage }
-  | { kind: 'message.updated'; message: ConsoleMessage }
-  | { kind: 'reaction.added' | 'reaction.removed'; message: ConsoleMessage; reaction: string };
 
 export class ConsoleSurfaceError extends Error {
   constructor(

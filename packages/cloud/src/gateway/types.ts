@@ -1,6 +1,5 @@
-import type { ResourceMetrics, SandboxMode } from '@bematic/protocol';
 import type { Task } from '../db/repositories/types.js';
-import type { CircuitState } from '../tasks/task-events.js';
+import type { AgentSnapshot } from '../http/api-types.js';
 
 /** What the command service needs from the gateway. */
 export interface TaskDispatcher {
@@ -35,22 +34,7 @@ export type CancelResult =
   | { outcome: 'already-terminal' }
   | { outcome: 'not-found' };
 
-export interface AgentSnapshot {
-  agentId: string;
-  online: boolean;
-  overloaded: boolean;
-  circuit: CircuitState;
-  hostname: string | null;
-  version: string | null;
-  connectedAt: number | null;
-  lastSeenAt: number | null;
-  lastRttMs: number | null;
-  metrics: ResourceMetrics | null;
-  maxConcurrentTasks: number | null;
-  /** `off` or `unavailable` means commands on that agent are not sandboxed: shown in red. */
-  sandbox: SandboxMode | null;
-  offlineQueueDepth: number;
-}
+export type { AgentSnapshot } from '../http/api-types.js';
 
 export interface AgentDirectory {
   listAgents(): Promise<AgentSnapshot[]>;

@@ -2,19 +2,17 @@ import { TASK_STATUSES, type TaskStatus } from '@bematic/protocol';
 import type { Cache } from '../cache/cache.js';
 import { cacheKeys } from '../cache/cache-keys.js';
 import type {
-  AuditEntry,
   CostBucket,
   Project,
   Repositories,
   Task,
   TaskListing,
   TaskSearch,
-  TaskStep,
 } from '../db/repositories/types.js';
-import type { DashboardStats, TaskPage, TaskSummary } from './api-types.js';
+import type { DashboardStats, TaskDetail, TaskPage, TaskSummary } from './api-types.js';
 import { HttpError } from './http-error.js';
 
-export type { DashboardStats, TaskPage, TaskSummary } from './api-types.js';
+export type { DashboardStats, TaskDetail, TaskPage, TaskSummary } from './api-types.js';
 
 export interface TaskListQuery {
   status?: TaskStatus[];
@@ -27,15 +25,6 @@ export interface TaskListQuery {
   /** From the previous page's nextCursor. */
   cursor?: string;
   limit: number;
-}
-
-/** Everything the task page shows, in one answer. */
-export interface TaskDetail {
-  task: Omit<Task, 'submission'>;
-  steps: TaskStep[];
-  audit: AuditEntry[];
-  project: { id: string; name: string } | null;
-  links: { thread: string | null };
 }
 
 export function summarize(t: TaskListing): TaskSummary {

@@ -9,6 +9,7 @@ import type {
   WorkspaceResult,
 } from '@bematic/protocol';
 import type { Task } from '../db/repositories/types.js';
+import type { CircuitState } from '../http/api-types.js';
 
 /**
  * What happens to tasks and agents, as recorded by the cloud. The gateway and
@@ -38,7 +39,7 @@ export interface TaskEventMap {
   'workspace.result': { agentId: string; task: Task; result: WorkspaceResult };
 }
 
-export type CircuitState = 'closed' | 'half-open' | 'open';
+export type { CircuitState } from '../http/api-types.js';
 export type TaskEventName = keyof TaskEventMap;
 
 /** The events that mean a task's row changed (its status, or its creation). */

@@ -181,9 +181,8 @@ export function createTaskPage(taskId: string): { element: HTMLElement } {
     ]);
   }
 
-  /** The change as a diff: the agent's own when it sends one, else the edits and writes of the transcript. */
-  function diffText(t: Task, steps: TaskStep[]): string | null {
-    if (t.diff) return t.diff;
+  /** The change as a diff: the edits and writes of the transcript. */
+  function diffText(steps: TaskStep[]): string | null {
     const hunks = steps
       .filter((s) => s.tool === 'Edit' || s.tool === 'MultiEdit' || s.tool === 'Write')
       .map((s) => s.detail as { input?: string; isError?: boolean } | null)
@@ -193,7 +192,7 @@ export function createTaskPage(taskId: string): { element: HTMLElement } {
   }
 
   function diffView(t: Task, steps: TaskStep[]): HTMLElement {
-    const diff = diffText(t, steps);
+    const diff = diffText(steps);
     const ws = t.workspace;
     const stats = new Map((ws?.files ?? []).map((f) => [f.path, f]));
     const files = t.filesChanged.length > 0 ? t.filesChanged : [...stats.keys()];

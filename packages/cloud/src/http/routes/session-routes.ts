@@ -2,6 +2,7 @@ import type { FastifyInstance, FastifyReply } from 'fastify';
 import { z } from 'zod';
 import { SESSION_COOKIE } from '../access/console-session.js';
 import { hasSession } from '../access/guard.js';
+import type { SessionInfo } from '../api-types.js';
 import { HttpError } from '../http-error.js';
 import type { RouteContext } from '../http-server.js';
 
@@ -68,9 +69,12 @@ export function registerSessionRoutes(app: FastifyInstance, ctx: RouteContext): 
     return { ok: true };
   });
 
-  app.get('/api/session', async (req) => ({
-    signedIn: hasSession(req, ctx),
-    user: { id: ctx.user.userId, name: ctx.user.userName },
-    consoleChannelId: ctx.user.channelId,
-  }));
+  app.get(
+    '/api/session',
+    async (req): Promise<SessionInfo> => ({
+      signedIn: hasSession(req, ctx),
+      user: { id: ctx.user.userId, name: ctx.user.userName },
+      consoleChannelId: ctx.user.channelId,
+    }),
+  );
 }
