@@ -25,6 +25,7 @@ import { createRepositories } from '../db/repositories/index.js';
 import type { Repositories, Task } from '../db/repositories/types.js';
 import { createGateway, type Gateway, type GatewayConfig } from '../gateway/index.js';
 import { ConsoleSessions } from '../http/access/console-session.js';
+import { ClusterFeed } from '../http/cluster-feed.js';
 import { databaseProbe } from '../http/health.js';
 import { createHttpServer, type HttpServerHandle } from '../http/http-server.js';
 import type { RateLimitStore } from '../limits/rate-limiter.js';
@@ -134,6 +135,14 @@ export async function startCloud(options: StartCloudOptions): Promise<Cloud> {
     cache,
     cacheBus ? (target) => cacheBus.publish(target) : undefined,
   );
+  // The live dashboard stream shows the other instances' work too, on the same session.
+  const clusterFeed = cacheBus
+    ? new ClusterFeed({
+        bus: cacheBus,
+        tasks: stored.tasks,
+        logger: logger.child({ component: 'cluster-feed' }),
+      })
+    : null;
   await cacheBus?.start({ drop: (t) => invalidation.dropRemote(t), dropAll: () => invalidation.dropAll() });
   // Every project write in this process drops the cached project list.
   const repos: Repositories = { ...stored, projects: invalidation.projects(stored.projects) };
@@ -173,6 +182,7 @@ export async function startCloud(options: StartCloudOptions): Promise<Cloud> {
   await consoleSurface.restore();
   const transcript = new TranscriptRecorder(repos.taskSteps, logger);
   detach.push(transcript.attach(events));
+  if (clusterFeed) detach.push(clusterFeed.attach(events, transcript));
   const sessions = new ConsoleSessions(
     config.BEMATIC_CONSOLE_TOKEN ? { token: config.BEMATIC_CONSOLE_TOKEN } : {},
   );
@@ -211,6 +221,7 @@ export async function startCloud(options: StartCloudOptions): Promise<Cloud> {
     inbound: lateInbound,
     sessions,
     transcript,
+    ...(clusterFeed && { clusterFeed }),
     surfaceFor,
     ...(config.BEMATIC_PUBLIC_URL ? { publicUrl: config.BEMATIC_PUBLIC_URL } : {}),
     ...(config.BEMATIC_METRICS_TOKEN ? { metricsToken: config.BEMATIC_METRICS_TOKEN } : {}),

@@ -17,6 +17,22 @@ const Message = z.object({
 });
 type Message = z.infer<typeof Message>;
 
+/** A message on one of the further channels: same namespace and sender rules, the body is the channel's own. */
+const Envelope = z.object({ ns: z.string(), from: z.string(), body: z.unknown() });
+
+/** A further channel on the bus's session (e.g. the dashboard feed). */
+export interface BusChannel {
+  /** Sent at once to the other instances; a body that would not fit one NOTIFY is dropped with a warning. */
+  send(body: unknown): void;
+}
+
+interface ChannelHandlers {
+  /** A body from another instance, still to be validated by the channel's owner. */
+  receive(body: unknown): void;
+  /** After the session was lost and is back: messages may have been missed meanwhile. */
+  resumed?(): void;
+}
+
 export interface CacheBusOptions {
   connectionString: string;
   instanceId: string;
@@ -48,12 +64,23 @@ export class CacheBus {
   private handlers: CacheBusHandlers | null = null;
   private readonly received: Array<() => void> = [];
   private readonly lostWaiters: Array<() => void> = [];
+  private readonly channels = new Map<string, ChannelHandlers>();
 
   constructor(private readonly opts: CacheBusOptions) {}
 
   async start(handlers: CacheBusHandlers): Promise<void> {
     this.handlers = handlers;
     await this.listen();
+  }
+
+  /**
+   * Another LISTEN/NOTIFY channel on the same session, so instances share one
+   * listening connection whatever they tell each other. Register before start().
+   */
+  channel(name: string, handlers: ChannelHandlers): BusChannel {
+    if (!/^[a-z_]+$/.test(name) || name === CHANNEL) throw new Error(`bad bus channel name "${name}"`);
+    this.channels.set(name, handlers);
+    return { send: (body) => void this.sendOn(name, body) };
   }
 
   /** Queue a drop for the other instances (sent on the next tick). */
@@ -101,6 +128,35 @@ export class CacheBus {
     }
   }
 
+  private async sendOn(channel: string, body: unknown): Promise<void> {
+    const client = this.listener;
+    if (!client || this.closed) return;
+    const payload = JSON.stringify({ ns: this.namespace, from: this.opts.instanceId, body });
+    if (payload.length > MAX_PAYLOAD) {
+      this.opts.logger.warn({ channel, bytes: payload.length }, 'bus message too large for NOTIFY, dropped');
+      return;
+    }
+    try {
+      await client.query('select pg_notify($1, $2)', [channel, payload]);
+    } catch (err) {
+      this.opts.logger.warn({ err, channel }, 'bus broadcast failed');
+    }
+  }
+
+  private receiveOn(channel: string, payload: string | undefined): void {
+    const handlers = this.channels.get(channel);
+    if (!handlers) return;
+    let parsed: z.infer<typeof Envelope>;
+    try {
+      parsed = Envelope.parse(JSON.parse(payload ?? ''));
+    } catch (err) {
+      this.opts.logger.warn({ err, channel }, 'unreadable bus message ignored');
+      return;
+    }
+    if (parsed.ns !== this.namespace || parsed.from === this.opts.instanceId) return;
+    handlers.receive(parsed.body);
+  }
+
   private async listen(): Promise<void> {
     const client = new pg.Client({
       connectionString: this.opts.connectionString,
@@ -113,11 +169,13 @@ export class CacheBus {
     });
     client.on('notification', (n) => {
       if (n.channel === CHANNEL) this.apply(n.payload);
+      else this.receiveOn(n.channel, n.payload);
     });
     await client.connect();
     const { rows } = await client.query<{ schema: string | null }>('select current_schema() as schema');
     this.namespace = rows[0]?.schema ?? '';
     await client.query(`listen ${CHANNEL}`);
+    for (const name of this.channels.keys()) await client.query(`listen ${name}`);
     if (this.closed) {
       await client.end().catch(() => undefined);
       return;
@@ -147,7 +205,10 @@ export class CacheBus {
     this.retry = this.opts.clock.setTimeout(() => {
       this.retry = null;
       this.listen()
-        .then(() => this.handlers?.dropAll())
+        .then(() => {
+          this.handlers?.dropAll();
+          for (const c of this.channels.values()) c.resumed?.();
+        })
         .catch((err: unknown) => {
           this.opts.logger.warn({ err }, 'cache invalidation session: reconnect failed');
           if (!this.closed) this.lost();

@@ -1,6 +1,8 @@
 import type { ServerResponse } from 'node:http';
 import { type ConsoleChange, ConsoleChatSurface } from '../console/console-surface.js';
+import type { Task } from '../db/repositories/types.js';
 import { TASK_ROW_EVENTS, type TaskEvents } from '../tasks/task-events.js';
+import type { FeedEvent } from './cluster-feed.js';
 import { summarize } from './dashboard-reads.js';
 
 /**
@@ -39,10 +41,12 @@ export class EventStream {
     events?: TaskEvents;
     /** Transcript steps as they are stored (`step` events carry the task id). */
     steps?: { subscribe(fn: (change: { taskId: string }) => void): () => void };
+    /** What the other instances on the database did (their tasks, agents and transcripts). */
+    remote?: { subscribe(fn: (event: FeedEvent) => void): () => void };
     heartbeatMs?: number;
   }) {
-    if (opts.steps)
-      this.offs.push(opts.steps.subscribe((change) => this.send('step', change, `step:${change.taskId}`)));
+    if (opts.steps) this.offs.push(opts.steps.subscribe(({ taskId }) => this.step(taskId)));
+    if (opts.remote) this.offs.push(opts.remote.subscribe((event) => this.remote(event)));
     this.offs.push(
       opts.surface.subscribe((change: ConsoleChange) => {
         if (ConsoleChatSurface.visibleTo(change, opts.viewerId)) this.send('console', change, null);
@@ -50,23 +54,10 @@ export class EventStream {
     );
     const ev = opts.events;
     if (ev) {
-      for (const name of TASK_ROW_EVENTS) {
-        this.offs.push(
-          ev.on(name, ({ task }) =>
-            this.send('task', { event: name, task: summarize(task) }, `task:${task.id}`),
-          ),
-        );
-      }
-      const agent = (event: string) => (p: { agentId: string }) =>
-        this.send('agent', { event, ...p }, `agent:${p.agentId}:${event}`);
+      for (const name of TASK_ROW_EVENTS) this.offs.push(ev.on(name, ({ task }) => this.task(name, task)));
+      const agent = (event: string) => (p: { agentId: string }) => this.agent(event, p);
       this.offs.push(
-        ev.on('task.progress', ({ task, progress }) =>
-          this.send(
-            'task',
-            { event: 'task.progress', task: summarize(task), progress: progress.message },
-            `task:${task.id}`,
-          ),
-        ),
+        ev.on('task.progress', ({ task, progress }) => this.task('task.progress', task, progress.message)),
         ev.on('agent.online', agent('agent.online')),
         ev.on('agent.offline', agent('agent.offline')),
         ev.on('agent.status', agent('agent.status')),
@@ -97,6 +88,29 @@ export class EventStream {
     this.clients.add(client);
     res.on('drain', () => this.flush(client));
     res.on('close', () => this.clients.delete(client));
+  }
+
+  private task(event: string, task: Task, progress?: string): void {
+    this.send(
+      'task',
+      { event, task: summarize(task), ...(progress !== undefined && { progress }) },
+      `task:${task.id}`,
+    );
+  }
+
+  private agent(event: string, payload: { agentId: string }): void {
+    this.send('agent', { event, ...payload }, `agent:${payload.agentId}:${event}`);
+  }
+
+  private step(taskId: string): void {
+    this.send('step', { taskId }, `step:${taskId}`);
+  }
+
+  private remote(event: FeedEvent): void {
+    if (event.kind === 'task') this.task(event.event, event.task, event.progress);
+    else if (event.kind === 'agent') this.agent(event.event, event.payload);
+    else if (event.kind === 'step') this.step(event.taskId);
+    else this.send('resync', {}, null);
   }
 
   /** `key` names what a later frame supersedes; null means the frame cannot be coalesced. */

@@ -19,6 +19,7 @@ import type { TaskEvents } from '../tasks/task-events.js';
 import { AllowedHosts } from './access/allowed-hosts.js';
 import { ConsoleSessions } from './access/console-session.js';
 import { registerAccessControl } from './access/guard.js';
+import type { FeedEvent } from './cluster-feed.js';
 import { ConsoleApi } from './console-api.js';
 import { DashboardReads } from './dashboard-reads.js';
 import { EventStream } from './event-stream.js';
@@ -46,6 +47,8 @@ export interface HttpServerDeps {
   events?: TaskEvents;
   /** Transcript writes, pushed to the page as `step` events. */
   transcript?: { subscribe(fn: (change: { taskId: string }) => void): () => void };
+  /** Other instances' tasks, agents and transcripts, for the live stream (several instances on PostgreSQL). */
+  clusterFeed?: { subscribe(fn: (event: FeedEvent) => void): () => void };
   /** Bad requests are audited when given. */
   audit?: AuditTrail;
   /** Who may use the console and /api (default: sessions from one-time login links only). */
@@ -127,6 +130,7 @@ export function createHttpServer(deps: HttpServerDeps): HttpServerHandle {
     viewerId: user.userId,
     ...(deps.events ? { events: deps.events } : {}),
     ...(deps.transcript ? { steps: deps.transcript } : {}),
+    ...(deps.clusterFeed ? { remote: deps.clusterFeed } : {}),
     ...(deps.sseHeartbeatMs !== undefined ? { heartbeatMs: deps.sseHeartbeatMs } : {}),
   });
   const mounts: Array<{ prefix: string; handler: MountedHandler }> = [];
