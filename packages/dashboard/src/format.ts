@@ -1,5 +1,7 @@
 /** How numbers, times and durations read on the page. */
 
+import { formatDuration } from '@bematic/protocol/duration';
+
 export function money(usd: number): string {
   if (!usd) return '$0';
   if (usd < 0.01) return '<$0.01';
@@ -12,12 +14,9 @@ export function count(n: number): string {
   return n.toLocaleString('en-US');
 }
 
+/** Durations read as in Slack (the one formatter); a dash where there is none yet. */
 export function duration(ms: number | null | undefined): string {
-  if (!ms) return '–';
-  const s = ms / 1000;
-  if (s < 60) return `${s.toFixed(1)} s`;
-  if (s < 3600) return `${Math.floor(s / 60)} min ${Math.round(s % 60)} s`;
-  return `${Math.floor(s / 3600)} h ${Math.round((s % 3600) / 60)} min`;
+  return ms ? formatDuration(ms) : '–';
 }
 
 export function clock(ms: number): string {

@@ -1,6 +1,7 @@
 export * from './clock.js';
 export * from './codes.js';
 export * from './constants.js';
+export * from './duration.js';
 export * from './envelope.js';
 export * from './messages.js';
 export * from './parse.js';

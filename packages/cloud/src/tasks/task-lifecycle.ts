@@ -170,9 +170,7 @@ export class TaskLifecycle {
         filesChanged: message.filesChanged,
         commandsRun: message.commandsRun,
         warning: message.warning ?? null,
-        ...(message.sessionId !== undefined && { sessionId: message.sessionId }),
-        ...(message.workspace !== undefined && { workspace: message.workspace }),
-        ...metricsPatch(message.metrics),
+        ...carried(message),
       },
       session: { status: 'completed', claudeSessionId: message.sessionId ?? null, metrics: message.metrics },
       audit: {
@@ -197,9 +195,7 @@ export class TaskLifecycle {
         errorMessage: message.error,
         errorCode: message.errorCode,
         recoverable: message.recoverable,
-        ...(message.sessionId !== undefined && { sessionId: message.sessionId }),
-        ...(message.workspace !== undefined && { workspace: message.workspace }),
-        ...(message.metrics && metricsPatch(message.metrics)),
+        ...carried(message),
       },
       session: { status: 'failed', claudeSessionId: message.sessionId ?? null, metrics: message.metrics },
       audit: {
@@ -217,9 +213,7 @@ export class TaskLifecycle {
     const outcome = await this.finish(task.id, 'cancelled', guardOf(task, message.attempt), {
       patch: {
         ...(message.partialResult !== undefined && { result: message.partialResult }),
-        ...(message.sessionId !== undefined && { sessionId: message.sessionId }),
-        ...(message.workspace !== undefined && { workspace: message.workspace }),
-        ...(message.metrics && metricsPatch(message.metrics)),
+        ...carried(message),
       },
       session: { status: 'cancelled', claudeSessionId: message.sessionId ?? null, metrics: message.metrics },
       audit: { action: 'task.cancelled', actor, details: { reason: message.reason ?? null } },
@@ -375,6 +369,11 @@ export class TaskLifecycle {
   }
 }
 
-function metricsPatch(m: TaskMetrics): TaskPatch {
-  return pickTaskMetrics(m);
+/** What a terminal message carries onto the row when it has it: Claude's session, the workspace, the metrics. */
+function carried(m: TaskComplete | TaskError | TaskCancelled): TaskPatch {
+  return {
+    ...(m.sessionId !== undefined && { sessionId: m.sessionId }),
+    ...(m.workspace !== undefined && { workspace: m.workspace }),
+    ...(m.metrics && pickTaskMetrics(m.metrics)),
+  };
 }
