@@ -101,4 +101,68 @@ describe.skipIf(!url)('cache invalidations across instances (LISTEN/NOTIFY)', ()
     await received;
     expect(a.cache.has(cacheKeys.task('T10'))).toBe(false);
   });
+  it("carries a further channel on the same session: to the schema's other instances, within NOTIFY's size, resumed after a loss", async () => {
+    const seen = new Map<string, unknown[]>();
+    const waiters: Array<() => void> = [];
+    const resumed: string[] = [];
+    const member = async (instanceId: string, s = schema) => {
+      const clock = new ManualClock();
+      const bus = new CacheBus({
+        connectionString: inSchema(s),
+        instanceId,
+        clock,
+        logger: pino({ level: 'silent' }),
+        reconnectMs: 1000,
+      });
+      buses.push(bus);
+      seen.set(instanceId, []);
+      const channel = bus.channel('bematic_test_feed', {
+        receive: (body) => {
+          seen.get(instanceId)?.push(body);
+          for (const resolve of waiters.splice(0)) resolve();
+        },
+        resumed: () => {
+          resumed.push(instanceId);
+          for (const resolve of waiters.splice(0)) resolve();
+        },
+      });
+      await bus.start({ drop: () => {}, dropAll: () => {} });
+      return { bus, channel, clock };
+    };
+    const next = () => new Promise<void>((resolve) => waiters.push(resolve));
+    const g = await member('g');
+    const h = await member('h');
+    const elsewhere = await member('i', other);
+
+    let arrived = next();
+    g.channel.send({ n: 1 });
+    await arrived;
+    // Too big for one NOTIFY: dropped at the sender, the next message still goes.
+    g.channel.send({ n: 'x'.repeat(9000) });
+    arrived = next();
+    g.channel.send({ n: 2 });
+    await arrived;
+    arrived = next();
+    h.channel.send({ n: 3 });
+    await arrived;
+    expect(seen.get('h')).toEqual([{ n: 1 }, { n: 2 }]);
+    expect(seen.get('g')).toEqual([{ n: 3 }]);
+    expect(seen.get('i')).toEqual([]);
+    expect(() => g.bus.channel('bematic_cache', { receive: () => {} })).toThrow(/bad bus channel/);
+
+    const lost = g.bus.nextLost();
+    await admin.query('select pg_terminate_backend(pid) from pg_stat_activity where application_name = $1', [
+      'bematic-cache:g',
+    ]);
+    await lost;
+    arrived = next();
+    await g.clock.advance(1000);
+    await arrived;
+    expect(resumed).toEqual(['g']);
+    arrived = next();
+    h.channel.send({ n: 4 });
+    await arrived;
+    expect(seen.get('g')).toEqual([{ n: 3 }, { n: 4 }]);
+    await elsewhere.bus.close();
+  });
 });
