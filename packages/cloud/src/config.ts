@@ -108,6 +108,12 @@ export const CLOUD_SETTINGS = defineSettings([
     doc: 'Minimum time between two updates of a progress message',
   },
   {
+    name: 'BEMATIC_SLACK_UPDATES_PER_MINUTE',
+    schema: int(1),
+    default: '45',
+    doc: "Task message updates (chat.update) per minute shared by all tasks of the Slack workspace, finals first; Slack's tier allows 50, the rest is left for other updates. With several instances, divide it among them",
+  },
+  {
     name: 'BEMATIC_MODEL_PREMIUM',
     schema: z.string().min(1),
     default: 'claude-opus-5-5',

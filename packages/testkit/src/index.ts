@@ -2,5 +2,6 @@ export * from './github-emulator/github-emulator.js';
 export * from './manual-clock.js';
 export * from './model-server/index.js';
 export * from './secrets.js';
+export * from './slack-budget.js';
 export * from './slack-emulator/index.js';
 export * from './system.js';

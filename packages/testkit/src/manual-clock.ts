@@ -42,6 +42,13 @@ export class ManualClock implements Clock {
     return this.timers.size;
   }
 
+  /** When the earliest pending timer is due, if any (to step time from one event to the next). */
+  get nextTimerAt(): number | undefined {
+    let next: number | undefined;
+    for (const t of this.timers.values()) if (next === undefined || t.at < next) next = t.at;
+    return next;
+  }
+
   /** Move time forward, firing every timer that falls due, yielding to I/O between them. */
   async advance(ms: number): Promise<void> {
     const target = this.current + ms;

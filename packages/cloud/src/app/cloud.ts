@@ -34,6 +34,7 @@ import { MetricsCollector } from '../metrics/metrics-collector.js';
 import { NotificationService } from '../notifications/notification-service.js';
 import { RetentionService } from '../retention/retention-service.js';
 import { createSlackApp, type SlackApp } from '../slack/slack-app.js';
+import { SLACK_CHANNEL_INTERVAL_MS } from '../slack/slack-chat-surface.js';
 import { TaskEvents } from '../tasks/task-events.js';
 import { TranscriptRecorder } from '../transcript/transcript-recorder.js';
 import { WorkspaceRequests } from '../workspaces/workspace-requests.js';
@@ -353,6 +354,12 @@ export async function startCloud(options: StartCloudOptions): Promise<Cloud> {
     surfaceFor,
     logger,
     updateIntervalMs: options.progressIntervalMs ?? config.BEMATIC_PROGRESS_INTERVAL_MS,
+    updateBudget: {
+      slack: {
+        perMinute: config.BEMATIC_SLACK_UPDATES_PER_MINUTE,
+        channelIntervalMs: SLACK_CHANNEL_INTERVAL_MS,
+      },
+    },
     // Slack needs the public address; the console can use a path on the page it is already on.
     taskUrl: (task) => {
       const path = `/tasks/${encodeURIComponent(task.id)}`;

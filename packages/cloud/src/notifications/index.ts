@@ -5,3 +5,4 @@ export * from './notification-service.js';
 export * from './retry-after.js';
 export * from './stream-accumulator.js';
 export * from './truncate.js';
+export * from './update-scheduler.js';

@@ -17,6 +17,7 @@ import {
 } from './blocks.js';
 import { planFromProgress } from './plan.js';
 import { StreamAccumulator } from './stream-accumulator.js';
+import { type UpdateBudget, UpdateScheduler } from './update-scheduler.js';
 
 export interface NotificationServiceDeps {
   events: TaskEvents;
@@ -26,8 +27,13 @@ export interface NotificationServiceDeps {
   surfaceFor(task: Task): ChatSurface;
   logger?: Logger;
   clock?: Clock;
-  /** Progress-message throttle (default 3 s). */
+  /** Least time between two updates of one task's message (default 3 s). */
   updateIntervalMs?: number;
+  /**
+   * Per surface (one workspace each): the update budget shared by all its tasks' messages
+   * (default: no limit beyond the per-task interval).
+   */
+  updateBudget?: Partial<Record<ChatSurface['name'], Omit<UpdateBudget, 'taskIntervalMs'>>>;
   /** Idle re-render for the elapsed time (default 15 s; 0 disables). */
   refreshMs?: number;
   /** Lines of streamed text shown in the progress message. */
@@ -62,6 +68,8 @@ export class NotificationService {
   private readonly unsubscribe: (() => void)[] = [];
   /** Pending renders, so callers (tests, shutdown) can wait for quiet. */
   private readonly pending = new Set<Promise<unknown>>();
+  /** One scheduler per surface: the single place deciding when a task message is updated. */
+  private readonly schedulers = new Map<ChatSurface, UpdateScheduler>();
 
   constructor(private readonly deps: NotificationServiceDeps) {
     this.log = deps.logger ?? pino({ level: 'silent' });
@@ -151,6 +159,22 @@ export class NotificationService {
     for (const off of this.unsubscribe.splice(0)) off();
     for (const t of this.tracked.values()) t.acc.dispose();
     this.tracked.clear();
+    for (const scheduler of this.schedulers.values()) scheduler.stop();
+    this.schedulers.clear();
+  }
+
+  /** The scheduler of a surface: its workspace's update budget, shared by every task shown there. */
+  schedulerFor(surface: ChatSurface): UpdateScheduler {
+    let scheduler = this.schedulers.get(surface);
+    if (!scheduler) {
+      const budget = this.deps.updateBudget?.[surface.name] ?? { perMinute: 0, channelIntervalMs: 0 };
+      scheduler = new UpdateScheduler(
+        { ...budget, taskIntervalMs: this.deps.updateIntervalMs ?? 3000 },
+        this.clock,
+      );
+      this.schedulers.set(surface, scheduler);
+    }
+    return scheduler;
   }
 
   /** Resolves when every render started so far has settled. */
@@ -203,12 +227,13 @@ export class NotificationService {
       acc: undefined as unknown as StreamAccumulator,
     };
     t.acc = new StreamAccumulator({
+      channelId: task.channelId,
+      scheduler: this.schedulerFor(this.deps.surfaceFor(task)),
       render: (now) => this.render(t, now),
       send: async (message) => {
         const ts = await this.progressTs(t);
         await this.deps.surfaceFor(t.task).update(t.task.channelId, ts, message);
       },
-      minIntervalMs: this.deps.updateIntervalMs,
       refreshMs: this.deps.refreshMs,
       clock: this.clock,
       onError: (err) => this.log.warn({ err, taskId: task.id }, 'progress update failed'),

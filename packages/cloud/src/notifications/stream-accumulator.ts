@@ -1,13 +1,17 @@
-import { type Clock, systemClock } from '@bematic/protocol';
+import { type Clock, systemClock, type TimerHandle } from '@bematic/protocol';
 import type { ChatMessage } from '../chat/chat-surface.js';
-import { retryAfterMs } from './retry-after.js';
+import { type ScheduledMessage, UpdateScheduler } from './update-scheduler.js';
 
 export interface StreamAccumulatorOptions {
+  /** The channel of the task's message (the scheduler keeps one channel to Slack's per-channel limit). */
+  channelId?: string;
   /** Renders the current state; called only when an update is about to be sent. */
   render(now: number): ChatMessage;
   /** Sends one update of the task's single progress message. */
   send(message: ChatMessage): Promise<void>;
-  /** At most one update per this interval (default 3 s). */
+  /** Decides when updates go out; shared by every task of one workspace. */
+  scheduler?: UpdateScheduler;
+  /** Without a shared scheduler: at most one update per this interval (default 3 s). */
   minIntervalMs?: number;
   /** Re-render this often while idle so the elapsed time moves (0 disables; default 15 s). */
   refreshMs?: number;
@@ -18,39 +22,49 @@ export interface StreamAccumulatorOptions {
 }
 
 /**
- * Coalesces a task's progress and streamed text into updates of one message:
- * at most one update per interval, only when something changed, never two
- * updates in flight, failed updates (429) retried after Retry-After, and a
- * final update that lands even after failures.
+ * Coalesces a task's progress and streamed text into updates of one message: only the newest state is
+ * rendered when the scheduler gives this task a slot, nothing is sent when nothing changed, and the final
+ * update replaces whatever progress is still pending and is retried until it lands (or gives up).
+ * When updates go out is the `UpdateScheduler`'s decision alone.
  */
-export class StreamAccumulator {
-  private readonly minIntervalMs: number;
+export class StreamAccumulator implements ScheduledMessage {
+  readonly channelId: string;
+  private readonly scheduler: UpdateScheduler;
   private readonly refreshMs: number;
   private readonly maxFinalAttempts: number;
   private readonly clock: Clock;
   private dirty = false;
   private finished = false;
-  private timer: unknown = null;
-  private refreshTimer: unknown = null;
-  private inFlight: Promise<void> | null = null;
-  private nextAllowedAt = 0;
+  private refreshTimer: TimerHandle | null = null;
   private lastSentKey: string | null = null;
+  private finalUpdate: { message: ChatMessage; attempts: number; settle(landed: boolean): void } | null =
+    null;
   /** Updates sent successfully (metrics: Slack calls per task). */
   sentCount = 0;
 
   constructor(private readonly opts: StreamAccumulatorOptions) {
-    this.minIntervalMs = opts.minIntervalMs ?? 3000;
+    this.channelId = opts.channelId ?? '';
+    this.clock = opts.clock ?? systemClock;
+    this.scheduler =
+      opts.scheduler ??
+      new UpdateScheduler(
+        { perMinute: 0, channelIntervalMs: 0, taskIntervalMs: opts.minIntervalMs ?? 3000 },
+        this.clock,
+      );
     this.refreshMs = opts.refreshMs ?? 15_000;
     this.maxFinalAttempts = opts.maxFinalAttempts ?? 6;
-    this.clock = opts.clock ?? systemClock;
     this.armRefresh();
+  }
+
+  get final(): boolean {
+    return this.finalUpdate !== null;
   }
 
   /** Something visible changed (status, step, text). */
   changed(): void {
     if (this.finished) return;
     this.dirty = true;
-    this.schedule();
+    this.scheduler.want(this);
   }
 
   private armRefresh(): void {
@@ -62,74 +76,60 @@ export class StreamAccumulator {
     }, this.refreshMs);
   }
 
-  private schedule(): void {
-    if (this.finished || this.inFlight || this.timer !== null) return;
-    const delay = Math.max(0, this.nextAllowedAt - this.clock.now());
-    this.timer = this.clock.setTimeout(() => {
-      this.timer = null;
-      this.flush();
-    }, delay);
-  }
-
-  private flush(): void {
-    if (this.finished || !this.dirty || this.inFlight) return;
+  send(): Promise<void> | null {
+    const final = this.finalUpdate;
+    if (final) {
+      return this.opts.send(final.message).then(() => {
+        this.sentCount++;
+        this.lastSentKey = JSON.stringify(final.message);
+        this.scheduler.forget(this);
+        final.settle(true);
+      });
+    }
+    if (this.finished || !this.dirty) return null;
     const message = this.opts.render(this.clock.now());
     const key = JSON.stringify(message);
     this.dirty = false;
-    if (key === this.lastSentKey) return;
-    this.nextAllowedAt = this.clock.now() + this.minIntervalMs;
-    this.inFlight = this.opts
-      .send(message)
-      .then(() => {
-        this.lastSentKey = key;
-        this.sentCount++;
-      })
-      .catch((err: unknown) => {
-        this.opts.onError?.(err);
-        this.dirty = true;
-        this.nextAllowedAt = this.clock.now() + Math.max(this.minIntervalMs, retryAfterMs(err) ?? 0);
-      })
-      .finally(() => {
-        this.inFlight = null;
-        if (this.dirty) this.schedule();
-      });
-  }
-
-  private wait(ms: number): Promise<void> {
-    if (ms <= 0) return Promise.resolve();
-    return new Promise((resolve) => {
-      this.clock.setTimeout(resolve, ms);
+    if (key === this.lastSentKey) return null;
+    return this.opts.send(message).then(() => {
+      this.lastSentKey = key;
+      this.sentCount++;
     });
   }
 
+  failed(err: unknown): void {
+    this.opts.onError?.(err);
+    const final = this.finalUpdate;
+    if (final) {
+      final.attempts++;
+      if (final.attempts >= this.maxFinalAttempts) {
+        this.scheduler.forget(this);
+        final.settle(false);
+        return;
+      }
+    } else if (this.finished) {
+      return;
+    } else {
+      this.dirty = true;
+    }
+    this.scheduler.want(this);
+  }
+
   /**
-   * Stops throttled updates and sends the final state, waiting out the
-   * interval and any Retry-After. Resolves true once it landed.
+   * Stops progress updates and queues the final state ahead of every progress update of the workspace; it
+   * still waits for an update in flight, the task interval and any Retry-After. Resolves true once it landed.
    */
-  async finish(final: ChatMessage): Promise<boolean> {
+  finish(final: ChatMessage): Promise<boolean> {
     this.finished = true;
     this.stopTimers();
-    for (let attempt = 1; attempt <= this.maxFinalAttempts; attempt++) {
-      while (this.inFlight) await this.inFlight;
-      await this.wait(this.nextAllowedAt - this.clock.now());
-      try {
-        this.nextAllowedAt = this.clock.now() + this.minIntervalMs;
-        await this.opts.send(final);
-        this.sentCount++;
-        this.lastSentKey = JSON.stringify(final);
-        return true;
-      } catch (err) {
-        this.opts.onError?.(err);
-        this.nextAllowedAt = this.clock.now() + Math.max(this.minIntervalMs, retryAfterMs(err) ?? 0);
-      }
-    }
-    return false;
+    return new Promise<boolean>((settle) => {
+      this.finalUpdate = { message: final, attempts: 0, settle };
+      this.scheduler.want(this);
+    });
   }
 
   private stopTimers(): void {
-    if (this.timer !== null) this.clock.clearTimeout(this.timer);
     if (this.refreshTimer !== null) this.clock.clearTimeout(this.refreshTimer);
-    this.timer = null;
     this.refreshTimer = null;
   }
 
@@ -137,5 +137,8 @@ export class StreamAccumulator {
   dispose(): void {
     this.finished = true;
     this.stopTimers();
+    this.scheduler.forget(this);
+    this.finalUpdate?.settle(false);
+    this.finalUpdate = null;
   }
 }

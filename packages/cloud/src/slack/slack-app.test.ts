@@ -2,6 +2,7 @@ import { type SlackEmulator, startSlackEmulator } from '@bematic/testkit';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { openTestDb } from '../../test/support/database.js';
 import type { InboundHandler, InboundRequest } from '../chat/inbound.js';
+import { retryAfterMs } from '../notifications/retry-after.js';
 import { createSlackApp, type SlackApp, type SlackAppOptions } from './slack-app.js';
 import { DELIVERY_RETENTION_MS } from './slack-deliveries.js';
 
@@ -230,17 +231,22 @@ describe('Slack app in Socket Mode against the emulator', () => {
     expect(handler.requests).toHaveLength(2);
   });
 
-  it('never loses the final update in a 429 storm on chat.update', async () => {
+  it('hands a 429 on chat.update back at once with its Retry-After, for the update scheduler to wait out', async () => {
     const app = await startApp({ appToken: undefined, signingSecret: 'unused' });
     const posted = await app.surface.post('C1', { text: 'step 0' });
-    emulator.rateLimit('chat.update', { forMs: 1500, retryAfterSec: 1 });
-    const updates = [1, 2, 3, 4, 5].map((n) => app.surface.update('C1', posted.ts, { text: `step ${n}` }));
-    await Promise.all(updates);
-    expect(emulator.messageAt('C1', posted.ts)?.text).toBe('step 5');
-    const statuses = emulator.calls('chat.update').map((c) => c.status);
-    expect(statuses).toContain('rate_limited');
-    // Superseded content is skipped rather than replayed: at most the first and the newest land.
-    expect(statuses.filter((s) => s === 'ok').length).toBeLessThanOrEqual(2);
+    emulator.rateLimit('chat.update', { count: 1, retryAfterSec: 7 });
+    const limited = await app.surface.update('C1', posted.ts, { text: 'step 1' }).then(
+      () => undefined,
+      (err: unknown) => err,
+    );
+    expect(retryAfterMs(limited)).toBe(7000);
+    expect(emulator.calls('chat.update').map((c) => c.status)).toEqual(['rate_limited']);
+    await app.surface.update('C1', posted.ts, { text: 'step 2' });
+    expect(emulator.messageAt('C1', posted.ts)?.text).toBe('step 2');
+    // Other calls still wait out Retry-After and retry inside the client.
+    emulator.rateLimit('chat.postMessage', { count: 1, retryAfterSec: 1 });
+    await app.surface.post('C1', { text: 'after a 429' });
+    expect(emulator.calls('chat.postMessage').map((c) => c.status)).toEqual(['ok', 'rate_limited', 'ok']);
   });
 
   it('handles an event once when Slack retries it, and forgets deliveries after the retention period', async () => {

@@ -7,7 +7,7 @@ import {
   HTTPReceiver,
   type Middleware,
   SocketModeReceiver,
-  type webApi,
+  webApi,
 } from '@slack/bolt';
 import { type Logger, pino } from 'pino';
 import { APPROVAL_ACTIONS } from '../approvals/approval-blocks.js';
@@ -89,6 +89,21 @@ const DEFAULT_RETRY: webApi.RetryOptions = {
   randomize: true,
 };
 
+/**
+ * The client for task message updates: they are scheduled under the workspace budget, which waits out a
+ * 429 itself, so this client hands a 429 back at once instead of retrying it (other failures are retried).
+ */
+export function slackUpdateClient(
+  botToken: string,
+  options: Pick<webApi.WebClientOptions, 'slackApiUrl' | 'retryConfig' | 'logger'> = {},
+): webApi.WebClient {
+  return new webApi.WebClient(botToken, {
+    ...options,
+    retryConfig: options.retryConfig ?? DEFAULT_RETRY,
+    rejectRateLimitedCalls: true,
+  });
+}
+
 function describe(body: unknown): { type: string; detail?: string } {
   if (typeof body !== 'object' || body === null) return { type: 'unknown' };
   const b = body as { type?: unknown; command?: unknown; event?: { type?: unknown } };
@@ -160,7 +175,12 @@ export async function createSlackApp(options: SlackAppOptions): Promise<SlackApp
       rejectRateLimitedCalls: false,
     },
   });
-  const surface = new SlackChatSurface(app.client, logger);
+  const updateClient = slackUpdateClient(options.botToken, {
+    ...slackApiUrl,
+    ...(options.retryConfig && { retryConfig: options.retryConfig }),
+    logger: boltLog,
+  });
+  const surface = new SlackChatSurface(app.client, logger, updateClient);
   const names = new CachedSlackNames({
     user: async (id) => {
       const { user } = await app.client.users.info({ user: id });

@@ -14,30 +14,23 @@ export function slackErrorCode(error: unknown): string | undefined {
   return typeof code === 'string' ? code : undefined;
 }
 
-interface Waiter {
-  resolve(): void;
-  reject(error: unknown): void;
-}
-
-interface UpdateSlot {
-  running: boolean;
-  /** The newest content not yet sent; older unsent content is superseded. */
-  next: { message: ChatMessage; waiters: Waiter[] } | null;
-}
+/** Slack allows about one chat.postMessage / chat.update per second in one channel. */
+export const SLACK_CHANNEL_INTERVAL_MS = 1000;
 
 /**
- * ChatSurface over Slack's Web API. Rate limits are honoured by the WebClient (it waits Retry-After and
- * retries); on top of that, updates to one message are serialised and coalesced so that under a 429 storm
- * the newest content is the one that lands, and posts to one channel keep their order.
+ * ChatSurface over Slack's Web API. Posts to one channel keep their order. `update` makes one call on a
+ * client that rejects a 429 at once (with Retry-After) instead of retrying it: when a task message is updated
+ * is decided by the notifications' `UpdateScheduler`, which honours the Retry-After for the whole workspace.
+ * Every other call goes through Bolt's client, which waits out Retry-After and retries.
  */
 export class SlackChatSurface implements ChatSurface {
   readonly name = 'slack' as const;
-  private readonly updates = new Map<string, UpdateSlot>();
   private readonly postChains = new Map<string, Promise<unknown>>();
 
   constructor(
     private readonly client: WebClient,
     private readonly logger: Logger,
+    private readonly updateClient: WebClient = client,
   ) {}
 
   // Everything shown in Slack passes the one redaction rule set: a secret in a result, a prompt or an
@@ -66,48 +59,19 @@ export class SlackChatSurface implements ChatSurface {
     return posted;
   }
 
-  /** Resolves once this content, or newer content for the same message, is shown. */
-  update(channelId: string, ts: string, shown: ChatMessage): Promise<void> {
+  async update(channelId: string, ts: string, shown: ChatMessage): Promise<void> {
     const message = redactDeep(shown);
-    const key = `${channelId}:${ts}`;
-    let slot = this.updates.get(key);
-    if (!slot) {
-      slot = { running: false, next: null };
-      this.updates.set(key, slot);
+    try {
+      await this.updateClient.chat.update({
+        channel: channelId,
+        ts,
+        text: message.text,
+        ...(message.blocks ? { blocks: message.blocks as webApi.KnownBlock[] } : {}),
+      });
+    } catch (error) {
+      this.logger.warn({ channelId, ts, err: error }, 'slack: chat.update failed');
+      throw error;
     }
-    const done = new Promise<void>((resolve, reject) => {
-      const waiter = { resolve, reject };
-      if (slot.next) {
-        slot.next.message = message;
-        slot.next.waiters.push(waiter);
-      } else {
-        slot.next = { message, waiters: [waiter] };
-      }
-    });
-    if (!slot.running) void this.drain(key, channelId, ts, slot);
-    return done;
-  }
-
-  private async drain(key: string, channelId: string, ts: string, slot: UpdateSlot): Promise<void> {
-    slot.running = true;
-    while (slot.next) {
-      const { message, waiters } = slot.next;
-      slot.next = null;
-      try {
-        await this.client.chat.update({
-          channel: channelId,
-          ts,
-          text: message.text,
-          ...(message.blocks ? { blocks: message.blocks as webApi.KnownBlock[] } : {}),
-        });
-        for (const w of waiters) w.resolve();
-      } catch (error) {
-        this.logger.warn({ channelId, ts, err: error }, 'slack: chat.update failed');
-        for (const w of waiters) w.reject(error);
-      }
-    }
-    slot.running = false;
-    this.updates.delete(key);
   }
 
   async postEphemeral(

@@ -4,6 +4,7 @@ import { connectedAgents } from './connected-agents.js';
 import { dispatchLatency } from './dispatch-latency.js';
 import { history } from './history.js';
 import { offlineDrain } from './offline-drain.js';
+import { slackBudget } from './slack-budget.js';
 import { streamFanIn } from './stream-fan-in.js';
 import { throughput } from './throughput.js';
 import { worktreeOverhead } from './worktree-overhead.js';
@@ -13,6 +14,7 @@ export const SCENARIOS: Scenario[] = [
   dispatchLatency,
   throughput,
   streamFanIn,
+  slackBudget,
   connectedAgents,
   offlineDrain,
   history,
