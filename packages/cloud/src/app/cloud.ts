@@ -9,6 +9,7 @@ import { Cache } from '../cache/cache.js';
 import { CacheInvalidation } from '../cache/invalidation.js';
 import type { ChatSurface } from '../chat/chat-surface.js';
 import type { InboundHandler } from '../chat/inbound.js';
+import { PostgresAgentRelay } from '../cluster/agent-relay.js';
 import { CacheBus } from '../cluster/cache-bus.js';
 import { type Cluster, startCluster } from '../cluster/cluster.js';
 import { defaultInstanceId } from '../cluster/instance.js';
@@ -250,12 +251,20 @@ export async function startCloud(options: StartCloudOptions): Promise<Cloud> {
     leader: cluster.gate,
     instanceId,
     rateLimitStore,
+    ...(database.dialect === 'postgres' && {
+      relay: new PostgresAgentRelay({
+        connectionString: config.DATABASE_URL,
+        instanceId,
+        clock: backgroundClock,
+        logger: logger.child({ component: 'agent-relay' }),
+      }),
+    }),
   });
   gateway = gw;
 
   const approvals = new ApprovalService({
     repos,
-    sendToAgent: (agentId, message) => gw.manager.sendToAgent(agentId, message),
+    sendToAgent: (agentId, message) => gw.routes.send(agentId, message),
     showProgress: async (task, message) => {
       await gw.lifecycle.progress(task, {
         taskId: task.id,
@@ -275,7 +284,7 @@ export async function startCloud(options: StartCloudOptions): Promise<Cloud> {
   const bots = new BotRegistry();
   workspaces = new WorkspaceRequests({
     repos,
-    send: (agentId, message) => gateway.manager.sendToAgent(agentId, message),
+    send: (agentId, message) => gw.routes.send(agentId, message),
     events,
     surfaceFor,
     logger,

@@ -159,6 +159,11 @@ export class AgentManager implements AgentDirectory {
     return this.agents.get(agentId)?.session?.socket.readyState === WebSocket.OPEN;
   }
 
+  /** Agents whose socket is open on this instance. */
+  connectedAgentIds(): string[] {
+    return [...this.agents.keys()].filter((id) => this.isConnected(id));
+  }
+
   /** Online, circuit closed and not overloaded: the agent can take new work now. */
   isHealthy(agentId: string): boolean {
     const s = this.agents.get(agentId);

@@ -9,6 +9,7 @@ import {
 } from '@bematic/protocol';
 import { type Logger, pino } from 'pino';
 import { ApiKeyService } from '../auth/api-keys.js';
+import { type AgentRelay, LocalAgentRelay } from '../cluster/agent-relay.js';
 import { ALWAYS_LEADER, type LeaderGate, whenLeader } from '../cluster/leader.js';
 import type { Repositories } from '../db/repositories/types.js';
 import type { RateLimitStore } from '../limits/rate-limiter.js';
@@ -16,6 +17,7 @@ import type { TaskEvents } from '../tasks/task-events.js';
 import { TaskLifecycle } from '../tasks/task-lifecycle.js';
 import { AgentGateway } from './agent-gateway.js';
 import { AgentManager } from './agent-manager.js';
+import { AgentRoutes } from './agent-routes.js';
 import type { CircuitBreakerOptions } from './circuit-breaker.js';
 import { MessageRouter, type PermissionRequestHandler } from './message-router.js';
 import { type GatewayObserver, SubmitRoundTrips } from './observer.js';
@@ -38,6 +40,8 @@ export interface GatewayConfig {
   circuit: Partial<CircuitBreakerOptions>;
   /** Dispatch pending tasks and start reconnect-grace timers as soon as the gateway is created. */
   reconcileOnStartup: boolean;
+  /** How often outbox rows never sent are looked for, for agents connected here (wake-ups lost). */
+  outboxSafetySweepMs: number;
 }
 
 export const DEFAULT_GATEWAY_CONFIG: GatewayConfig = {
@@ -51,6 +55,7 @@ export const DEFAULT_GATEWAY_CONFIG: GatewayConfig = {
   authFailuresPerMinute: 5,
   circuit: {},
   reconcileOnStartup: true,
+  outboxSafetySweepMs: 5_000,
 };
 
 export interface CreateGatewayOptions {
@@ -68,10 +73,14 @@ export interface CreateGatewayOptions {
   instanceId?: string;
   /** Where failed agent authentications are counted (default: memory). */
   rateLimitStore?: RateLimitStore;
+  /** How this instance reaches agents held by other instances (default: none, one process). */
+  relay?: AgentRelay;
 }
 
 export interface Gateway {
   dispatcher: GatewayTaskDispatcher;
+  /** Frames to agents wherever their socket is (this instance or another). */
+  routes: AgentRoutes;
   directory: AgentDirectory;
   manager: AgentManager;
   apiKeys: ApiKeyService;
@@ -82,7 +91,7 @@ export interface Gateway {
   reconcileOnStartup(): Promise<void>;
   /** The leader found these agents' instance gone: unless they are back, their tasks get the reconnect grace. */
   agentsReleased(agentIds: string[]): void;
-  /** Settles when startup reconciliation (if enabled) has run. */
+  /** Settles when the relay listens and startup reconciliation (if enabled) has run. */
   ready: Promise<void>;
   close(): Promise<void>;
 }
@@ -95,12 +104,6 @@ export function createGateway(options: CreateGatewayOptions): Gateway {
   const { repos, events } = options;
   const now = () => clock.now();
   const roundTrips = new SubmitRoundTrips(clock, options.observer);
-  /** Which other instance holds the agent's socket, per the agents table; null when none does. */
-  const holderElsewhere = async (agentId: string): Promise<string | null> => {
-    const holder = (await repos.agents.findById(agentId))?.instanceId ?? null;
-    return holder !== null && holder !== options.instanceId ? holder : null;
-  };
-  const heldElsewhere = async (agentId: string) => (await holderElsewhere(agentId)) !== null;
 
   const apiKeys = new ApiKeyService({ apiKeys: repos.apiKeys, audit: repos.audit, now });
   const lifecycle = new TaskLifecycle({ repos, events, logger, now });
@@ -123,7 +126,14 @@ export function createGateway(options: CreateGatewayOptions): Gateway {
     drainBatchSize: config.drainBatchSize,
     roundTrips,
   });
-  const dispatcher = new GatewayTaskDispatcher({ repos, manager, outbox, lifecycle, logger, clock });
+  const relay = options.relay ?? new LocalAgentRelay();
+  const routes = new AgentRoutes({
+    manager,
+    agents: repos.agents,
+    relay,
+    ...(options.instanceId !== undefined && { instanceId: options.instanceId }),
+  });
+  const dispatcher = new GatewayTaskDispatcher({ repos, manager, outbox, lifecycle, logger, clock, routes });
   const reconciler = new Reconciler({
     repos,
     manager,
@@ -133,7 +143,7 @@ export function createGateway(options: CreateGatewayOptions): Gateway {
     logger,
     clock,
     reconnectGraceMs: config.reconnectGraceMs,
-    heldElsewhere,
+    heldElsewhere: (agentId) => routes.heldElsewhere(agentId),
   });
   const router = new MessageRouter({
     repos,
@@ -158,6 +168,24 @@ export function createGateway(options: CreateGatewayOptions): Gateway {
       .requeueUnacknowledged(agentId, `agent ${agentId} went offline`)
       .catch((err: unknown) => logger.error({ err, agentId }, 'requeue after disconnect failed'));
   });
+
+  const drainIfHere = (agentId: string) => {
+    if (manager.isHealthy(agentId)) void outbox.drain(agentId);
+  };
+  const sweepUnsent = () =>
+    outbox
+      .sweepUnsent(manager.connectedAgentIds())
+      .catch((err: unknown) => logger.warn({ err }, 'outbox safety sweep failed'));
+  const relayStarted = relay
+    .start({
+      wake: drainIfHere,
+      frame: (agentId, message) => {
+        if (manager.isConnected(agentId)) void manager.sendToAgent(agentId, message);
+      },
+      resumed: () => void sweepUnsent(),
+    })
+    .catch((err: unknown) => logger.error({ err }, 'agent relay did not start'));
+  const safetySweep = clock.setInterval(() => void sweepUnsent(), config.outboxSafetySweepMs);
 
   const gateway = new AgentGateway({
     server: options.server,
@@ -184,7 +212,8 @@ export function createGateway(options: CreateGatewayOptions): Gateway {
   const reconcileOnStartup = () => reconciler.reconcileOnStartup();
   const reconcile = () =>
     reconcileOnStartup().catch((err: unknown) => logger.error({ err }, 'startup reconciliation failed'));
-  const ready = config.reconcileOnStartup && leader.isLeader ? reconcile() : Promise.resolve();
+  const reconciled = config.reconcileOnStartup && leader.isLeader ? reconcile() : Promise.resolve();
+  const ready = Promise.all([relayStarted, reconciled]).then(() => undefined);
   // A new leader takes over what the old one left: pending tasks and agents nobody holds.
   const stopReconciling = config.reconcileOnStartup
     ? leader.onChange((isLeader) => {
@@ -195,6 +224,7 @@ export function createGateway(options: CreateGatewayOptions): Gateway {
   let closing: Promise<void> | null = null;
   return {
     dispatcher,
+    routes,
     directory: manager,
     manager,
     apiKeys,
@@ -210,11 +240,14 @@ export function createGateway(options: CreateGatewayOptions): Gateway {
       closing ??= (async () => {
         stopReconciling();
         stopSweeping();
+        clock.clearInterval(safetySweep);
+        await relayStarted;
         reconciler.close();
         await ready;
         await manager.close();
         await gateway.close();
         await outbox.idle();
+        await relay.close();
       })();
       return closing;
     },

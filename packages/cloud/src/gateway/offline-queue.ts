@@ -1,7 +1,12 @@
 import type { Clock, TimerHandle } from '@bematic/protocol';
 import { createMessage, isTerminalStatus, type TaskSubmission } from '@bematic/protocol';
 import type { Logger } from 'pino';
-import type { OfflineQueueEntry, Repositories, Task } from '../db/repositories/types.js';
+import type {
+  NewOfflineQueueEntry,
+  OfflineQueueEntry,
+  Repositories,
+  Task,
+} from '../db/repositories/types.js';
 import { formatDuration } from '../duration.js';
 import type { TaskLifecycle } from '../tasks/task-lifecycle.js';
 import type { AgentManager } from './agent-manager.js';
@@ -55,33 +60,47 @@ export class OfflineQueue {
 
   /** Writes (or re-targets) the task's row. */
   enqueue(task: Task, agentId: string): Promise<OfflineQueueEntry> {
-    const now = this.opts.clock.now();
-    return this.opts.repos.offlineQueue.enqueue({
-      agentId,
-      taskId: task.id,
-      priority: task.priority,
-      payload: task.submission,
-      enqueuedAt: now,
-      expiresAt: now + this.opts.ttlMs,
-    });
+    return this.opts.repos.offlineQueue.enqueue(this.entryFor(task, agentId));
   }
 
   /**
-   * Marks the task submitted with its next attempt and writes its TASK_SUBMIT (carrying that attempt) to the
-   * agent. The row stays until TASK_ACK. If the write fails the task goes back to queued.
+   * Dispatch to an agent connected here: the outbox row and the task's new attempt are one transaction (one
+   * durable write), then the TASK_SUBMIT goes on the socket.
    */
-  async send(agentId: string, taskId: string, payload: TaskSubmission): Promise<SendOutcome> {
+  submit(task: Task, agentId: string): Promise<SendOutcome> {
+    return this.send(agentId, task.id, task.submission, this.entryFor(task, agentId));
+  }
+
+  /**
+   * Claims the task's row (another instance sending it wins: skipped), marks the task submitted with its next
+   * attempt in the same transaction, and writes its TASK_SUBMIT (carrying that attempt) to the agent. The row
+   * stays until TASK_ACK. If the write fails the task goes back to queued. `entry`: the row does not exist yet
+   * and is written in that transaction.
+   */
+  async send(
+    agentId: string,
+    taskId: string,
+    payload: TaskSubmission,
+    entry?: NewOfflineQueueEntry,
+  ): Promise<SendOutcome> {
     // Written on this connection and not answered yet: a second send would only start a needless attempt.
     if (this.inFlight.has(taskId) || this.opts.manager.isAwaitingAck(agentId, taskId)) return 'skipped';
     this.inFlight.add(taskId);
     try {
-      const task = await this.opts.repos.tasks.findById(taskId);
-      if (!task || isTerminalStatus(task.status) || task.status === 'running') {
-        // Finished, cancelled or already running elsewhere: the row is stale.
-        await this.opts.repos.offlineQueue.removeByTask(taskId);
-        return 'skipped';
+      if (!entry) {
+        const task = await this.opts.repos.tasks.findById(taskId);
+        if (!task || isTerminalStatus(task.status) || task.status === 'running') {
+          // Finished, cancelled or already running elsewhere: the row is stale.
+          await this.opts.repos.offlineQueue.removeByTask(taskId);
+          return 'skipped';
+        }
       }
-      const submitted = await this.opts.lifecycle.markSubmitted(taskId, agentId);
+      const at = this.opts.clock.now();
+      const submitted = await this.opts.lifecycle.markSubmitted(
+        taskId,
+        agentId,
+        entry ? { kind: 'write', entry, at } : { kind: 'claim', at },
+      );
       if (submitted.kind === 'ignored' || submitted.kind === 'stale') return 'skipped';
       const attempt = submitted.task.attempt;
       const sentAt = this.opts.clock.now();
@@ -91,7 +110,6 @@ export class OfflineQueue {
       );
       if (ok) {
         this.opts.roundTrips?.sent(agentId, taskId, sentAt);
-        await this.opts.repos.offlineQueue.markAttempt(taskId, this.opts.clock.now());
         if (submitted.kind === 'applied') this.opts.lifecycle.emitSubmitted(submitted.task);
         return 'sent';
       }
@@ -132,6 +150,18 @@ export class OfflineQueue {
       .finally(() => this.draining.delete(agentId));
     this.draining.set(agentId, run);
     return run;
+  }
+
+  /**
+   * The slow safety net under the wake-ups (a notice lost with the relay's session): agents connected here
+   * that have rows never sent are drained.
+   */
+  async sweepUnsent(agentIds: string[]): Promise<void> {
+    for (const agentId of agentIds) {
+      if (!this.opts.manager.isHealthy(agentId) || this.draining.has(agentId)) continue;
+      const rows = await this.opts.repos.offlineQueue.listForAgent(agentId);
+      if (rows.some((r) => r.attempts === 0)) void this.drain(agentId);
+    }
   }
 
   /** Wait for any drains in progress (tests, shutdown). */
@@ -178,6 +208,18 @@ export class OfflineQueue {
     }
     if (expired.length > 0) this.opts.logger.info({ expired: expired.length, failed }, 'offline queue swept');
     return failed;
+  }
+
+  private entryFor(task: Task, agentId: string): NewOfflineQueueEntry {
+    const now = this.opts.clock.now();
+    return {
+      agentId,
+      taskId: task.id,
+      priority: task.priority,
+      payload: task.submission,
+      enqueuedAt: now,
+      expiresAt: now + this.opts.ttlMs,
+    };
   }
 
   private async drainOnce(agentId: string): Promise<void> {

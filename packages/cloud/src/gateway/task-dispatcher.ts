@@ -3,6 +3,7 @@ import {
   createMessage,
   isRetryable,
   isTerminalStatus,
+  type Message,
   type OverloadDetail,
   refusalErrorCode,
   type TaskAck,
@@ -12,6 +13,7 @@ import type { Repositories, Task } from '../db/repositories/types.js';
 import { formatDuration } from '../duration.js';
 import type { TaskLifecycle } from '../tasks/task-lifecycle.js';
 import type { AgentManager } from './agent-manager.js';
+import type { AgentRoutes } from './agent-routes.js';
 import type { OfflineQueue } from './offline-queue.js';
 import type { CancelResult, DispatchResult, TaskDispatcher } from './types.js';
 
@@ -22,11 +24,14 @@ export interface GatewayTaskDispatcherOptions {
   lifecycle: TaskLifecycle;
   logger: Logger;
   clock: Clock;
+  /** Agents whose socket another instance holds (default: this instance only). */
+  routes?: AgentRoutes;
 }
 
 /**
- * Routes tasks to agents: the project's primary agent when it can take work,
- * else the first healthy fallback agent, else the primary's offline queue.
+ * Routes tasks to agents: the project's primary agent when it can take work here, else the first healthy
+ * fallback agent here, else the first of them another instance holds (its outbox row, and a wake for that
+ * instance), else the primary's offline queue.
  */
 export class GatewayTaskDispatcher implements TaskDispatcher {
   /** Cancels sent to a connected agent and not yet confirmed; honoured if the agent is lost. */
@@ -38,14 +43,22 @@ export class GatewayTaskDispatcher implements TaskDispatcher {
     const { manager, outbox, lifecycle } = this.opts;
     const candidates = await this.candidatesFor(task);
     const primary = candidates[0] ?? task.agentId;
-    const chosen = candidates.find((id) => manager.isHealthy(id)) ?? primary;
-    // Outbox first: if the process dies after this line the task is still delivered.
-    const row = await outbox.enqueue(task, chosen);
-    if (manager.isHealthy(chosen)) {
-      const outcome = await outbox.send(chosen, task.id, row.payload);
+    const here = candidates.find((id) => manager.isHealthy(id));
+    if (here) {
+      // Outbox row and attempt in one transaction before the socket write: if the process dies after it,
+      // the task is still delivered.
+      const outcome = await outbox.submit(task, here);
       if (outcome === 'sent')
-        return { agentId: chosen, sent: true, queued: false, agentOnline: true, reconnectEtaMs: null };
+        return { agentId: here, sent: true, queued: false, agentOnline: true, reconnectEtaMs: null };
     }
+    const elsewhere = here ? undefined : await this.heldElsewhere(candidates);
+    if (elsewhere) {
+      await outbox.enqueue(task, elsewhere);
+      this.opts.routes?.wake(elsewhere);
+      return { agentId: elsewhere, sent: false, queued: false, agentOnline: true, reconnectEtaMs: null };
+    }
+    const chosen = here ?? primary;
+    await outbox.enqueue(task, chosen);
     const reason = this.whyNotNow(chosen);
     const agentOnline = manager.isConnected(chosen);
     const reconnectEtaMs = agentOnline ? null : manager.reconnectEtaMs(chosen);
@@ -68,15 +81,13 @@ export class GatewayTaskDispatcher implements TaskDispatcher {
         return { outcome: 'already-terminal' };
       }
       // It may have been written to the agent already (awaiting ACK): tell it to drop it.
-      if (task.status === 'submitted' && manager.isConnected(task.agentId)) {
-        await manager.sendToAgent(task.agentId, cancelMessage(task, reason));
-      }
+      if (task.status === 'submitted') await this.sendWherever(task.agentId, cancelMessage(task, reason));
       return { outcome: 'removed-from-queue' };
     }
 
-    if (manager.isConnected(task.agentId)) {
+    if (manager.isConnected(task.agentId) || (await this.opts.routes?.heldElsewhere(task.agentId))) {
       this.cancelRequests.set(taskId, { reason, actor });
-      const sent = await manager.sendToAgent(task.agentId, cancelMessage(task, reason));
+      const sent = await this.sendWherever(task.agentId, cancelMessage(task, reason));
       if (sent) return { outcome: 'sent-to-agent' };
     }
     // The agent is away with the task: record the user's decision now; on reconnect
@@ -121,9 +132,7 @@ export class GatewayTaskDispatcher implements TaskDispatcher {
         (id) => id !== agentId && manager.isHealthy(id),
       );
       if (alternative) {
-        const row = await outbox.enqueue(task, alternative);
-        const outcome = await outbox.send(alternative, task.id, row.payload);
-        if (outcome === 'sent') return;
+        if ((await outbox.submit(task, alternative)) === 'sent') return;
       }
       await lifecycle.markQueued(
         task.id,
@@ -164,6 +173,19 @@ export class GatewayTaskDispatcher implements TaskDispatcher {
       }
     }
     await outbox.drain(agentId);
+  }
+
+  private sendWherever(agentId: string, message: Message): Promise<boolean> {
+    const { routes, manager } = this.opts;
+    return routes ? routes.send(agentId, message) : manager.sendToAgent(agentId, message);
+  }
+
+  /** The first candidate whose socket another instance holds. */
+  private async heldElsewhere(candidates: string[]): Promise<string | undefined> {
+    const { routes } = this.opts;
+    if (!routes) return undefined;
+    for (const id of candidates) if (await routes.heldElsewhere(id)) return id;
+    return undefined;
   }
 
   private async candidatesFor(task: Task): Promise<string[]> {

@@ -15,7 +15,10 @@ export interface TaskDispatcher {
 export interface DispatchResult {
   /** Agent that will run it. */
   agentId: string;
-  /** Sent on an open socket now (still awaiting TASK_ACK). */
+  /**
+   * Sent on an open socket now (still awaiting TASK_ACK). Neither sent nor queued: the agent's socket is on
+   * another instance, which was woken to send it.
+   */
   sent: boolean;
   /** Left in the offline queue (agent offline, circuit open, or overloaded with no alternative). */
   queued: boolean;

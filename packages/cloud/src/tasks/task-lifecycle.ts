@@ -16,6 +16,7 @@ import type { Logger } from 'pino';
 import type {
   AttemptGuard,
   NewTask,
+  OutboxAttempt,
   Repositories,
   Session,
   Task,
@@ -83,10 +84,11 @@ export class TaskLifecycle {
 
   /**
    * pending/queued/submitted → submitted with the next attempt (a TASK_SUBMIT about to go out on an open
-   * socket). `duplicate` when it was already submitted (a resend): the attempt is new all the same.
+   * socket). `duplicate` when it was already submitted (a resend): the attempt is new all the same. `outbox`:
+   * the outbox row written or claimed in the same transaction (ignored when another instance holds the row).
    */
-  async markSubmitted(taskId: string, agentId: string): Promise<ApplyOutcome> {
-    const begun = await this.deps.repos.tasks.beginAttempt(taskId, agentId);
+  async markSubmitted(taskId: string, agentId: string, outbox?: OutboxAttempt): Promise<ApplyOutcome> {
+    const begun = await this.deps.repos.tasks.beginAttempt(taskId, agentId, outbox);
     if (!begun) {
       const task = await this.deps.repos.tasks.findById(taskId);
       if (!task) throw new Error(`task ${taskId} not found`);

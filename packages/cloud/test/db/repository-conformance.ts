@@ -512,6 +512,44 @@ export function describeRepositoryConformance(name: string, open: () => Promise<
         expect((await repos.tasks.findById(t.id))?.attempt).toBe(2);
       });
 
+      it('writes or claims the outbox row in the same transaction as the attempt, and starts none without it', async () => {
+        const t = await repos.tasks.create(newTask());
+        const entry = {
+          agentId: 'agent_1',
+          taskId: t.id,
+          priority: 'normal' as const,
+          payload: t.submission,
+          expiresAt: T0 + 60_000,
+        };
+        const first = await repos.tasks.beginAttempt(t.id, 'agent_1', { kind: 'write', entry, at: T0 + 1 });
+        expect(first).toMatchObject({ from: 'pending', task: { status: 'submitted', attempt: 1 } });
+        expect(await repos.offlineQueue.findByTask(t.id)).toMatchObject({
+          attempts: 1,
+          lastAttemptAt: T0 + 1,
+        });
+        const resend = await repos.tasks.beginAttempt(t.id, 'agent_1', { kind: 'claim', at: T0 + 2 });
+        expect(resend).toMatchObject({ task: { attempt: 2 } });
+        expect(await repos.offlineQueue.findByTask(t.id)).toMatchObject({
+          attempts: 2,
+          lastAttemptAt: T0 + 2,
+        });
+        // The row is another agent's, or gone: no attempt, nothing changed.
+        expect(
+          await repos.tasks.beginAttempt(t.id, 'agent_2', { kind: 'claim', at: T0 + 3 }),
+        ).toBeUndefined();
+        await repos.offlineQueue.removeByTask(t.id);
+        expect(
+          await repos.tasks.beginAttempt(t.id, 'agent_1', { kind: 'claim', at: T0 + 4 }),
+        ).toBeUndefined();
+        expect(await repos.tasks.findById(t.id)).toMatchObject({ attempt: 2, agentId: 'agent_1' });
+        // Not resendable: the row is not written either.
+        await repos.tasks.transition(t.id, 'running', {}, { agentId: 'agent_1', attempt: 2 });
+        expect(
+          await repos.tasks.beginAttempt(t.id, 'agent_1', { kind: 'write', entry, at: T0 + 5 }),
+        ).toBeUndefined();
+        expect(await repos.offlineQueue.findByTask(t.id)).toBeUndefined();
+      });
+
       it('applies a guarded transition only for the owning agent at the attempt in force (one compare-and-set)', async () => {
         const t = await repos.tasks.create(newTask());
         await repos.tasks.beginAttempt(t.id, 'agent_1');
@@ -879,7 +917,7 @@ export function describeRepositoryConformance(name: string, open: () => Promise<
 
       it('replaces agent, priority, payload and expiry on re-enqueue, keeping its place and attempts', async () => {
         const first = await enqueue('task_1', 'low', T0 + 1);
-        await repos.offlineQueue.markAttempt('task_1', T0 + 2);
+        await repos.offlineQueue.claim('task_1', 'agent_1', T0 + 2);
         const again = await repos.offlineQueue.enqueue({
           agentId: 'agent_2',
           taskId: 'task_1',
@@ -902,11 +940,12 @@ export function describeRepositoryConformance(name: string, open: () => Promise<
         expect(moved.enqueuedAt).toBe(T0 + 100);
       });
 
-      it('counts delivery attempts and removes entries', async () => {
+      it('counts delivery attempts by claims for the row’s agent only, and removes entries', async () => {
         await enqueue('task_1', 'normal', T0);
-        await repos.offlineQueue.markAttempt('task_1', T0 + 10);
-        await repos.offlineQueue.markAttempt('task_1', T0 + 20);
-        await repos.offlineQueue.markAttempt('task_missing', T0 + 20);
+        expect(await repos.offlineQueue.claim('task_1', 'agent_1', T0 + 10)).toMatchObject({ attempts: 1 });
+        await repos.offlineQueue.claim('task_1', 'agent_1', T0 + 20);
+        expect(await repos.offlineQueue.claim('task_missing', 'agent_1', T0 + 20)).toBeUndefined();
+        expect(await repos.offlineQueue.claim('task_1', 'agent_2', T0 + 30)).toBeUndefined();
         expect(await repos.offlineQueue.findByTask('task_1')).toMatchObject({
           attempts: 2,
           lastAttemptAt: T0 + 20,

@@ -3,10 +3,10 @@ import { createServer, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
-import type { Clock } from '@bematic/protocol';
 import {
   AGENT_WS_PATH,
   type AuthRequest,
+  type Clock,
   createMessage,
   type Message,
   type MessageType,
@@ -14,10 +14,14 @@ import {
   parse,
   type ResourceMetrics,
   serialize,
+  systemClock,
   type TaskMetrics,
   type TaskPriority,
 } from '@bematic/protocol';
+import { pino } from 'pino';
 import { WebSocket } from 'ws';
+import type { AgentRelay } from '../../src/cluster/agent-relay.js';
+import { trackPresence } from '../../src/cluster/presence.js';
 import { createDatabase, type Database } from '../../src/db/database.js';
 import { migrateToLatest } from '../../src/db/migrations/index.js';
 import { createRepositories } from '../../src/db/repositories/index.js';
@@ -137,11 +141,16 @@ export async function startCloud(
     clock?: Clock;
     port?: number;
     instanceId?: string;
+    /** Another database than a SQLite file in `dir` (migrated already), e.g. PostgreSQL shared by instances. */
+    database?: Database;
+    relay?: AgentRelay;
   } = {},
 ): Promise<CloudHarness> {
   const dir = opts.dir ?? mkdtempSync(path.join(tmpdir(), 'bematic-gw-'));
   const now = opts.clock ? () => opts.clock!.now() : undefined;
-  const { db, repos } = await openTestDb(dir, now);
+  const { db, repos } = opts.database
+    ? { db: opts.database, repos: createRepositories(opts.database.db, now ? { now } : {}) }
+    : await openTestDb(dir, now);
   const events = new TaskEvents();
   const log = new EventLog(events);
   const server = createServer((_req, res) => res.writeHead(404).end());
@@ -153,7 +162,17 @@ export async function startCloud(
     config: { reconcileOnStartup: false, ...opts.config },
     ...(opts.clock && { clock: opts.clock }),
     ...(opts.instanceId && { instanceId: opts.instanceId }),
+    ...(opts.relay && { relay: opts.relay }),
   });
+  const stopPresence = opts.instanceId
+    ? trackPresence({
+        events,
+        agents: repos.agents,
+        instanceId: opts.instanceId,
+        clock: opts.clock ?? systemClock,
+        logger: pino({ level: 'silent' }),
+      })
+    : () => undefined;
   const port = (server.address() as AddressInfo).port;
   return {
     dir,
@@ -166,6 +185,7 @@ export async function startCloud(
     port,
     url: `ws://127.0.0.1:${port}${AGENT_WS_PATH}`,
     async stop() {
+      stopPresence();
       await gateway.close();
       server.closeAllConnections();
       await new Promise<void>((resolve) => server.close(() => resolve()));

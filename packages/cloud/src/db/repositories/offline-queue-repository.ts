@@ -1,10 +1,11 @@
 import type { Clock } from '@bematic/protocol';
-import { PRIORITY_RANK, TASK_PRIORITIES, type TaskPriority, type TaskSubmission } from '@bematic/protocol';
+import { PRIORITY_RANK, TASK_PRIORITIES, type TaskPriority } from '@bematic/protocol';
 import type { Kysely, Selectable } from 'kysely';
+import { dialectOf } from '../database.js';
 import { StoredDataError } from '../errors.js';
 import type { OfflineQueueTable, Schema } from '../schema.js';
 import { decodeSubmission, encodeJson } from './codec.js';
-import type { OfflineQueueEntry, OfflineQueueRepository } from './types.js';
+import type { NewOfflineQueueEntry, OfflineQueueEntry, OfflineQueueRepository } from './types.js';
 
 const isPriority = (s: string): s is TaskPriority => (TASK_PRIORITIES as readonly string[]).includes(s);
 
@@ -40,14 +41,7 @@ export class KyselyOfflineQueueRepository implements OfflineQueueRepository {
    * Re-enqueueing a queued task replaces agent, priority, payload and expiry
    * but keeps its place in line (enqueuedAt) unless a new one is given.
    */
-  async enqueue(e: {
-    agentId: string;
-    taskId: string;
-    priority: TaskPriority;
-    payload: TaskSubmission;
-    expiresAt: number;
-    enqueuedAt?: number;
-  }): Promise<OfflineQueueEntry> {
+  async enqueue(e: NewOfflineQueueEntry, attemptAt?: number): Promise<OfflineQueueEntry> {
     const payload = encodeJson(e.payload);
     const rank = PRIORITY_RANK[e.priority];
     const row = await this.db
@@ -60,18 +54,21 @@ export class KyselyOfflineQueueRepository implements OfflineQueueRepository {
         payload,
         enqueued_at: e.enqueuedAt ?? this.now(),
         expires_at: e.expiresAt,
-        attempts: 0,
-        last_attempt_at: null,
+        attempts: attemptAt === undefined ? 0 : 1,
+        last_attempt_at: attemptAt ?? null,
       })
       .onConflict((oc) =>
-        oc.column('task_id').doUpdateSet({
+        oc.column('task_id').doUpdateSet((eb) => ({
           agent_id: e.agentId,
           priority: e.priority,
           priority_rank: rank,
           payload,
           expires_at: e.expiresAt,
           ...(e.enqueuedAt !== undefined ? { enqueued_at: e.enqueuedAt } : {}),
-        }),
+          ...(attemptAt !== undefined
+            ? { attempts: eb('offline_queue.attempts', '+', 1), last_attempt_at: attemptAt }
+            : {}),
+        })),
       )
       .returningAll()
       .executeTakeFirstOrThrow();
@@ -99,12 +96,21 @@ export class KyselyOfflineQueueRepository implements OfflineQueueRepository {
     return row && toEntry(row);
   }
 
-  async markAttempt(taskId: string, at: number): Promise<void> {
-    await this.db
+  async claim(taskId: string, agentId: string, at: number): Promise<OfflineQueueEntry | undefined> {
+    let target = this.db
+      .selectFrom('offline_queue')
+      .select('id')
+      .where('task_id', '=', taskId)
+      .where('agent_id', '=', agentId);
+    // SQLite has one writer at a time already; PostgreSQL instances must not wait for each other's rows.
+    if (dialectOf(this.db) === 'postgres') target = target.forUpdate().skipLocked();
+    const row = await this.db
       .updateTable('offline_queue')
       .set((eb) => ({ attempts: eb('attempts', '+', 1), last_attempt_at: at }))
-      .where('task_id', '=', taskId)
-      .execute();
+      .where('id', 'in', target)
+      .returningAll()
+      .executeTakeFirst();
+    return row && toEntry(row);
   }
 
   async removeByTask(taskId: string): Promise<boolean> {

@@ -23,10 +23,12 @@ import {
   encodeJson,
   stripNul,
 } from './codec.js';
+import { KyselyOfflineQueueRepository } from './offline-queue-repository.js';
 import { inTransaction } from './transaction.js';
 import type {
   AttemptGuard,
   NewTask,
+  OutboxAttempt,
   Task,
   TaskPatch,
   TaskQuery,
@@ -295,7 +297,11 @@ export class KyselyTaskRepository implements TaskRepository {
     });
   }
 
-  async beginAttempt(id: string, agentId: string): Promise<{ task: Task; from: TaskStatus } | undefined> {
+  async beginAttempt(
+    id: string,
+    agentId: string,
+    outbox?: OutboxAttempt,
+  ): Promise<{ task: Task; from: TaskStatus } | undefined> {
     return inTransaction(this.db, async (trx) => {
       const before = await trx
         .selectFrom('tasks')
@@ -304,6 +310,15 @@ export class KyselyTaskRepository implements TaskRepository {
         .where('status', 'in', RESENDABLE)
         .executeTakeFirst();
       if (!before) return undefined;
+      if (outbox) {
+        const queue = new KyselyOfflineQueueRepository(trx, this.now);
+        const held =
+          outbox.kind === 'write'
+            ? await queue.enqueue(outbox.entry, outbox.at)
+            : await queue.claim(id, agentId, outbox.at);
+        // Another instance is sending it, or it left the outbox: not this caller's send.
+        if (!held) return undefined;
+      }
       const row = await trx
         .updateTable('tasks')
         .set((eb) => ({

@@ -185,7 +185,11 @@ export interface TaskRepository {
    * The next send of the task to `agentId`: attempt + 1, agent_id and status `submitted` in one statement,
    * only while the task is pending, queued or submitted. Undefined when it is not (running, terminal, gone).
    */
-  beginAttempt(id: string, agentId: string): Promise<{ task: Task; from: TaskStatus } | undefined>;
+  beginAttempt(
+    id: string,
+    agentId: string,
+    outbox?: OutboxAttempt,
+  ): Promise<{ task: Task; from: TaskStatus } | undefined>;
   /** Update non-status fields (e.g. progressMessageTs). */
   update(id: string, patch: TaskPatch): Promise<Task>;
   delete(id: string): Promise<boolean>;
@@ -267,20 +271,38 @@ export interface OfflineQueueEntry {
   attempts: number;
   lastAttemptAt: number | null;
 }
+export interface NewOfflineQueueEntry {
+  agentId: string;
+  taskId: string;
+  priority: TaskPriority;
+  payload: TaskSubmission;
+  expiresAt: number;
+  enqueuedAt?: number;
+}
+
+/**
+ * The outbox side of a send, written in the same transaction as the task's new attempt, so that a dispatch is
+ * one durable write: `write` a new (or re-targeted) row already counting this send, or `claim` the row waiting.
+ */
+export type OutboxAttempt =
+  | { kind: 'write'; entry: NewOfflineQueueEntry; at: number }
+  | { kind: 'claim'; at: number };
+
 export interface OfflineQueueRepository {
-  /** One row per task: enqueueing a task already queued replaces agent/payload/expiry. */
-  enqueue(e: {
-    agentId: string;
-    taskId: string;
-    priority: TaskPriority;
-    payload: TaskSubmission;
-    expiresAt: number;
-    enqueuedAt?: number;
-  }): Promise<OfflineQueueEntry>;
+  /**
+   * One row per task: enqueueing a task already queued replaces agent/payload/expiry. `attemptAt`: the row is
+   * written for a send about to happen (attempts + 1).
+   */
+  enqueue(e: NewOfflineQueueEntry, attemptAt?: number): Promise<OfflineQueueEntry>;
+  /**
+   * Takes the task's row for one send to `agentId`: attempts + 1 and last attempt `at`. A row another
+   * transaction holds is skipped (FOR UPDATE SKIP LOCKED on PostgreSQL), as is one for another agent or none:
+   * undefined, and this caller must not send.
+   */
+  claim(taskId: string, agentId: string, at: number): Promise<OfflineQueueEntry | undefined>;
   /** Priority order (urgent first), then oldest first. */
   listForAgent(agentId: string, limit?: number): Promise<OfflineQueueEntry[]>;
   findByTask(taskId: string): Promise<OfflineQueueEntry | undefined>;
-  markAttempt(taskId: string, at: number): Promise<void>;
   removeByTask(taskId: string): Promise<boolean>;
   /** Removes and returns rows whose expiresAt <= now. */
   takeExpired(now: number): Promise<OfflineQueueEntry[]>;

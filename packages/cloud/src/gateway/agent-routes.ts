@@ -1,0 +1,43 @@
+import type { Message } from '@bematic/protocol';
+import type { AgentRelay } from '../cluster/agent-relay.js';
+import type { AgentRepository } from '../db/repositories/types.js';
+import type { AgentManager } from './agent-manager.js';
+
+/**
+ * Where an agent is reached from this instance: its socket here, or the instance that holds it according to
+ * presence (agents.instance_id), through the relay.
+ */
+export class AgentRoutes {
+  constructor(
+    private readonly opts: {
+      manager: AgentManager;
+      agents: AgentRepository;
+      relay: AgentRelay;
+      /** This instance's id in agents.instance_id; absent: a single process. */
+      instanceId?: string;
+    },
+  ) {}
+
+  /** The other instance holding the agent's socket, or null (here, or nowhere). */
+  async holderElsewhere(agentId: string): Promise<string | null> {
+    if (this.opts.manager.isConnected(agentId)) return null;
+    const holder = (await this.opts.agents.findById(agentId))?.instanceId ?? null;
+    return holder !== null && holder !== this.opts.instanceId ? holder : null;
+  }
+
+  async heldElsewhere(agentId: string): Promise<boolean> {
+    return (await this.holderElsewhere(agentId)) !== null;
+  }
+
+  /** Writes the frame to the agent wherever its socket is. False when no instance holds it. */
+  async send(agentId: string, message: Message): Promise<boolean> {
+    if (this.opts.manager.isConnected(agentId)) return this.opts.manager.sendToAgent(agentId, message);
+    if (!(await this.heldElsewhere(agentId))) return false;
+    return this.opts.relay.forward(agentId, message);
+  }
+
+  /** The agent's outbox has rows: the instance holding it sends them. */
+  wake(agentId: string): void {
+    this.opts.relay.wake(agentId);
+  }
+}

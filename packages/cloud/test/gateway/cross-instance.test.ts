@@ -1,0 +1,120 @@
+import { randomUUID } from 'node:crypto';
+import { createMessage, systemClock } from '@bematic/protocol';
+import { sql } from 'kysely';
+import { pino } from 'pino';
+import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
+import { PostgresAgentRelay } from '../../src/cluster/agent-relay.js';
+import { createDatabase, type Database } from '../../src/db/database.js';
+import { migrateToLatest } from '../../src/db/migrations/index.js';
+import { type CloudHarness, RawAgent, removeDir, seedProject, seedTask, startCloud } from './harness.js';
+
+const postgresUrl = process.env.BEMATIC_TEST_POSTGRES_URL;
+
+/** Two gateways on one PostgreSQL schema, as two cloud instances would be; the agent's socket is on B. */
+describe.skipIf(!postgresUrl)('cross-instance routing (PostgreSQL)', () => {
+  const schema = `bematic_xi_${randomUUID().replaceAll('-', '').slice(0, 12)}`;
+  const sep = postgresUrl?.includes('?') ? '&' : '?';
+  const url = `${postgresUrl}${sep}options=${encodeURIComponent(`-c search_path=${schema}`)}`;
+  let admin: Database;
+  let a: CloudHarness;
+  let b: CloudHarness;
+
+  const instance = async (id: string) => {
+    const database = await createDatabase(postgresUrl ?? '', { schema });
+    const relay = new PostgresAgentRelay({
+      connectionString: url,
+      instanceId: id,
+      clock: systemClock,
+      logger: pino({ level: 'silent' }),
+    });
+    const cloud = await startCloud({
+      database,
+      relay,
+      instanceId: id,
+      config: { heartbeatIntervalMs: 60_000 },
+    });
+    await cloud.gateway.ready;
+    return cloud;
+  };
+
+  beforeAll(async () => {
+    admin = await createDatabase(postgresUrl ?? '', { schema });
+    await migrateToLatest(admin);
+  });
+  afterEach(async () => {
+    await a?.stop();
+    await b?.stop();
+    removeDir(a.dir);
+    removeDir(b.dir);
+  });
+  afterAll(async () => {
+    await sql`drop schema if exists ${sql.id(schema)} cascade`.execute(admin.db);
+    await admin.close();
+  });
+
+  it('a task dispatched on A reaches the agent on B, once; its cancel and a permission answer from A do too', async () => {
+    a = await instance('a');
+    b = await instance('b');
+    const agentId = `box-${randomUUID().slice(0, 8)}`;
+    const key = (await a.gateway.apiKeys.create(agentId)).key;
+    const { agent } = await RawAgent.connect(b.url, agentId, key);
+    await b.log.wait('agent.online');
+    // Presence says B holds it (written on connect).
+    await expect.poll(async () => (await a.repos.agents.findById(agentId))?.instanceId).toBe('b');
+
+    const project = await seedProject(a.repos, agentId);
+    const task = await seedTask(a.repos, project);
+    const dispatched = await a.gateway.dispatcher.dispatch(task);
+    expect(dispatched).toMatchObject({ agentId, sent: false, queued: false, agentOnline: true });
+    const submit = await agent.next('TASK_SUBMIT');
+    expect(submit.payload).toMatchObject({ taskId: task.id, attempt: 1 });
+    expect(await b.repos.tasks.findById(task.id)).toMatchObject({ status: 'submitted', attempt: 1 });
+    agent.send('TASK_ACK', { taskId: task.id, accepted: true, queued: false });
+    await b.log.wait('task.acknowledged', (e) => e.task.id === task.id);
+    expect(await b.repos.offlineQueue.findByTask(task.id)).toBeUndefined();
+
+    // A permission answer decided on A goes through B to the agent.
+    const answered = await a.gateway.routes.send(
+      agentId,
+      createMessage('PERMISSION_RESPONSE', {
+        taskId: task.id,
+        requestId: 'req-1',
+        decision: 'approved',
+        attempt: 1,
+      }),
+    );
+    expect(answered).toBe(true);
+    expect((await agent.next('PERMISSION_RESPONSE')).payload).toMatchObject({ requestId: 'req-1' });
+
+    // A cancel on A reaches the agent through B, which applies the agent's confirmation.
+    expect(await a.gateway.dispatcher.cancel(task.id, 'not needed', 'U1')).toEqual({
+      outcome: 'sent-to-agent',
+    });
+    expect((await agent.next('TASK_CANCEL')).payload).toMatchObject({ taskId: task.id, attempt: 1 });
+    agent.send('TASK_CANCELLED', { taskId: task.id, reason: 'not needed' });
+    await b.log.wait('task.cancelled', (e) => e.task.id === task.id);
+
+    // Exactly one TASK_SUBMIT went out, from B.
+    expect(agent.received.filter((m) => m.type === 'TASK_SUBMIT')).toEqual([]);
+    expect(a.log.of('task.submitted')).toEqual([]);
+    expect(b.log.of('task.submitted').map((e) => e.task.id)).toEqual([task.id]);
+    await agent.close();
+  });
+
+  it('rows waiting for an agent are sent by the instance it connects to, whoever wrote them', async () => {
+    a = await instance('a');
+    b = await instance('b');
+    const agentId = `box-${randomUUID().slice(0, 8)}`;
+    const key = (await a.gateway.apiKeys.create(agentId)).key;
+    const project = await seedProject(a.repos, agentId);
+    const tasks = [await seedTask(a.repos, project), await seedTask(a.repos, project)];
+    for (const t of tasks) expect(await a.gateway.dispatcher.dispatch(t)).toMatchObject({ queued: true });
+
+    const { agent } = await RawAgent.connect(b.url, agentId, key);
+    const got = [await agent.next('TASK_SUBMIT'), await agent.next('TASK_SUBMIT')].map(
+      (m) => m.payload.taskId,
+    );
+    expect(got.sort()).toEqual(tasks.map((t) => t.id).sort());
+    await agent.close();
+  });
+});
