@@ -27,6 +27,23 @@ import type { MessageRouter } from './message-router.js';
 import type { GatewayObserver } from './observer.js';
 
 export const CLOSE_AUTH_FAILED = 4001;
+
+/** The task a frame from an agent is about, for the messages whose order matters per task. */
+function taskOf(message: Message): string | undefined {
+  switch (message.type) {
+    case 'TASK_ACK':
+    case 'TASK_PROGRESS':
+    case 'TASK_STREAM':
+    case 'TASK_COMPLETE':
+    case 'TASK_ERROR':
+    case 'TASK_CANCELLED':
+    case 'PERMISSION_REQUEST':
+    case 'WORKSPACE_RESULT':
+      return message.payload.taskId;
+    default:
+      return undefined;
+  }
+}
 export const CLOSE_AUTH_TIMEOUT = 4008;
 export const CLOSE_RATE_LIMITED = 4029;
 export const CLOSE_PROTOCOL_ABUSE = 1008;
@@ -122,6 +139,10 @@ interface ConnectionLimiters {
 class Connection {
   private agentId: string | null = null;
   private chain: Promise<void> = Promise.resolve();
+  /** Frames waiting on `chain`; while any wait, a task frame queues behind them too. */
+  private chained = 0;
+  /** Per task: the frames about it, in arrival order (see onMessage). */
+  private readonly taskChains = new Map<string, Promise<void>>();
   private authTimer: TimerHandle | null;
   private ended = false;
 
@@ -140,15 +161,50 @@ class Connection {
       if (this.agentId !== null || this.ended) return;
       void this.rejectAuth(null, 'AUTH_TIMEOUT', CLOSE_AUTH_TIMEOUT, 'authentication timeout');
     }, opts.authTimeoutMs ?? DEFAULT_AUTH_TIMEOUT_MS);
-    ws.on('message', (data: RawData) => {
-      // One frame at a time: an ACK is applied before the COMPLETE that follows it.
-      this.chain = this.chain
-        .then(() => this.onFrame(data))
-        .catch((err: unknown) =>
-          this.opts.logger.error({ err, agentId: this.agentId }, 'frame handling failed'),
-        );
-    });
+    ws.on('message', (data: RawData) => this.onMessage(data));
     ws.on('error', (err) => this.opts.logger.warn({ err, ip, agentId: this.agentId }, 'agent socket error'));
+  }
+
+  /**
+   * Ordering is per task, not per connection: the frames about one task are applied one at a time in the
+   * order they came (an ACK before the COMPLETE that follows it), while frames about different tasks are
+   * applied side by side, so the writes of one tick can share a commit. Everything else — authentication,
+   * heartbeats, status — keeps the connection's order against every frame: it waits for all frames received
+   * before it (a heartbeat answered means what came before it was applied), and task frames wait for it.
+   */
+  private onMessage(data: RawData): void {
+    const fail = (err: unknown) =>
+      this.opts.logger.error({ err, agentId: this.agentId }, 'frame handling failed');
+    const parsed = this.agentId === null ? null : parse(data as RawFrame, this.parseOpts());
+    const taskId = parsed?.ok ? taskOf(parsed.message) : undefined;
+    if (parsed?.ok && taskId !== undefined) {
+      const message = parsed.message;
+      const before = [this.taskChains.get(taskId), this.chained > 0 ? this.chain : undefined];
+      const next = Promise.all(before)
+        .then(() => this.onMessageOf(message))
+        .catch(fail);
+      this.taskChains.set(taskId, next);
+      void next.then(() => {
+        if (this.taskChains.get(taskId) === next) this.taskChains.delete(taskId);
+      });
+      return;
+    }
+    this.chained++;
+    this.chain = this.settled()
+      .then(() => (parsed ? this.onParsed(parsed) : this.onFrame(data)))
+      .catch(fail)
+      .finally(() => {
+        this.chained--;
+      });
+  }
+
+  private parseOpts() {
+    return { maxBytes: this.maxFrameBytes };
+  }
+
+  /** Settles when every frame received so far has been handled. */
+  private settled(): Promise<void> {
+    return Promise.all([this.chain, ...this.taskChains.values()]).then(() => undefined);
   }
 
   closed(): void {
@@ -157,7 +213,7 @@ class Connection {
     void this.limiters.invalidFrames.reset(this.key);
     const agentId = this.agentId;
     if (agentId === null) return;
-    this.chain = this.chain.then(() =>
+    this.chain = this.settled().then(() =>
       this.opts.manager
         .handleClose(agentId, this.ws, 'connection closed')
         .catch((err: unknown) => this.opts.logger.error({ err, agentId }, 'offline handling failed')),
@@ -166,7 +222,11 @@ class Connection {
 
   private async onFrame(data: RawData): Promise<void> {
     if (this.ended) return;
-    const result = parse(data as RawFrame, { maxBytes: this.maxFrameBytes });
+    await this.onParsed(parse(data as RawFrame, this.parseOpts()));
+  }
+
+  private async onParsed(result: ReturnType<typeof parse>): Promise<void> {
+    if (this.ended) return;
     if (this.agentId === null) {
       await this.authenticate(result.ok ? result.message : null, result.ok ? null : result.error);
       return;
@@ -177,11 +237,13 @@ class Connection {
       });
       return;
     }
-    const problem = await this.opts.router.route(this.agentId, result.message);
-    if (problem)
-      await this.protocolError(problem.code, problem.message, result.message.id, {
-        type: result.message.type,
-      });
+    await this.onMessageOf(result.message);
+  }
+
+  private async onMessageOf(message: Message): Promise<void> {
+    if (this.ended || this.agentId === null) return;
+    const problem = await this.opts.router.route(this.agentId, message);
+    if (problem) await this.protocolError(problem.code, problem.message, message.id, { type: message.type });
   }
 
   private async authenticate(message: Message | null, parseError: ParseError | null): Promise<void> {

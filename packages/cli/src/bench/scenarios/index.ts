@@ -3,6 +3,7 @@ import { agentOverhead } from './agent-overhead.js';
 import { connectedAgents } from './connected-agents.js';
 import { dispatchLatency } from './dispatch-latency.js';
 import { history } from './history.js';
+import { lifecycle } from './lifecycle.js';
 import { offlineDrain } from './offline-drain.js';
 import { slackBudget } from './slack-budget.js';
 import { streamFanIn } from './stream-fan-in.js';
@@ -13,6 +14,7 @@ import { worktreeOverhead } from './worktree-overhead.js';
 export const SCENARIOS: Scenario[] = [
   dispatchLatency,
   throughput,
+  lifecycle,
   streamFanIn,
   slackBudget,
   connectedAgents,

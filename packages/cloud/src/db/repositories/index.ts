@@ -6,6 +6,7 @@ import { KyselyApiKeyRepository } from './api-key-repository.js';
 import { KyselyArchivedTaskRepository } from './archived-task-repository.js';
 import { KyselyAuditLogRepository } from './audit-log-repository.js';
 import { KyselyConsoleMessageRepository } from './console-message-repository.js';
+import { GroupCommit } from './group-commit.js';
 import { KyselyOfflineQueueRepository } from './offline-queue-repository.js';
 import { KyselyPermissionRequestRepository } from './permission-request-repository.js';
 import { KyselyProjectRepository } from './project-repository.js';
@@ -16,11 +17,6 @@ import { KyselyTaskSearchRepository } from './task-search-repository.js';
 import { KyselyTaskStepRepository } from './task-step-repository.js';
 import { inTransaction } from './transaction.js';
 import type { Repositories } from './types.js';
-
-export interface RepositoryOptions {
-  /** Source of every timestamp the repositories set themselves (default Date.now). */
-  now?: Clock['now'];
-}
 
 export interface RepositoryOptions {
   /** Source of every timestamp the repositories set themselves (default Date.now). */
@@ -51,13 +47,17 @@ function bind(db: Kysely<Schema>, now: Clock['now']): Omit<Repositories, 'transa
 /**
  * Repositories over one database. Inside `transaction(fn)` use only the
  * repositories handed to fn: on SQLite the outer ones wait for the single
- * connection the transaction holds.
+ * connection the transaction holds, and a `transaction` asked for from inside
+ * one waits for a commit that cannot come (group commit, see group-commit.ts).
  */
 export function createRepositories(db: Kysely<Schema>, opts: RepositoryOptions = {}): Repositories {
   const now = opts.now ?? Date.now;
+  // Already inside a transaction: join it. Otherwise the transactions of one tick share a commit.
+  const group = db.isTransaction ? null : new GroupCommit(db);
   return {
     ...bind(db, now),
-    transaction: (fn) => inTransaction(db, (trx) => fn(bind(trx, now))),
+    transaction: (fn) =>
+      group ? group.run((trx) => fn(bind(trx, now))) : inTransaction(db, (trx) => fn(bind(trx, now))),
   };
 }
 

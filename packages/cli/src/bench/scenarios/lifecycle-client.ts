@@ -1,0 +1,136 @@
+/**
+ * Child process for the lifecycle scenario: one raw protocol client that answers every TASK_SUBMIT at once
+ * with TASK_ACK, TASK_PROGRESS and TASK_COMPLETE (an agent with a no-op executor and no queue), so what is
+ * measured is the cloud's handling of the lifecycle, not an agent's. Also the baseline: the same client
+ * sending frames as fast as a raw `ws` server on loopback takes them. Driven over IPC.
+ */
+import {
+  createMessage,
+  type Message,
+  type MessageType,
+  type PayloadOf,
+  parse,
+  serialize,
+} from '@bematic/protocol';
+import { WebSocket } from 'ws';
+
+export type LifecycleCommand =
+  | { type: 'connect'; url: string; agentId: string; apiKey: string; expect: number }
+  | { type: 'blast'; url: string; frame: string; count: number }
+  | { type: 'stop' };
+
+export type LifecycleReply =
+  | { type: 'authenticated' }
+  | { type: 'done'; resultAcks: number; submits: number; lastResultAckMs: number }
+  | { type: 'blasted'; count: number }
+  | { type: 'failed'; error: string };
+
+/** Messages on the wire per task: SUBMIT and RESULT_ACK from the cloud, ACK, PROGRESS, COMPLETE from the agent. */
+export const MESSAGES_PER_TASK = 5;
+
+const reply = (r: LifecycleReply) => process.send?.(r);
+let socket: WebSocket | undefined;
+
+function send<T extends MessageType>(ws: WebSocket, type: T, payload: PayloadOf<T>): void {
+  ws.send(serialize(createMessage(type, payload) as unknown as Message));
+}
+
+export function completeOf(taskId: string, attempt: number): PayloadOf<'TASK_COMPLETE'> {
+  return {
+    taskId,
+    attempt,
+    result: 'done',
+    metrics: {
+      inputTokens: 10,
+      outputTokens: 20,
+      cacheReadTokens: 0,
+      cacheCreationTokens: 0,
+      costUsd: 0.001,
+      durationMs: 1,
+      numTurns: 1,
+      continuations: 0,
+    },
+    filesChanged: [],
+    commandsRun: [],
+  };
+}
+
+function connect(cmd: Extract<LifecycleCommand, { type: 'connect' }>): void {
+  const ws = new WebSocket(cmd.url);
+  socket = ws;
+  let submits = 0;
+  let resultAcks = 0;
+  let authenticatedAt = 0;
+  ws.on('open', () =>
+    send(ws, 'AUTH_REQUEST', {
+      agentId: cmd.agentId,
+      apiKey: cmd.apiKey,
+      agentVersion: 'bench',
+      hostname: 'bench-lifecycle',
+      maxConcurrentTasks: 10_000,
+      activeTaskIds: [],
+      bufferedTaskIds: [],
+    }),
+  );
+  ws.on('message', (data) => {
+    const r = parse(data as Buffer);
+    if (!r.ok) return;
+    const m = r.message;
+    if (m.type === 'AUTH_RESPONSE') {
+      const p = m.payload as PayloadOf<'AUTH_RESPONSE'>;
+      if (!p.success) return reply({ type: 'failed', error: p.error ?? 'auth refused' });
+      authenticatedAt = performance.now();
+      reply({ type: 'authenticated' });
+    } else if (m.type === 'TASK_SUBMIT') {
+      submits++;
+      const { taskId, attempt } = m.payload as PayloadOf<'TASK_SUBMIT'>;
+      send(ws, 'TASK_ACK', { taskId, attempt, accepted: true, queued: false });
+      send(ws, 'TASK_PROGRESS', { taskId, attempt, kind: 'started', message: 'Task started' });
+      send(ws, 'TASK_COMPLETE', completeOf(taskId, attempt));
+    } else if (m.type === 'TASK_RESULT_ACK') {
+      if (++resultAcks === cmd.expect)
+        reply({ type: 'done', resultAcks, submits, lastResultAckMs: performance.now() - authenticatedAt });
+    } else if (m.type === 'HEARTBEAT_PING') {
+      const p = m.payload as PayloadOf<'HEARTBEAT_PING'>;
+      send(ws, 'HEARTBEAT_PONG', {
+        seq: p.seq,
+        sentAt: p.sentAt,
+        metrics: {
+          cpuPercent: 1,
+          memoryPercent: 10,
+          rssMb: 50,
+          loadAvg1m: 0.1,
+          activeTasks: 0,
+          queuedTasks: 0,
+        },
+      });
+    }
+  });
+  ws.on('error', (err) => reply({ type: 'failed', error: err.message }));
+}
+
+function blast(cmd: Extract<LifecycleCommand, { type: 'blast' }>): void {
+  const ws = new WebSocket(cmd.url);
+  ws.on('open', () => {
+    for (let i = 0; i < cmd.count; i++) ws.send(cmd.frame);
+    reply({ type: 'blasted', count: cmd.count });
+  });
+  ws.on('error', (err) => reply({ type: 'failed', error: err.message }));
+}
+
+function isCommand(value: unknown): value is LifecycleCommand {
+  const type = (value as { type?: unknown } | null)?.type;
+  return type === 'connect' || type === 'blast' || type === 'stop';
+}
+
+process.on('message', (cmd: unknown) => {
+  if (!isCommand(cmd)) return;
+  if (cmd.type === 'connect') connect(cmd);
+  else if (cmd.type === 'blast') blast(cmd);
+  else {
+    socket?.terminate();
+    process.disconnect?.();
+    setImmediate(() => process.exit(0));
+  }
+});
+process.on('disconnect', () => process.exit(0));

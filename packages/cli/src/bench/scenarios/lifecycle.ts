@@ -1,0 +1,257 @@
+import { type ChildProcess, fork } from 'node:child_process';
+import { mkdir, mkdtemp, rm } from 'node:fs/promises';
+import type { AddressInfo } from 'node:net';
+import { tmpdir } from 'node:os';
+import path from 'node:path';
+import {
+  type Cloud,
+  type InboundRequest,
+  loadCloudConfig,
+  registerProject,
+  startCloud,
+} from '@bematic/cloud';
+import { AGENT_WS_PATH, createMessage, serialize } from '@bematic/protocol';
+import { WebSocketServer } from 'ws';
+import { type BenchDatabase, benchDatabases } from '../databases.js';
+import { mapLimit, now, silentLogger, withTimeout } from '../harness.js';
+import { round } from '../stats.js';
+import type { BenchRow, Scenario } from '../types.js';
+import {
+  completeOf,
+  type LifecycleCommand,
+  type LifecycleReply,
+  MESSAGES_PER_TASK,
+} from './lifecycle-client.js';
+
+const AGENT_ID = 'bench-lifecycle';
+const PROJECTS = 16;
+
+/** The client child: one command, the first reply of the expected type. */
+class Client {
+  private readonly child: ChildProcess;
+  readonly exited: Promise<void>;
+
+  constructor() {
+    this.child = fork(new URL('./lifecycle-client.js', import.meta.url), [], {
+      stdio: ['ignore', 'ignore', 'inherit', 'ipc'],
+    });
+    this.exited = new Promise((resolve) => this.child.once('exit', () => resolve()));
+  }
+
+  /** The first reply of type `expect` from now on. */
+  reply<T extends LifecycleReply['type']>(
+    expect: T,
+    timeoutMs: number,
+  ): Promise<Extract<LifecycleReply, { type: T }>> {
+    const answer = new Promise<Extract<LifecycleReply, { type: T }>>((resolve, reject) => {
+      const onMessage = (m: unknown) => {
+        const type = (m as { type?: unknown }).type;
+        if (type === 'failed') reject(new Error((m as { error: string }).error));
+        if (type !== expect) return;
+        this.child.off('message', onMessage);
+        resolve(m as Extract<LifecycleReply, { type: T }>);
+      };
+      this.child.on('message', onMessage);
+    });
+    return withTimeout(answer, timeoutMs, `lifecycle client ${expect}`);
+  }
+
+  send(cmd: LifecycleCommand): void {
+    this.child.send(cmd);
+  }
+
+  async stop(): Promise<void> {
+    if (this.child.exitCode !== null || this.child.signalCode !== null) return;
+    this.send({ type: 'stop' });
+    await withTimeout(this.exited, 10_000, 'client exit').catch(() => this.child.kill('SIGKILL'));
+  }
+}
+
+function consoleRequest(cloud: Cloud, channelId: string, text: string): InboundRequest {
+  return {
+    kind: 'mention',
+    surface: cloud.console,
+    userId: 'bench-user',
+    userName: 'bench',
+    channelId,
+    text,
+    threadTs: null,
+    messageTs: null,
+    receivedAt: Date.now(),
+    respond: async () => {},
+  };
+}
+
+/**
+ * The physical ceiling: frames the size of a TASK_COMPLETE from the client process to a raw `ws` server in
+ * this process, as fast as it takes them; messages per second.
+ */
+async function rawMessageRate(client: Client, count: number): Promise<number> {
+  const server = new WebSocketServer({ host: '127.0.0.1', port: 0 });
+  await new Promise<void>((resolve) => server.once('listening', () => resolve()));
+  let received = 0;
+  let first = 0;
+  const all = new Promise<number>((resolve) => {
+    server.on('connection', (ws) =>
+      ws.on('message', () => {
+        if (received++ === 0) first = now();
+        if (received === count) resolve(now() - first);
+      }),
+    );
+  });
+  try {
+    const frame = serialize(createMessage('TASK_COMPLETE', completeOf('task_rate', 1)));
+    const { port } = server.address() as AddressInfo;
+    const blasted = client.reply('blasted', 60_000);
+    client.send({ type: 'blast', url: `ws://127.0.0.1:${port}`, frame, count });
+    await blasted;
+    const ms = await withTimeout(all, 60_000, 'raw ws frames');
+    return ((count - 1) / ms) * 1000;
+  } finally {
+    for (const ws of server.clients) ws.terminate();
+    await new Promise<void>((resolve) => server.close(() => resolve()));
+  }
+}
+
+interface Run {
+  dialect: BenchDatabase['dialect'];
+  tasks: number;
+  enqueueMs: number;
+  /** Agent authenticated → every TASK_ACK applied (offline queue drained and acknowledged). */
+  allAckedMs: number;
+  /** Agent authenticated → the last TASK_RESULT_ACK at the agent (every task completed, committed). */
+  allCompletedMs: number;
+  /** The same, as this process saw it (online event → the client's report over IPC). */
+  lastResultAckAfterOnlineMs: number;
+  completedRows: number;
+  tasksPerSec: number;
+  cloudCpuMsPerTask: number;
+}
+
+async function runOn(db: BenchDatabase, count: number, client: Client): Promise<Run> {
+  const root = await mkdtemp(path.join(tmpdir(), 'bematic-bench-lifecycle-'));
+  const cloud = await startCloud({
+    config: loadCloudConfig({
+      DATABASE_URL: db.url,
+      PORT: '0',
+      BEMATIC_LOG_LEVEL: 'silent',
+      // The per-user request limit is not what is measured.
+      BEMATIC_RATE_LIMIT: '10000000',
+    }),
+    logger: silentLogger(),
+  });
+  try {
+    const { key } = await cloud.gateway.apiKeys.create(AGENT_ID, { label: 'bench', actor: 'bench' });
+    const channels: string[] = [];
+    for (let i = 0; i < PROJECTS; i++) {
+      const localPath = path.join(root, `p${i}`);
+      await mkdir(localPath, { recursive: true });
+      const channelId = `console:lifecycle-${i}`;
+      await registerProject(cloud.repos, { channelId, agentId: AGENT_ID, localPath, name: `lifecycle-${i}` });
+      channels.push(channelId);
+    }
+    const e0 = now();
+    await mapLimit(
+      Array.from({ length: count }, (_, i) => i),
+      16,
+      (i) => cloud.inbound.handle(consoleRequest(cloud, channels[i % PROJECTS]!, `code fix task ${i}`)),
+    );
+    const enqueueMs = now() - e0;
+
+    let acked = 0;
+    let authAt = 0;
+    let allAckedAt = 0;
+    const offs = [
+      cloud.events.on('task.acknowledged', () => {
+        if (++acked === count) allAckedAt = now();
+      }),
+      cloud.events.on('agent.online', () => {
+        authAt ||= now();
+      }),
+    ];
+    try {
+      const cpu0 = process.cpuUsage();
+      const url = `${cloud.agentUrl}${AGENT_WS_PATH}`;
+      const authenticated = client.reply('authenticated', 30_000);
+      const done = client.reply('done', 120_000);
+      client.send({ type: 'connect', url, agentId: AGENT_ID, apiKey: key, expect: count });
+      await authenticated;
+      const result = await done;
+      const doneAt = now();
+      const cpu = process.cpuUsage(cpu0);
+      const completedRows = (await cloud.repos.tasks.countByStatus()).completed ?? 0;
+      return {
+        dialect: db.dialect,
+        tasks: count,
+        enqueueMs: round(enqueueMs),
+        allAckedMs: round(allAckedAt - authAt),
+        allCompletedMs: round(result.lastResultAckMs),
+        lastResultAckAfterOnlineMs: round(doneAt - authAt),
+        completedRows,
+        tasksPerSec: round((count / result.lastResultAckMs) * 1000),
+        cloudCpuMsPerTask: round((cpu.user + cpu.system) / 1000 / count),
+      };
+    } finally {
+      for (const off of offs) off();
+    }
+  } finally {
+    await cloud.close();
+    await rm(root, { recursive: true, force: true });
+  }
+}
+
+/**
+ * The cloud's side of the task lifecycle at full speed: `tasks` queued while the agent is away, then a raw
+ * client authenticates and answers each TASK_SUBMIT at once with ACK, PROGRESS and COMPLETE; every state
+ * change is committed before the cloud sends the TASK_RESULT_ACK the client counts. Measures the drain
+ * (authenticated → every TASK_ACK applied) and the throughput (authenticated → last TASK_RESULT_ACK), on
+ * SQLite and PostgreSQL, against the raw ws message rate of the same two processes.
+ */
+export const lifecycle: Scenario = {
+  name: 'lifecycle',
+  title: 'Lifecycle throughput and drain: raw agent answering at once, every change committed',
+  async run(ctx) {
+    const count = ctx.quick ? 300 : 1000;
+    const makers = await benchDatabases(ctx.log);
+    const rows: BenchRow[] = [];
+    const runs: Run[] = [];
+    let rate = 0;
+    for (const make of makers) {
+      const client = new Client();
+      const db = await make();
+      try {
+        if (rate === 0) rate = await rawMessageRate(client, ctx.quick ? 20_000 : 100_000);
+        const r = await runOn(db, count, client);
+        runs.push(r);
+        ctx.log(`  ${r.dialect}: ${r.tasksPerSec} tasks/s, all ACKed ${r.allAckedMs} ms after auth`);
+      } finally {
+        await client.stop();
+        await db.drop();
+      }
+    }
+    const ceiling = rate / MESSAGES_PER_TASK;
+    for (const r of runs) {
+      rows.push(
+        {
+          metric: `${r.dialect}: lifecycle throughput`,
+          value: r.tasksPerSec,
+          unit: 'tasks/s',
+          notes: `${round((r.tasksPerSec / ceiling) * 100)} % of raw ws rate ÷ ${MESSAGES_PER_TASK} msgs/task (${round(ceiling)}); target ${r.dialect === 'sqlite' ? '2,000' : '1,000'}; ${r.cloudCpuMsPerTask} ms cloud CPU/task; ${r.completedRows}/${r.tasks} rows completed`,
+        },
+        {
+          metric: `${r.dialect}: drain ${r.tasks} queued, all ACKed`,
+          value: r.allAckedMs,
+          unit: 'ms',
+          notes: `after the agent authenticated; target < 500 ms; all completed after ${r.allCompletedMs} ms`,
+        },
+      );
+    }
+    rows.push({
+      metric: 'raw ws message rate',
+      value: round(rate),
+      unit: 'msgs/s',
+      notes: 'baseline: TASK_COMPLETE-sized frames, client process → raw ws server, loopback',
+    });
+    return { rows, details: { rawMessagesPerSec: rate, messagesPerTask: MESSAGES_PER_TASK, runs } };
+  },
+};

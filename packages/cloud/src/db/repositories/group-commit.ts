@@ -1,0 +1,93 @@
+import { type Kysely, sql } from 'kysely';
+import type { Schema } from '../schema.js';
+
+interface Pending {
+  fn: (trx: Kysely<Schema>) => Promise<unknown>;
+  resolve: (value: unknown) => void;
+  reject: (err: unknown) => void;
+}
+
+/** At most this many units of work share one commit; the rest wait for the next. */
+const MAX_BATCH = 256;
+
+/**
+ * Group commit: the transactions asked for in one event-loop tick run one after another inside one database
+ * transaction, each in its own savepoint, and every caller's promise settles only after that one COMMIT — so
+ * what a caller does after its transaction (emit events, acknowledge a result to an agent) still happens only
+ * once its writes are durable, at the price of one commit per tick instead of one per unit of work.
+ *
+ * Savepoints of one name stack, so none is released (a statement saved per unit): rolling back to the
+ * name undoes the newest, the unit's own.
+ * A unit that throws is rolled back to its savepoint alone and its caller gets the error; the others commit.
+ * If the shared transaction itself fails (a lost connection, a serialization failure), every unit of that
+ * batch is run again in a transaction of its own, so one bad neighbour cannot fail another caller.
+ */
+export class GroupCommit {
+  private queue: Pending[] = [];
+  private scheduled = false;
+  private running = false;
+
+  constructor(private readonly db: Kysely<Schema>) {}
+
+  run<T>(fn: (trx: Kysely<Schema>) => Promise<T>): Promise<T> {
+    return new Promise<T>((resolve, reject) => {
+      this.queue.push({ fn, resolve: resolve as (value: unknown) => void, reject });
+      this.schedule();
+    });
+  }
+
+  private schedule(): void {
+    if (this.scheduled || this.running) return;
+    this.scheduled = true;
+    setImmediate(() => {
+      this.scheduled = false;
+      void this.flush();
+    });
+  }
+
+  private async flush(): Promise<void> {
+    const batch = this.queue.splice(0, MAX_BATCH);
+    if (batch.length === 0) return;
+    this.running = true;
+    try {
+      if (batch.length === 1) await this.alone(batch[0] as Pending);
+      else await this.together(batch);
+    } finally {
+      this.running = false;
+      if (this.queue.length > 0) this.schedule();
+    }
+  }
+
+  private async alone(unit: Pending): Promise<void> {
+    try {
+      unit.resolve(await this.db.transaction().execute(unit.fn));
+    } catch (err) {
+      unit.reject(err);
+    }
+  }
+
+  private async together(batch: Pending[]): Promise<void> {
+    const outcomes: Array<{ ok: true; value: unknown } | { ok: false; err: unknown }> = [];
+    try {
+      await this.db.transaction().execute(async (trx) => {
+        for (const unit of batch) {
+          await sql`savepoint group_commit_unit`.execute(trx);
+          try {
+            outcomes.push({ ok: true, value: await unit.fn(trx) });
+          } catch (err) {
+            await sql`rollback to savepoint group_commit_unit`.execute(trx);
+            outcomes.push({ ok: false, err });
+          }
+        }
+      });
+    } catch {
+      for (const unit of batch) await this.alone(unit);
+      return;
+    }
+    batch.forEach((unit, i) => {
+      const o = outcomes[i];
+      if (o?.ok) unit.resolve(o.value);
+      else unit.reject(o?.err);
+    });
+  }
+}
