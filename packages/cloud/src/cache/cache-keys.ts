@@ -11,14 +11,8 @@ export const cacheKeys = {
   /** Prefix of every cached task list of a project. */
   projectTasks: (projectId: string) => `project:${projectId}:tasks:`,
   /** `filter`: the rest of a list query (search text, user, bot, dates, keyset cursor). */
-  taskList: (q: {
-    projectId?: string;
-    status?: readonly string[];
-    limit: number;
-    offset?: number;
-    filter?: string;
-  }) =>
-    `project:${q.projectId ?? ALL_PROJECTS}:tasks:${[...(q.status ?? [])].sort().join(',')}:${q.limit}:${q.offset ?? 0}${q.filter ? `:${q.filter}` : ''}`,
+  taskList: (q: { projectId?: string; status?: readonly string[]; limit: number; filter?: string }) =>
+    `project:${q.projectId ?? ALL_PROJECTS}:tasks:${[...(q.status ?? [])].sort().join(',')}:${q.limit}${q.filter ? `:${q.filter}` : ''}`,
   globalStats: () => 'stats:global',
   projectList: () => 'projects:list',
   agentList: () => 'agents:list',

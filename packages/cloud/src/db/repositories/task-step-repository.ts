@@ -94,9 +94,4 @@ export class KyselyTaskStepRepository implements TaskStepRepository {
       .execute();
     return rows.map(toStep);
   }
-
-  async deleteForTask(taskId: string): Promise<number> {
-    const res = await this.db.deleteFrom('task_steps').where('task_id', '=', taskId).executeTakeFirst();
-    return Number(res.numDeletedRows);
-  }
 }

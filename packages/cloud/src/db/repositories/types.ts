@@ -472,7 +472,6 @@ export interface TaskStepRepository {
   mergeDetail(taskId: string, toolUseId: string, detail: Record<string, unknown>): Promise<boolean>;
   /** Oldest first. */
   list(taskId: string, limit?: number): Promise<TaskStep[]>;
-  deleteForTask(taskId: string): Promise<number>;
 }
 
 /** A message of the web console, kept like a Slack thread. */
