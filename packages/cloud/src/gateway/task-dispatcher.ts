@@ -162,8 +162,9 @@ export class GatewayTaskDispatcher implements TaskDispatcher {
     const depth = await repos.offlineQueue.countByAgent();
     for (const other of Object.keys(depth)) {
       // Only an agent that is connected and answered "not now" surely does not hold the task; one that went
-      // away may be running it (its ACK lost with the connection) and gets it back when it returns.
-      if (other === agentId || manager.isHealthy(other) || !manager.isConnected(other)) continue;
+      // away may be running it (its ACK lost with the connection) and gets it back when it returns. "Not now"
+      // includes AT_CAPACITY from an agent that is otherwise healthy: a full agent's refused task moves too.
+      if (other === agentId || !manager.isConnected(other)) continue;
       for (const row of await repos.offlineQueue.listForAgent(other)) {
         if (manager.isAwaitingAck(other, row.taskId)) continue;
         const task = await repos.tasks.findById(row.taskId);
