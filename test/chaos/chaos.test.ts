@@ -14,7 +14,7 @@ import {
   turn,
 } from '@bematic/testkit';
 import Database from 'better-sqlite3';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import {
   CLI,
   freePort,
@@ -230,8 +230,16 @@ describe(`chaos (seed ${SEED})`, () => {
     await startAgent();
   });
 
+  afterEach(({ task }) => {
+    // What the processes said is the only record of a failed run; print the end of it with the seed.
+    if (task.result?.state === 'fail') {
+      console.log(
+        `seed ${SEED}\n--- cloud ---\n${cloud?.output().slice(-8000)}\n--- agent ---\n${agent?.output().slice(-8000)}`,
+      );
+    }
+  });
+
   afterAll(async () => {
-    if (process.env.CHAOS_DUMP) console.log(cloud?.output().slice(-20000));
     await procs.stopAll();
     await model?.close();
     await slack?.stop();
