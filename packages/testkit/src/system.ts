@@ -118,6 +118,8 @@ export async function startTestSystem(opts: TestSystemOptions = {}): Promise<Tes
     config,
     logger,
     slackRetry: { retries: 20, minTimeout: 20, maxTimeout: 200, factor: 1.5 },
+    // The emulator enforces no limits here unless a test asks; runSlackBudget tests the real budget.
+    slackUpdateBudget: { perMinute: 0, channelIntervalMs: 0 },
     ...opts.cloud,
   });
   await emulator.waitForConnection();

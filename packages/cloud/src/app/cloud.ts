@@ -47,6 +47,11 @@ export interface StartCloudOptions {
   gateway?: Partial<GatewayConfig>;
   /** Progress-message throttle override (default from BEMATIC_PROGRESS_INTERVAL_MS). */
   progressIntervalMs?: number;
+  /**
+   * Slack's limits as the update scheduler applies them (default: BEMATIC_SLACK_UPDATES_PER_MINUTE and 1 s per
+   * channel); the test system lifts them, since its emulator does not enforce them unless asked.
+   */
+  slackUpdateBudget?: { perMinute: number; channelIntervalMs: number };
   /** Slack Web API retry tuning (tests shorten back-off). */
   slackRetry?: { retries: number; minTimeout: number; maxTimeout: number; factor?: number };
   /** Clock of the approval timeout (tests use a ManualClock). */
@@ -364,7 +369,7 @@ export async function startCloud(options: StartCloudOptions): Promise<Cloud> {
     logger,
     updateIntervalMs: options.progressIntervalMs ?? config.BEMATIC_PROGRESS_INTERVAL_MS,
     updateBudget: {
-      slack: {
+      slack: options.slackUpdateBudget ?? {
         perMinute: config.BEMATIC_SLACK_UPDATES_PER_MINUTE,
         channelIntervalMs: SLACK_CHANNEL_INTERVAL_MS,
       },

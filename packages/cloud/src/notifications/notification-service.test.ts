@@ -230,4 +230,45 @@ describe('NotificationService', () => {
     expect(err).toContain('task_retry');
     expect(surface.reactions.at(-1)).toEqual({ op: 'add', ts: '100.1', name: 'x' });
   });
+  it('keeps one update per 3 s for a task when another instance takes it over', async () => {
+    const times: number[] = [];
+    const timed = new RecordingSurface();
+    const update = timed.update.bind(timed);
+    timed.update = async (channelId, ts, message) => {
+      times.push(Date.now());
+      await update(channelId, ts, message);
+    };
+    const instance = () => {
+      const on = new TaskEvents();
+      const svc = new NotificationService({
+        events: on,
+        tasks: repos.tasks,
+        bots: new BotRegistry(),
+        surfaceFor: () => timed,
+        refreshMs: 0,
+      }).start();
+      return { svc, step: (n: number) => on.emit('task.progress', { task, progress: step(n) }) };
+    };
+    const step = (n: number): TaskProgress => ({
+      taskId: task.id,
+      attempt: 1,
+      kind: 'tool',
+      message: `Step ${n}`,
+    });
+    const a = instance();
+    const b = instance();
+    for (let n = 0; n < 8; n++) {
+      a.step(n);
+      await vi.advanceTimersByTimeAsync(500);
+    }
+    // Instance A dies 1 s after its last update; its agent's messages now reach instance B.
+    a.svc.stop();
+    for (let n = 8; n < 20; n++) {
+      b.step(n);
+      await vi.advanceTimersByTimeAsync(500);
+    }
+    b.svc.stop();
+    expect(times.length).toBeGreaterThanOrEqual(3);
+    for (let i = 1; i < times.length; i++) expect(times[i]! - times[i - 1]!).toBeGreaterThanOrEqual(3000);
+  });
 });

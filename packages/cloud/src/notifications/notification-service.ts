@@ -228,6 +228,9 @@ export class NotificationService {
     };
     t.acc = new StreamAccumulator({
       channelId: task.channelId,
+      // The message exists: it was just posted, or another instance updated it before a failover. Either way
+      // its next update waits one interval, so the per-task rule holds whichever instance sends.
+      ...(task.progressMessageTs && { changedAt: this.clock.now() }),
       scheduler: this.schedulerFor(this.deps.surfaceFor(task)),
       render: (now) => this.render(t, now),
       send: async (message) => {

@@ -9,6 +9,11 @@ export interface StreamAccumulatorOptions {
   render(now: number): ChatMessage;
   /** Sends one update of the task's single progress message. */
   send(message: ChatMessage): Promise<void>;
+  /**
+   * When the message was last changed, if it exists already and may have been updated by another instance
+   * (the first update then waits one task interval from it).
+   */
+  changedAt?: number;
   /** Decides when updates go out; shared by every task of one workspace. */
   scheduler?: UpdateScheduler;
   /** Without a shared scheduler: at most one update per this interval (default 3 s). */
@@ -29,6 +34,7 @@ export interface StreamAccumulatorOptions {
  */
 export class StreamAccumulator implements ScheduledMessage {
   readonly channelId: string;
+  readonly changedAt: number | undefined;
   private readonly scheduler: UpdateScheduler;
   private readonly refreshMs: number;
   private readonly maxFinalAttempts: number;
@@ -44,6 +50,7 @@ export class StreamAccumulator implements ScheduledMessage {
 
   constructor(private readonly opts: StreamAccumulatorOptions) {
     this.channelId = opts.channelId ?? '';
+    this.changedAt = opts.changedAt;
     this.clock = opts.clock ?? systemClock;
     this.scheduler =
       opts.scheduler ??

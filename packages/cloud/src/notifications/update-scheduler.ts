@@ -16,6 +16,8 @@ export interface ScheduledMessage {
   readonly channelId: string;
   /** A final (completion, failure, cancel) update is waiting: it goes before every progress update. */
   readonly final: boolean;
+  /** When the message was last changed before the scheduler knew it (the task interval counts from it). */
+  readonly changedAt?: number;
   /** Starts the call for what is pending now, or returns null when nothing changed since the last one. */
   send(): Promise<void> | null;
   /** The call failed; `retryAfterMs` is set for a 429. The message stays pending or gives up itself. */
@@ -39,9 +41,9 @@ interface Slot {
  * first, then to the waiting progress update that was served least recently, so 50 busy tasks share the
  * budget round-robin and none starves. A 429 pauses the whole workspace for its Retry-After.
  *
- * State lives in this process: after a failover another instance starts with no history, so a task's first
- * update there may follow the old instance's last one sooner than `taskIntervalMs` (at most once per task
- * per failover); the workspace budget is per instance (divide it by the number of instances).
+ * State lives in this process. A message this process did not just post counts as changed when it is first
+ * seen (`changedAt`), so after a failover the new instance's first update waits one task interval and the
+ * per-task rule holds across instances; the workspace budget is per instance (divide it among them).
  */
 export class UpdateScheduler {
   private readonly slots = new Map<ScheduledMessage, Slot>();
@@ -65,7 +67,13 @@ export class UpdateScheduler {
   want(message: ScheduledMessage): void {
     let slot = this.slots.get(message);
     if (!slot) {
-      slot = { message, lastAt: Number.NEGATIVE_INFINITY, inFlight: false, wanted: false, seq: this.seq++ };
+      slot = {
+        message,
+        lastAt: message.changedAt ?? Number.NEGATIVE_INFINITY,
+        inFlight: false,
+        wanted: false,
+        seq: this.seq++,
+      };
       this.slots.set(message, slot);
     }
     slot.wanted = true;
