@@ -1,3 +1,4 @@
+export * from './agent-relay.js';
 export * from './cache-bus.js';
 export * from './cluster.js';
 export * from './instance.js';

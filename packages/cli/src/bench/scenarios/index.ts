@@ -1,6 +1,7 @@
 import type { Scenario } from '../types.js';
 import { agentOverhead } from './agent-overhead.js';
 import { connectedAgents } from './connected-agents.js';
+import { crossInstance } from './cross-instance.js';
 import { dispatchLatency } from './dispatch-latency.js';
 import { history } from './history.js';
 import { lifecycle } from './lifecycle.js';
@@ -19,6 +20,7 @@ export const SCENARIOS: Scenario[] = [
   slackBudget,
   connectedAgents,
   offlineDrain,
+  crossInstance,
   history,
   agentOverhead,
   worktreeOverhead,
