@@ -33,6 +33,7 @@ import type { RateLimitStore } from '../limits/rate-limiter.js';
 import { secretSafeLogOptions } from '../logging/secret-safe.js';
 import { MetricsCollector } from '../metrics/metrics-collector.js';
 import { NotificationService } from '../notifications/notification-service.js';
+import { StartedPosts } from '../notifications/started-posts.js';
 import { RetentionService } from '../retention/retention-service.js';
 import { createSlackApp, type SlackApp } from '../slack/slack-app.js';
 import { SLACK_CHANNEL_INTERVAL_MS } from '../slack/slack-chat-surface.js';
@@ -295,8 +296,10 @@ export async function startCloud(options: StartCloudOptions): Promise<Cloud> {
     logger,
   });
   detach.push(workspaces.start());
+  const startedPosts = new StartedPosts();
   const commandContext = createCommandContext({
     repos,
+    startedPosts,
     workspaces,
     dispatcher: gateway.dispatcher,
     agents: gateway.directory,
@@ -363,6 +366,7 @@ export async function startCloud(options: StartCloudOptions): Promise<Cloud> {
 
   const notifications = new NotificationService({
     events,
+    startedPosts,
     tasks: repos.tasks,
     bots,
     surfaceFor,

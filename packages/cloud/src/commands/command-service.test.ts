@@ -129,6 +129,21 @@ describe('CommandService end to end (real SQLite)', () => {
     expect((await repos.audit.list({ action: 'task.created' }))[0]?.resourceId).toBe(task.id);
   });
 
+  it('hands the task to the agent before "Task started" and the reaction go out', async () => {
+    const seenAtDispatch: Array<{ posts: number; reactions: number }> = [];
+    const dispatch = dispatcher.dispatch.bind(dispatcher);
+    dispatcher.dispatch = (task) => {
+      seenAtDispatch.push({ posts: surface.posts.length, reactions: surface.reactions.length });
+      return dispatch(task);
+    };
+    await mention('code fix the login bug');
+    expect(seenAtDispatch).toEqual([{ posts: 0, reactions: 0 }]);
+    expect(textOf(surface.posts[0]!.message)).toContain('Task started');
+    const task = (await repos.tasks.findById(dispatcher.dispatched[0]!.id))!;
+    expect(task.progressMessageTs).toBe(surface.posts[0]!.ts);
+    expect(surface.reactions).toContainEqual({ op: 'add', ts: '1699999999.000100', name: 'eyes' });
+  });
+
   it('posts the offline notice with an ETA when the task is queued for an absent agent', async () => {
     dispatcher.next = {
       sent: false,

@@ -9,6 +9,7 @@ import type { AgentDirectory, TaskDispatcher } from '../gateway/types.js';
 import { can, type Permission } from '../middleware/permissions.js';
 import { type RequestContext, rejectRequest } from '../middleware/types.js';
 import { noticeMessage } from '../notifications/blocks.js';
+import type { StartedPosts } from '../notifications/started-posts.js';
 import type { TaskLifecycle } from '../tasks/task-lifecycle.js';
 import type { WorkspaceOperations } from '../workspaces/workspace-requests.js';
 
@@ -71,6 +72,8 @@ export interface CommandContext {
   approvals?: ApprovalButtons;
   /** Which instance answers and which one leads (shown by /bm agents). */
   cluster?: ClusterView;
+  /** Where the launcher notes its "Task started" posts, posted after the dispatch. */
+  startedPosts?: StartedPosts;
 }
 
 export interface ApprovalButtons {
@@ -79,7 +82,7 @@ export interface ApprovalButtons {
 
 /** The flat list the composition root (or a test) fills in; defaults for the optional parts. */
 export interface CommandContextOptions
-  extends Partial<Pick<CommandContext, 'metrics' | 'approvals' | 'cluster'>> {
+  extends Partial<Pick<CommandContext, 'metrics' | 'approvals' | 'cluster' | 'startedPosts'>> {
   repos: CommandRepositories;
   dispatcher: TaskDispatcher;
   agents: AgentDirectory;
@@ -117,6 +120,7 @@ export function createCommandContext(o: CommandContextOptions): CommandContext {
     ...(o.metrics && { metrics: o.metrics }),
     ...(o.approvals && { approvals: o.approvals }),
     ...(o.cluster && { cluster: o.cluster }),
+    ...(o.startedPosts && { startedPosts: o.startedPosts }),
   };
 }
 

@@ -159,7 +159,7 @@ export class TaskLauncher {
     };
   }
 
-  /** Records the task, posts "Task started", marks the message as being worked on and dispatches. */
+  /** Records the task, dispatches it, and beside that posts "Task started" and marks the message as being worked on. */
   async launch(newTask: NewTask, origin: LaunchOrigin, details: Record<string, unknown> = {}): Promise<Task> {
     const { context } = this;
     let task = await context.lifecycle.tasks.create(newTask, {
@@ -177,24 +177,23 @@ export class TaskLauncher {
     });
     if (origin.ctx) origin.ctx.tasksCreated++;
     const surface = origin.surface;
+    // The agent gets the task first; "Task started" and the reaction follow the dispatch, off its path.
+    const dispatched = context.lifecycle.dispatcher.dispatch(task);
+    const afterDispatch = dispatched.then(
+      () => undefined,
+      () => undefined,
+    );
+    const posting = afterDispatch.then(() => this.postStarted(task, surface));
+    const started = context.startedPosts?.hold(task.id, posting) ?? posting;
+    const messageTs = task.messageTs;
+    const reacted = afterDispatch.then(() =>
+      messageTs
+        ? surface.addReaction(task.channelId, messageTs, REACTIONS.working).catch(() => {})
+        : undefined,
+    );
     try {
-      const posted = await surface.post(
-        task.channelId,
-        taskStartedMessage(task, botLabel(context, task)),
-        task.threadTs,
-      );
-      task = await context.repos.tasks.update(task.id, {
-        progressMessageTs: posted.ts,
-        ...(task.threadTs ? {} : { threadTs: posted.ts }),
-      });
-    } catch (err) {
-      this.context.log.warn({ err, taskId: task.id }, 'could not post "Task started"');
-    }
-    if (task.messageTs) {
-      await surface.addReaction(task.channelId, task.messageTs, REACTIONS.working).catch(() => {});
-    }
-    try {
-      const result = await context.lifecycle.dispatcher.dispatch(task);
+      const result = await dispatched;
+      task = await started;
       if (result.queued) {
         await surface
           .post(
@@ -207,9 +206,29 @@ export class TaskLauncher {
           .catch((err: unknown) => this.context.log.warn({ err }, 'could not post offline notice'));
       }
     } catch (err) {
+      task = await started;
       await this.dispatchFailed(task, err);
     }
+    await reacted;
     return task;
+  }
+
+  /** Posts "Task started" and records it as the task's message (and thread); the task as it is then. */
+  private async postStarted(task: Task, surface: LaunchOrigin['surface']): Promise<Task> {
+    try {
+      const posted = await surface.post(
+        task.channelId,
+        taskStartedMessage(task, botLabel(this.context, task)),
+        task.threadTs,
+      );
+      return await this.context.repos.tasks.update(task.id, {
+        progressMessageTs: posted.ts,
+        ...(task.threadTs ? {} : { threadTs: posted.ts }),
+      });
+    } catch (err) {
+      this.context.log.warn({ err, taskId: task.id }, 'could not post "Task started"');
+      return task;
+    }
   }
 
   private async dispatchFailed(task: Task, err: unknown): Promise<void> {

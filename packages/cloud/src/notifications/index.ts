@@ -3,6 +3,7 @@ export * from './format.js';
 export * from './mrkdwn.js';
 export * from './notification-service.js';
 export * from './retry-after.js';
+export * from './started-posts.js';
 export * from './stream-accumulator.js';
 export * from './truncate.js';
 export * from './update-scheduler.js';

@@ -5,6 +5,7 @@ import { BotRegistry } from '../bots/bot-registry.js';
 import type { Repositories, Task } from '../db/repositories/types.js';
 import { TaskEvents } from '../tasks/task-events.js';
 import { NotificationService } from './notification-service.js';
+import { StartedPosts } from './started-posts.js';
 
 describe('NotificationService', () => {
   let env: Awaited<ReturnType<typeof sqliteRepos>>;
@@ -125,6 +126,44 @@ describe('NotificationService', () => {
       { op: 'remove', ts: '100.1', name: 'eyes' },
       { op: 'add', ts: '100.1', name: 'white_check_mark' },
     ]);
+  });
+
+  it('waits for a "Task started" post still on its way instead of posting a second message', async () => {
+    svc.stop();
+    const startedPosts = new StartedPosts();
+    svc = new NotificationService({
+      events,
+      tasks: repos.tasks,
+      bots: new BotRegistry(),
+      surfaceFor: () => surface,
+      refreshMs: 0,
+      startedPosts,
+    }).start();
+    const bare = await repos.tasks.update(task.id, { progressMessageTs: null });
+    let land: () => void = () => {};
+    const launcherPost = startedPosts.hold(
+      task.id,
+      new Promise<void>((resolve) => {
+        land = resolve;
+      }).then(async () => {
+        const posted = await surface.post('C1', { text: 'Task started' }, '100.1');
+        return repos.tasks.update(task.id, { progressMessageTs: posted.ts });
+      }),
+    );
+    events.emit('task.started', { task: bare });
+    events.emit('task.progress', {
+      task: bare,
+      progress: { taskId: task.id, attempt: 1, kind: 'tool', message: 'Editing a file' },
+    });
+    await vi.advanceTimersByTimeAsync(5000);
+    expect(surface.posts).toHaveLength(1); // the one from beforeEach; the service did not post its own
+    land();
+    const landed = await launcherPost;
+    await vi.advanceTimersByTimeAsync(5000);
+    await svc.idle();
+    expect(surface.posts).toHaveLength(2);
+    expect(surface.updates.map((u) => u.ts)).toContain(landed.progressMessageTs);
+    expect(new Set(surface.updates.map((u) => u.ts))).toEqual(new Set([landed.progressMessageTs]));
   });
 
   it('shows the TodoWrite plan as a checklist, keeps continuation notices, and ends with the plan ticked', async () => {

@@ -16,6 +16,7 @@ import {
   type TaskLabel,
 } from './blocks.js';
 import { planFromProgress } from './plan.js';
+import type { StartedPosts } from './started-posts.js';
 import { StreamAccumulator } from './stream-accumulator.js';
 import { type UpdateBudget, UpdateScheduler } from './update-scheduler.js';
 
@@ -44,6 +45,8 @@ export interface NotificationServiceDeps {
   taskUrl?: (task: Task) => string | undefined;
   /** Where agent resource warnings go. */
   adminChannel?: { surface: ChatSurface; channelId: string };
+  /** "Task started" posts on their way (the launcher posts after dispatching): waited for, never doubled. */
+  startedPosts?: StartedPosts;
 }
 
 interface Tracked {
@@ -249,6 +252,7 @@ export class NotificationService {
   private progressTs(t: Tracked): Promise<string> {
     if (!t.messageTs) {
       t.messageTs = (async () => {
+        await this.deps.startedPosts?.landed(t.task.id);
         const fresh = await this.deps.tasks.findById(t.task.id);
         if (fresh?.progressMessageTs) return fresh.progressMessageTs;
         const posted = await this.deps
