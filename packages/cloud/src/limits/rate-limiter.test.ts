@@ -119,4 +119,25 @@ describe.skipIf(!url)('RateLimiter (PostgreSQL store)', () => {
     await limiter.reset('10.0.0.1|agent-a');
     expect(await limiter.isLimited('10.0.0.1|agent-a')).toBe(false);
   });
+  it('deletes rows an hour past their window every five minutes, so stale keys do not pile up', async () => {
+    const { database } = await instance();
+    vi.useFakeTimers({ now: Date.now(), toFake: ['setTimeout', 'clearTimeout', 'Date'] });
+    const limiter = new RateLimiter(
+      'stale-keys',
+      { limit: 5, windowMs: 60_000 },
+      { kind: 'postgres', pool: database.pool as NonNullable<Database['pool']> },
+    );
+    await limiter.record('gone');
+    vi.setSystemTime(Date.now() + 2 * 3_600_000);
+    await limiter.record('recent');
+    const keys = async () =>
+      (
+        await sql<{
+          key: string;
+        }>`select key from rate_limits where key like 'stale-keys:%' order by key`.execute(database.db)
+      ).rows.map((r) => r.key);
+    expect(await keys()).toEqual(['stale-keys:gone', 'stale-keys:recent']);
+    await vi.advanceTimersByTimeAsync(300_000);
+    await vi.waitFor(async () => expect(await keys()).toEqual(['stale-keys:recent']));
+  });
 });

@@ -58,8 +58,9 @@ export class RateLimiter {
             tableName: RATE_LIMIT_TABLE,
             // Migration 010 made the table: no DDL at runtime.
             tableCreated: true,
-            // Expired rows are overwritten in place; retention is not the limiter's job.
-            clearExpiredByTimeout: false,
+            // The library deletes rows an hour past their window every 5 minutes (an unref'd timer),
+            // so keys that never come back (failed logins from many addresses) do not pile up.
+            clearExpiredByTimeout: true,
           })
         : new RateLimiterMemory(options);
   }
