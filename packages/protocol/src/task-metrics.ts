@@ -12,6 +12,17 @@ export const TASK_METRIC_KEYS = [
   'continuations',
 ] as const satisfies readonly (keyof TaskMetrics)[];
 
+/** The metrics that add up across tasks into totals (turns and continuations count per run). */
+export const SUMMED_TASK_METRIC_KEYS = [
+  'inputTokens',
+  'outputTokens',
+  'cacheReadTokens',
+  'cacheCreationTokens',
+  'costUsd',
+  'durationMs',
+] as const satisfies readonly (typeof TASK_METRIC_KEYS)[number][];
+export type SummedTaskMetrics = Pick<TaskMetrics, (typeof SUMMED_TASK_METRIC_KEYS)[number]>;
+
 export const ZERO_TASK_METRICS: Readonly<TaskMetrics> = Object.freeze({
   inputTokens: 0,
   outputTokens: 0,

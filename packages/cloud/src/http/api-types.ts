@@ -1,4 +1,10 @@
-import type { ResourceMetrics, SandboxMode, TaskPriority, TaskStatus } from '@bematic/protocol';
+import type {
+  ResourceMetrics,
+  SandboxMode,
+  SummedTaskMetrics,
+  TaskPriority,
+  TaskStatus,
+} from '@bematic/protocol';
 import type { ChatBlock } from '../chat/chat-surface.js';
 import type { AuditEntry, Task, TaskStep } from '../db/repositories/types.js';
 
@@ -15,7 +21,7 @@ export interface TaskPage {
 }
 
 /** A task as the dashboard lists it (no prompt body or submission payload). */
-export interface TaskSummary {
+export interface TaskSummary extends SummedTaskMetrics {
   id: string;
   status: TaskStatus;
   projectId: string;
@@ -28,12 +34,6 @@ export interface TaskSummary {
   channelId: string;
   threadTs: string | null;
   promptPreview: string;
-  inputTokens: number;
-  outputTokens: number;
-  cacheReadTokens: number;
-  cacheCreationTokens: number;
-  costUsd: number;
-  durationMs: number;
   errorCode: string | null;
   createdAt: number;
   startedAt: number | null;
@@ -44,14 +44,7 @@ export interface TaskSummary {
 export interface DashboardStats {
   counts: Record<TaskStatus, number>;
   total: number;
-  totals: {
-    costUsd: number;
-    inputTokens: number;
-    outputTokens: number;
-    cacheReadTokens: number;
-    cacheCreationTokens: number;
-    durationMs: number;
-  };
+  totals: SummedTaskMetrics;
   byBot: Record<string, { tasks: number; costUsd: number }>;
   archived: number;
 }

@@ -1,4 +1,9 @@
-import { TASK_STATUSES, type TaskStatus } from '@bematic/protocol';
+import {
+  SUMMED_TASK_METRIC_KEYS,
+  type SummedTaskMetrics,
+  TASK_STATUSES,
+  type TaskStatus,
+} from '@bematic/protocol';
 import type { Cache } from '../cache/cache.js';
 import { cacheKeys } from '../cache/cache-keys.js';
 import type {
@@ -14,17 +19,9 @@ import { HttpError } from './http-error.js';
 
 export type { DashboardStats, TaskDetail, TaskPage, TaskSummary } from './api-types.js';
 
-export interface TaskListQuery {
-  status?: TaskStatus[];
-  projectId?: string;
-  userId?: string;
-  botName?: string;
-  from?: number;
-  to?: number;
-  text?: string;
-  /** From the previous page's nextCursor. */
+/** A task search as the API takes it: the keyset position as the previous page's nextCursor. */
+export interface TaskListQuery extends Omit<TaskSearch, 'before'> {
   cursor?: string;
-  limit: number;
 }
 
 export function summarize(t: TaskListing): TaskSummary {
@@ -155,24 +152,12 @@ export class DashboardReads {
         this.repos.archivedTasks.count(),
       ]);
       const counts = Object.fromEntries(TASK_STATUSES.map((s) => [s, 0])) as Record<TaskStatus, number>;
-      const totals = {
-        costUsd: 0,
-        inputTokens: 0,
-        outputTokens: 0,
-        cacheReadTokens: 0,
-        cacheCreationTokens: 0,
-        durationMs: 0,
-      };
+      const totals = Object.fromEntries(SUMMED_TASK_METRIC_KEYS.map((k) => [k, 0])) as SummedTaskMetrics;
       const byBot: DashboardStats['byBot'] = {};
       for (const r of rows) {
         counts[r.status] += r.tasks;
         if (!COSTED.has(r.status)) continue;
-        totals.costUsd += r.costUsd;
-        totals.inputTokens += r.inputTokens;
-        totals.outputTokens += r.outputTokens;
-        totals.cacheReadTokens += r.cacheReadTokens;
-        totals.cacheCreationTokens += r.cacheCreationTokens;
-        totals.durationMs += r.durationMs;
+        for (const k of SUMMED_TASK_METRIC_KEYS) totals[k] += r[k];
         const bot = byBot[r.botName] ?? { tasks: 0, costUsd: 0 };
         bot.tasks += r.tasks;
         bot.costUsd += r.costUsd;

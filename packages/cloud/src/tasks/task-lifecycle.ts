@@ -174,7 +174,7 @@ export class TaskLifecycle {
         warning: message.warning ?? null,
         ...carried(message),
       },
-      session: { status: 'completed', claudeSessionId: message.sessionId ?? null, metrics: message.metrics },
+      session: reported(message),
       audit: {
         action: 'task.completed',
         actor,
@@ -199,7 +199,7 @@ export class TaskLifecycle {
         recoverable: message.recoverable,
         ...carried(message),
       },
-      session: { status: 'failed', claudeSessionId: message.sessionId ?? null, metrics: message.metrics },
+      session: reported(message),
       audit: {
         action: 'task.failed',
         actor,
@@ -217,7 +217,7 @@ export class TaskLifecycle {
         ...(message.partialResult !== undefined && { result: message.partialResult }),
         ...carried(message),
       },
-      session: { status: 'cancelled', claudeSessionId: message.sessionId ?? null, metrics: message.metrics },
+      session: reported(message),
       audit: { action: 'task.cancelled', actor, details: { reason: message.reason ?? null } },
       lateMessage: 'TASK_CANCELLED',
     });
@@ -237,7 +237,6 @@ export class TaskLifecycle {
     };
     const outcome = await this.finish(taskId, 'failed', undefined, {
       patch: { errorMessage: failure.error, errorCode: failure.errorCode, recoverable: failure.recoverable },
-      session: { status: 'failed', claudeSessionId: null, metrics: undefined },
       audit: {
         action: 'task.failed',
         actor: failure.actor ?? 'system',
@@ -255,7 +254,6 @@ export class TaskLifecycle {
     const message: TaskCancelled = { taskId, attempt, reason };
     const outcome = await this.finish(taskId, 'cancelled', undefined, {
       patch: {},
-      session: { status: 'cancelled', claudeSessionId: null, metrics: undefined },
       audit: { action: 'task.cancelled', actor, details: { reason } },
       lateMessage: null,
     });
@@ -301,11 +299,8 @@ export class TaskLifecycle {
     guard: AttemptGuard | undefined,
     spec: {
       patch: TaskPatch;
-      session: {
-        status: Session['status'];
-        claudeSessionId: string | null;
-        metrics: TaskMetrics | undefined;
-      };
+      /** What the agent reported of the Claude Code session; nothing for a decision of the cloud. */
+      session?: ReportedSession;
       audit: { action: string; actor: string; details: Record<string, unknown> };
       lateMessage: string | null;
     },
@@ -314,7 +309,7 @@ export class TaskLifecycle {
       const result = await this.deps.repos.transaction(async (tx) => {
         const r = await tx.tasks.transition(taskId, to, { ...spec.patch, completedAt: this.now() }, guard);
         if (!r.changed) return r;
-        await this.closeSession(tx, taskId, spec.session);
+        await this.closeSession(tx, taskId, to, spec.session ?? NOTHING_REPORTED);
         await tx.audit.log({
           action: spec.audit.action,
           actor: spec.audit.actor,
@@ -347,13 +342,14 @@ export class TaskLifecycle {
   private async closeSession(
     tx: Tx,
     taskId: string,
-    s: { status: Session['status']; claudeSessionId: string | null; metrics: TaskMetrics | undefined },
+    status: Session['status'],
+    s: ReportedSession,
   ): Promise<void> {
     const open = (await tx.sessions.findByTask(taskId)).find((x) => x.status === 'active');
     if (!open && s.metrics === undefined && s.claudeSessionId === null) return;
     const session = open ?? (await tx.sessions.create({ taskId, claudeSessionId: s.claudeSessionId }));
     await tx.sessions.complete(session.id, {
-      status: s.status,
+      status,
       claudeSessionId: s.claudeSessionId ?? session.claudeSessionId,
       inputTokens: s.metrics?.inputTokens ?? 0,
       outputTokens: s.metrics?.outputTokens ?? 0,
@@ -369,6 +365,16 @@ export class TaskLifecycle {
     this.deps.logger.debug({ taskId, from: err.from, to: err.to }, 'transition refused');
     return { kind: 'ignored', task, reason: err.message };
   }
+}
+
+interface ReportedSession {
+  claudeSessionId: string | null;
+  metrics: TaskMetrics | undefined;
+}
+const NOTHING_REPORTED: ReportedSession = { claudeSessionId: null, metrics: undefined };
+
+function reported(m: TaskComplete | TaskError | TaskCancelled): ReportedSession {
+  return { claudeSessionId: m.sessionId ?? null, metrics: m.metrics };
 }
 
 /** What a terminal message carries onto the row when it has it: Claude's session, the workspace, the metrics. */

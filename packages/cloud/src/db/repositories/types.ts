@@ -2,6 +2,7 @@ import type {
   McpServers,
   PermissionDecision,
   PermissionReason,
+  SummedTaskMetrics,
   TaskMetrics,
   TaskPriority,
   TaskStatus,
@@ -564,14 +565,8 @@ export interface TaskSearchRepository {
   totals(): Promise<TaskTotals[]>;
 }
 
-export interface TaskTotals {
+export interface TaskTotals extends SummedTaskMetrics {
   status: TaskStatus;
   botName: string;
   tasks: number;
-  costUsd: number;
-  inputTokens: number;
-  outputTokens: number;
-  cacheReadTokens: number;
-  cacheCreationTokens: number;
-  durationMs: number;
 }
