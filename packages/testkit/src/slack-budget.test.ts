@@ -75,4 +75,20 @@ describe('Slack call budget (NotificationService + SlackChatSurface against the 
     expect(after[0]!.at - limited.at).toBeGreaterThanOrEqual(7_000);
     for (const t of run.tasks) expect(ok(t).at(-1)!.at).toBeGreaterThanOrEqual(t.endedAt);
   });
+
+  it('a final update in a long 429 storm makes at most 6 requests, each after Retry-After', async () => {
+    const run = await runSlackBudget({
+      tasks: 1,
+      channels: 1,
+      durationMs: () => 10_000,
+      inject429: { atMs: 9_000, rule: { forMs: 120_000, retryAfterSec: 2 } },
+    });
+    const [task] = run.tasks;
+    const afterEnd = task!.updates.filter((u) => u.at >= task!.endedAt);
+    expect(afterEnd.length).toBeGreaterThan(1);
+    expect(afterEnd.length).toBeLessThanOrEqual(6);
+    expect(afterEnd.every((u) => u.status === 'rate_limited')).toBe(true);
+    for (let i = 1; i < afterEnd.length; i++)
+      expect(afterEnd[i]!.at - afterEnd[i - 1]!.at).toBeGreaterThanOrEqual(2_000);
+  });
 });

@@ -85,7 +85,7 @@ export async function runSlackBudget(options: SlackBudgetOptions): Promise<Slack
   const surface = new SlackChatSurface(
     new WebClient(emulator.botToken, { slackApiUrl: emulator.apiUrl, retryConfig: { retries: 0 } }),
     log,
-    slackUpdateClient(emulator.botToken, { slackApiUrl: emulator.apiUrl, retryConfig: { retries: 0 } }),
+    slackUpdateClient(emulator.botToken, { slackApiUrl: emulator.apiUrl }),
   );
   const events = new TaskEvents();
   let notifications: NotificationService | undefined;

@@ -90,16 +90,17 @@ const DEFAULT_RETRY: webApi.RetryOptions = {
 };
 
 /**
- * The client for task message updates: they are scheduled under the workspace budget, which waits out a
- * 429 itself, so this client hands a 429 back at once instead of retrying it (other failures are retried).
+ * The client for task message updates. They are scheduled under the workspace budget, which is also their one
+ * retry: it waits out a 429's Retry-After and tries a failed final update again (6 attempts), so this client
+ * makes exactly one request per call and hands a 429 back at once.
  */
 export function slackUpdateClient(
   botToken: string,
-  options: Pick<webApi.WebClientOptions, 'slackApiUrl' | 'retryConfig' | 'logger'> = {},
+  options: Pick<webApi.WebClientOptions, 'slackApiUrl' | 'logger'> = {},
 ): webApi.WebClient {
   return new webApi.WebClient(botToken, {
     ...options,
-    retryConfig: options.retryConfig ?? DEFAULT_RETRY,
+    retryConfig: { retries: 0 },
     rejectRateLimitedCalls: true,
   });
 }
@@ -175,11 +176,7 @@ export async function createSlackApp(options: SlackAppOptions): Promise<SlackApp
       rejectRateLimitedCalls: false,
     },
   });
-  const updateClient = slackUpdateClient(options.botToken, {
-    ...slackApiUrl,
-    ...(options.retryConfig && { retryConfig: options.retryConfig }),
-    logger: boltLog,
-  });
+  const updateClient = slackUpdateClient(options.botToken, { ...slackApiUrl, logger: boltLog });
   const surface = new SlackChatSurface(app.client, logger, updateClient);
   const names = new CachedSlackNames({
     user: async (id) => {

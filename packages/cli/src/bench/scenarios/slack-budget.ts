@@ -67,11 +67,11 @@ export const slackBudget: Scenario = {
   async run(ctx) {
     const durationMs = ctx.quick ? 90_000 : 300_000;
     const durationS = durationMs / 1000;
-    // Tasks that end over about half a minute, as real ones do, not all in the same millisecond.
-    const spread = (i: number) => durationMs + (i % 10) * 3_000 + i * 61;
+    // Tasks that end over two minutes (25 finals a minute, inside the budget), not all in the same second.
+    const spread = (i: number) => durationMs + (i % 10) * 12_000 + i * 61;
     ctx.log(`slack-budget: 1 task, ${durationS} s (virtual)`);
     const one = summarize(await runSlackBudget({ tasks: 1, channels: 1, durationMs: () => durationMs }));
-    ctx.log(`slack-budget: 50 tasks in one workspace, ${durationS}–${durationS + 30} s each (virtual)`);
+    ctx.log(`slack-budget: 50 tasks in one workspace, ${durationS}–${durationS + 111} s each (virtual)`);
     const many = summarize(await runSlackBudget({ tasks: 50, channels: 5, durationMs: spread }));
     ctx.log('slack-budget: 50 tasks ending in the same second');
     const together = summarize(
