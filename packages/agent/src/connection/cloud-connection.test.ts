@@ -1,5 +1,6 @@
 import { once } from 'node:events';
 import type { AddressInfo } from 'node:net';
+import { createMessage } from '@bematic/protocol';
 import pino from 'pino';
 import { afterEach, beforeEach, describe, expect, it, vi } from 'vitest';
 import { WebSocketServer } from 'ws';
@@ -110,6 +111,25 @@ describe('CloudConnection', () => {
     expect(failures).toEqual(['invalid API key', 'invalid API key', 'invalid API key', 'invalid API key']);
     expect(delays).toEqual([1000, 1000, 2000, 4000]);
     expect(cloud.connections).toBe(4);
+  });
+
+  it('refuses to send a frame the cloud would refuse: it never reaches the wire, the next good one does', async () => {
+    const c = connect();
+    await once(c, 'authenticated');
+    // A refusal without its code is invalid under the same schema the cloud parses with.
+    const bad = createMessage('TASK_ACK', { taskId: 't1', attempt: 1, accepted: false, queued: false });
+    await expect(c.send(bad)).rejects.toThrow(/TASK_ACK.*code/);
+    const good = createMessage('TASK_ACK', {
+      taskId: 't1',
+      attempt: 1,
+      accepted: false,
+      queued: false,
+      code: 'AT_CAPACITY',
+    });
+    await c.send(good);
+    await cloud.sync();
+    expect(cloud.ofType('TASK_ACK').map((m) => m.id)).toEqual([good.id]);
+    expect(cloud.invalidFrames).toEqual([]);
   });
 
   it('waits the announced time after SYSTEM_SHUTDOWN', async () => {

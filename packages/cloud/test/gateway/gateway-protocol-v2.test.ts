@@ -1,4 +1,5 @@
 import { performance } from 'node:perf_hooks';
+import { createMessage } from '@bematic/protocol';
 import { ManualClock } from '@bematic/testkit';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import {
@@ -192,6 +193,41 @@ describe('protocol v2: attempts, acknowledged results, resend when a refusal cle
     expect((await a.next('SYSTEM_ERROR')).payload.code).toBe('TASK_NOT_OWNED');
     await a.close();
     await b.close();
+  });
+
+  it('sends a task refused as AT_CAPACITY by a healthy agent to another eligible agent coming online', async () => {
+    const project = await seedProject(cloud.repos, 'agent-a', ['agent-b']);
+    const task = await seedTask(cloud.repos, project);
+    const a = await connect('agent-a');
+    await cloud.gateway.dispatcher.dispatch(task);
+    await a.next('TASK_SUBMIT');
+    a.send('TASK_ACK', { taskId: task.id, accepted: false, queued: false, code: 'AT_CAPACITY' });
+    await cloud.log.wait('task.queued', (e) => e.task.id === task.id);
+    // Full, not unhealthy: agent-a is still a healthy agent, yet its refused task moves.
+    expect(cloud.gateway.manager.isHealthy('agent-a')).toBe(true);
+
+    const started = performance.now();
+    const b = await connect('agent-b');
+    const submit = await b.next('TASK_SUBMIT', (m) => m.payload.taskId === task.id);
+    expect(performance.now() - started).toBeLessThan(RESEND_BOUND_MS);
+    expect(submit.payload.attempt).toBe(2);
+    expect((await cloud.repos.tasks.findById(task.id))?.agentId).toBe('agent-b');
+    await a.close();
+    await b.close();
+  });
+
+  it('refuses to send a frame the agent would refuse: sendToAgent answers false and nothing reaches the wire', async () => {
+    const agent = await connect('agent-a');
+    // attempt 0 is outside the schema (attempts count from 1): the same check the agent's parse applies.
+    const bad = createMessage('TASK_RESULT_ACK', { taskId: 't-bad', attempt: 0 });
+    expect(await cloud.gateway.manager.sendToAgent('agent-a', bad)).toBe(false);
+    const good = createMessage('TASK_RESULT_ACK', { taskId: 't-good', attempt: 1 });
+    expect(await cloud.gateway.manager.sendToAgent('agent-a', good)).toBe(true);
+    expect((await agent.next('TASK_RESULT_ACK')).id).toBe(good.id);
+    await settled(agent);
+    expect(agent.received.filter((m) => m.type === 'TASK_RESULT_ACK')).toEqual([]);
+    expect(agent.invalid).toEqual([]);
+    await agent.close();
   });
 
   it('reads a refusal from its code only: a reason or path with "limit" or "resource" does not mark an agent busy', async () => {
