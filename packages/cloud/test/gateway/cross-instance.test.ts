@@ -1,8 +1,13 @@
 import { randomUUID } from 'node:crypto';
+import { mkdtempSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import path from 'node:path';
+import { Agent } from '@bematic/agent';
 import { createMessage, systemClock } from '@bematic/protocol';
 import { sql } from 'kysely';
 import { pino } from 'pino';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
+import { ManualExecutor } from '../../../agent/test/support/manual-executor.js';
 import { PostgresAgentRelay } from '../../src/cluster/agent-relay.js';
 import { createDatabase, type Database } from '../../src/db/database.js';
 import { migrateToLatest } from '../../src/db/migrations/index.js';
@@ -116,5 +121,73 @@ describe.skipIf(!postgresUrl)('cross-instance routing (PostgreSQL)', () => {
     );
     expect(got.sort()).toEqual(tasks.map((t) => t.id).sort());
     await agent.close();
+  });
+
+  it('an instance that dies (sessions and sockets cut) loses nothing: the agent fails over, its running task is committed once through the next instance, its waiting tasks are delivered', async () => {
+    a = await instance('a');
+    b = await instance('b');
+    const agentId = `box-${randomUUID().slice(0, 8)}`;
+    const key = (await a.gateway.apiKeys.create(agentId)).key;
+    const checkout = mkdtempSync(path.join(tmpdir(), 'bematic-xi-checkout-'));
+    const project = await seedProject(a.repos, agentId, [], checkout);
+    const executor = new ManualExecutor();
+    const agent = new Agent({
+      config: {
+        cloudUrls: [b.url, a.url],
+        agentId,
+        agentKey: key,
+        maxConcurrentTasks: 1,
+        roots: [checkout],
+        cpuThreshold: 101,
+        memoryThreshold: 101,
+        reconnectMaxMs: 200,
+        stateDir: undefined,
+        worktreeDir: `${checkout}-worktrees`,
+        branchPrefix: 'bematic/',
+        projectConcurrency: 1,
+        githubApiUrl: 'https://api.github.com',
+        githubToken: undefined,
+      },
+      executor,
+      reconnectBaseMs: 10,
+      random: () => 0.5,
+    });
+    try {
+      agent.start();
+      await b.log.wait('agent.online');
+      await expect.poll(async () => (await a.repos.agents.findById(agentId))?.instanceId).toBe('b');
+      // Submitted on A, running on the agent held by B; a second one waits for the free slot.
+      const running = await seedTask(a.repos, project);
+      const waiting = await seedTask(a.repos, project);
+      await a.gateway.dispatcher.dispatch(running);
+      await executor.started(running.id);
+      await b.log.wait('task.started', (e) => e.task.id === running.id);
+      await a.gateway.dispatcher.dispatch(waiting);
+      await b.log.wait('task.acknowledged', (e) => e.task.id === waiting.id);
+
+      // B dies: nothing more from it reaches the database. A task created meanwhile waits in the outbox for
+      // the agent B still appears to hold.
+      await b.db.close();
+      const orphan = await seedTask(a.repos, project);
+      expect(await a.gateway.dispatcher.dispatch(orphan)).toMatchObject({ sent: false, queued: false });
+      b.gateway.manager.disconnect(agentId, 'killed');
+      await a.log.wait('agent.online');
+      executor.complete(running.id);
+      const done = await a.log.wait('task.completed', (e) => e.task.id === running.id);
+      expect(done.task).toMatchObject({ status: 'completed' });
+      for (const next of [waiting, orphan]) {
+        await executor.started(next.id);
+        executor.complete(next.id);
+        await a.log.wait('task.completed', (e) => e.task.id === next.id);
+      }
+
+      expect(a.log.of('task.completed').map((e) => e.task.id)).toEqual([running.id, waiting.id, orphan.id]);
+      for (const t of [running, waiting, orphan])
+        expect(await a.repos.audit.list({ action: 'task.completed', resourceId: t.id })).toHaveLength(1);
+      expect(a.log.of('task.failed')).toEqual([]);
+    } finally {
+      await agent.stop({ graceful: false });
+      removeDir(checkout);
+    }
   });
 });
