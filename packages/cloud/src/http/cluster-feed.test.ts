@@ -21,7 +21,7 @@ describe.skipIf(!url)('ClusterFeed: the dashboard feed between instances', () =>
   let database: Database;
   let repos: Repositories;
 
-  const instance = async (instanceId: string) => {
+  const instance = async (instanceId: string, watching = () => true) => {
     const bus = new CacheBus({
       connectionString: inSchema,
       instanceId,
@@ -38,7 +38,7 @@ describe.skipIf(!url)('ClusterFeed: the dashboard feed between instances', () =>
     feed.subscribe((e) => {
       received.push(e);
       for (const w of waiters.filter((w) => received.length >= w.count)) w.resolve();
-    });
+    }, watching);
     const receivedCount = (count: number) =>
       new Promise<void>((resolve) => {
         if (received.length >= count) resolve();
@@ -104,5 +104,18 @@ describe.skipIf(!url)('ClusterFeed: the dashboard feed between instances', () =>
       },
     ]);
     expect(a.received).toEqual([]);
+  });
+  it('reads no rows while nobody watches; agent events still arrive', async () => {
+    let watching = false;
+    const a = await instance('c');
+    const b = await instance('d', () => watching);
+    const task = await repos.tasks.create(newTaskInput());
+    a.events.emit('task.created', { task });
+    a.events.emit('agent.online', { agentId: 'agent-2' });
+    await b.receivedCount(1);
+    watching = true;
+    a.events.emit('task.started', { task });
+    await b.receivedCount(2);
+    expect(b.received.map((e) => (e.kind === 'task' ? e.event : e.kind))).toEqual(['agent', 'task.started']);
   });
 });

@@ -60,7 +60,7 @@ export type FeedEvent =
  */
 export class ClusterFeed {
   private readonly channel: BusChannel;
-  private readonly listeners = new Set<(event: FeedEvent) => void>();
+  private readonly listeners = new Map<(event: FeedEvent) => void, () => boolean>();
   private chain: Promise<void> = Promise.resolve();
 
   constructor(
@@ -115,8 +115,9 @@ export class ClusterFeed {
     };
   }
 
-  subscribe(listener: (event: FeedEvent) => void): () => void {
-    this.listeners.add(listener);
+  /** `watching` says whether the listener has anyone to show events to: rows are read only then. */
+  subscribe(listener: (event: FeedEvent) => void, watching: () => boolean = () => true): () => void {
+    this.listeners.set(listener, watching);
     return () => this.listeners.delete(listener);
   }
 
@@ -138,6 +139,7 @@ export class ClusterFeed {
     } else {
       // One read at a time, so a task's events reach the stream in the order they were sent.
       this.chain = this.chain.then(async () => {
+        if (![...this.listeners.values()].some((watching) => watching())) return;
         try {
           const task = await this.opts.tasks.findById(message.taskId);
           if (!task) return;
@@ -155,7 +157,7 @@ export class ClusterFeed {
   }
 
   private emit(event: FeedEvent): void {
-    for (const listener of this.listeners) {
+    for (const listener of this.listeners.keys()) {
       try {
         listener(event);
       } catch (err) {

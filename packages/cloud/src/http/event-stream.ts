@@ -42,11 +42,17 @@ export class EventStream {
     /** Transcript steps as they are stored (`step` events carry the task id). */
     steps?: { subscribe(fn: (change: { taskId: string }) => void): () => void };
     /** What the other instances on the database did (their tasks, agents and transcripts). */
-    remote?: { subscribe(fn: (event: FeedEvent) => void): () => void };
+    remote?: { subscribe(fn: (event: FeedEvent) => void, watching?: () => boolean): () => void };
     heartbeatMs?: number;
   }) {
     if (opts.steps) this.offs.push(opts.steps.subscribe(({ taskId }) => this.step(taskId)));
-    if (opts.remote) this.offs.push(opts.remote.subscribe((event) => this.remote(event)));
+    if (opts.remote)
+      this.offs.push(
+        opts.remote.subscribe(
+          (event) => this.remote(event),
+          () => this.clients.size > 0,
+        ),
+      );
     this.offs.push(
       opts.surface.subscribe((change: ConsoleChange) => {
         if (ConsoleChatSurface.visibleTo(change, opts.viewerId)) this.send('console', change, null);

@@ -48,7 +48,7 @@ export interface HttpServerDeps {
   /** Transcript writes, pushed to the page as `step` events. */
   transcript?: { subscribe(fn: (change: { taskId: string }) => void): () => void };
   /** Other instances' tasks, agents and transcripts, for the live stream (several instances on PostgreSQL). */
-  clusterFeed?: { subscribe(fn: (event: FeedEvent) => void): () => void };
+  clusterFeed?: { subscribe(fn: (event: FeedEvent) => void, watching?: () => boolean): () => void };
   /** Bad requests are audited when given. */
   audit?: AuditTrail;
   /** Who may use the console and /api (default: sessions from one-time login links only). */
