@@ -371,6 +371,7 @@ export async function startCloud(options: StartCloudOptions): Promise<Cloud> {
     bots,
     surfaceFor,
     logger,
+    owner: commands.taskMessages,
     updateIntervalMs: options.progressIntervalMs ?? config.BEMATIC_PROGRESS_INTERVAL_MS,
     updateBudget: {
       slack: options.slackUpdateBudget ?? {

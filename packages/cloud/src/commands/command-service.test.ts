@@ -374,7 +374,7 @@ describe('CommandService end to end (real SQLite)', () => {
     expect(await repos.audit.list({ action: 'user.role_changed' })).toHaveLength(1);
   });
 
-  it('decomposition: plan → sequential subtasks → summary with aggregated metrics', async () => {
+  it('decomposition: plan → approval → sequential subtasks → summary with aggregated metrics', async () => {
     await mention('code implement a billing page --decompose');
     const planning = dispatcher.dispatched[0]!;
     expect(planning.command).toBe('decompose');
@@ -401,7 +401,16 @@ describe('CommandService end to end (real SQLite)', () => {
     const plan =
       'Plan:\n```json\n{"subtasks":[{"title":"Schema","command":"implement","prompt":"Add tables"},{"title":"UI","prompt":"Build the page"}]}\n```';
     await complete(planning, plan, 0.1);
+    const proposed = async () => (await repos.taskPlans.findByTask(planning.id))?.status === 'proposed';
+    for (let i = 0; i < 200 && !(await proposed()); i++) await new Promise((r) => setImmediate(r));
+    expect(await proposed()).toBe(true);
+    // Nothing runs before the person approves the plan.
+    expect(dispatcher.dispatched).toHaveLength(1);
+    await pipeline.handle(request(surface, { kind: 'action', text: 'plan_run', actionValue: planning.id }));
     await waitFor(() => dispatcher.dispatched.length === 2);
+    const twice = request(surface, { kind: 'action', text: 'plan_run', actionValue: planning.id });
+    await pipeline.handle(twice);
+    expect(textOf(twice.responses[0]!)).toMatch(/already running/);
     const s1 = dispatcher.dispatched[1]!;
     expect(s1).toMatchObject({
       parentTaskId: planning.id,
@@ -409,13 +418,12 @@ describe('CommandService end to end (real SQLite)', () => {
       model: DEFAULT_MODEL_TIERS.premium,
     });
     expect(s1.prompt).toContain('step 1 of 2');
-    expect(surface.posts.some((p) => textOf(p.message).includes('Plan — 2 subtasks'))).toBe(true);
     await complete(s1, 'did schema', 0.2);
     await waitFor(() => dispatcher.dispatched.length === 3);
     const s2 = dispatcher.dispatched[2]!;
     expect(s2.prompt).toContain('Build the page');
     await complete(s2, 'did ui', 0.3);
-    await waitFor(() => surface.posts.some((p) => textOf(p.message).includes('All 2 subtasks completed')));
+    await waitFor(() => surface.posts.some((p) => textOf(p.message).includes('All 2 steps completed')));
     const parent = (await repos.tasks.findById(planning.id))!;
     expect(parent.costUsd).toBeCloseTo(0.6);
     expect(parent.inputTokens).toBe(300);

@@ -1,4 +1,5 @@
 import type { RequestContext } from '../middleware/types.js';
+import type { TaskMessageOwner } from '../notifications/task-message-owner.js';
 import type { TaskEvents } from '../tasks/task-events.js';
 import { type CommandContext, reject } from './context.js';
 import { DecompositionFlow } from './decomposition-flow.js';
@@ -20,9 +21,14 @@ export class CommandService {
 
   constructor(private readonly context: CommandContext) {
     this.launcher = new TaskLauncher(context);
-    this.replies = new ThreadReplies(context, this.launcher);
-    this.buttons = new TaskButtons(context, this.launcher);
     this.decomposition = new DecompositionFlow(context, this.launcher);
+    this.replies = new ThreadReplies(context, this.launcher, this.decomposition);
+    this.buttons = new TaskButtons(context, this.launcher, this.decomposition);
+  }
+
+  /** Draws the plan messages of decomposed requests, for the notifications. */
+  get taskMessages(): TaskMessageOwner {
+    return this.decomposition;
   }
 
   /** Never throws. */

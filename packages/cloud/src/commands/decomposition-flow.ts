@@ -1,129 +1,269 @@
-import { isTerminalStatus, sumTaskMetrics, type TaskComplete } from '@bematic/protocol';
+import { type Clock, isTerminalStatus, sumTaskMetrics, systemClock } from '@bematic/protocol';
 import { parseArguments, toParsedCommand } from '../bots/command-parser.js';
-import { type Bot, findCommand } from '../bots/types.js';
+import { findCommand } from '../bots/types.js';
 import type { ChatMessage } from '../chat/chat-surface.js';
-import type { Task } from '../db/repositories/types.js';
+import type { PlanStatus, PlanStep, Task, TaskPlan } from '../db/repositories/types.js';
 import { formatDuration } from '../duration.js';
-import { contextBlock, noticeMessage, sectionBlock } from '../notifications/blocks.js';
+import type { RequestContext } from '../middleware/types.js';
+import {
+  ACTION_IDS,
+  contextBlock,
+  noticeMessage,
+  type PlanMessageView,
+  type PlanStepState,
+  planMessage,
+  sectionBlock,
+} from '../notifications/blocks.js';
 import { formatCost } from '../notifications/format.js';
 import { escapeMrkdwn } from '../notifications/mrkdwn.js';
+import type { ProgressView, TaskMessageOwner } from '../notifications/task-message-owner.js';
 import type { TaskEvents } from '../tasks/task-events.js';
-import { audit, type CommandContext } from './context.js';
-import { DECOMPOSE_COMMAND, type PlannedSubtask, parsePlan, subtaskPrompt } from './decomposition.js';
+import { audit, type CommandContext, reject, requirePermission } from './context.js';
+import { DECOMPOSE_COMMAND, parseEditedPlan, parsePlan, subtaskPrompt } from './decomposition.js';
 import { buildExecutionConfig } from './execution-config.js';
 import type { TaskLauncher } from './task-launcher.js';
 
+/** A plan as shown: its row, the planning task's message, its subtasks so far (in order). */
+interface PlanRun {
+  plan: TaskPlan;
+  planning: Task;
+  subtasks: Task[];
+  /** What each running subtask is doing now, for the checklist. */
+  doing: Map<string, string | null>;
+}
+
+const isPlanning = (task: Task) => task.command === DECOMPOSE_COMMAND && !task.parentTaskId;
+
 /**
- * Runs a decomposed request: when the planning task finishes, posts the plan and
- * runs its subtasks one after another, then summarises them on the planning task.
+ * A decomposed request, opt-in (`--decompose`): the planning task's message becomes the plan (its steps as a
+ * checklist with Run plan / Edit / Cancel); Run plan runs the steps one after another in that same message,
+ * which ends as the plan's outcome, followed by one summary. The plan lives in `task_plans`; task state
+ * changes go through the TaskLifecycle (launch, cancel).
  */
-export class DecompositionFlow {
-  private readonly plans = new Map<string, PlannedSubtask[]>();
+export class DecompositionFlow implements TaskMessageOwner {
+  private readonly runs = new Map<string, PlanRun>();
+  /** One settling per terminal task, shared by the event listener and the message renderer. */
+  private readonly settling = new Map<string, Promise<PlanRun | undefined>>();
+  private readonly clock: Clock;
 
   constructor(
     private readonly context: CommandContext,
     private readonly launcher: TaskLauncher,
-  ) {}
+    clock?: Clock,
+  ) {
+    this.clock = clock ?? systemClock;
+  }
 
   /** Subscribes to terminal task events. */
   attach(events: TaskEvents): () => void {
-    const offs = [
-      events.on('task.completed', (p) => this.onTerminal(p.task, p.message)),
-      events.on('task.failed', (p) => this.onTerminal(p.task)),
-      events.on('task.cancelled', (p) => this.onTerminal(p.task)),
-    ];
+    const offs = (['task.completed', 'task.failed', 'task.cancelled'] as const).map((event) =>
+      events.on(event, (p) => {
+        void this.settle(p.task);
+      }),
+    );
     return () => {
       for (const off of offs) off();
     };
   }
 
-  private async onTerminal(task: Task, complete?: TaskComplete): Promise<void> {
-    try {
-      if (task.command === DECOMPOSE_COMMAND && !task.parentTaskId) {
-        if (task.status === 'completed' || complete) await this.planningComplete(task, complete?.result);
-        return;
-      }
-      if (task.parentTaskId) await this.advance(task.parentTaskId);
-    } catch (err) {
-      this.context.log.error({ err, taskId: task.id }, 'decomposition step failed');
+  // ---- the message (TaskMessageOwner) ----
+
+  progress(task: Task, view: ProgressView): ChatMessage | undefined {
+    const run = task.parentTaskId ? this.runs.get(task.parentTaskId) : undefined;
+    if (!run) return undefined;
+    const known = run.subtasks.findIndex((t) => t.id === task.id);
+    if (known === -1) run.subtasks.push(task);
+    else run.subtasks[known] = task;
+    run.doing.set(task.id, view.status === 'Running' ? (view.step ?? 'Running') : view.status);
+    return planMessage(this.view(run));
+  }
+
+  async outcome(task: Task): Promise<ChatMessage | undefined> {
+    if (!isPlanning(task) && !task.parentTaskId) return undefined;
+    const run = await this.settle(task);
+    return run ? planMessage(this.view(run)) : undefined;
+  }
+
+  // ---- buttons and the edited list ----
+
+  async handleAction(ctx: RequestContext): Promise<void> {
+    const { context } = this;
+    if (!(await requirePermission(context, ctx, 'task.run', 'run plans'))) return;
+    const planId = ctx.request.actionValue ?? '';
+    const plan = await context.repos.taskPlans.findByTask(planId);
+    if (!plan) return reject(context, ctx, 'task_not_found', `Plan \`${planId}\` was not found.`);
+    switch (ctx.request.text) {
+      case ACTION_IDS.planRun:
+        return this.run(ctx, plan);
+      case ACTION_IDS.planEdit:
+        return this.explainEdit(ctx, plan);
+      case ACTION_IDS.planCancel:
+        return this.cancel(ctx, plan);
     }
   }
 
-  private async planFor(parent: Task, result?: string): Promise<PlannedSubtask[] | string> {
-    const cached = this.plans.get(parent.id);
-    if (cached) return cached;
-    const parsed = parsePlan(result ?? parent.result ?? '');
-    if (!parsed.ok) return parsed.error;
-    this.plans.set(parent.id, parsed.subtasks);
-    return parsed.subtasks;
+  /** A reply in the thread of a proposed plan: the person's edited list of steps. */
+  async edit(ctx: RequestContext, planning: Task): Promise<boolean> {
+    const { context } = this;
+    const plan = await context.repos.taskPlans.findByTask(planning.id);
+    if (plan?.status !== 'proposed') return false;
+    if (!(await requirePermission(context, ctx, 'task.run', 'edit plans'))) return true;
+    const parsed = parseEditedPlan(ctx.request.text, plan.steps);
+    if (!parsed.ok) {
+      await reject(context, ctx, 'invalid_plan', `I couldn't read that as a plan: ${parsed.error}.`);
+      return true;
+    }
+    const moved = await context.repos.taskPlans.move(plan.taskId, ['proposed'], 'proposed', parsed.subtasks);
+    if (!moved) {
+      await reject(context, ctx, 'plan_not_proposed', 'That plan is no longer waiting for approval.');
+      return true;
+    }
+    await audit(context, ctx, 'decomposition.edited', 'task', plan.taskId, { steps: moved.steps.length });
+    await this.show(await this.load(moved));
+    return true;
   }
 
-  /** The planning task finished: post the plan and start the first subtask. */
-  async planningComplete(planningTask: Task, result?: string): Promise<void> {
-    const { context } = this;
-    const parent = (await context.repos.tasks.findById(planningTask.id)) ?? planningTask;
-    const existing = await context.repos.tasks.list({ parentTaskId: parent.id });
-    if (existing.length > 0) return;
-    const surface = context.surfaceFor(parent);
-    const plan = await this.planFor(parent, result);
-    if (typeof plan === 'string') {
-      await audit(this.context, null, 'decomposition.failed', 'task', parent.id, { error: plan });
-      await surface.post(
-        parent.channelId,
-        noticeMessage(
-          `I couldn't turn the plan into subtasks (${plan}). The planning result is above; ask again without \`--decompose\` to run it as one task.`,
-          ':warning:',
-        ),
-        parent.threadTs,
-      );
+  private async run(ctx: RequestContext, plan: TaskPlan): Promise<void> {
+    const moved = await this.context.repos.taskPlans.move(plan.taskId, ['proposed'], 'running');
+    if (!moved) return this.notNow(ctx, plan);
+    await audit(this.context, ctx, 'decomposition.approved', 'task', plan.taskId, {
+      steps: moved.steps.length,
+    });
+    const run = await this.load(moved);
+    await this.startStep(run, 0);
+  }
+
+  private async cancel(ctx: RequestContext, plan: TaskPlan): Promise<void> {
+    const moved = await this.context.repos.taskPlans.move(plan.taskId, ['proposed', 'running'], 'cancelled');
+    if (!moved) return this.notNow(ctx, plan);
+    await audit(this.context, ctx, 'decomposition.cancelled', 'task', plan.taskId, { from: plan.status });
+    const run = await this.load(moved);
+    const active = run.subtasks.find((t) => !isTerminalStatus(t.status));
+    if (!active) {
+      await this.show(run);
+      this.forget(run);
       return;
     }
-    const lines = plan.map(
-      (s, i) => `${i + 1}. *${escapeMrkdwn(s.title)}*${s.command ? ` · \`${escapeMrkdwn(s.command)}\`` : ''}`,
-    );
-    await surface.post(
-      parent.channelId,
-      {
-        text: `Plan: ${plan.length} subtasks`,
-        blocks: [
-          sectionBlock(
-            `:clipboard: *Plan — ${plan.length} subtask${plan.length === 1 ? '' : 's'}, run one after another*\n${lines.join('\n')}`,
-          ),
-          contextBlock(`Planning task \`${parent.id}\``),
-        ],
-      },
-      parent.threadTs,
-    );
-    await audit(this.context, null, 'decomposition.planned', 'task', parent.id, { subtasks: plan.length });
-    await this.startSubtask(parent, plan, 0);
+    // The running step's cancellation renders the cancelled plan into the message.
+    const reason = `Plan cancelled by ${ctx.request.userName ?? `<@${ctx.request.userId}>`}`;
+    const result = await this.context.lifecycle.dispatcher.cancel(active.id, reason, ctx.request.userId);
+    if (result.outcome === 'not-found')
+      await this.context.lifecycle.tasks.cancel(active.id, reason, ctx.request.userId);
   }
 
-  private async originalCommand(parent: Task, bot: Bot): Promise<string> {
-    const created = await this.context.repos.audit.list({
-      action: 'task.created',
-      resourceId: parent.id,
-      limit: 1,
-    });
-    const d = created[0]?.details.decomposition;
-    const cmd =
-      typeof d === 'object' && d !== null ? (d as Record<string, unknown>).originalCommand : undefined;
-    return typeof cmd === 'string' && findCommand(bot, cmd) ? cmd : bot.defaultCommand;
+  private async explainEdit(ctx: RequestContext, plan: TaskPlan): Promise<void> {
+    if (plan.status !== 'proposed') return this.notNow(ctx, plan);
+    const list = plan.steps.map((s, i) => `${i + 1}. ${s.title} — ${s.prompt.split('\n')[0]}`).join('\n');
+    await ctx.request
+      .respond(
+        noticeMessage(
+          `To change the plan, reply in this thread with the steps, one per line (\`1. title — what to do\`); a step that keeps its title keeps its instructions. Then press *Run plan*. The plan now:\n\`\`\`\n${escapeMrkdwn(list)}\n\`\`\``,
+          ':pencil2:',
+        ),
+      )
+      .catch(() => {});
   }
 
-  private async startSubtask(parent: Task, plan: PlannedSubtask[], index: number): Promise<void> {
+  private async notNow(ctx: RequestContext, plan: TaskPlan): Promise<void> {
+    const current = (await this.context.repos.taskPlans.findByTask(plan.taskId)) ?? plan;
+    const what: Record<PlanStatus, string> = {
+      planning: 'is still being planned',
+      proposed: 'is waiting for approval',
+      running: 'is already running',
+      done: 'has finished',
+      cancelled: 'was cancelled',
+    };
+    await ctx.request.respond(noticeMessage(`That plan ${what[current.status]}.`)).catch(() => {});
+  }
+
+  // ---- the plan as its tasks end ----
+
+  private settle(task: Task): Promise<PlanRun | undefined> {
+    let settling = this.settling.get(task.id);
+    if (!settling) {
+      settling = (isPlanning(task) ? this.planned(task) : this.stepEnded(task)).catch((err: unknown) => {
+        this.context.log.error({ err, taskId: task.id }, 'decomposition step failed');
+        return undefined;
+      });
+      this.settling.set(task.id, settling);
+    }
+    return settling;
+  }
+
+  /** The planning task ended: its answer becomes the proposed plan. */
+  private async planned(task: Task): Promise<PlanRun | undefined> {
     const { context } = this;
-    const sub = plan[index];
+    const plan = await context.repos.taskPlans.findByTask(task.id);
+    if (!plan) return undefined;
+    if (plan.status !== 'planning') return this.load(plan);
+    if (task.status !== 'completed') {
+      await context.repos.taskPlans.move(plan.taskId, ['planning'], 'cancelled');
+      return undefined;
+    }
+    const parsed = parsePlan(task.result ?? '');
+    if (!parsed.ok) {
+      await context.repos.taskPlans.move(plan.taskId, ['planning'], 'cancelled');
+      await audit(context, null, 'decomposition.failed', 'task', task.id, { error: parsed.error });
+      await context
+        .surfaceFor(task)
+        .post(
+          task.channelId,
+          noticeMessage(
+            `I couldn't turn the plan into steps (${parsed.error}). The planning result is above; ask again without \`--decompose\` to run it as one task.`,
+            ':warning:',
+          ),
+          task.threadTs,
+        );
+      return undefined;
+    }
+    const proposed = await context.repos.taskPlans.move(
+      plan.taskId,
+      ['planning'],
+      'proposed',
+      parsed.subtasks,
+    );
+    if (!proposed) return undefined;
+    await audit(context, null, 'decomposition.planned', 'task', task.id, { steps: parsed.subtasks.length });
+    return this.load(proposed);
+  }
+
+  /** A step ended: start the next one, or finish the plan with its summary. */
+  private async stepEnded(task: Task): Promise<PlanRun | undefined> {
+    const { context } = this;
+    const plan = task.parentTaskId ? await context.repos.taskPlans.findByTask(task.parentTaskId) : undefined;
+    if (!plan) return undefined;
+    let run = await this.load(plan);
+    const last = run.subtasks[run.subtasks.length - 1];
+    // Only the latest step moves the plan on, and only once nothing else runs.
+    if (plan.status !== 'running' || last?.id !== task.id) return run;
+    if (task.status === 'completed' && run.subtasks.length < plan.steps.length) {
+      await this.startStep(run, run.subtasks.length);
+      return this.load(run.plan);
+    }
+    const done = await context.repos.taskPlans.move(plan.taskId, ['running'], 'done');
+    if (!done) return this.load(plan);
+    run = await this.load(done);
+    await this.summarise(run);
+    this.forget(run);
+    return run;
+  }
+
+  private async startStep(run: PlanRun, index: number): Promise<void> {
+    const { context } = this;
+    const { planning: parent, plan } = run;
+    const step = plan.steps[index];
     const bot = context.config.bots.get(parent.botName);
     const project = await context.repos.projects.findById(parent.projectId);
-    if (!sub || !bot || !project) return;
+    if (!step || !bot || !project) return;
     const command =
-      (sub.command && findCommand(bot, sub.command)?.name) || (await this.originalCommand(parent, bot));
+      (step.command && findCommand(bot, step.command)?.name) ||
+      (findCommand(bot, plan.originalCommand)?.name ?? bot.defaultCommand);
     const parsed = toParsedCommand(bot.name, command, parseArguments(''));
-    parsed.args = subtaskPrompt(parent, index, plan.length, sub);
+    parsed.args = subtaskPrompt(parent, index, plan.steps.length, step);
     if (parent.priority !== 'normal') parsed.flags.priority = parent.priority;
     const built = buildExecutionConfig(parsed, bot, project, context.config.modelStrategy);
     if (!built.ok) {
-      this.context.log.error({ error: built.error, parent: parent.id }, 'subtask config failed');
+      context.log.error({ error: built.error, parent: parent.id }, 'subtask config failed');
       return;
     }
     this.launcher.routed(bot.name, built.choice.tier);
@@ -137,78 +277,103 @@ export class DecompositionFlow {
       messageTs: null,
       parentTaskId: parent.id,
     });
-    await this.launcher.launch(
+    const launched = await this.launcher.launch(
       task,
-      { surface: context.surfaceFor(parent) },
-      { subtask: index + 1, of: plan.length, title: sub.title },
+      { surface: context.surfaceFor(parent), messageTs: run.planning.progressMessageTs ?? undefined },
+      { subtask: index + 1, of: plan.steps.length, title: step.title },
     );
+    if (!run.subtasks.some((t) => t.id === launched.id)) run.subtasks.push(launched);
   }
 
-  /** A subtask reached a terminal state: start the next one, or summarise. */
-  async advance(parentId: string): Promise<void> {
-    const parent = await this.context.repos.tasks.findById(parentId);
-    if (!parent || parent.command !== DECOMPOSE_COMMAND) return;
-    const plan = await this.planFor(parent);
-    if (typeof plan === 'string') return;
-    const subtasks = await this.subtasksOf(parent.id);
-    if (subtasks.some((t) => !isTerminalStatus(t.status))) return;
-    const last = subtasks[subtasks.length - 1];
-    if (last?.status === 'completed' && subtasks.length < plan.length) {
-      await this.startSubtask(parent, plan, subtasks.length);
-      return;
-    }
-    await this.summarise(parent, plan, subtasks);
+  // ---- reading and showing ----
+
+  private async load(plan: TaskPlan): Promise<PlanRun> {
+    const { tasks } = this.context.repos;
+    const planning = await tasks.findById(plan.taskId);
+    if (!planning) throw new Error(`planning task ${plan.taskId} is gone`);
+    const subtasks = (await tasks.list({ parentTaskId: plan.taskId })).sort(
+      (a, b) => a.createdAt - b.createdAt || a.id.localeCompare(b.id),
+    );
+    const previous = this.runs.get(plan.taskId);
+    const run: PlanRun = { plan, planning, subtasks, doing: previous?.doing ?? new Map() };
+    this.runs.set(plan.taskId, run);
+    return run;
   }
 
-  private async subtasksOf(parentId: string): Promise<Task[]> {
-    const list = await this.context.repos.tasks.list({ parentTaskId: parentId });
-    return list.sort((a, b) => a.createdAt - b.createdAt || a.id.localeCompare(b.id));
+  private view(run: PlanRun): PlanMessageView {
+    const state = (t: Task | undefined): PlanStepState => {
+      if (!t) return 'todo';
+      if (t.status === 'completed' || t.status === 'failed' || t.status === 'cancelled') return t.status;
+      return 'running';
+    };
+    const first = run.subtasks[0];
+    const lastEnd = Math.max(0, ...run.subtasks.map((t) => t.completedAt ?? 0));
+    const finished = run.plan.status === 'done' || run.plan.status === 'cancelled';
+    return {
+      planId: run.plan.taskId,
+      status: run.plan.status === 'planning' ? 'proposed' : run.plan.status,
+      steps: run.plan.steps.map((s: PlanStep, i) => {
+        const t = run.subtasks[i];
+        return {
+          title: s.title,
+          ...(s.command ? { command: s.command } : {}),
+          state: state(t),
+          doing: t ? (run.doing.get(t.id) ?? null) : null,
+        };
+      }),
+      costUsd: sumTaskMetrics([run.planning, ...run.subtasks]).costUsd,
+      elapsedMs: first
+        ? Math.max(0, (finished && lastEnd ? lastEnd : this.clock.now()) - first.createdAt)
+        : null,
+    };
   }
 
-  private async summarise(parent: Task, plan: PlannedSubtask[], subtasks: Task[]): Promise<void> {
+  /** Redraws the plan message (the planning task's message, no longer updated by its own progress). */
+  private async show(run: PlanRun): Promise<void> {
+    const ts = run.planning.progressMessageTs;
+    if (!ts) return;
+    await this.context
+      .surfaceFor(run.planning)
+      .update(run.planning.channelId, ts, planMessage(this.view(run)))
+      .catch((err: unknown) => this.context.log.warn({ err, taskId: run.plan.taskId }, 'plan update failed'));
+  }
+
+  private forget(run: PlanRun): void {
+    this.runs.delete(run.plan.taskId);
+    this.settling.delete(run.plan.taskId);
+    for (const t of run.subtasks) this.settling.delete(t.id);
+  }
+
+  private async summarise(run: PlanRun): Promise<void> {
+    const { planning: parent, plan, subtasks } = run;
     const metrics = sumTaskMetrics([parent, ...subtasks]);
     const filesChanged = [...new Set(subtasks.flatMap((t) => t.filesChanged))];
     const commandsRun = subtasks.flatMap((t) => t.commandsRun);
-    const allDone = subtasks.length === plan.length && subtasks.every((t) => t.status === 'completed');
-    const icon = { completed: ':white_check_mark:', failed: ':x:', cancelled: ':no_entry_sign:' } as Record<
-      string,
-      string
-    >;
-    const lines = plan.map((p, i) => {
-      const t = subtasks[i];
-      return t
-        ? `${icon[t.status] ?? ':grey_question:'} ${i + 1}. *${escapeMrkdwn(p.title)}* — ${t.status} · ${formatCost(t.costUsd)} · \`${t.id}\``
-        : `:white_circle: ${i + 1}. *${escapeMrkdwn(p.title)}* — not run`;
-    });
+    const total = plan.steps.length;
+    const allDone = subtasks.length === total && subtasks.every((t) => t.status === 'completed');
     const headline = allDone
-      ? `:tada: *All ${plan.length} subtasks completed*`
-      : `:warning: *Stopped after ${subtasks.length} of ${plan.length} subtasks* — the last one did not complete, so the rest were not started.`;
+      ? `All ${total} steps completed`
+      : `Stopped after ${subtasks.length} of ${total} steps: the last one did not complete, so the rest were not started`;
+    const totals = `${formatCost(metrics.costUsd)} · ${formatDuration(metrics.durationMs)} · ${metrics.inputTokens} in / ${metrics.outputTokens} out tokens · ${filesChanged.length} files changed`;
     const summary: ChatMessage = {
-      text: allDone
-        ? `All ${plan.length} subtasks completed`
-        : `Decomposition stopped after ${subtasks.length} of ${plan.length} subtasks`,
+      text: `${headline}. Total ${totals}`,
       blocks: [
-        sectionBlock(`${headline}\n${lines.join('\n')}`),
-        sectionBlock(
-          `*Total* ${formatCost(metrics.costUsd)} · ${formatDuration(metrics.durationMs)} · ${metrics.inputTokens} in / ${metrics.outputTokens} out tokens · ${filesChanged.length} files changed`,
-        ),
-        contextBlock(`Planning task \`${parent.id}\``),
+        sectionBlock(`${allDone ? ':tada:' : ':warning:'} *${headline}*\n*Total* ${totals}`),
+        contextBlock(`Planning task \`${parent.id}\``, ...subtasks.map((t) => `\`${t.id}\``)),
       ],
     };
-    const resultText = `${summary.text}\n${lines.join('\n')}`;
     await this.context.repos.tasks.update(parent.id, {
       ...metrics,
       filesChanged,
       commandsRun,
-      result: resultText,
+      result: `${headline}\n${plan.steps.map((s, i) => `${i + 1}. ${s.title}: ${subtasks[i]?.status ?? 'not run'}`).join('\n')}`,
     });
     await audit(this.context, null, 'decomposition.completed', 'task', parent.id, {
       subtasks: subtasks.length,
-      planned: plan.length,
+      planned: total,
       allDone,
       costUsd: metrics.costUsd,
     });
     await this.context.surfaceFor(parent).post(parent.channelId, summary, parent.threadTs);
-    this.plans.delete(parent.id);
   }
 }

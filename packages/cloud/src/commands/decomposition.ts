@@ -1,6 +1,6 @@
 import { z } from 'zod';
 import type { Bot } from '../bots/types.js';
-import type { Project, Task } from '../db/repositories/types.js';
+import type { PlanStep, Project, Task } from '../db/repositories/types.js';
 
 export const DECOMPOSE_COMMAND = 'decompose';
 export const MAX_SUBTASKS = 10;
@@ -13,13 +13,7 @@ const Subtask = z.object({
 });
 const Plan = z.union([z.array(Subtask), z.object({ subtasks: z.array(Subtask) })]);
 
-export interface PlannedSubtask {
-  title: string;
-  prompt: string;
-  command: string | undefined;
-}
-
-export type PlanParseResult = { ok: true; subtasks: PlannedSubtask[] } | { ok: false; error: string };
+export type PlanParseResult = { ok: true; subtasks: PlanStep[] } | { ok: false; error: string };
 
 /** JSON candidates in a model's answer: fenced blocks first, then the outermost braces/brackets. */
 function candidates(text: string): string[] {
@@ -49,12 +43,48 @@ export function parsePlan(result: string): PlanParseResult {
     if (!parsed.success) continue;
     const list = Array.isArray(parsed.data) ? parsed.data : parsed.data.subtasks;
     const subtasks = list
-      .map((s) => ({ title: s.title, prompt: s.prompt ?? s.description ?? s.title, command: s.command }))
+      .map(
+        (s): PlanStep => ({
+          title: s.title,
+          prompt: s.prompt ?? s.description ?? s.title,
+          ...(s.command ? { command: s.command } : {}),
+        }),
+      )
       .slice(0, MAX_SUBTASKS);
     if (subtasks.length === 0) return { ok: false, error: 'the plan has no subtasks' };
     return { ok: true, subtasks };
   }
   return { ok: false, error: 'no JSON subtask list found in the planning result' };
+}
+
+const LIST_ITEM = /^\s*(?:\d+[.)]|[-*•])\s+(.+?)\s*$/;
+
+/**
+ * A person's edited plan, replied in the thread: one step per list line, "title — instructions".
+ * A line that keeps a step's title and gives no instructions keeps that step's instructions and command.
+ */
+export function parseEditedPlan(text: string, previous: readonly PlanStep[]): PlanParseResult {
+  const steps: PlanStep[] = [];
+  for (const line of text.split('\n')) {
+    const item = LIST_ITEM.exec(line)?.[1];
+    if (!item) continue;
+    const [rawTitle = '', ...rest] = item.split(/\s+(?:—|–|-{1,2})\s+/);
+    const title = rawTitle
+      .replace(/^~(.*)~$/, '$1')
+      .trim()
+      .slice(0, 200);
+    if (!title) continue;
+    const prompt = rest.join(' — ').trim();
+    const same = previous.find((p) => p.title.toLowerCase() === title.toLowerCase());
+    steps.push({
+      title,
+      prompt: prompt || same?.prompt || title,
+      ...(same?.command ? { command: same.command } : {}),
+    });
+  }
+  if (steps.length === 0)
+    return { ok: false, error: 'no list of steps found (one per line: `1. title — what to do`)' };
+  return { ok: true, subtasks: steps.slice(0, MAX_SUBTASKS) };
 }
 
 export function planningSystemPrompt(bot: Bot, originalCommand: string, project: Project): string {
@@ -70,7 +100,7 @@ export function planningSystemPrompt(bot: Bot, originalCommand: string, project:
   ].join('\n');
 }
 
-export function subtaskPrompt(parent: Task, index: number, total: number, sub: PlannedSubtask): string {
+export function subtaskPrompt(parent: Task, index: number, total: number, sub: PlanStep): string {
   return [
     `This is step ${index + 1} of ${total} of a larger request: "${parent.prompt.slice(0, 2000)}"`,
     'Earlier steps may already have changed the code; build on them.',

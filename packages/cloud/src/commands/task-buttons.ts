@@ -3,16 +3,21 @@ import { isApprovalAction } from '../approvals/approval-blocks.js';
 import type { NewTask } from '../db/repositories/types.js';
 import { can, type Permission } from '../middleware/permissions.js';
 import type { RequestContext } from '../middleware/types.js';
-import { noticeMessage } from '../notifications/blocks.js';
+import { ACTION_IDS, noticeMessage } from '../notifications/blocks.js';
 import { audit, type CommandContext, reject, requirePermission } from './context.js';
+import type { DecompositionFlow } from './decomposition-flow.js';
 import type { TaskLauncher } from './task-launcher.js';
+
+const PLAN_ACTIONS = new Set<string>([ACTION_IDS.planRun, ACTION_IDS.planEdit, ACTION_IDS.planCancel]);
+
 import { WORKSPACE_BUTTONS, workspaceAction } from './workspace-actions.js';
 
-/** The Retry and Cancel buttons on task messages; `/bm cancel` shares the cancel path. */
+/** The Retry and Cancel buttons on task messages, and a plan's; `/bm cancel` shares the cancel path. */
 export class TaskButtons {
   constructor(
     private readonly context: CommandContext,
     private readonly launcher: TaskLauncher,
+    private readonly plans: DecompositionFlow,
   ) {}
 
   async handle(ctx: RequestContext): Promise<void> {
@@ -22,6 +27,7 @@ export class TaskButtons {
     if (r.text === 'task_retry') return this.retry(ctx, taskId);
     const workspace = WORKSPACE_BUTTONS[r.text];
     if (workspace) return workspaceAction(this.context, ctx, taskId, workspace);
+    if (PLAN_ACTIONS.has(r.text)) return this.plans.handleAction(ctx);
     if (isApprovalAction(r.text) && this.context.approvals) return this.context.approvals.handleAction(ctx);
     return reject(this.context, ctx, 'unknown_action', `Unknown action "${r.text}".`);
   }

@@ -17,6 +17,8 @@ import { buildExecutionConfig } from './execution-config.js';
 export interface LaunchOrigin {
   surface: ChatSurface;
   ctx?: RequestContext;
+  /** The message the task is shown in, when it has one already (a plan's step): nothing new is posted. */
+  messageTs?: string;
 }
 
 /** Where a new task lives and who asked for it. */
@@ -67,7 +69,7 @@ export class TaskLauncher {
     // Planning first is the person's choice (--decompose or the Plan first button), never inferred.
     const decompose = parsed.flags.decompose === true;
     let config = built.config;
-    let details: Record<string, unknown> = { modelReason: built.choice.reason, botVia: resolution.via };
+    const details: Record<string, unknown> = { modelReason: built.choice.reason, botVia: resolution.via };
     if (decompose) {
       config = {
         ...config,
@@ -76,7 +78,6 @@ export class TaskLauncher {
         allowedTools: [...READ_ONLY_TOOLS],
         model: parsed.flags.model ? config.model : modelStrategy.tiers.standard,
       };
-      details = { ...details, decomposition: { originalCommand: parsed.command } };
     }
     this.routed(bot.name, decompose && !parsed.flags.model ? 'standard' : built.choice.tier);
     const extras = await this.extras(ctx);
@@ -85,6 +86,11 @@ export class TaskLauncher {
       task.submission.prompt = `${extras.threadContext}\n\n---\n\nThe request:\n${task.submission.prompt}`;
     }
     if (extras && extras.attachments.length > 0) task.submission.attachments = extras.attachments;
+    if (decompose)
+      await context.repos.taskPlans.create({
+        taskId: task.submission.taskId,
+        originalCommand: parsed.command ?? bot.defaultCommand,
+      });
     const launched = await this.launch(
       task,
       { surface: ctx.request.surface, ctx },
@@ -177,13 +183,20 @@ export class TaskLauncher {
     });
     if (origin.ctx) origin.ctx.tasksCreated++;
     const surface = origin.surface;
+    // A task shown in an existing message (a plan's step) renders there from its first event on.
+    if (origin.messageTs) {
+      task = await context.repos.tasks.update(task.id, { progressMessageTs: origin.messageTs });
+    }
     // The agent gets the task first; "Task started" and the reaction follow the dispatch, off its path.
     const dispatched = context.lifecycle.dispatcher.dispatch(task);
     const afterDispatch = dispatched.then(
       () => undefined,
       () => undefined,
     );
-    const posting = afterDispatch.then(() => this.postStarted(task, surface));
+    const shown = task;
+    const posting = origin.messageTs
+      ? Promise.resolve(shown)
+      : afterDispatch.then(() => this.postStarted(shown, surface));
     const started = context.startedPosts?.hold(task.id, posting) ?? posting;
     const messageTs = task.messageTs;
     const reacted = afterDispatch.then(() =>
@@ -194,7 +207,8 @@ export class TaskLauncher {
     try {
       const result = await dispatched;
       task = await started;
-      if (result.queued) {
+      // A task shown in an existing message says it waits there, not in a notice of its own.
+      if (result.queued && !origin.messageTs) {
         await surface
           .post(
             task.channelId,

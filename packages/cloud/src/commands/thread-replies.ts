@@ -4,6 +4,7 @@ import { findCommand } from '../bots/types.js';
 import type { RequestContext } from '../middleware/types.js';
 import { worktreeOwner } from '../workspaces/workspace-requests.js';
 import { type CommandContext, reject, requirePermission } from './context.js';
+import type { DecompositionFlow } from './decomposition-flow.js';
 import { buildExecutionConfig } from './execution-config.js';
 import type { TaskLauncher } from './task-launcher.js';
 
@@ -16,6 +17,7 @@ export class ThreadReplies {
   constructor(
     private readonly context: CommandContext,
     private readonly launcher: TaskLauncher,
+    private readonly plans: DecompositionFlow,
   ) {}
 
   async handle(ctx: RequestContext): Promise<void> {
@@ -31,6 +33,8 @@ export class ThreadReplies {
       );
       return;
     }
+    // The thread of a plan waiting for approval: the reply is the person's edited plan.
+    if (await this.plans.edit(ctx, previous)) return;
     if (!(await requirePermission(context, ctx, 'task.run', 'run tasks'))) return;
     if (!isTerminalStatus(previous.status)) {
       return reject(

@@ -197,6 +197,18 @@ export interface SlackDeliveriesTable {
   received_at: number;
 }
 
+/** A decomposed request's plan (migration 011). */
+export interface TaskPlansTable {
+  /** The planning task. */
+  task_id: string;
+  original_command: string;
+  /** JSON PlannedSubtask[]. */
+  steps: string;
+  status: string;
+  created_at: number;
+  updated_at: number;
+}
+
 /** Maintained by triggers on `tasks` (migration 008): one row per status, bot and slot. */
 export interface TaskTotalsTable {
   status: string;
@@ -226,4 +238,5 @@ export interface Schema {
   permission_requests: PermissionRequestsTable;
   task_totals: TaskTotalsTable;
   slack_deliveries: SlackDeliveriesTable;
+  task_plans: TaskPlansTable;
 }

@@ -20,6 +20,9 @@ export const ACTION_IDS = {
   createPr: 'workspace_pr',
   showDiff: 'workspace_diff',
   discard: 'workspace_discard',
+  planRun: 'plan_run',
+  planEdit: 'plan_edit',
+  planCancel: 'plan_cancel',
 } as const;
 
 export const REACTIONS = {
@@ -368,3 +371,97 @@ export function noticeMessage(text: string, emoji = ':information_source:'): Cha
 }
 
 export { context as contextBlock, divider as dividerBlock, section as sectionBlock };
+
+export type PlanStepState = 'todo' | 'running' | 'completed' | 'failed' | 'cancelled';
+
+export interface PlanStepView {
+  title: string;
+  command?: string;
+  state: PlanStepState;
+  /** What the running step is doing now ("Editing src/a.ts", "Queued"). */
+  doing?: string | null;
+}
+
+export interface PlanMessageView {
+  /** The planning task's id: the buttons' value. */
+  planId: string;
+  status: 'proposed' | 'running' | 'done' | 'cancelled';
+  steps: PlanStepView[];
+  costUsd: number;
+  /** Since Run plan (running, done). */
+  elapsedMs: number | null;
+}
+
+const STEP_MARK: Record<PlanStepState, string> = {
+  todo: '☐',
+  running: '☐',
+  completed: '☑',
+  failed: '✗',
+  cancelled: '✗',
+};
+
+function planStepLine(step: PlanStepView, i: number, mrkdwn: boolean): string {
+  // Slack reads the fallback text with the same escaping as mrkdwn.
+  const title = escapeMrkdwn(truncateText(step.title, 200));
+  const command = step.command
+    ? mrkdwn
+      ? ` · \`${escapeMrkdwn(step.command)}\``
+      : ` (${escapeMrkdwn(step.command)})`
+    : '';
+  const doing = step.state === 'running' && step.doing ? escapeMrkdwn(truncateText(step.doing, 200)) : '';
+  const suffix = step.state === 'failed' || step.state === 'cancelled' ? ` — ${step.state}` : '';
+  if (!mrkdwn)
+    return `${STEP_MARK[step.state]} ${i + 1}. ${title}${command}${suffix}${doing ? ` — ${doing}` : ''}`;
+  const shown = step.state === 'completed' ? `~${title}~` : step.state === 'running' ? `*${title}*` : title;
+  return `${STEP_MARK[step.state]} ${i + 1}. ${shown}${command}${suffix}${doing ? ` — _${doing}_` : ''}`;
+}
+
+function planHeadline(view: PlanMessageView): string {
+  const n = view.steps.length;
+  const done = view.steps.filter((s) => s.state === 'completed').length;
+  const running = view.steps.findIndex((s) => s.state === 'running');
+  switch (view.status) {
+    case 'proposed':
+      return `:clipboard: Plan — ${plural(n, 'step')}, run one after another. Run it, edit it, or cancel it.`;
+    case 'running':
+      return `:hourglass_flowing_sand: Running the plan — step ${running === -1 ? done + 1 : running + 1} of ${n}`;
+    case 'done':
+      return done === n
+        ? `:white_check_mark: Plan done — all ${plural(n, 'step')} completed`
+        : `:warning: Plan stopped after ${done} of ${n} steps — a step did not complete, so the rest were not started`;
+    case 'cancelled':
+      return `:no_entry_sign: Plan cancelled — ${done} of ${n} steps completed`;
+  }
+}
+
+/** A decomposed request: one message, its steps as a checklist, with Run plan / Edit / Cancel while proposed. */
+export function planMessage(view: PlanMessageView): ChatMessage {
+  const headline = planHeadline(view);
+  const facts = [`Planning task \`${view.planId}\``];
+  if (view.status !== 'proposed') facts.unshift(`Cost ${formatCost(view.costUsd)}`);
+  if (view.elapsedMs !== null) facts.unshift(`Elapsed ${formatDuration(view.elapsedMs)}`);
+  const blocks: ChatBlock[] = [
+    section(`*${headline.replace(/ — /, '* — ')}`),
+    section(view.steps.map((s, i) => planStepLine(s, i, true)).join('\n')),
+    context(...facts),
+  ];
+  if (view.status === 'proposed')
+    blocks.push(
+      actions(
+        button('Run plan', ACTION_IDS.planRun, view.planId, 'primary'),
+        button('Edit', ACTION_IDS.planEdit, view.planId),
+        button('Cancel', ACTION_IDS.planCancel, view.planId, 'danger'),
+      ),
+    );
+  if (view.status === 'running')
+    blocks.push(actions(button('Cancel', ACTION_IDS.planCancel, view.planId, 'danger')));
+  const plainFacts = facts.map((f) => f.replace(/`/g, ''));
+  return {
+    text: [
+      mrkdwnToPlain(headline.replace(/^:[a-z_]+: /, '')),
+      ...view.steps.map((s, i) => planStepLine(s, i, false)),
+      plainFacts.join(' · '),
+    ].join('\n'),
+    blocks,
+  };
+}

@@ -18,6 +18,7 @@ import {
 import { planFromProgress } from './plan.js';
 import type { StartedPosts } from './started-posts.js';
 import { StreamAccumulator } from './stream-accumulator.js';
+import type { TaskMessageOwner } from './task-message-owner.js';
 import { type UpdateBudget, UpdateScheduler } from './update-scheduler.js';
 
 export interface NotificationServiceDeps {
@@ -43,6 +44,8 @@ export interface NotificationServiceDeps {
   resultLimit?: number;
   /** The dashboard page of a task, linked from its completion message (undefined: no link). */
   taskUrl?: (task: Task) => string | undefined;
+  /** Draws the messages of the tasks it owns (a plan's); the rest get the usual blocks. */
+  owner?: TaskMessageOwner;
   /** Where agent resource warnings go. */
   adminChannel?: { surface: ChatSurface; channelId: string };
   /** "Task started" posts on their way (the launcher posts after dispatching): waited for, never doubled. */
@@ -124,21 +127,21 @@ export class NotificationService {
         }),
       ),
       e.on('task.completed', (p) =>
-        this.finish(
-          p.task,
-          REACTIONS.completed,
+        this.finish(p.task, REACTIONS.completed, (plan) =>
           completionMessage(p.task, this.label(p.task), p.message, {
             resultLimit: this.deps.resultLimit,
             taskUrl: this.deps.taskUrl?.(p.task),
-            plan: this.tracked.get(p.task.id)?.view.plan,
+            plan,
           }),
         ),
       ),
       e.on('task.failed', (p) =>
-        this.finish(p.task, REACTIONS.failed, errorMessage(p.task, this.label(p.task), p.message)),
+        this.finish(p.task, REACTIONS.failed, () => errorMessage(p.task, this.label(p.task), p.message)),
       ),
       e.on('task.cancelled', (p) =>
-        this.finish(p.task, REACTIONS.cancelled, cancellationMessage(p.task, this.label(p.task), p.message)),
+        this.finish(p.task, REACTIONS.cancelled, () =>
+          cancellationMessage(p.task, this.label(p.task), p.message),
+        ),
       ),
       e.on('agent.offline', (p) => this.track$(this.agentOffline(p.agentId, p.reconnectEtaMs, p.reason))),
       e.on('agent.status', (p) => {
@@ -207,10 +210,8 @@ export class NotificationService {
 
   private render(t: Tracked, now: number): ChatMessage {
     const started = t.task.startedAt ?? t.task.createdAt;
-    return progressMessage(t.task, this.label(t.task), {
-      ...t.view,
-      elapsedMs: Math.max(0, now - started),
-    });
+    const view = { ...t.view, elapsedMs: Math.max(0, now - started) };
+    return this.deps.owner?.progress(t.task, view) ?? progressMessage(t.task, this.label(t.task), view);
   }
 
   private entry(task: Task): Tracked {
@@ -279,11 +280,16 @@ export class NotificationService {
    * The progress message becomes the outcome (updated in place), so the thread holds the request, one bot
    * message and follow-ups. Only if that update cannot land is the outcome posted as a new message.
    */
-  private finish(task: Task, reaction: string, message: ChatMessage): Promise<void> {
+  private finish(
+    task: Task,
+    reaction: string,
+    usual: (plan: ProgressView['plan']) => ChatMessage,
+  ): Promise<void> {
     return this.track$(
       (async () => {
         const t = this.entry(task);
         this.tracked.delete(task.id);
+        const message = (await this.deps.owner?.outcome(task)) ?? usual(t.view.plan);
         const surface = this.deps.surfaceFor(task);
         const updating = t.acc.finish(message);
         const reacting = this.react(surface, task, reaction);

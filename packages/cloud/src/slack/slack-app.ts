@@ -37,6 +37,9 @@ export const TASK_ACTION_IDS = [
   'workspace_pr',
   'workspace_diff',
   'workspace_discard',
+  'plan_run',
+  'plan_edit',
+  'plan_cancel',
   ...APPROVAL_ACTIONS,
 ] as const;
 

@@ -1535,6 +1535,34 @@ export function describeRepositoryConformance(name: string, open: () => Promise<
       });
     });
 
+    describe('task plans', () => {
+      it('keeps a plan by its planning task and moves its status only from the expected one', async () => {
+        const created = await repos.taskPlans.create({ taskId: 'task_plan', originalCommand: 'implement' });
+        expect(created).toMatchObject({
+          taskId: 'task_plan',
+          originalCommand: 'implement',
+          steps: [],
+          status: 'planning',
+        });
+        const steps = [
+          { title: 'Schema', prompt: 'Add tables', command: 'implement' },
+          { title: 'UI', prompt: 'Build it' },
+        ];
+        expect(await repos.taskPlans.move('task_plan', ['planning'], 'proposed', steps)).toMatchObject({
+          status: 'proposed',
+          steps,
+        });
+        expect(await repos.taskPlans.move('task_plan', ['proposed'], 'running')).toMatchObject({
+          status: 'running',
+          steps,
+        });
+        // A second Run plan finds it running already: no change.
+        expect(await repos.taskPlans.move('task_plan', ['proposed'], 'running')).toBeUndefined();
+        expect((await repos.taskPlans.findByTask('task_plan'))?.status).toBe('running');
+        expect(await repos.taskPlans.findByTask('task_nope')).toBeUndefined();
+      });
+    });
+
     describe('transactions', () => {
       it('commits every write made through the bound repositories', async () => {
         const id = await repos.transaction(async (r) => {

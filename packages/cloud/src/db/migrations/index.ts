@@ -12,6 +12,7 @@ import { slackDeliveries } from './007-slack-deliveries.js';
 import { historyIndexes } from './008-history-indexes.js';
 import { agentPresence } from './009-agent-presence.js';
 import { rateLimits } from './010-rate-limits.js';
+import { taskPlans } from './011-task-plans.js';
 
 /**
  * Every migration, in order. Listed in code rather than discovered on disk so
@@ -29,6 +30,7 @@ export const MIGRATIONS: Readonly<Record<string, Migration>> = {
   '008-history-indexes': historyIndexes,
   '009-agent-presence': agentPresence,
   '010-rate-limits': rateLimits,
+  '011-task-plans': taskPlans,
 };
 
 const provider: MigrationProvider = { getMigrations: async () => ({ ...MIGRATIONS }) };

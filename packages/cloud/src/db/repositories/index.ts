@@ -12,6 +12,7 @@ import { KyselyPermissionRequestRepository } from './permission-request-reposito
 import { KyselyProjectRepository } from './project-repository.js';
 import { KyselySessionRepository } from './session-repository.js';
 import { KyselySlackDeliveryRepository } from './slack-delivery-repository.js';
+import { KyselyTaskPlanRepository } from './task-plan-repository.js';
 import { KyselyTaskRepository } from './task-repository.js';
 import { KyselyTaskSearchRepository } from './task-search-repository.js';
 import { KyselyTaskStepRepository } from './task-step-repository.js';
@@ -41,6 +42,7 @@ function bind(db: Kysely<Schema>, now: Clock['now']): Omit<Repositories, 'transa
     consoleMessages: new KyselyConsoleMessageRepository(db),
     permissionRequests: new KyselyPermissionRequestRepository(db, now),
     slackDeliveries: new KyselySlackDeliveryRepository(db, now),
+    taskPlans: new KyselyTaskPlanRepository(db, now),
   };
 }
 
@@ -72,6 +74,7 @@ export {
   KyselyProjectRepository,
   KyselySessionRepository,
   KyselySlackDeliveryRepository,
+  KyselyTaskPlanRepository,
   KyselyTaskRepository,
   KyselyTaskSearchRepository,
   KyselyTaskStepRepository,

@@ -433,6 +433,41 @@ export interface SlackDeliveryRepository {
   pruneBefore(before: number): Promise<number>;
 }
 
+export const PLAN_STATUSES = ['planning', 'proposed', 'running', 'done', 'cancelled'] as const;
+export type PlanStatus = (typeof PLAN_STATUSES)[number];
+
+export interface PlanStep {
+  title: string;
+  prompt: string;
+  command?: string;
+}
+
+/** A decomposed request's plan, keyed by its planning task. */
+export interface TaskPlan {
+  taskId: string;
+  /** The command the person asked for; a step without its own command runs as this one. */
+  originalCommand: string;
+  steps: PlanStep[];
+  status: PlanStatus;
+  createdAt: number;
+  updatedAt: number;
+}
+
+export interface TaskPlanRepository {
+  create(plan: { taskId: string; originalCommand: string }): Promise<TaskPlan>;
+  findByTask(taskId: string): Promise<TaskPlan | undefined>;
+  /**
+   * Moves the plan from one of `from` to `to` (with new steps, if given) in one conditional UPDATE:
+   * undefined when it was not in `from`, so two clicks on Run plan start it once.
+   */
+  move(
+    taskId: string,
+    from: readonly PlanStatus[],
+    to: PlanStatus,
+    steps?: PlanStep[],
+  ): Promise<TaskPlan | undefined>;
+}
+
 export interface Repositories {
   projects: ProjectRepository;
   tasks: TaskRepository;
@@ -448,6 +483,7 @@ export interface Repositories {
   consoleMessages: ConsoleMessageRepository;
   permissionRequests: PermissionRequestRepository;
   slackDeliveries: SlackDeliveryRepository;
+  taskPlans: TaskPlanRepository;
   /** Run fn atomically; repositories passed in are bound to the transaction. */
   transaction<T>(fn: (repos: Omit<Repositories, 'transaction'>) => Promise<T>): Promise<T>;
 }

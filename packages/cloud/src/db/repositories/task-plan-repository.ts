@@ -1,0 +1,86 @@
+import type { Clock } from '@bematic/protocol';
+import type { Kysely, Selectable } from 'kysely';
+import { z } from 'zod';
+import { StoredDataError } from '../errors.js';
+import type { Schema, TaskPlansTable } from '../schema.js';
+import {
+  PLAN_STATUSES,
+  type PlanStatus,
+  type PlanStep,
+  type TaskPlan,
+  type TaskPlanRepository,
+} from './types.js';
+
+const Steps = z.array(z.object({ title: z.string(), prompt: z.string(), command: z.string().optional() }));
+const Status = z.enum(PLAN_STATUSES);
+
+function toPlan(row: Selectable<TaskPlansTable>): TaskPlan {
+  const ref = (column: string) => new StoredDataError('task_plans', column, row.task_id, 'invalid');
+  let steps: unknown;
+  try {
+    steps = JSON.parse(row.steps);
+  } catch {
+    throw ref('steps');
+  }
+  const parsedSteps = Steps.safeParse(steps);
+  if (!parsedSteps.success) throw ref('steps');
+  const status = Status.safeParse(row.status);
+  if (!status.success) throw ref('status');
+  return {
+    taskId: row.task_id,
+    originalCommand: row.original_command,
+    steps: parsedSteps.data,
+    status: status.data,
+    createdAt: Number(row.created_at),
+    updatedAt: Number(row.updated_at),
+  };
+}
+
+export class KyselyTaskPlanRepository implements TaskPlanRepository {
+  constructor(
+    private readonly db: Kysely<Schema>,
+    private readonly now: Clock['now'] = Date.now,
+  ) {}
+
+  async create(plan: { taskId: string; originalCommand: string }): Promise<TaskPlan> {
+    const at = this.now();
+    const row = await this.db
+      .insertInto('task_plans')
+      .values({
+        task_id: plan.taskId,
+        original_command: plan.originalCommand,
+        steps: '[]',
+        status: 'planning',
+        created_at: at,
+        updated_at: at,
+      })
+      .returningAll()
+      .executeTakeFirstOrThrow();
+    return toPlan(row);
+  }
+
+  async findByTask(taskId: string): Promise<TaskPlan | undefined> {
+    const row = await this.db
+      .selectFrom('task_plans')
+      .selectAll()
+      .where('task_id', '=', taskId)
+      .executeTakeFirst();
+    return row ? toPlan(row) : undefined;
+  }
+
+  async move(
+    taskId: string,
+    from: readonly PlanStatus[],
+    to: PlanStatus,
+    steps?: PlanStep[],
+  ): Promise<TaskPlan | undefined> {
+    const row = await this.db
+      .updateTable('task_plans')
+      .set({ status: to, updated_at: this.now(), ...(steps ? { steps: JSON.stringify(steps) } : {}) })
+      .where('task_id', '=', taskId)
+      .where('status', 'in', [...from])
+      .returningAll()
+      .executeTakeFirst();
+    return row ? toPlan(row) : undefined;
+  }
+}
