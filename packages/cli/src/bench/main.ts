@@ -79,6 +79,29 @@ function table(reports: ScenarioReport[]): string {
   return [fmt(header), rule, ...lines.map((l) => (typeof l === 'string' ? l : fmt(l)))].join('\n');
 }
 
+/** The same table as Markdown, for bench-results/latest.md beside the JSON. */
+function markdown(
+  reports: ScenarioReport[],
+  meta: { startedAt: string; quick: boolean; machine: string },
+): string {
+  const cell = (text: string) => text.replaceAll('|', '\\|');
+  const out = [
+    `# Bench results${meta.quick ? ' (--quick)' : ''}`,
+    '',
+    `${meta.startedAt} on ${meta.machine}`,
+    '',
+    '| metric | value | unit | baseline / notes |',
+    '| --- | ---: | --- | --- |',
+  ];
+  for (const r of reports) {
+    out.push(`| **${cell(r.title)}**${r.error ? ' — FAILED' : ''} | | | |`);
+    if (r.error) out.push(`| error | | | ${cell(r.error.split('\n')[0] ?? '')} |`);
+    for (const row of r.rows ?? [])
+      out.push(`| ${cell(row.metric.trim())} | ${formatValue(row)} | ${row.unit} | ${cell(row.notes)} |`);
+  }
+  return `${out.join('\n')}\n`;
+}
+
 function formatValue(row: BenchRow): string {
   if (!Number.isFinite(row.value)) return String(row.value);
   return row.value.toLocaleString('en-US', { maximumFractionDigits: 3 });
@@ -146,8 +169,17 @@ async function main(argv: string[]): Promise<number> {
   const file = path.join(dir, `bench-${stamp}.json`);
   await writeFile(file, json);
   await writeFile(path.join(dir, 'latest.json'), json);
+  const m = result.machine;
+  await writeFile(
+    path.join(dir, 'latest.md'),
+    markdown(reports, {
+      startedAt: result.startedAt,
+      quick: opts.quick,
+      machine: `${m.cpus} × ${m.cpuModel}, ${m.totalMemoryMb} MiB, Node ${m.node}, load ${m.loadAvg1m}`,
+    }),
+  );
   process.stdout.write(
-    `\nwritten ${path.relative(process.cwd(), file)} and latest.json (${result.durationMs / 1000} s)\n`,
+    `\nwritten ${path.relative(process.cwd(), file)}, latest.json and latest.md (${result.durationMs / 1000} s)\n`,
   );
   return reports.some((r) => r.error) ? 1 : 0;
 }

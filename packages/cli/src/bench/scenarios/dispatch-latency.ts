@@ -101,7 +101,7 @@ export const dispatchLatency: Scenario = {
           metric: '  task recorded → TASK_SUBMIT sent p50',
           value: round(b.p50),
           unit: 'ms',
-          notes: '"Task started" post + reaction (Slack Web API), outbox row',
+          notes: 'outbox row, WebSocket write ("Task started" and the reaction follow it)',
         },
         {
           metric: '  TASK_SUBMIT sent → executor p50',

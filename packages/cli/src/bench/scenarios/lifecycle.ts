@@ -211,7 +211,8 @@ export const lifecycle: Scenario = {
   name: 'lifecycle',
   title: 'Lifecycle throughput and drain: raw agent answering at once, every change committed',
   async run(ctx) {
-    const count = ctx.quick ? 300 : 1000;
+    // Quick mode keeps the enqueue (through the inbound pipeline, slow on PostgreSQL) short.
+    const count = ctx.quick ? 150 : 1000;
     const makers = await benchDatabases(ctx.log);
     const rows: BenchRow[] = [];
     const runs: Run[] = [];
@@ -220,7 +221,7 @@ export const lifecycle: Scenario = {
       const client = new Client();
       const db = await make();
       try {
-        if (rate === 0) rate = await rawMessageRate(client, ctx.quick ? 20_000 : 100_000);
+        if (rate === 0) rate = await rawMessageRate(client, ctx.quick ? 10_000 : 100_000);
         const r = await runOn(db, count, client);
         runs.push(r);
         ctx.log(`  ${r.dialect}: ${r.tasksPerSec} tasks/s, all ACKed ${r.allAckedMs} ms after auth`);
