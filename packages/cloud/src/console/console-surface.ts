@@ -379,32 +379,16 @@ export class ConsoleChatSurface implements ChatSurface {
   }
 }
 
+/** The two differ only in how a message without blocks is written (null in a row, absent on the wire). */
 function toStored(m: ConsoleMessage): StoredConsoleMessage {
-  return {
-    channelId: m.channelId,
-    ts: m.ts,
-    threadTs: m.threadTs,
-    userId: m.userId,
-    text: m.text,
-    blocks: m.blocks ?? null,
-    reactions: [...m.reactions],
-    visibleTo: m.visibleTo,
-    postedAt: m.postedAt,
-    editedAt: m.editedAt,
-  };
+  return { ...m, blocks: m.blocks ?? null, reactions: [...m.reactions] };
 }
 
 function fromStored(m: StoredConsoleMessage): ConsoleMessage {
+  const { blocks, ...rest } = m;
   return {
-    channelId: m.channelId,
-    ts: m.ts,
-    threadTs: m.threadTs,
-    userId: m.userId,
-    text: m.text,
-    ...(m.blocks ? { blocks: m.blocks as NonNullable<ChatMessage['blocks']> } : {}),
+    ...rest,
+    ...(blocks ? { blocks: blocks as NonNullable<ChatMessage['blocks']> } : {}),
     reactions: [...m.reactions],
-    visibleTo: m.visibleTo,
-    postedAt: m.postedAt,
-    editedAt: m.editedAt,
   };
 }
