@@ -3,7 +3,7 @@ import { startTestSystem, type TestSystem, turn } from '@bematic/testkit';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { nextTerminal, readThread } from './support.js';
 
-/** With BEMATIC_PUBLIC_URL set, Slack's completion message links to the task's dashboard page. */
+/** With BEMATIC_PUBLIC_URL set, Slack's progress and completion messages link to the task's dashboard page. */
 describe('completion message links to the task page', () => {
   let system: TestSystem;
   beforeAll(async () => {
@@ -14,7 +14,7 @@ describe('completion message links to the task page', () => {
   });
   afterAll(() => system?.close());
 
-  it('puts the public task page URL in the completion block, and the public host is accepted', async () => {
+  it('puts the public task page URL in the progress and completion blocks, and the public host is accepted', async () => {
     system.model.setScript([turn.text('Nothing to change.')]);
     const done = nextTerminal(system);
     const mention = await system.emulator.mention({
@@ -26,9 +26,14 @@ describe('completion message links to the task page', () => {
     expect(event).toBe('task.completed');
     const thread = await readThread(system, mention.ts);
     const completion = thread.find((m) => m.text.startsWith('Task completed'));
-    expect(JSON.stringify(completion?.blocks)).toContain(
-      `<https://bematic.example.com/tasks/${task.id}|Open the task page>`,
-    );
+    const link = `<https://bematic.example.com/tasks/${task.id}|Open the task page>`;
+    expect(JSON.stringify(completion?.blocks)).toContain(link);
+    // While it ran, the progress message linked the live transcript too.
+    const progress = (completion?.edits ?? [])
+      .map((e) => JSON.stringify(e.blocks ?? []))
+      .filter((b) => b.includes('task_cancel'));
+    expect(progress.length).toBeGreaterThan(0);
+    expect(progress.some((b) => b.includes(link))).toBe(true);
     const status = (host: string) =>
       new Promise<number>((resolve, reject) => {
         get(`${system.cloud.url}/tasks/${task.id}`, { headers: { host } }, (res) => {

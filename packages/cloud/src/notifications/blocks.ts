@@ -92,6 +92,8 @@ export interface ProgressView {
   plan?: PlanItem[] | null;
   /** Notices that must stay visible (auto-continuation), newest last. */
   notices?: string[];
+  /** The task's dashboard page: the full transcript as it streams. */
+  taskUrl?: string;
 }
 
 const MAX_PLAN_ITEMS = 20;
@@ -121,6 +123,7 @@ export function progressMessage(task: Task, label: TaskLabel, view: ProgressView
   blocks.push(
     context(`Elapsed ${formatDuration(view.elapsedMs)}`, `Model \`${task.model}\``, `Task \`${task.id}\``),
   );
+  if (view.taskUrl) blocks.push(taskPageLink(view.taskUrl));
   blocks.push(actions(button('Cancel', ACTION_IDS.cancel, task.id, 'danger')));
   return { text: `${view.status}: ${label.bot} ${task.command} (${task.id})`, blocks };
 }

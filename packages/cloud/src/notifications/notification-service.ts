@@ -42,7 +42,7 @@ export interface NotificationServiceDeps {
   tailLines?: number;
   /** Characters of the final result shown in the completion message. */
   resultLimit?: number;
-  /** The dashboard page of a task, linked from its completion message (undefined: no link). */
+  /** The dashboard page of a task, linked from its progress and completion messages (undefined: no link). */
   taskUrl?: (task: Task) => string | undefined;
   /** Draws the messages of the tasks it owns (a plan's); the rest get the usual blocks. */
   owner?: TaskMessageOwner;
@@ -210,7 +210,7 @@ export class NotificationService {
 
   private render(t: Tracked, now: number): ChatMessage {
     const started = t.task.startedAt ?? t.task.createdAt;
-    const view = { ...t.view, elapsedMs: Math.max(0, now - started) };
+    const view = { ...t.view, elapsedMs: Math.max(0, now - started), taskUrl: this.deps.taskUrl?.(t.task) };
     return this.deps.owner?.progress(t.task, view) ?? progressMessage(t.task, this.label(t.task), view);
   }
 
