@@ -1,17 +1,5 @@
 import type { TaskMetrics } from './messages.js';
 
-/** Every field of TaskMetrics, in wire order: the one list the code iterates instead of spelling them out. */
-export const TASK_METRIC_KEYS = [
-  'inputTokens',
-  'outputTokens',
-  'cacheReadTokens',
-  'cacheCreationTokens',
-  'costUsd',
-  'durationMs',
-  'numTurns',
-  'continuations',
-] as const satisfies readonly (keyof TaskMetrics)[];
-
 /** The metrics that add up across tasks into totals (turns and continuations count per run). */
 export const SUMMED_TASK_METRIC_KEYS = [
   'inputTokens',
@@ -20,19 +8,20 @@ export const SUMMED_TASK_METRIC_KEYS = [
   'cacheCreationTokens',
   'costUsd',
   'durationMs',
-] as const satisfies readonly (typeof TASK_METRIC_KEYS)[number][];
+] as const satisfies readonly (keyof TaskMetrics)[];
+
+/** Every field of TaskMetrics, in wire order: the one list the code iterates instead of spelling them out. */
+export const TASK_METRIC_KEYS = [
+  ...SUMMED_TASK_METRIC_KEYS,
+  'numTurns',
+  'continuations',
+] as const satisfies readonly (keyof TaskMetrics)[];
+
 export type SummedTaskMetrics = Pick<TaskMetrics, (typeof SUMMED_TASK_METRIC_KEYS)[number]>;
 
-export const ZERO_TASK_METRICS: Readonly<TaskMetrics> = Object.freeze({
-  inputTokens: 0,
-  outputTokens: 0,
-  cacheReadTokens: 0,
-  cacheCreationTokens: 0,
-  costUsd: 0,
-  durationMs: 0,
-  numTurns: 0,
-  continuations: 0,
-});
+export const ZERO_TASK_METRICS: Readonly<TaskMetrics> = Object.freeze(
+  Object.fromEntries(TASK_METRIC_KEYS.map((k) => [k, 0])) as TaskMetrics,
+);
 
 /** Just the metric fields of anything that carries them (a task row, a message). */
 export function pickTaskMetrics(source: TaskMetrics): TaskMetrics {
