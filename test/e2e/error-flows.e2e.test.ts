@@ -36,6 +36,9 @@ describe('error flows', () => {
     expect(errorBlock, system.emulator.renderThread(system.channel, msg.ts)).toBeDefined();
     expect(errorBlock!.readable).toMatch(/overloaded/i);
     expect(errorBlock!.readable).not.toMatch(/sk-ant/);
+    // The one task message became the outcome: no second message, no Cancel left behind.
+    expect(thread.filter((m) => m.isBot)).toHaveLength(1);
+    expect(buttonValue(errorBlock, 'task_cancel')).toBeUndefined();
 
     system.model.setScript([turn.text('Fixed the flaky test.')]);
     const retried = nextTerminal(system, (t) => t.id !== task.id);
@@ -74,6 +77,8 @@ describe('error flows', () => {
     expect(block, system.emulator.renderThread(system.channel, msg.ts)).toBeDefined();
     expect(block!.readable).toMatch(/token/i);
     expect(thread.some((m) => buttonValue(m, 'task_retry'))).toBe(false);
+    expect(thread.filter((m) => m.isBot)).toHaveLength(1);
+    expect(buttonValue(block, 'task_cancel')).toBeUndefined();
   });
 
   it('Task cancellation: Cancel on the progress message stops Claude Code and the task ends cancelled, once', async () => {
