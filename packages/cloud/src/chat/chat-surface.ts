@@ -28,11 +28,20 @@ export interface ChatFile {
   comment?: string;
 }
 
+export interface UpdateOptions {
+  scheduled?: boolean;
+}
+
 export interface ChatSurface {
   readonly name: 'slack' | 'console';
   /** Post into a thread (threadTs) or at the channel top level. */
   post(channelId: string, message: ChatMessage, threadTs?: string | null): Promise<PostedMessage>;
-  update(channelId: string, ts: string, message: ChatMessage): Promise<void>;
+  /**
+   * Edits a posted message. A `scheduled` caller (the task message's update scheduler) waits out rate limits
+   * itself, so the surface makes one request and hands a rate limit back at once; any other edit (an approval
+   * decided, a plan changed) is retried by the surface until it lands.
+   */
+  update(channelId: string, ts: string, message: ChatMessage, options?: UpdateOptions): Promise<void>;
   /** Visible to one user only; falls back to a normal post where the surface has no ephemerals. */
   postEphemeral(
     channelId: string,

@@ -239,7 +239,7 @@ export class NotificationService {
       render: (now) => this.render(t, now),
       send: async (message) => {
         const ts = await this.progressTs(t);
-        await this.deps.surfaceFor(t.task).update(t.task.channelId, ts, message);
+        await this.deps.surfaceFor(t.task).update(t.task.channelId, ts, message, { scheduled: true });
       },
       refreshMs: this.deps.refreshMs,
       clock: this.clock,

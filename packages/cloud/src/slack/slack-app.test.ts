@@ -235,15 +235,24 @@ describe('Slack app in Socket Mode against the emulator', () => {
     const app = await startApp({ appToken: undefined, signingSecret: 'unused' });
     const posted = await app.surface.post('C1', { text: 'step 0' });
     emulator.rateLimit('chat.update', { count: 1, retryAfterSec: 7 });
-    const limited = await app.surface.update('C1', posted.ts, { text: 'step 1' }).then(
+    const limited = await app.surface.update('C1', posted.ts, { text: 'step 1' }, { scheduled: true }).then(
       () => undefined,
       (err: unknown) => err,
     );
     expect(retryAfterMs(limited)).toBe(7000);
     expect(emulator.calls('chat.update').map((c) => c.status)).toEqual(['rate_limited']);
-    await app.surface.update('C1', posted.ts, { text: 'step 2' });
+    await app.surface.update('C1', posted.ts, { text: 'step 2' }, { scheduled: true });
     expect(emulator.messageAt('C1', posted.ts)?.text).toBe('step 2');
-    // Other calls still wait out Retry-After and retry inside the client.
+    // Other calls, edits outside the scheduler too, still wait out Retry-After and retry inside the client.
+    emulator.rateLimit('chat.update', { count: 1, retryAfterSec: 1 });
+    await app.surface.update('C1', posted.ts, { text: 'approved by alice' });
+    expect(emulator.messageAt('C1', posted.ts)?.text).toBe('approved by alice');
+    expect(emulator.calls('chat.update').map((c) => c.status)).toEqual([
+      'rate_limited',
+      'ok',
+      'rate_limited',
+      'ok',
+    ]);
     emulator.rateLimit('chat.postMessage', { count: 1, retryAfterSec: 1 });
     await app.surface.post('C1', { text: 'after a 429' });
     expect(emulator.calls('chat.postMessage').map((c) => c.status)).toEqual(['ok', 'rate_limited', 'ok']);

@@ -1,7 +1,13 @@
 import { redactDeep } from '@bematic/protocol';
 import type { webApi } from '@slack/bolt';
 import type { Logger } from 'pino';
-import type { ChatFile, ChatMessage, ChatSurface, PostedMessage } from '../chat/chat-surface.js';
+import type {
+  ChatFile,
+  ChatMessage,
+  ChatSurface,
+  PostedMessage,
+  UpdateOptions,
+} from '../chat/chat-surface.js';
 
 type WebClient = webApi.WebClient;
 
@@ -18,10 +24,11 @@ export function slackErrorCode(error: unknown): string | undefined {
 export const SLACK_CHANNEL_INTERVAL_MS = 1000;
 
 /**
- * ChatSurface over Slack's Web API. Posts to one channel keep their order. `update` makes one call on a
- * client that rejects a 429 at once (with Retry-After) instead of retrying it: when a task message is updated
- * is decided by the notifications' `UpdateScheduler`, which honours the Retry-After for the whole workspace.
- * Every other call goes through Bolt's client, which waits out Retry-After and retries.
+ * ChatSurface over Slack's Web API. Posts to one channel keep their order. A scheduled `update` (a task
+ * message) makes one call on a client that rejects a 429 at once (with Retry-After) instead of retrying it:
+ * when a task message is updated is decided by the notifications' `UpdateScheduler`, which honours the
+ * Retry-After for the whole workspace. Every other call, other edits included, goes through Bolt's client,
+ * which waits out Retry-After and retries.
  */
 export class SlackChatSurface implements ChatSurface {
   readonly name = 'slack' as const;
@@ -59,10 +66,16 @@ export class SlackChatSurface implements ChatSurface {
     return posted;
   }
 
-  async update(channelId: string, ts: string, shown: ChatMessage): Promise<void> {
+  async update(
+    channelId: string,
+    ts: string,
+    shown: ChatMessage,
+    options: UpdateOptions = {},
+  ): Promise<void> {
     const message = redactDeep(shown);
+    const client = options.scheduled ? this.updateClient : this.client;
     try {
-      await this.updateClient.chat.update({
+      await client.chat.update({
         channel: channelId,
         ts,
         text: message.text,
