@@ -125,7 +125,17 @@ export function progressMessage(task: Task, label: TaskLabel, view: ProgressView
   );
   if (view.taskUrl) blocks.push(taskPageLink(view.taskUrl));
   blocks.push(actions(button('Cancel', ACTION_IDS.cancel, task.id, 'danger')));
-  return { text: `${view.status}: ${label.bot} ${task.command} (${task.id})`, blocks };
+  // The fallback (notifications, screen readers) says what the blocks say, in plain lines.
+  const text = [
+    `${escapeMrkdwn(view.status)}: ${escapeMrkdwn(label.bot)} ${task.command} (${task.id})`,
+    view.step ? escapeMrkdwn(truncateText(view.step, 300)) : '',
+    ...(view.plan ?? [])
+      .slice(0, MAX_PLAN_ITEMS)
+      .map((i) => `${i.status === 'completed' ? '☑' : '☐'} ${escapeMrkdwn(truncateText(i.content, 200))}`),
+    ...(view.notices ?? []).map((n) => escapeMrkdwn(truncateText(n, 300))),
+    `Elapsed ${formatDuration(view.elapsedMs)}`,
+  ].filter(Boolean);
+  return { text: text.join('\n'), blocks };
 }
 
 function listBlock(title: string, items: string[], max = 15): ChatBlock {

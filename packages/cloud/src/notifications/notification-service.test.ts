@@ -87,6 +87,9 @@ describe('NotificationService', () => {
     expect(surface.updates.length).toBeLessThanOrEqual(3);
     expect(new Set(surface.updates.map((u) => u.ts))).toEqual(new Set([task.progressMessageTs]));
     expect(textOf(surface.updates.at(-1)!.message)).toContain('Editing file 19');
+    // The plain-text fallback carries the step and the elapsed time, not just the status.
+    expect(surface.updates.at(-1)!.message.text).toContain('Editing file 19');
+    expect(surface.updates.at(-1)!.message.text).toMatch(/Elapsed \d/);
     expect(textOf(surface.updates.at(-1)!.message)).toContain('line 19');
 
     const message: TaskComplete = {
