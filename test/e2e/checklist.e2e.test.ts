@@ -26,11 +26,23 @@ describe('plan checklist in the task message', () => {
       turn.text('Wrote hello.txt.'),
     ]);
     const done = nextTerminal(system);
+    const firstInProgress = (version: { blocks?: unknown }) =>
+      JSON.stringify(version.blocks ?? []).includes('☐ *Read the notes*');
+    // Claude Code's next model call waits until the plan with its first item in progress has been shown: the
+    // update scheduler keeps only the newest state of a message, so without the wait it may skip this one.
+    system.model.hold();
     const mention = await system.emulator.mention({
       user: 'U0ALICE',
       channel: system.channel,
       text: 'code write hello.txt',
     });
+    await system.model.waitForRequest((r) => r.mainLoop);
+    system.model.release();
+    system.model.hold();
+    await system.emulator.waitFor(() =>
+      system.emulator.thread(system.channel, mention.ts).find((m) => m.isBot && firstInProgress(m)),
+    );
+    system.model.release();
     const { event } = await done;
     expect(event).toBe('task.completed');
     const thread = await readThread(system, mention.ts);
@@ -41,8 +53,6 @@ describe('plan checklist in the task message', () => {
     expect(message.readable).toContain('Plan* (2/2)');
     expect(message.readable).toContain('☑ ~Write hello.txt~');
     // On the way, the message showed the plan with the first item in progress.
-    expect(message.edits.some((e) => JSON.stringify(e.blocks ?? []).includes('☐ *Read the notes*'))).toBe(
-      true,
-    );
+    expect(message.edits.some(firstInProgress)).toBe(true);
   });
 });
