@@ -19,7 +19,9 @@ import {
   CLI,
   freePort,
   processes,
+  RAW_AGENT_METRICS,
   RawAgent,
+  rawAgent,
   type Started,
   seededRandom,
   taggedProcesses,
@@ -375,7 +377,7 @@ describe(`chaos (seed ${SEED})`, () => {
   });
 
   it('an agent of protocol v1 gets a coded refusal at AUTH, and the cloud carries on', async () => {
-    const old = await RawAgent.open(wsUrl());
+    const old = await RawAgent.open(wsUrl(), { answerPings: true });
     old.sendRaw({
       v: 1,
       type: 'AUTH_REQUEST',
@@ -399,7 +401,7 @@ describe(`chaos (seed ${SEED})`, () => {
   });
 
   it('refusals are resent as soon as the reason clears; stale-attempt messages are audited and ignored', async () => {
-    const raw = await RawAgent.connect(wsUrl(), 'raw', keys.raw!);
+    const raw = await rawAgent(wsUrl(), 'raw', keys.raw!);
     const submitOf = async (marker: string) => {
       const taskId = (await until(`task ${marker} created`, () => taskByMarker(marker))).id;
       return raw.next('TASK_SUBMIT', (m) => m.payload.taskId === taskId);
@@ -421,7 +423,7 @@ describe(`chaos (seed ${SEED})`, () => {
     });
     await until('task queued after the refusal', () => taskByMarker('chaos-r1')?.status === 'queued');
     const clearedAt = Date.now();
-    raw.send('AGENT_STATUS', { overloaded: false, maxConcurrentTasks: 4, metrics: RawAgent.metrics });
+    raw.send('AGENT_STATUS', { overloaded: false, maxConcurrentTasks: 4, metrics: RAW_AGENT_METRICS });
     const second = await submitOf('chaos-r1');
     figures.resendMs.push(Date.now() - clearedAt);
     expect(second.payload.attempt).toBeGreaterThan(first.payload.attempt);
@@ -532,7 +534,7 @@ describe(`chaos (seed ${SEED})`, () => {
     });
     await until('task queued, overloaded', () => taskByMarker('chaos-r3')?.status === 'queued');
     const onlineAt = Date.now();
-    const fallback = await RawAgent.connect(wsUrl(), 'raw2', keys.raw2!);
+    const fallback = await rawAgent(wsUrl(), 'raw2', keys.raw2!);
     const moved = await fallback.next('TASK_SUBMIT', (m) => m.payload.taskId === busy.payload.taskId);
     figures.resendMs.push(Date.now() - onlineAt);
     fallback.send('TASK_ACK', {
@@ -560,7 +562,7 @@ describe(`chaos (seed ${SEED})`, () => {
     await fallback.next('TASK_RESULT_ACK', (m) => m.payload.taskId === moved.payload.taskId);
     expect(taskByMarker('chaos-r3')).toMatchObject({ status: 'completed', agent_id: 'raw2' });
     await fallback.close();
-    raw.send('AGENT_STATUS', { overloaded: false, maxConcurrentTasks: 4, metrics: RawAgent.metrics });
+    raw.send('AGENT_STATUS', { overloaded: false, maxConcurrentTasks: 4, metrics: RAW_AGENT_METRICS });
 
     // 5. AT_CAPACITY (healthy, just full) and the fallback comes back online: it takes the task at once.
     await postConsole('ops run chaos-r4 full agent, fallback returns', 'console:raw');
@@ -574,7 +576,7 @@ describe(`chaos (seed ${SEED})`, () => {
     });
     await until('task queued, full', () => taskByMarker('chaos-r4')?.status === 'queued');
     const backAt = Date.now();
-    const returned = await RawAgent.connect(wsUrl(), 'raw2', keys.raw2!);
+    const returned = await rawAgent(wsUrl(), 'raw2', keys.raw2!);
     const taken = await returned.next('TASK_SUBMIT', (m) => m.payload.taskId === full.payload.taskId);
     figures.resendMs.push(Date.now() - backAt);
     returned.send('TASK_ACK', {

@@ -2,15 +2,7 @@ import { type ChildProcess, spawn } from 'node:child_process';
 import { readdirSync, readFileSync } from 'node:fs';
 import { createServer } from 'node:net';
 import { fileURLToPath } from 'node:url';
-import {
-  createMessage,
-  type Message,
-  type MessageType,
-  type PayloadOf,
-  parse,
-  serialize,
-} from '@bematic/protocol';
-import WebSocket from 'ws';
+import { RawAgent } from '@bematic/testkit';
 
 export const CLI = fileURLToPath(new URL('../../packages/cli/dist/main.js', import.meta.url));
 
@@ -119,102 +111,13 @@ export function taggedProcesses(chaosRun: string): number[] {
   return mine;
 }
 
-/** A protocol client that plays an agent by hand: it says exactly what a scenario needs, nothing more. */
-export class RawAgent {
-  readonly received: Message[] = [];
-  /** Every frame as JSON, including those `parse` refuses (a v1 answer). */
-  readonly rawFrames: Array<{ v?: number; type?: string; payload?: unknown }> = [];
-  private waiters: Array<() => void> = [];
-  readonly closed: Promise<void>;
+export { RAW_AGENT_METRICS, RawAgent } from '@bematic/testkit';
 
-  private constructor(private readonly ws: WebSocket) {
-    ws.on('message', (data: Buffer) => {
-      this.rawFrames.push(JSON.parse(data.toString()) as (typeof this.rawFrames)[number]);
-      const parsed = parse(data.toString());
-      if (!parsed.ok) return;
-      this.received.push(parsed.message);
-      if (parsed.message.type === 'HEARTBEAT_PING') {
-        this.send('HEARTBEAT_PONG', {
-          seq: parsed.message.payload.seq,
-          sentAt: parsed.message.payload.sentAt,
-          metrics: RawAgent.metrics,
-        });
-      }
-      for (const w of this.waiters.splice(0)) w();
-    });
-    this.closed = new Promise((resolve) => ws.once('close', () => resolve()));
-  }
-
-  static readonly metrics = {
-    cpuPercent: 10,
-    memoryPercent: 20,
-    rssMb: 50,
-    loadAvg1m: 0.1,
-    activeTasks: 0,
-    queuedTasks: 0,
-  };
-
-  static async open(url: string): Promise<RawAgent> {
-    const ws = new WebSocket(url);
-    await new Promise<void>((resolve, reject) => {
-      ws.once('open', () => resolve());
-      ws.once('error', reject);
-    });
-    return new RawAgent(ws);
-  }
-
-  /** Opens a connection and authenticates as `agentId`. */
-  static async connect(url: string, agentId: string, apiKey: string): Promise<RawAgent> {
-    const agent = await RawAgent.open(url);
-    agent.send('AUTH_REQUEST', {
-      agentId,
-      apiKey,
-      agentVersion: 'chaos-raw',
-      maxConcurrentTasks: 4,
-      activeTaskIds: [],
-      bufferedTaskIds: [],
-    });
-    const reply = await agent.next('AUTH_RESPONSE', () => true);
-    if (!reply.payload.success) throw new Error(`raw agent ${agentId} refused: ${reply.payload.code}`);
-    return agent;
-  }
-
-  send<T extends MessageType>(type: T, payload: PayloadOf<T>): void {
-    this.ws.send(serialize(createMessage(type, payload) as Message));
-  }
-
-  sendRaw(frame: unknown): void {
-    this.ws.send(JSON.stringify(frame));
-  }
-
-  /** The first message of `type` received (past or future) that `match` accepts and no earlier call took. */
-  async next<T extends MessageType>(
-    type: T,
-    match: (m: Message<T>) => boolean,
-    timeoutMs = 20_000,
-  ): Promise<Message<T>> {
-    const deadline = Date.now() + timeoutMs;
-    for (;;) {
-      const i = this.received.findIndex((m) => m.type === type && match(m as Message<T>));
-      if (i >= 0) return this.received.splice(i, 1)[0] as Message<T>;
-      const left = deadline - Date.now();
-      if (left <= 0) throw new Error(`no ${type} within ${timeoutMs} ms`);
-      await new Promise<void>((resolve) => {
-        const t = setTimeout(resolve, left);
-        this.waiters.push(() => {
-          clearTimeout(t);
-          resolve();
-        });
-      });
-    }
-  }
-
-  has(type: MessageType, match: (m: Message) => boolean = () => true): boolean {
-    return this.received.some((m) => m.type === type && match(m));
-  }
-
-  async close(): Promise<void> {
-    if (this.ws.readyState === WebSocket.OPEN) this.ws.close();
-    await this.closed;
-  }
+/** A raw protocol client authenticated as `agentId` that answers pings, as the chaos scenarios' hand-played agents. */
+export function rawAgent(url: string, agentId: string, apiKey: string): Promise<RawAgent> {
+  return RawAgent.accepted(
+    url,
+    { agentId, apiKey, agentVersion: 'chaos-raw', maxConcurrentTasks: 4 },
+    { answerPings: true },
+  );
 }

@@ -62,7 +62,7 @@ describe.skipIf(!postgresUrl)('cross-instance routing (PostgreSQL)', () => {
     b = await instance('b');
     const agentId = `box-${randomUUID().slice(0, 8)}`;
     const key = (await a.gateway.apiKeys.create(agentId)).key;
-    const { agent } = await RawAgent.connect(b.url, agentId, key);
+    const { agent } = await RawAgent.connect(b.url, { agentId, apiKey: key });
     await b.log.wait('agent.online');
     // Presence says B holds it (written on connect).
     await expect.poll(async () => (await a.repos.agents.findById(agentId))?.instanceId).toBe('b');
@@ -115,7 +115,7 @@ describe.skipIf(!postgresUrl)('cross-instance routing (PostgreSQL)', () => {
     const tasks = [await seedTask(a.repos, project), await seedTask(a.repos, project)];
     for (const t of tasks) expect(await a.gateway.dispatcher.dispatch(t)).toMatchObject({ queued: true });
 
-    const { agent } = await RawAgent.connect(b.url, agentId, key);
+    const { agent } = await RawAgent.connect(b.url, { agentId, apiKey: key });
     const got = [await agent.next('TASK_SUBMIT'), await agent.next('TASK_SUBMIT')].map(
       (m) => m.payload.taskId,
     );

@@ -22,7 +22,7 @@ describe('agent gateway: authentication', () => {
 
   it('accepts a valid key, reports the heartbeat interval and touches lastUsedAt', async () => {
     const { key, record } = await cloud.gateway.apiKeys.create('agent-a', { label: 'laptop' });
-    const { agent, response } = await RawAgent.connect(cloud.url, 'agent-a', key);
+    const { agent, response } = await RawAgent.connect(cloud.url, { agentId: 'agent-a', apiKey: key });
     expect(response.payload).toMatchObject({ success: true, agentId: 'agent-a', cancelTaskIds: [] });
     expect(response.payload.heartbeatIntervalMs).toBeGreaterThan(0);
     await cloud.log.wait('agent.online', (e) => e.agentId === 'agent-a');
@@ -86,7 +86,7 @@ describe('agent gateway: authentication', () => {
     if (kind === 'expired') await clock.advance(1000);
     if (kind === 'malformed') presented = 'not-a-key';
 
-    const { agent, response } = await RawAgent.connect(cloud.url, 'agent-a', presented);
+    const { agent, response } = await RawAgent.connect(cloud.url, { agentId: 'agent-a', apiKey: presented });
     expect(response.payload.success).toBe(false);
     expect(response.payload.code).toBe(code);
     expect(response.payload.error).toBeTruthy();
@@ -113,10 +113,13 @@ describe('agent gateway: authentication', () => {
   it('refuses an address + agent id outright after 5 failures a minute, even with the right key', async () => {
     const { key } = await cloud.gateway.apiKeys.create('agent-a');
     for (let i = 0; i < 5; i++) {
-      const { agent } = await RawAgent.connect(cloud.url, 'agent-a', `${key.slice(0, -4)}AAAA`);
+      const { agent } = await RawAgent.connect(cloud.url, {
+        agentId: 'agent-a',
+        apiKey: `${key.slice(0, -4)}AAAA`,
+      });
       expect((await agent.closed).code).toBe(4001);
     }
-    const { agent, response } = await RawAgent.connect(cloud.url, 'agent-a', key);
+    const { agent, response } = await RawAgent.connect(cloud.url, { agentId: 'agent-a', apiKey: key });
     expect(response.payload).toMatchObject({ success: false, code: 'RATE_LIMITED' });
     expect((await agent.closed).code).toBe(4029);
     await until(
@@ -125,16 +128,15 @@ describe('agent gateway: authentication', () => {
     );
     // Another agent id from the same address is not affected, and the window passes
     // (on the rate limiter's clock, Date, as well as the gateway's).
-    const other = await RawAgent.connect(
-      cloud.url,
-      'agent-b',
-      (await cloud.gateway.apiKeys.create('agent-b')).key,
-    );
+    const other = await RawAgent.connect(cloud.url, {
+      agentId: 'agent-b',
+      apiKey: (await cloud.gateway.apiKeys.create('agent-b')).key,
+    });
     expect(other.response.payload.success).toBe(true);
     await other.agent.close();
     vi.useFakeTimers({ now: Date.now() + 60_001, toFake: ['Date'] });
     await clock.advance(60_001);
-    const again = await RawAgent.connect(cloud.url, 'agent-a', key);
+    const again = await RawAgent.connect(cloud.url, { agentId: 'agent-a', apiKey: key });
     expect(again.response.payload.success).toBe(true);
     await again.agent.close();
   });
@@ -181,15 +183,15 @@ describe('agent gateway: authentication', () => {
     });
     expect(cloud.gateway.manager.isConnected('agent-a')).toBe(false);
     // The cloud is unharmed: a v2 agent authenticates right after.
-    const { agent, response } = await RawAgent.connect(cloud.url, 'agent-a', key);
+    const { agent, response } = await RawAgent.connect(cloud.url, { agentId: 'agent-a', apiKey: key });
     expect(response.payload.success).toBe(true);
     await agent.close();
   });
 
   it('replaces an older connection of the same agent', async () => {
     const { key } = await cloud.gateway.apiKeys.create('agent-a');
-    const first = await RawAgent.connect(cloud.url, 'agent-a', key);
-    const second = await RawAgent.connect(cloud.url, 'agent-a', key);
+    const first = await RawAgent.connect(cloud.url, { agentId: 'agent-a', apiKey: key });
+    const second = await RawAgent.connect(cloud.url, { agentId: 'agent-a', apiKey: key });
     expect(second.response.payload.success).toBe(true);
     expect((await first.agent.closed).code).toBe(4000);
     await until(async () => cloud.gateway.manager.isConnected('agent-a'), 'second connection registered');
@@ -206,7 +208,7 @@ describe('agent gateway: bad frames', () => {
   beforeEach(async () => {
     cloud = await startCloud({ clock: new ManualClock(), config: { maxFrameBytes: 2048 } });
     const { key } = await cloud.gateway.apiKeys.create('agent-a');
-    ({ agent } = await RawAgent.connect(cloud.url, 'agent-a', key));
+    ({ agent } = await RawAgent.connect(cloud.url, { agentId: 'agent-a', apiKey: key }));
   });
   afterEach(async () => {
     await cloud.stop();

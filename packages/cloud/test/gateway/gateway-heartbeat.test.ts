@@ -32,7 +32,7 @@ describe('gateway: heartbeat, offline detection and circuit breaker', () => {
   });
 
   it('pings every interval and records round-trip time and metrics from the PONG', async () => {
-    const { agent } = await RawAgent.connect(cloud.url, 'agent-a', key);
+    const { agent } = await RawAgent.connect(cloud.url, { agentId: 'agent-a', apiKey: key });
     await cloud.log.wait('agent.online');
     await clock.advance(INTERVAL);
     const ping = await agent.next('HEARTBEAT_PING');
@@ -47,7 +47,7 @@ describe('gateway: heartbeat, offline detection and circuit breaker', () => {
 
   it('marks a silent agent offline after 2 missed intervals, opens its circuit, half-opens after the cool-down, closes on reconnect', async () => {
     const project = await seedProject(cloud.repos, 'agent-a');
-    const { agent } = await RawAgent.connect(cloud.url, 'agent-a', key);
+    const { agent } = await RawAgent.connect(cloud.url, { agentId: 'agent-a', apiKey: key });
     await cloud.log.wait('agent.online');
 
     await clock.advance(INTERVAL); // ping 1
@@ -71,7 +71,7 @@ describe('gateway: heartbeat, offline detection and circuit breaker', () => {
       'closed->open',
       'open->half-open',
     ]);
-    const back = await RawAgent.connect(cloud.url, 'agent-a', key);
+    const back = await RawAgent.connect(cloud.url, { agentId: 'agent-a', apiKey: key });
     await cloud.log.wait('circuit.changed', (c) => c.from === 'half-open');
     expect(cloud.log.of('circuit.changed').at(-1)).toMatchObject({ from: 'half-open', to: 'closed' });
     expect((await back.agent.next('TASK_SUBMIT')).payload.taskId).toBe(task.id);
@@ -80,12 +80,12 @@ describe('gateway: heartbeat, offline detection and circuit breaker', () => {
   });
 
   it('estimates the reconnection ETA from the agent’s previous absences', async () => {
-    const first = await RawAgent.connect(cloud.url, 'agent-a', key);
+    const first = await RawAgent.connect(cloud.url, { agentId: 'agent-a', apiKey: key });
     await first.agent.close();
     const firstOffline = await cloud.log.wait('agent.offline');
     expect(firstOffline.reconnectEtaMs).toBeNull();
     await clock.advance(30_000);
-    const second = await RawAgent.connect(cloud.url, 'agent-a', key);
+    const second = await RawAgent.connect(cloud.url, { agentId: 'agent-a', apiKey: key });
     await cloud.log.wait('agent.online', () => cloud.log.of('agent.online').length === 2);
     expect(cloud.gateway.manager.isConnected('agent-a')).toBe(true);
     await second.agent.close();
@@ -97,7 +97,7 @@ describe('gateway: heartbeat, offline detection and circuit breaker', () => {
 
   it('treats overload reported by AGENT_STATUS as unavailable until it clears, then drains', async () => {
     const project = await seedProject(cloud.repos, 'agent-a');
-    const { agent } = await RawAgent.connect(cloud.url, 'agent-a', key);
+    const { agent } = await RawAgent.connect(cloud.url, { agentId: 'agent-a', apiKey: key });
     await cloud.log.wait('agent.online');
     agent.send('AGENT_STATUS', {
       overloaded: true,

@@ -30,7 +30,7 @@ describe('protocol v2: attempts, acknowledged results, resend when a refusal cle
   });
 
   const connect = async (agentId: string) => {
-    const { agent, response } = await RawAgent.connect(cloud.url, agentId, keys[agentId]!);
+    const { agent, response } = await RawAgent.connect(cloud.url, { agentId, apiKey: keys[agentId]! });
     expect(response.payload.success).toBe(true);
     await cloud.log.wait('agent.online', (e) => e.agentId === agentId);
     return agent;

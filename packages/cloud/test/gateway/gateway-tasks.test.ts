@@ -35,7 +35,11 @@ describe('gateway: outbox, dispatch and task messages', () => {
   });
 
   const connect = async (agentId: string, extra = {}) => {
-    const { agent, response } = await RawAgent.connect(cloud.url, agentId, keys[agentId]!, extra);
+    const { agent, response } = await RawAgent.connect(cloud.url, {
+      agentId,
+      apiKey: keys[agentId]!,
+      ...extra,
+    });
     expect(response.payload.success).toBe(true);
     return { agent, response };
   };

@@ -5,21 +5,13 @@ import { tmpdir } from 'node:os';
 import path from 'node:path';
 import {
   AGENT_WS_PATH,
-  type AuthRequest,
   type Clock,
-  createMessage,
-  type Message,
-  type MessageType,
-  type PayloadOf,
-  parse,
   type ResourceMetrics,
-  serialize,
   systemClock,
   type TaskMetrics,
   type TaskPriority,
 } from '@bematic/protocol';
 import { pino } from 'pino';
-import { WebSocket } from 'ws';
 import type { AgentRelay } from '../../src/cluster/agent-relay.js';
 import { trackPresence } from '../../src/cluster/presence.js';
 import { createDatabase, type Database } from '../../src/db/database.js';
@@ -251,129 +243,8 @@ export async function seedTask(
   });
 }
 
-/** A payload whose attempt may be left out: RawAgent fills in the attempt of the task's latest TASK_SUBMIT. */
-export type LooseAttempt<P> = P extends { attempt: number } ? Omit<P, 'attempt'> & { attempt?: number } : P;
-
-const ATTEMPTED: ReadonlySet<MessageType> = new Set([
-  'TASK_ACK',
-  'TASK_PROGRESS',
-  'TASK_STREAM',
-  'TASK_COMPLETE',
-  'TASK_ERROR',
-  'TASK_CANCELLED',
-  'PERMISSION_REQUEST',
-]);
-
-/** A hand-driven agent speaking the protocol over a raw `ws` socket. */
-export class RawAgent {
-  readonly received: Message[] = [];
-  /** The attempt of the latest TASK_SUBMIT received for each task. */
-  readonly attempts = new Map<string, number>();
-  readonly invalid: string[] = [];
-  private waiters: Array<{ pred: (m: Message) => boolean; resolve: (m: Message) => void }> = [];
-  readonly closed: Promise<{ code: number; reason: string }>;
-
-  private constructor(readonly ws: WebSocket) {
-    ws.on('message', (data) => {
-      const r = parse(data as Buffer);
-      if (!r.ok) {
-        this.invalid.push(r.error.message);
-        return;
-      }
-      if (r.message.type === 'TASK_SUBMIT')
-        this.attempts.set(r.message.payload.taskId, r.message.payload.attempt);
-      this.received.push(r.message);
-      for (const w of [...this.waiters]) {
-        if (w.pred(r.message)) {
-          this.waiters = this.waiters.filter((x) => x !== w);
-          w.resolve(r.message);
-        }
-      }
-    });
-    this.closed = new Promise((resolve) =>
-      ws.on('close', (code, reason) => resolve({ code, reason: reason.toString() })),
-    );
-  }
-
-  static async open(url: string): Promise<RawAgent> {
-    const ws = new WebSocket(url);
-    const agent = new RawAgent(ws);
-    await new Promise<void>((resolve, reject) => {
-      ws.once('open', () => resolve());
-      ws.once('error', reject);
-    });
-    return agent;
-  }
-
-  /** Opens, authenticates and waits for AUTH_RESPONSE. */
-  static async connect(
-    url: string,
-    agentId: string,
-    apiKey: string,
-    extra: Partial<AuthRequest> = {},
-  ): Promise<{ agent: RawAgent; response: Message<'AUTH_RESPONSE'> }> {
-    const agent = await RawAgent.open(url);
-    agent.send('AUTH_REQUEST', {
-      agentId,
-      apiKey,
-      agentVersion: '0.1.0',
-      hostname: 'test-host',
-      maxConcurrentTasks: 3,
-      activeTaskIds: [],
-      bufferedTaskIds: [],
-      ...extra,
-    });
-    const response = await agent.next('AUTH_RESPONSE');
-    return { agent, response };
-  }
-
-  /** Sends through the protocol's validating serializer; a task message without an attempt gets the latest one. */
-  send<T extends MessageType>(type: T, payload: LooseAttempt<PayloadOf<T>>): void {
-    const p = payload as { taskId?: unknown; attempt?: unknown };
-    const filled =
-      typeof p.taskId === 'string' && p.attempt === undefined && ATTEMPTED.has(type)
-        ? { ...p, attempt: this.attempts.get(p.taskId) ?? 1 }
-        : p;
-    this.ws.send(serialize(createMessage(type, filled as PayloadOf<T>) as unknown as Message));
-  }
-
-  sendRaw(data: string | Buffer): void {
-    this.ws.send(data);
-  }
-
-  /** The first message of this type (already received or future) matching pred, not yet consumed. */
-  next<T extends MessageType>(type: T, pred: (m: Message<T>) => boolean = () => true): Promise<Message<T>> {
-    const match = (m: Message): boolean => m.type === type && pred(m as unknown as Message<T>);
-    const seen = this.received.find(match);
-    if (seen) {
-      this.received.splice(this.received.indexOf(seen), 1);
-      return Promise.resolve(seen as unknown as Message<T>);
-    }
-    return new Promise((resolve) => {
-      this.waiters.push({
-        pred: match,
-        resolve: (m) => {
-          this.received.splice(this.received.indexOf(m), 1);
-          resolve(m as unknown as Message<T>);
-        },
-      });
-    });
-  }
-
-  all<T extends MessageType>(type: T): Message<T>[] {
-    return this.received.filter((m) => m.type === type) as unknown as Message<T>[];
-  }
-
-  close(): Promise<{ code: number; reason: string }> {
-    this.ws.close();
-    return this.closed;
-  }
-
-  terminate(): Promise<{ code: number; reason: string }> {
-    this.ws.terminate();
-    return this.closed;
-  }
-}
+/** A hand-driven agent over a raw socket: the testkit's one raw protocol client. */
+export { RawAgent } from '@bematic/testkit';
 
 /** Polls an async condition; for state that is not announced by any event (e.g. a row removed). */
 export async function until(
