@@ -192,70 +192,80 @@ export class TaskLifecycle {
   }
 
   async error(task: Task, message: TaskError, actor: string): Promise<ApplyOutcome> {
-    const outcome = await this.finish(task.id, 'failed', guardOf(task, message.attempt), {
-      patch: {
-        errorMessage: message.error,
-        errorCode: message.errorCode,
-        recoverable: message.recoverable,
-        ...carried(message),
-      },
+    return this.failed(task.id, guardOf(task, message.attempt), message, {
+      actor,
+      patch: carried(message),
       session: reported(message),
-      audit: {
-        action: 'task.failed',
-        actor,
-        details: { errorCode: message.errorCode, error: message.error, recoverable: message.recoverable },
-      },
       lateMessage: 'TASK_ERROR',
     });
-    if (outcome.kind === 'applied') this.deps.events.emit('task.failed', { task: outcome.task, message });
-    return outcome;
   }
 
   async cancelled(task: Task, message: TaskCancelled, actor: string): Promise<ApplyOutcome> {
-    const outcome = await this.finish(task.id, 'cancelled', guardOf(task, message.attempt), {
+    return this.cancelledBy(task.id, guardOf(task, message.attempt), message, {
+      actor,
       patch: {
         ...(message.partialResult !== undefined && { result: message.partialResult }),
         ...carried(message),
       },
       session: reported(message),
-      audit: { action: 'task.cancelled', actor, details: { reason: message.reason ?? null } },
       lateMessage: 'TASK_CANCELLED',
     });
-    if (outcome.kind === 'applied') this.deps.events.emit('task.cancelled', { task: outcome.task, message });
-    return outcome;
   }
 
   /** A failure decided by the cloud (queue expiry, lost agent, rejected submit). */
   async fail(taskId: string, failure: CloudFailure): Promise<ApplyOutcome> {
     const message: TaskError = {
       taskId,
-      attempt: Math.max(1, (await this.deps.repos.tasks.findById(taskId))?.attempt ?? 1),
+      attempt: await this.currentAttempt(taskId),
       error: failure.error,
       errorCode: failure.errorCode,
       recoverable: failure.recoverable,
       ...(failure.context && { context: failure.context }),
     };
-    const outcome = await this.finish(taskId, 'failed', undefined, {
-      patch: { errorMessage: failure.error, errorCode: failure.errorCode, recoverable: failure.recoverable },
-      audit: {
-        action: 'task.failed',
-        actor: failure.actor ?? 'system',
-        details: { errorCode: failure.errorCode, error: failure.error, recoverable: failure.recoverable },
-      },
-      lateMessage: null,
+    return this.failed(taskId, undefined, message, { actor: failure.actor ?? 'system', lateMessage: null });
+  }
+
+  /** A cancellation decided by the cloud (the task never reached an agent, or its agent is away). */
+  async cancel(taskId: string, reason: string, actor: string): Promise<ApplyOutcome> {
+    const message: TaskCancelled = { taskId, attempt: await this.currentAttempt(taskId), reason };
+    return this.cancelledBy(taskId, undefined, message, { actor, lateMessage: null });
+  }
+
+  /** The attempt a decision of the cloud is stamped with: the task's current one. */
+  private async currentAttempt(taskId: string): Promise<number> {
+    return Math.max(1, (await this.deps.repos.tasks.findById(taskId))?.attempt ?? 1);
+  }
+
+  /** → failed, from the agent's TASK_ERROR (`guard`: its agent and attempt) or the cloud's own decision. */
+  private async failed(
+    taskId: string,
+    guard: AttemptGuard | undefined,
+    message: TaskError,
+    by: Ending,
+  ): Promise<ApplyOutcome> {
+    const { error, errorCode, recoverable } = message;
+    const outcome = await this.finish(taskId, 'failed', guard, {
+      patch: { errorMessage: error, errorCode, recoverable, ...by.patch },
+      ...(by.session && { session: by.session }),
+      audit: { action: 'task.failed', actor: by.actor, details: { errorCode, error, recoverable } },
+      lateMessage: by.lateMessage,
     });
     if (outcome.kind === 'applied') this.deps.events.emit('task.failed', { task: outcome.task, message });
     return outcome;
   }
 
-  /** A cancellation decided by the cloud (the task never reached an agent, or its agent is away). */
-  async cancel(taskId: string, reason: string, actor: string): Promise<ApplyOutcome> {
-    const attempt = Math.max(1, (await this.deps.repos.tasks.findById(taskId))?.attempt ?? 1);
-    const message: TaskCancelled = { taskId, attempt, reason };
-    const outcome = await this.finish(taskId, 'cancelled', undefined, {
-      patch: {},
-      audit: { action: 'task.cancelled', actor, details: { reason } },
-      lateMessage: null,
+  /** → cancelled, from the agent's TASK_CANCELLED or the cloud's own decision. */
+  private async cancelledBy(
+    taskId: string,
+    guard: AttemptGuard | undefined,
+    message: TaskCancelled,
+    by: Ending,
+  ): Promise<ApplyOutcome> {
+    const outcome = await this.finish(taskId, 'cancelled', guard, {
+      patch: by.patch ?? {},
+      ...(by.session && { session: by.session }),
+      audit: { action: 'task.cancelled', actor: by.actor, details: { reason: message.reason ?? null } },
+      lateMessage: by.lateMessage,
     });
     if (outcome.kind === 'applied') this.deps.events.emit('task.cancelled', { task: outcome.task, message });
     return outcome;
@@ -365,6 +375,14 @@ export class TaskLifecycle {
     this.deps.logger.debug({ taskId, from: err.from, to: err.to }, 'transition refused');
     return { kind: 'ignored', task, reason: err.message };
   }
+}
+
+/** Who ended a task and what their message carries onto the row; `lateMessage: null` for a decision of the cloud. */
+interface Ending {
+  actor: string;
+  patch?: TaskPatch;
+  session?: ReportedSession;
+  lateMessage: string | null;
 }
 
 interface ReportedSession {
