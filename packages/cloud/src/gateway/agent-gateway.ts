@@ -7,6 +7,7 @@ import {
   type AuthRequest,
   createMessage,
   DEFAULT_AUTH_TIMEOUT_MS,
+  isAgentTaskMessage,
   MAX_FRAME_BYTES,
   type Message,
   type ParseError,
@@ -29,21 +30,10 @@ import type { GatewayObserver } from './observer.js';
 export const CLOSE_AUTH_FAILED = 4001;
 
 /** The task a frame from an agent is about, for the messages whose order matters per task. */
-function taskOf(message: Message): string | undefined {
-  switch (message.type) {
-    case 'TASK_ACK':
-    case 'TASK_PROGRESS':
-    case 'TASK_STREAM':
-    case 'TASK_COMPLETE':
-    case 'TASK_ERROR':
-    case 'TASK_CANCELLED':
-    case 'PERMISSION_REQUEST':
-    case 'WORKSPACE_RESULT':
-      return message.payload.taskId;
-    default:
-      return undefined;
-  }
-}
+/** The task a frame is about, when an agent sends it about one (its frames are applied in order per task). */
+const taskOf = (message: Message): string | undefined =>
+  isAgentTaskMessage(message) ? message.payload.taskId : undefined;
+
 export const CLOSE_AUTH_TIMEOUT = 4008;
 export const CLOSE_RATE_LIMITED = 4029;
 export const CLOSE_PROTOCOL_ABUSE = 1008;

@@ -1,6 +1,9 @@
 import type { Clock } from '@bematic/protocol';
 import {
+  type AgentTaskMessageType,
+  CLOUD_ONLY_TYPES,
   createMessage,
+  isAgentTaskMessage,
   isTerminalStatus,
   type Message,
   type MessageType,
@@ -50,28 +53,10 @@ function secretFree(message: TaskMessage): TaskMessage {
   return clean;
 }
 
-/** Messages only the cloud sends; an agent sending one is confused or hostile. */
-const CLOUD_ONLY: ReadonlySet<MessageType> = new Set([
-  'AUTH_RESPONSE',
-  'TASK_SUBMIT',
-  'TASK_CANCEL',
-  'WORKSPACE_COMMAND',
-  'PERMISSION_RESPONSE',
-]);
+/** An agent's message about a task that it holds by an attempt (all of them but WORKSPACE_RESULT). */
+type TaskMessage = Message<Exclude<AgentTaskMessageType, 'WORKSPACE_RESULT'>>;
 
-type TaskMessage = Extract<
-  Message,
-  {
-    type:
-      | 'TASK_ACK'
-      | 'TASK_PROGRESS'
-      | 'TASK_STREAM'
-      | 'TASK_COMPLETE'
-      | 'TASK_ERROR'
-      | 'TASK_CANCELLED'
-      | 'PERMISSION_REQUEST';
-  }
->;
+const CLOUD_ONLY: ReadonlySet<MessageType> = new Set(CLOUD_ONLY_TYPES);
 
 export interface RouteProblem {
   code: SystemErrorCode;
@@ -100,6 +85,11 @@ export class MessageRouter {
     const { manager } = this.opts;
     manager.noteActivity(agentId);
     if (message.type === 'TASK_ACK') this.opts.roundTrips?.acknowledged(agentId, message.payload.taskId);
+    if (isAgentTaskMessage(message)) {
+      return message.type === 'WORKSPACE_RESULT'
+        ? this.workspaceResult(agentId, message)
+        : this.routeTaskMessage(agentId, message);
+    }
     switch (message.type) {
       case 'HEARTBEAT_PONG':
         manager.handlePong(agentId, message.payload);
@@ -125,40 +115,37 @@ export class MessageRouter {
         return null;
       case 'AUTH_REQUEST':
         return { code: 'ALREADY_AUTHENTICATED', message: 'this connection is already authenticated' };
-      case 'TASK_ACK':
-      case 'TASK_PROGRESS':
-      case 'TASK_STREAM':
-      case 'TASK_COMPLETE':
-      case 'TASK_ERROR':
-      case 'TASK_CANCELLED':
-      case 'PERMISSION_REQUEST':
-        return this.routeTaskMessage(agentId, message);
-      case 'WORKSPACE_RESULT': {
-        const task = await this.opts.repos.tasks.findById(message.payload.taskId);
-        if (!task) {
-          // Cleanup after archival: the task row is gone by the time the agent answers.
-          await this.audit('workspace.result', agentId, message.payload.taskId, {
-            action: message.payload.action,
-            code: message.payload.code,
-          });
-          return null;
-        }
-        if (task.agentId !== agentId) {
-          await this.audit('agent.foreign_task', agentId, message.payload.taskId, { type: message.type });
-          return {
-            code: 'TASK_NOT_OWNED',
-            message: `task ${message.payload.taskId} is not one of agent ${agentId}'s`,
-          };
-        }
-        this.opts.events?.emit('workspace.result', { agentId, task, result: message.payload });
-        return null;
-      }
       default:
         if (CLOUD_ONLY.has(message.type)) {
           return { code: 'UNEXPECTED_TYPE', message: `${message.type} is sent by the cloud, not by agents` };
         }
         return { code: 'UNEXPECTED_TYPE', message: `${message.type} is not handled` };
     }
+  }
+
+  /** A workspace command's answer: for the task's owner only; a task archived meanwhile is only audited. */
+  private async workspaceResult(
+    agentId: string,
+    message: Message<'WORKSPACE_RESULT'>,
+  ): Promise<RouteProblem | null> {
+    const task = await this.opts.repos.tasks.findById(message.payload.taskId);
+    if (!task) {
+      // Cleanup after archival: the task row is gone by the time the agent answers.
+      await this.audit('workspace.result', agentId, message.payload.taskId, {
+        action: message.payload.action,
+        code: message.payload.code,
+      });
+      return null;
+    }
+    if (task.agentId !== agentId) {
+      await this.audit('agent.foreign_task', agentId, message.payload.taskId, { type: message.type });
+      return {
+        code: 'TASK_NOT_OWNED',
+        message: `task ${message.payload.taskId} is not one of agent ${agentId}'s`,
+      };
+    }
+    this.opts.events?.emit('workspace.result', { agentId, task, result: message.payload });
+    return null;
   }
 
   private async routeTaskMessage(agentId: string, raw: TaskMessage): Promise<RouteProblem | null> {
