@@ -11,7 +11,7 @@ describe('plan checklist in the task message', () => {
   });
   afterAll(() => system?.close());
 
-  it('shows ☐/☑ items from TodoWrite and ends as one completion block with the plan', async () => {
+  it('shows ☐/☑ items from TodoWrite and the running tokens and turns, and ends as one completion block with the plan', async () => {
     const todos = (statuses: string[]) => ({
       todos: ['Read the notes', 'Write hello.txt'].map((content, i) => ({
         content,
@@ -42,6 +42,20 @@ describe('plan checklist in the task message', () => {
     await system.emulator.waitFor(() =>
       system.emulator.thread(system.channel, mention.ts).find((m) => m.isBot && firstInProgress(m)),
     );
+    // The running totals, as the scripted model reports them (10 in / 5 out per response): once the Write
+    // came back, two responses. Claude Code's third call waits until the message says so. (A response's output
+    // tokens are final with its last stream event, which may come after the tool ran: 6 to 10 out by then.)
+    const twoTurns = (version: { blocks?: unknown; text?: string }) =>
+      JSON.stringify(version.blocks ?? []).includes('Turns 2') &&
+      /Tokens 20 in · ([6-9]|10) out · Turns 2/.test(version.text ?? '');
+    // The second call is the one held now (the plan can show before Claude Code makes it); the third is held next.
+    await system.model.waitForRequest((r) => r.mainLoop && r.turnIndex === 1);
+    system.model.release();
+    system.model.hold();
+    await system.model.waitForRequest((r) => r.mainLoop && r.turnIndex === 2);
+    await system.emulator.waitFor(() =>
+      system.emulator.thread(system.channel, mention.ts).find((m) => m.isBot && twoTurns(m)),
+    );
     system.model.release();
     const { event } = await done;
     expect(event).toBe('task.completed');
@@ -54,5 +68,21 @@ describe('plan checklist in the task message', () => {
     expect(message.readable).toContain('☑ ~Write hello.txt~');
     // On the way, the message showed the plan with the first item in progress.
     expect(message.edits.some(firstInProgress)).toBe(true);
+    // …and the running totals, each response counted once although Claude Code repeats its usage per block.
+    expect(message.edits.some(twoTurns)).toBe(true);
+    const totals = message.edits
+      .map((v) => /Tokens (\d+) in · (\d+) out · Turns (\d+)/.exec(v.text ?? ''))
+      .filter((m) => m !== null)
+      .map((m) => m.slice(1).map(Number));
+    expect(totals.length).toBeGreaterThan(0);
+    // Totals only grow, one response (10 in, at most 5 out) per turn.
+    for (const [i, [input = 0, output = 0, turns = 0]] of totals.entries()) {
+      expect(input).toBe(turns * 10);
+      expect(output).toBeLessThanOrEqual(turns * 5);
+      if (i > 0) {
+        expect(turns).toBeGreaterThanOrEqual(totals[i - 1]![2]!);
+        expect(output).toBeGreaterThanOrEqual(totals[i - 1]![1]!);
+      }
+    }
   });
 });

@@ -224,6 +224,18 @@ export const TaskAck = z
   });
 export type TaskAck = z.infer<typeof TaskAck>;
 
+/**
+ * The running totals of a task so far, sent with its progress (absent from agents that predate the field):
+ * tokens of the model calls seen, Claude Code's turns, and the cost of the invocations that have reported one.
+ */
+export const TaskUsage = z.object({
+  inputTokens: nonNegInt,
+  outputTokens: nonNegInt,
+  turns: nonNegInt,
+  costUsd: z.number().nonnegative().optional(),
+});
+export type TaskUsage = z.infer<typeof TaskUsage>;
+
 export const TaskProgress = z.object({
   taskId: id,
   attempt,
@@ -238,6 +250,7 @@ export const TaskProgress = z.object({
   /** The tool's answer (clipped, redacted), sent once it returns; `message` repeats the call's step. */
   result: z.string().max(20_000).optional(),
   isError: z.boolean().optional(),
+  usage: TaskUsage.optional(),
 });
 export type TaskProgress = z.infer<typeof TaskProgress>;
 

@@ -8,6 +8,7 @@ import {
   PRIORITY_RANK,
   type ResourceMetrics,
   systemClock,
+  type TaskProgress,
   type TaskSubmit,
   type WorkspaceReport,
 } from '@bematic/protocol';
@@ -397,11 +398,8 @@ export class QueueProcessor extends EventEmitter<QueueProcessorEvents> {
       ...(this.options.streamMaxChars !== undefined && { maxChars: this.options.streamMaxChars }),
     });
     const sink = {
-      progress: (p: {
-        kind: 'started' | 'tool' | 'status' | 'continuation';
-        message: string;
-        tool?: string;
-      }) => {
+      // Everything the executor reports travels on (the step, tool input/result, the running usage totals).
+      progress: (p: Omit<TaskProgress, 'taskId' | 'attempt'>) => {
         if (finished) return;
         coalescer.flush(); // keep text and steps in the order the executor produced them
         this.say('TASK_PROGRESS', { taskId, ...p, message: p.message.slice(0, 2000) });

@@ -2,6 +2,7 @@ import type {
   TaskCancelled,
   TaskComplete,
   TaskError,
+  TaskUsage,
   WorkspaceNotice,
   WorkspaceReport,
 } from '@bematic/protocol';
@@ -94,6 +95,18 @@ export interface ProgressView {
   notices?: string[];
   /** The task's dashboard page: the full transcript as it streams. */
   taskUrl?: string;
+  /** Running totals the agent reported with its latest progress (tokens, turns, cost so far). */
+  usage?: TaskUsage;
+}
+
+/** "Tokens 1.2k in · 340 out", "Turns 3", "Cost $0.01" (cost once an invocation reported one). */
+function usageParts(usage: TaskUsage | undefined): string[] {
+  if (!usage) return [];
+  return [
+    `Tokens ${formatTokens(usage.inputTokens)} in · ${formatTokens(usage.outputTokens)} out`,
+    `Turns ${usage.turns}`,
+    ...(usage.costUsd !== undefined ? [`Cost ${formatCost(usage.costUsd)}`] : []),
+  ];
 }
 
 const MAX_PLAN_ITEMS = 20;
@@ -121,7 +134,12 @@ export function progressMessage(task: Task, label: TaskLabel, view: ProgressView
     blocks.push(section(`\`\`\`\n${escapeMrkdwn(truncateText(view.tail, 1500))}\n\`\`\``));
   }
   blocks.push(
-    context(`Elapsed ${formatDuration(view.elapsedMs)}`, `Model \`${task.model}\``, `Task \`${task.id}\``),
+    context(
+      `Elapsed ${formatDuration(view.elapsedMs)}`,
+      ...usageParts(view.usage),
+      `Model \`${task.model}\``,
+      `Task \`${task.id}\``,
+    ),
   );
   if (view.taskUrl) blocks.push(taskPageLink(view.taskUrl));
   blocks.push(actions(button('Cancel', ACTION_IDS.cancel, task.id, 'danger')));
@@ -133,7 +151,7 @@ export function progressMessage(task: Task, label: TaskLabel, view: ProgressView
       .slice(0, MAX_PLAN_ITEMS)
       .map((i) => `${i.status === 'completed' ? '☑' : '☐'} ${escapeMrkdwn(truncateText(i.content, 200))}`),
     ...(view.notices ?? []).map((n) => escapeMrkdwn(truncateText(n, 300))),
-    `Elapsed ${formatDuration(view.elapsedMs)}`,
+    [`Elapsed ${formatDuration(view.elapsedMs)}`, ...usageParts(view.usage)].join(' · '),
   ].filter(Boolean);
   return { text: text.join('\n'), blocks };
 }

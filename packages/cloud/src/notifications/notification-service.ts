@@ -111,6 +111,7 @@ export class NotificationService {
       e.on('task.progress', (p) =>
         this.track(p.task, (t) => {
           t.view.status = 'Running';
+          if (p.progress.usage) t.view.usage = p.progress.usage;
           const plan = planFromProgress(p.progress);
           if (plan) t.view.plan = plan;
           // Kept as a notice of its own, so the next step cannot coalesce it away.

@@ -208,6 +208,11 @@ describe('ClaudeExecutor on the real Claude Agent SDK', () => {
     expect(results.every((s) => s.isError === false)).toBe(true);
     expect(ctx.sink.chunks.join('')).toBe('Let me look at auth.ts.\n\nFixed the login bug.');
     expect(out.metrics).toMatchObject({ inputTokens: 500, outputTokens: 100, numTurns: 5, continuations: 0 });
+    // Every step carries the running totals: each response once (Claude Code repeats its usage per content
+    // block), the tool's result after its response's final usage. Four responses had come by the Bash result.
+    expect(calls.map((s) => s.usage?.turns)).toEqual([1, 2, 3, 4]);
+    expect(results.map((s) => s.usage?.inputTokens)).toEqual([100, 200, 300, 400]);
+    expect(results.at(-1)?.usage).toEqual({ inputTokens: 400, outputTokens: 80, turns: 4 });
     expect(out.metrics.costUsd).toBeGreaterThan(0);
     expect(out.sessionId).toBe(ctx.server.mainLoopRequests()[0]?.headers['x-claude-code-session-id']);
   });
@@ -268,6 +273,14 @@ describe('ClaudeExecutor on the real Claude Agent SDK', () => {
     expect(main[1]?.messages.length).toBeGreaterThan(main[0]?.messages.length ?? 0);
     expect(JSON.stringify(main[2]?.messages)).toContain('echo one');
     expect(out.metrics).toMatchObject({ inputTokens: 300, outputTokens: 30, continuations: 2 });
+    // The continuation notices carry the totals so far, with the cost the finished invocations reported.
+    const notices = ctx.sink.steps.filter((s) => s.kind === 'continuation');
+    expect(notices.map((s) => [s.usage?.inputTokens, s.usage?.outputTokens, s.usage?.turns])).toEqual([
+      [100, 10, 1],
+      [200, 20, 2],
+    ]);
+    expect(notices[0]?.usage?.costUsd).toBeGreaterThan(0);
+    expect(notices[1]?.usage?.costUsd).toBeGreaterThan(notices[0]?.usage?.costUsd ?? 0);
     expect(out.commandsRun).toEqual(['echo one', 'echo two']);
   });
 

@@ -27,7 +27,7 @@ import { createPermissionGate } from './permissions.js';
 import { promptWithAttachments } from './prompt-input.js';
 import { sandboxUnavailable } from './sandbox.js';
 import { bashCommand, describeToolUse, summarizeToolInput, toolResultText } from './tool-steps.js';
-import { type InvocationUsage, UsageAggregator, usageOfResult } from './usage.js';
+import { type InvocationUsage, LiveUsage, UsageAggregator, usageOfResult } from './usage.js';
 
 export const MAX_CONTINUATIONS = 3;
 export const DEFAULT_MAX_TURNS = 200;
@@ -99,6 +99,10 @@ interface RunState {
   sink: ExecutionSink;
   sessionId: string | undefined;
   usage: UsageAggregator;
+  /** Running totals for the progress message, from the assistant messages as they come. */
+  live: LiveUsage;
+  /** The response each stream (main loop: '', a subagent: its tool use id) is receiving now. */
+  streaming: Map<string, string>;
   files: FileChangeTracker;
   commands: string[];
   /** Assistant text of the whole task, for partial results. */
@@ -258,6 +262,8 @@ export class ClaudeExecutor implements Executor {
       sink,
       sessionId: task.resumeSessionId,
       usage: new UsageAggregator(),
+      live: new LiveUsage(),
+      streaming: new Map(),
       cwd,
       files: new FileChangeTracker(cwd),
       commands: [],
@@ -339,6 +345,7 @@ export class ClaudeExecutor implements Executor {
             sink.progress({
               kind: 'continuation',
               message: `Auto-continuing (${invocation + 1}/${maxContinuations})…`,
+              usage: state.live.snapshot(state.usage.costUsd),
             });
             continue;
           }
@@ -417,6 +424,8 @@ export class ClaudeExecutor implements Executor {
             'permission',
           ),
       }),
+      // The stream's message_delta carries a response's final usage, which the assistant messages do not.
+      includePartialMessages: true,
       permissionMode: this.opts.permissionMode ?? 'default',
       settingSources: this.opts.settingSources ?? ['project'],
       maxTurns: this.opts.maxTurns ?? DEFAULT_MAX_TURNS,
@@ -470,6 +479,7 @@ export class ClaudeExecutor implements Executor {
     if (message.type === 'assistant') {
       if (message.error) state.lastAssistantError = message.error;
       const topLevel = message.parent_tool_use_id === null;
+      state.live.note(message.message.id, message.message.usage, topLevel);
       for (const b of blocksOf(message.message.content)) {
         if (b.type === 'text' && 'text' in b && topLevel && !message.error) {
           const text = redactSecrets(b.text, this.secrets());
@@ -488,6 +498,7 @@ export class ClaudeExecutor implements Executor {
             message: step,
             toolUseId: b.id,
             ...(input !== undefined ? { input: redactSecrets(input, this.secrets()) } : {}),
+            usage: state.live.snapshot(state.usage.costUsd),
           });
           state.toolCalls.set(b.id, { tool: b.name, message: step });
           state.files.noteToolUse(b.id, b.name, b.input);
@@ -495,6 +506,16 @@ export class ClaudeExecutor implements Executor {
           if (command !== undefined)
             state.commands.push(redactSecrets(command, this.secrets()).slice(0, 10_000));
         }
+      }
+    } else if (message.type === 'stream_event') {
+      const stream = message.parent_tool_use_id ?? '';
+      const { event } = message;
+      if (event.type === 'message_start') {
+        state.streaming.set(stream, event.message.id);
+        state.live.note(event.message.id, event.message.usage, stream === '');
+      } else if (event.type === 'message_delta') {
+        const id = state.streaming.get(stream);
+        if (id !== undefined) state.live.note(id, event.usage, stream === '');
       }
     } else if (message.type === 'user') {
       for (const b of blocksOf(message.message.content)) {
@@ -510,6 +531,7 @@ export class ClaudeExecutor implements Executor {
               toolUseId: b.tool_use_id,
               result: redactSecrets(toolResultText(b.content), this.secrets()),
               isError: b.is_error === true,
+              usage: state.live.snapshot(state.usage.costUsd),
             });
           }
         }

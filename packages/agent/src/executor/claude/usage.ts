@@ -1,4 +1,4 @@
-import type { TaskMetrics } from '@bematic/protocol';
+import type { TaskMetrics, TaskUsage } from '@bematic/protocol';
 
 /** What one query() invocation reports in its result message. */
 export interface InvocationUsage {
@@ -92,6 +92,52 @@ export class UsageAggregator {
       durationMs: Math.max(0, Math.round(durationMs)),
       numTurns: Math.round(this.total.numTurns),
       continuations: Math.max(0, this.invocations - 1),
+    };
+  }
+}
+
+/** The usage an assistant message carries (the Messages API's, as Claude Code passes it on). */
+export interface MessageUsageFields {
+  input_tokens?: number | null;
+  output_tokens?: number | null;
+}
+
+const count = (n: number | null | undefined): number =>
+  typeof n === 'number' && Number.isFinite(n) && n > 0 ? n : 0;
+
+/**
+ * The running totals shown while a task runs. One model response reaches us several times: as the
+ * stream's message_start and message_delta events and as one assistant message per content block, each
+ * repeating that response's usage as it stood (growing as it streams). So each response counts once, with
+ * the largest usage seen for its id. A turn is one response of the main loop (subagents' responses add
+ * tokens, not turns). Ids are unique across the invocations of a task, so the totals span continuations.
+ */
+export class LiveUsage {
+  private readonly responses = new Map<string, { input: number; output: number }>();
+  private readonly turnIds = new Set<string>();
+  private input = 0;
+  private output = 0;
+
+  note(messageId: string, usage: MessageUsageFields | null | undefined, mainLoop: boolean): void {
+    if (mainLoop) this.turnIds.add(messageId);
+    if (!usage) return;
+    const previous = this.responses.get(messageId) ?? { input: 0, output: 0 };
+    const latest = {
+      input: Math.max(previous.input, count(usage.input_tokens)),
+      output: Math.max(previous.output, count(usage.output_tokens)),
+    };
+    this.input += latest.input - previous.input;
+    this.output += latest.output - previous.output;
+    this.responses.set(messageId, latest);
+  }
+
+  /** The totals so far; `costUsd` is what the finished invocations reported (0: none has yet). */
+  snapshot(costUsd: number): TaskUsage {
+    return {
+      inputTokens: Math.round(this.input),
+      outputTokens: Math.round(this.output),
+      turns: this.turnIds.size,
+      ...(costUsd > 0 && { costUsd: Math.round(costUsd * 1e6) / 1e6 }),
     };
   }
 }
