@@ -5,10 +5,11 @@ import {
   judgeTransition,
   TASK_PRIORITIES,
   TASK_STATUSES,
+  TASK_TRANSITIONS,
   type TaskPriority,
   type TaskStatus,
 } from '@bematic/protocol';
-import type { Kysely, Selectable, Updateable } from 'kysely';
+import { type Kysely, type Selectable, sql, type Updateable } from 'kysely';
 import { dialectOf } from '../database.js';
 import { guardUnique, RecordNotFoundError, StoredDataError } from '../errors.js';
 import { newTaskId } from '../ids.js';
@@ -122,6 +123,11 @@ function patchToRow(patch: TaskPatch): Updateable<TasksTable> {
     pull_request_url: patch.pullRequestUrl,
   });
 }
+
+/** For each status, the statuses a task may move to it from (the state machine read backwards). */
+const MOVES_INTO = Object.fromEntries(
+  TASK_STATUSES.map((to) => [to, TASK_STATUSES.filter((from) => TASK_TRANSITIONS[from].includes(to))]),
+) as Record<TaskStatus, TaskStatus[]>;
 
 /** States from which a task may be (re)sent to an agent. */
 const RESENDABLE: TaskStatus[] = ['pending', 'queued', 'submitted'];
@@ -258,6 +264,12 @@ export class KyselyTaskRepository implements TaskRepository {
     patch: TaskPatch = {},
     guard?: AttemptGuard,
   ): Promise<TransitionResult> {
+    // The usual case in one statement: the row is in a status the state machine lets move to `to` (and, with
+    // a guard, still the guard's agent and attempt) — judged and applied by the same UPDATE, so it needs no
+    // read, no lock taken beforehand and no transaction of its own. Anything else (a duplicate, an illegal or
+    // stale message, a missing row) is judged below against the row as it is.
+    const applied = await this.applyIfLegal(id, to, patch, guard);
+    if (applied) return { changed: true, task: applied };
     const postgres = dialectOf(this.db) === 'postgres';
     return inTransaction(this.db, async (trx) => {
       for (;;) {
@@ -295,6 +307,27 @@ export class KyselyTaskRepository implements TaskRepository {
         if (updated) return { changed: true, task: toTask(updated) };
       }
     });
+  }
+
+  /** One compare-and-set UPDATE: applied only from a status that may move to `to`, with the guard's owner. */
+  private async applyIfLegal(
+    id: string,
+    to: TaskStatus,
+    patch: TaskPatch,
+    guard: AttemptGuard | undefined,
+  ): Promise<Task | undefined> {
+    const from = MOVES_INTO[to];
+    if (from.length === 0) return undefined;
+    const now = this.now();
+    const values: Updateable<TasksTable> = { ...patchToRow(patch), status: to, updated_at: now };
+    if (isTerminalStatus(to) && patch.completedAt === undefined) values.completed_at = now;
+    let update = this.db.updateTable('tasks').set(values).where('id', '=', id).where('status', 'in', from);
+    // A task started before (sent again after a lost ACK) keeps its first start.
+    if (to === 'running' && patch.startedAt === undefined)
+      update = update.set({ started_at: sql<number>`coalesce(started_at, ${now})` });
+    if (guard) update = update.where('agent_id', '=', guard.agentId).where('attempt', '=', guard.attempt);
+    const row = await update.returningAll().executeTakeFirst();
+    return row && toTask(row);
   }
 
   async beginAttempt(
