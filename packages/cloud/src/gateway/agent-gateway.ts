@@ -366,14 +366,17 @@ class Connection {
       { code, message: message.slice(0, 2000), ...(refId !== undefined && { refId }) },
       this.opts.clock.now(),
     );
+    // Audited before it is answered: the entry is committed by the time the agent reads the refusal.
+    await this.opts.audit
+      .log({
+        action: 'agent.protocol_error',
+        actor: agentId ? `agent:${agentId}` : 'unknown',
+        resourceType: 'agent',
+        resourceId: agentId,
+        details: { code, message: message.slice(0, 500), ip: this.ip, ...extra },
+      })
+      .catch((err: unknown) => this.opts.logger.error({ err }, 'audit write failed'));
     this.sendFrame(reply);
-    await this.opts.audit.log({
-      action: 'agent.protocol_error',
-      actor: agentId ? `agent:${agentId}` : 'unknown',
-      resourceType: 'agent',
-      resourceId: agentId,
-      details: { code, message: message.slice(0, 500), ip: this.ip, ...extra },
-    });
     if (!(await this.limiters.invalidFrames.tryAcquire(this.key))) {
       this.opts.logger.warn({ agentId, ip: this.ip }, 'closing connection after repeated invalid frames');
       this.ws.close(CLOSE_PROTOCOL_ABUSE, 'too many invalid frames');

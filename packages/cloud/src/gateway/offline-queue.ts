@@ -102,31 +102,71 @@ export class OfflineQueue {
         entry ? { kind: 'write', entry, at } : { kind: 'claim', at },
       );
       if (submitted.kind === 'ignored' || submitted.kind === 'stale') return 'skipped';
-      const attempt = submitted.task.attempt;
-      const sentAt = this.opts.clock.now();
-      const ok = await this.opts.manager.sendToAgent(
-        agentId,
-        createMessage('TASK_SUBMIT', { ...payload, taskId, attempt }, sentAt),
-      );
-      if (ok) {
-        this.opts.roundTrips?.sent(agentId, taskId, sentAt);
-        if (submitted.kind === 'applied') this.opts.lifecycle.emitSubmitted(submitted.task);
-        return 'sent';
-      }
-      await this.opts.lifecycle.markQueued(
-        taskId,
-        agentId,
-        {
-          reason: `could not reach agent ${agentId}`,
-          agentOnline: this.opts.manager.isConnected(agentId),
-          reconnectEtaMs: this.opts.manager.reconnectEtaMs(agentId),
-        },
-        { agentId, attempt },
-      );
-      return 'not-sent';
+      return await this.deliver(agentId, submitted.task, payload, submitted.kind);
     } finally {
       this.inFlight.delete(taskId);
     }
+  }
+
+  /**
+   * `send` for a batch of rows waiting for the agent (a drain): the rows claimed and the tasks' new attempts
+   * written in one transaction for the whole batch, then every TASK_SUBMIT written to the socket. False when
+   * one could not be written (the agent is going away: stop draining).
+   */
+  private async sendMany(agentId: string, taskIds: readonly string[]): Promise<boolean> {
+    const mine = taskIds.filter(
+      (id) => !this.inFlight.has(id) && !this.opts.manager.isAwaitingAck(agentId, id),
+    );
+    if (mine.length === 0) return true;
+    for (const id of mine) this.inFlight.add(id);
+    try {
+      const begun = await this.opts.lifecycle.markSubmittedMany(mine, agentId, this.opts.clock.now());
+      const taken = new Set(begun.map((b) => b.task.id));
+      await Promise.all(mine.filter((id) => !taken.has(id)).map((id) => this.dropIfStale(id)));
+      const outcomes = await Promise.all(begun.map((b) => this.deliver(agentId, b.task, b.payload, b.kind)));
+      return !outcomes.includes('not-sent');
+    } finally {
+      for (const id of mine) this.inFlight.delete(id);
+    }
+  }
+
+  /** A row not taken for a send: removed when its task is gone, finished or running; else another holds it. */
+  private async dropIfStale(taskId: string): Promise<void> {
+    const task = await this.opts.repos.tasks.findById(taskId);
+    if (!task || isTerminalStatus(task.status) || task.status === 'running')
+      await this.opts.repos.offlineQueue.removeByTask(taskId);
+  }
+
+  /** Writes the TASK_SUBMIT of an attempt just begun; if that fails the task goes back to queued. */
+  private async deliver(
+    agentId: string,
+    task: Task,
+    payload: TaskSubmission,
+    kind: 'applied' | 'duplicate',
+  ): Promise<SendOutcome> {
+    const taskId = task.id;
+    const attempt = task.attempt;
+    const sentAt = this.opts.clock.now();
+    const ok = await this.opts.manager.sendToAgent(
+      agentId,
+      createMessage('TASK_SUBMIT', { ...payload, taskId, attempt }, sentAt),
+    );
+    if (ok) {
+      this.opts.roundTrips?.sent(agentId, taskId, sentAt);
+      if (kind === 'applied') this.opts.lifecycle.emitSubmitted(task);
+      return 'sent';
+    }
+    await this.opts.lifecycle.markQueued(
+      taskId,
+      agentId,
+      {
+        reason: `could not reach agent ${agentId}`,
+        agentOnline: this.opts.manager.isConnected(agentId),
+        reconnectEtaMs: this.opts.manager.reconnectEtaMs(agentId),
+      },
+      { agentId, attempt },
+    );
+    return 'not-sent';
   }
 
   /**
@@ -222,15 +262,14 @@ export class OfflineQueue {
     };
   }
 
+  /** One pass: the waiting tasks' ids (no payloads), then a batch at a time, one transaction per batch. */
   private async drainOnce(agentId: string): Promise<void> {
     const batchSize = this.opts.drainBatchSize ?? 50;
-    const rows = await this.opts.repos.offlineQueue.listForAgent(agentId);
-    const pending = rows.filter((r) => !this.opts.manager.isAwaitingAck(agentId, r.taskId));
+    const ids = await this.opts.repos.offlineQueue.taskIdsForAgent(agentId);
+    const pending = ids.filter((id) => !this.opts.manager.isAwaitingAck(agentId, id));
     for (let i = 0; i < pending.length; i += batchSize) {
       if (!this.opts.manager.isHealthy(agentId)) return;
-      const batch = pending.slice(i, i + batchSize);
-      const outcomes = await Promise.all(batch.map((r) => this.send(agentId, r.taskId, r.payload)));
-      if (outcomes.includes('not-sent')) return;
+      if (!(await this.sendMany(agentId, pending.slice(i, i + batchSize)))) return;
     }
   }
 }

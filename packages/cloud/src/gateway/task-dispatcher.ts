@@ -116,8 +116,11 @@ export class GatewayTaskDispatcher implements TaskDispatcher {
     const { repos, manager, outbox, lifecycle } = this.opts;
     manager.answered(agentId, task.id);
     if (ack.accepted) {
-      await repos.offlineQueue.removeByTask(task.id);
-      await lifecycle.acknowledge(task, ack);
+      const removed = repos.offlineQueue.removeByTask(task.id);
+      // Queued at the agent: nothing to write but the removal, which must be done before the event goes out.
+      if (ack.queued) await removed;
+      // Otherwise the two writes are asked for in the same tick and share one commit.
+      await Promise.all([removed, lifecycle.acknowledge(task, ack)]);
       return;
     }
     const code = ack.code ?? 'INVALID_TASK';

@@ -11,6 +11,7 @@ import {
   type TaskProgress,
   type TaskStatus,
   type TaskStream,
+  type TaskSubmission,
 } from '@bematic/protocol';
 import type { Logger } from 'pino';
 import type {
@@ -88,7 +89,8 @@ export class TaskLifecycle {
    * the outbox row written or claimed in the same transaction (ignored when another instance holds the row).
    */
   async markSubmitted(taskId: string, agentId: string, outbox?: OutboxAttempt): Promise<ApplyOutcome> {
-    const begun = await this.deps.repos.tasks.beginAttempt(taskId, agentId, outbox);
+    // Through the group commit: the dispatches of one tick share a commit.
+    const begun = await this.deps.repos.transaction((tx) => tx.tasks.beginAttempt(taskId, agentId, outbox));
     if (!begun) {
       const task = await this.deps.repos.tasks.findById(taskId);
       if (!task) throw new Error(`task ${taskId} not found`);
@@ -97,6 +99,24 @@ export class TaskLifecycle {
     return begun.from === 'submitted'
       ? { kind: 'duplicate', task: begun.task }
       : { kind: 'applied', task: begun.task };
+  }
+
+  /**
+   * markSubmitted for a batch of tasks waiting in the outbox for `agentId` (a drain), each claiming its row:
+   * one transaction of a few statements for the whole batch. Only the tasks begun are returned, in the order
+   * asked, with the payload their row holds; `duplicate` when one was already submitted (a resend).
+   */
+  async markSubmittedMany(
+    taskIds: readonly string[],
+    agentId: string,
+    at: number,
+  ): Promise<Array<{ kind: 'applied' | 'duplicate'; task: Task; payload: TaskSubmission }>> {
+    const begun = await this.deps.repos.transaction((tx) => tx.tasks.beginAttempts(taskIds, agentId, at));
+    return begun.map((b) => ({
+      kind: b.from === 'submitted' ? 'duplicate' : 'applied',
+      task: b.task,
+      payload: b.entry.payload,
+    }));
   }
 
   emitSubmitted(task: Task): void {

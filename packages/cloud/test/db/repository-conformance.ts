@@ -11,7 +11,7 @@ import type { Database } from '../../src/db/database.js';
 import { DuplicateRecordError, RecordNotFoundError } from '../../src/db/errors.js';
 import { MIGRATIONS, migrateToLatest, migrationStatus } from '../../src/db/migrations/index.js';
 import { createRepositories } from '../../src/db/repositories/index.js';
-import type { NewTask, Repositories } from '../../src/db/repositories/types.js';
+import type { NewTask, Repositories, Task } from '../../src/db/repositories/types.js';
 import type { Schema } from '../../src/db/schema.js';
 
 const T0 = 1_700_000_000_000;
@@ -550,6 +550,41 @@ export function describeRepositoryConformance(name: string, open: () => Promise<
         expect(await repos.offlineQueue.findByTask(t.id)).toBeUndefined();
       });
 
+      it('begins a batch of attempts at once: only the resendable tasks whose row the agent holds, in the order asked', async () => {
+        const tasks = [];
+        for (let i = 0; i < 4; i++) tasks.push(await repos.tasks.create(newTask()));
+        const [a, b, c, d] = tasks as [Task, Task, Task, Task];
+        for (const t of tasks) {
+          const agentId = t === c ? 'agent_2' : 'agent_1';
+          await repos.offlineQueue.enqueue({
+            agentId,
+            taskId: t.id,
+            priority: 'normal',
+            payload: t.submission,
+            expiresAt: T0 + 60_000,
+          });
+        }
+        await repos.tasks.beginAttempt(b.id, 'agent_1'); // b: submitted already (a resend)
+        await repos.tasks.transition(d.id, 'failed'); // d: finished, its row stale
+        const begun = await repos.tasks.beginAttempts(
+          [b.id, a.id, c.id, d.id, 'task_missing'],
+          'agent_1',
+          T0 + 7,
+        );
+        expect(begun.map((x) => [x.task.id, x.from, x.task.attempt, x.task.status])).toEqual([
+          [b.id, 'submitted', 2, 'submitted'],
+          [a.id, 'pending', 1, 'submitted'],
+        ]);
+        expect(begun[1]?.entry).toMatchObject({ taskId: a.id, attempts: 1, lastAttemptAt: T0 + 7 });
+        expect(begun[1]?.entry.payload).toEqual(a.submission);
+        // Another agent's row, and a finished task's, were not touched.
+        expect(await repos.offlineQueue.findByTask(c.id)).toMatchObject({ attempts: 0 });
+        expect(await repos.offlineQueue.findByTask(d.id)).toMatchObject({ attempts: 0 });
+        expect(await repos.tasks.findById(c.id)).toMatchObject({ status: 'pending', attempt: 0 });
+        expect(await repos.tasks.beginAttempts([], 'agent_1', T0)).toEqual([]);
+        expect(await repos.offlineQueue.taskIdsForAgent('agent_1')).toHaveLength(3);
+      });
+
       it('applies a guarded transition only for the owning agent at the attempt in force (one compare-and-set)', async () => {
         const t = await repos.tasks.create(newTask());
         await repos.tasks.beginAttempt(t.id, 'agent_1');
@@ -907,6 +942,7 @@ export function describeRepositoryConformance(name: string, open: () => Promise<
         await enqueue('other-agent', 'urgent', T0, 'agent_2');
         const ids = (await repos.offlineQueue.listForAgent('agent_1')).map((e) => e.taskId);
         expect(ids).toEqual(['urgent-old', 'urgent-new', 'high', 'normal-old', 'normal-new', 'low-old']);
+        expect(await repos.offlineQueue.taskIdsForAgent('agent_1')).toEqual(ids);
         expect((await repos.offlineQueue.listForAgent('agent_1', 2)).map((e) => e.taskId)).toEqual([
           'urgent-old',
           'urgent-new',

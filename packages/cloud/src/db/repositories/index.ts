@@ -56,11 +56,33 @@ export function createRepositories(db: Kysely<Schema>, opts: RepositoryOptions =
   const now = opts.now ?? Date.now;
   // Already inside a transaction: join it. Otherwise the transactions of one tick share a commit.
   const group = db.isTransaction ? null : new GroupCommit(db);
+  const top = bind(db, now);
+  if (group) groupWrites(top, group, now);
   return {
-    ...bind(db, now),
+    ...top,
     transaction: (fn) =>
       group ? group.run((trx) => fn(bind(trx, now))) : inTransaction(db, (trx) => fn(bind(trx, now))),
   };
+}
+
+/**
+ * The single-statement writes the lifecycle makes many of outside any transaction of its own (audit entries,
+ * transcript steps, outbox removals, console messages) join the tick's group commit instead of committing
+ * one by one; each caller still resumes only once its write is committed.
+ */
+function groupWrites(top: Omit<Repositories, 'transaction'>, group: GroupCommit, now: Clock['now']): void {
+  const audit = (trx: Kysely<Schema>) => new KyselyAuditLogRepository(trx, now);
+  const steps = (trx: Kysely<Schema>) => new KyselyTaskStepRepository(trx, now);
+  const queue = (trx: Kysely<Schema>) => new KyselyOfflineQueueRepository(trx, now);
+  const messages = (trx: Kysely<Schema>) => new KyselyConsoleMessageRepository(trx);
+  top.audit.log = (entry) => group.run((trx) => audit(trx).log(entry));
+  top.taskSteps.append = (step) => group.run((trx) => steps(trx).append(step));
+  top.taskSteps.appendText = (taskId, text) => group.run((trx) => steps(trx).appendText(taskId, text));
+  top.taskSteps.mergeDetail = (taskId, toolUseId, detail) =>
+    group.run((trx) => steps(trx).mergeDetail(taskId, toolUseId, detail));
+  top.offlineQueue.removeByTask = (taskId) => group.run((trx) => queue(trx).removeByTask(taskId));
+  top.consoleMessages.insert = (m) => group.run((trx) => messages(trx).insert(m));
+  top.consoleMessages.update = (...args) => group.run((trx) => messages(trx).update(...args));
 }
 
 export {

@@ -75,6 +75,35 @@ export class KyselyOfflineQueueRepository implements OfflineQueueRepository {
     return toEntry(row);
   }
 
+  async claimMany(taskIds: readonly string[], agentId: string, at: number): Promise<OfflineQueueEntry[]> {
+    if (taskIds.length === 0) return [];
+    let target = this.db
+      .selectFrom('offline_queue')
+      .select('id')
+      .where('task_id', 'in', taskIds)
+      .where('agent_id', '=', agentId);
+    if (dialectOf(this.db) === 'postgres') target = target.forUpdate().skipLocked();
+    const rows = await this.db
+      .updateTable('offline_queue')
+      .set((eb) => ({ attempts: eb('attempts', '+', 1), last_attempt_at: at }))
+      .where('id', 'in', target)
+      .returningAll()
+      .execute();
+    return rows.map(toEntry);
+  }
+
+  async taskIdsForAgent(agentId: string): Promise<string[]> {
+    const rows = await this.db
+      .selectFrom('offline_queue')
+      .select('task_id')
+      .where('agent_id', '=', agentId)
+      .orderBy('priority_rank')
+      .orderBy('enqueued_at')
+      .orderBy('id')
+      .execute();
+    return rows.map((r) => r.task_id);
+  }
+
   async listForAgent(agentId: string, limit?: number): Promise<OfflineQueueEntry[]> {
     let q = this.db
       .selectFrom('offline_queue')

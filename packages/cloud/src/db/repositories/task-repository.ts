@@ -29,6 +29,7 @@ import { inTransaction } from './transaction.js';
 import type {
   AttemptGuard,
   NewTask,
+  OfflineQueueEntry,
   OutboxAttempt,
   Task,
   TaskPatch,
@@ -366,6 +367,57 @@ export class KyselyTaskRepository implements TaskRepository {
         .executeTakeFirst();
       if (!row || !isStatus(before.status)) return undefined;
       return { task: toTask(row), from: before.status };
+    });
+  }
+
+  async beginAttempts(
+    ids: readonly string[],
+    agentId: string,
+    at: number,
+  ): Promise<Array<{ task: Task; from: TaskStatus; entry: OfflineQueueEntry }>> {
+    if (ids.length === 0) return [];
+    return inTransaction(this.db, async (trx) => {
+      const before = await trx
+        .selectFrom('tasks')
+        .select(['id', 'status'])
+        .where('id', 'in', ids)
+        .where('status', 'in', RESENDABLE)
+        .execute();
+      if (before.length === 0) return [];
+      const held = await new KyselyOfflineQueueRepository(trx, this.now).claimMany(
+        before.map((r) => r.id),
+        agentId,
+        at,
+      );
+      if (held.length === 0) return [];
+      const rows = await trx
+        .updateTable('tasks')
+        .set((eb) => ({
+          attempt: eb('attempt', '+', 1),
+          agent_id: agentId,
+          status: 'submitted',
+          updated_at: this.now(),
+        }))
+        .where(
+          'id',
+          'in',
+          held.map((e) => e.taskId),
+        )
+        .where('status', 'in', RESENDABLE)
+        .returningAll()
+        .execute();
+      const from = new Map(before.map((r) => [r.id, r.status]));
+      const entries = new Map(held.map((e) => [e.taskId, e]));
+      const begun = new Map(rows.map((r) => [r.id, r]));
+      const out: Array<{ task: Task; from: TaskStatus; entry: OfflineQueueEntry }> = [];
+      for (const id of ids) {
+        const row = begun.get(id);
+        const status = from.get(id);
+        const entry = entries.get(id);
+        if (row && entry && status !== undefined && isStatus(status))
+          out.push({ task: toTask(row), from: status, entry });
+      }
+      return out;
     });
   }
 

@@ -191,6 +191,16 @@ export interface TaskRepository {
     agentId: string,
     outbox?: OutboxAttempt,
   ): Promise<{ task: Task; from: TaskStatus } | undefined>;
+  /**
+   * beginAttempt for many waiting tasks at once, each claiming its outbox row (`claim`): a few statements for
+   * the whole batch, whatever its size. Only the tasks begun are returned, in the order asked, each with the
+   * row it holds (its TASK_SUBMIT payload); a task not returned must not be sent by this caller.
+   */
+  beginAttempts(
+    ids: readonly string[],
+    agentId: string,
+    at: number,
+  ): Promise<Array<{ task: Task; from: TaskStatus; entry: OfflineQueueEntry }>>;
   /** Update non-status fields (e.g. progressMessageTs). */
   update(id: string, patch: TaskPatch): Promise<Task>;
   delete(id: string): Promise<boolean>;
@@ -301,6 +311,13 @@ export interface OfflineQueueRepository {
    * undefined, and this caller must not send.
    */
   claim(taskId: string, agentId: string, at: number): Promise<OfflineQueueEntry | undefined>;
+  /**
+   * Takes the rows of these tasks for one send each to `agentId`, as `claim` does, in one statement; returns
+   * the rows taken (any order).
+   */
+  claimMany(taskIds: readonly string[], agentId: string, at: number): Promise<OfflineQueueEntry[]>;
+  /** The tasks waiting for the agent, in delivery order, without their payloads (a drain's to-do list). */
+  taskIdsForAgent(agentId: string): Promise<string[]>;
   /** Priority order (urgent first), then oldest first. */
   listForAgent(agentId: string, limit?: number): Promise<OfflineQueueEntry[]>;
   findByTask(taskId: string): Promise<OfflineQueueEntry | undefined>;
