@@ -1,3 +1,4 @@
+import { monitorEventLoopDelay } from 'node:perf_hooks';
 import type { TaskMetrics } from '@bematic/protocol';
 import { describe, expect, it } from 'vitest';
 import type { Task } from '../db/repositories/types.js';
@@ -103,17 +104,28 @@ describe('MetricsCollector', () => {
   });
 
   it('reports an event-loop stall as its length, once per scrape window', async () => {
-    const m = new MetricsCollector({ defaultMetrics: false });
-    // The sampler is a 10 ms timer that measures from its previous firing: let it start first.
-    await new Promise((r) => setTimeout(r, 30));
-    const stallUntil = performance.now() + 80;
-    while (performance.now() < stallUntil) {
+    const loop = monitorEventLoopDelay({ resolution: 10 });
+    loop.enable();
+    const m = new MetricsCollector({ defaultMetrics: false, eventLoopDelay: loop });
+    const max = (text: string) => Number(/event_loop_delay_seconds\{stat="max"\} (\S+)/.exec(text)?.[1]);
+    // The sampler measures from its previous firing: the stall must come after its first sample.
+    await sampled(() => loop.count > 0);
+    const started = performance.now();
+    while (performance.now() - started < 80) {
       // a synchronous stall, as a large query on better-sqlite3 would cause
     }
-    await new Promise((r) => setTimeout(r, 30));
-    const max = (text: string) => Number(/event_loop_delay_seconds\{stat="max"\} (\S+)/.exec(text)?.[1]);
+    const stalledNs = (performance.now() - started) * 1e6;
+    // The sampler's first firing after the stall records it (less its 10 ms resolution).
+    await sampled(() => loop.max >= stalledNs - 20e6);
     expect(max(await m.text())).toBeGreaterThanOrEqual(0.06);
-    await new Promise((r) => setTimeout(r, 30));
+    // That scrape started a new window; its first sample is an ordinary one.
+    await sampled(() => loop.count > 0);
     expect(max(await m.text())).toBeLessThan(0.06);
+    loop.disable();
   });
 });
+
+/** Yields to the event loop (no timer of its own) until the sampler has recorded what `done` looks for. */
+async function sampled(done: () => boolean): Promise<void> {
+  while (!done()) await new Promise<void>((resolve) => setImmediate(resolve));
+}

@@ -1,4 +1,4 @@
-import { monitorEventLoopDelay } from 'node:perf_hooks';
+import { type IntervalHistogram, monitorEventLoopDelay } from 'node:perf_hooks';
 import type { TaskMetrics } from '@bematic/protocol';
 import type { LogEvent } from 'kysely';
 import { Counter, collectDefaultMetrics, Gauge, Histogram, Registry } from 'prom-client';
@@ -10,8 +10,11 @@ export interface MetricsCollectorOptions {
   prefix?: string;
   /** Node process metrics (CPU, memory, event loop, GC). Default true. */
   defaultMetrics?: boolean;
-  /** Sample the event loop's delay (a stall shows as its length). Default true. */
-  eventLoopDelay?: boolean;
+  /**
+   * Sample the event loop's delay (a stall shows as its length). Default true: a 10 ms sampler of its own;
+   * or the enabled sampler to read (a test that watches the samples).
+   */
+  eventLoopDelay?: boolean | IntervalHistogram;
   now?: () => number;
 }
 
@@ -182,8 +185,7 @@ export class MetricsCollector {
     this.httpRequests = counter('http_requests_total', 'HTTP requests served', ['method', 'route', 'status']);
     // Sampled every 10 ms; each scrape reports the window since the previous one and starts a new window,
     // so one long synchronous query shows up as `max` at the next scrape.
-    const loop = (opts.eventLoopDelay ?? true) ? monitorEventLoopDelay({ resolution: 10 }) : null;
-    loop?.enable();
+    const loop = eventLoopSampler(opts.eventLoopDelay ?? true);
     this.eventLoopDelay = new Gauge<'stat'>({
       name: `${p}event_loop_delay_seconds`,
       help: 'Event-loop delay since the previous scrape (stat: p50, p99, max)',
@@ -343,4 +345,11 @@ export class MetricsCollector {
   text(): Promise<string> {
     return this.registry.metrics();
   }
+}
+
+function eventLoopSampler(option: boolean | IntervalHistogram): IntervalHistogram | null {
+  if (option !== true) return option || null;
+  const sampler = monitorEventLoopDelay({ resolution: 10 });
+  sampler.enable();
+  return sampler;
 }

@@ -1,16 +1,10 @@
-import type { Clock } from '@bematic/protocol';
-import { afterEach, beforeEach, describe, expect, it, vi } from 'vitest';
+import { ManualClock } from '@bematic/testkit';
+import { beforeEach, describe, expect, it } from 'vitest';
 import type { ChatMessage } from '../chat/chat-surface.js';
 import { StreamAccumulator } from './stream-accumulator.js';
 
-/** Looks the (faked) globals up at call time. */
-const fakeTimers: Clock = {
-  now: () => Date.now(),
-  setTimeout: (fn, ms) => setTimeout(fn, ms),
-  clearTimeout: (h) => clearTimeout(h as ReturnType<typeof setTimeout>),
-  setInterval: (fn, ms) => setInterval(fn, ms),
-  clearInterval: (h) => clearInterval(h as ReturnType<typeof setInterval>),
-};
+const START = 1_000_000;
+let clock: ManualClock;
 
 function setup(opts: { fail?: (n: number) => unknown; refreshMs?: number } = {}) {
   let state = 'start';
@@ -24,14 +18,15 @@ function setup(opts: { fail?: (n: number) => unknown; refreshMs?: number } = {})
       calls++;
       inFlight++;
       maxInFlight = Math.max(maxInFlight, inFlight);
-      await new Promise((r) => setTimeout(r, 200));
+      // Each update takes 200 ms of the test's clock to land.
+      await new Promise<void>((r) => clock.setTimeout(r, 200));
       inFlight--;
       const err = opts.fail?.(calls);
       if (err) throw err;
-      sent.push({ at: Date.now(), text: m.text });
+      sent.push({ at: clock.now(), text: m.text });
     },
     refreshMs: opts.refreshMs ?? 0,
-    clock: fakeTimers,
+    clock,
   });
   return {
     acc,
@@ -51,19 +46,16 @@ function setup(opts: { fail?: (n: number) => unknown; refreshMs?: number } = {})
 
 describe('StreamAccumulator', () => {
   beforeEach(() => {
-    vi.useFakeTimers({ now: 1_000_000 });
-  });
-  afterEach(() => {
-    vi.useRealTimers();
+    clock = new ManualClock(START);
   });
 
   it('sends at most one update per 3 s, with the latest state', async () => {
     const s = setup();
     for (let i = 0; i < 100; i++) {
       s.set(`step ${i}`);
-      await vi.advanceTimersByTimeAsync(100);
+      await clock.advance(100);
     }
-    await vi.advanceTimersByTimeAsync(5000);
+    await clock.advance(5000);
     expect(s.sent.length).toBeGreaterThan(1);
     expect(s.sent.length).toBeLessThanOrEqual(Math.ceil(15_000 / 3000) + 1);
     for (let i = 1; i < s.sent.length; i++) {
@@ -76,10 +68,10 @@ describe('StreamAccumulator', () => {
   it('sends nothing when nothing changed', async () => {
     const s = setup();
     s.set('a');
-    await vi.advanceTimersByTimeAsync(10_000);
+    await clock.advance(10_000);
     expect(s.sent.map((x) => x.text)).toEqual(['a']);
     s.set('a');
-    await vi.advanceTimersByTimeAsync(60_000);
+    await clock.advance(60_000);
     expect(s.calls).toBe(1);
   });
 
@@ -92,12 +84,12 @@ describe('StreamAccumulator', () => {
         sent.push(m.text);
       },
       refreshMs: 15_000,
-      clock: fakeTimers,
+      clock,
     });
     tick = 1;
-    await vi.advanceTimersByTimeAsync(14_000);
+    await clock.advance(14_000);
     expect(sent).toEqual([]);
-    await vi.advanceTimersByTimeAsync(1_001);
+    await clock.advance(1_001);
     expect(sent).toEqual(['elapsed 1']);
     acc.dispose();
   });
@@ -107,14 +99,14 @@ describe('StreamAccumulator', () => {
       fail: (n) => (n === 1 ? Object.assign(new Error('ratelimited'), { retryAfter: 10 }) : undefined),
     });
     s.set('a');
-    await vi.advanceTimersByTimeAsync(5_000);
+    await clock.advance(5_000);
     expect(s.sent).toEqual([]);
     s.set('b');
-    await vi.advanceTimersByTimeAsync(4_000);
+    await clock.advance(4_000);
     expect(s.sent).toEqual([]);
-    await vi.advanceTimersByTimeAsync(3_000);
+    await clock.advance(3_000);
     expect(s.sent.map((x) => x.text)).toEqual(['b']);
-    expect(s.sent[0]!.at - 1_000_000).toBeGreaterThanOrEqual(10_000);
+    expect(s.sent[0]!.at - START).toBeGreaterThanOrEqual(10_000);
     expect(s.maxInFlight).toBe(1);
   });
 
@@ -123,10 +115,10 @@ describe('StreamAccumulator', () => {
       fail: (n) => (n >= 2 && n <= 4 ? Object.assign(new Error('429'), { retryAfterMs: 2000 }) : undefined),
     });
     s.set('running');
-    await vi.advanceTimersByTimeAsync(50);
+    await clock.advance(50);
     const done = s.acc.finish({ text: 'final' });
     s.set('ignored after finish');
-    await vi.advanceTimersByTimeAsync(60_000);
+    await clock.advance(60_000);
     await expect(done).resolves.toBe(true);
     expect(s.sent.map((x) => x.text)).toEqual(['running', 'final']);
     expect(s.maxInFlight).toBe(1);
