@@ -105,7 +105,8 @@ describe('watchdog', () => {
       leader.unref();
       const dog = watchRun({ pgid: leader.pid, tag }, 500);
       console.log(JSON.stringify({ pgid: leader.pid, tag }));
-      process.stdin.on('data', () => { dog.release(); setTimeout(() => process.exit(0), 200); });
+      // Exits by itself once nothing is left to do: after "done" reached the watchdog's pipe.
+      process.stdin.once('data', () => { dog.release(); process.stdin.destroy(); });
     `;
     const parent = spawn(process.execPath, ['--input-type=module', '-e', script], {
       stdio: ['pipe', 'pipe', 'inherit'],
