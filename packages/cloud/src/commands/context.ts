@@ -26,7 +26,8 @@ export interface RetentionOperations {
   /** Archives a terminal task; rejects with a clear Error when it cannot. */
   archive(taskId: string, reason: string, actor: string): Promise<{ id: string }>;
   /** Restores an archived task as a new task row. */
-  restore(archiveId: string, actor: string): Promise<{ id: string }>;
+  /** `ref`: the archive's id, or the id the task had. */
+  restore(ref: string, actor: string): Promise<{ id: string }>;
 }
 
 /** The collection points the command handlers report to; MetricsCollector satisfies it. */

@@ -177,12 +177,17 @@ export class RetentionService {
     return this.archiveTask(task, reason, actor, 'manual');
   }
 
-  /** Returns the id of the restored (new) task. */
-  async restore(archiveId: string, actor: string): Promise<string> {
+  /**
+   * Restores an archive, named by its id or by the id the task had (its latest archive: a task archived by the
+   * policy was never shown its archive id). Returns the id of the restored (new) task.
+   */
+  async restore(ref: string, actor: string): Promise<string> {
     const restoredAt = this.now();
     const { task, archive } = await this.repos.transaction(async (tx) => {
-      const archive = await tx.archivedTasks.findById(archiveId);
-      if (!archive) throw new RetentionError('ARCHIVE_NOT_FOUND', `archive ${archiveId} not found`);
+      const archive =
+        (await tx.archivedTasks.findById(ref)) ?? (await tx.archivedTasks.findByOriginalId(ref));
+      if (!archive) throw new RetentionError('ARCHIVE_NOT_FOUND', `archive ${ref} not found`);
+      const archiveId = archive.id;
       const snapshot = parseSnapshot(archive.taskData, archiveId);
       const sessions = SessionsSnapshot.safeParse(archive.metadata.sessions ?? []);
       const created = await tx.tasks.create(newTaskFrom(snapshot, archiveId, restoredAt));
@@ -205,21 +210,22 @@ export class RetentionService {
     });
     this.deps.invalidation?.taskRestored(task);
     this.deps.metrics?.recordRestore();
-    this.logger.info({ archiveId, originalId: archive.originalId, taskId: task.id, actor }, 'task restored');
+    this.logger.info(
+      { archiveId: archive.id, originalId: archive.originalId, taskId: task.id, actor },
+      'task restored',
+    );
     return task.id;
   }
 
-  /** Archive every task the policy makes eligible (up to one batch). Returns how many were archived. */
+  /**
+   * Archive every task the policy makes eligible (up to one batch). Returns how many were archived. A run in
+   * progress (the schedule's) is joined, not repeated.
+   */
   runOnce(): Promise<number> {
     this.running ??= this.sweep().finally(() => {
       this.running = null;
     });
     return this.running;
-  }
-
-  /** Resolves when the run in progress (if any) has finished; its archived count, or 0. */
-  whenIdle(): Promise<number> {
-    return this.running?.catch(() => 0) ?? Promise.resolve(0);
   }
 
   get busy(): boolean {
