@@ -3,11 +3,18 @@ import { once } from 'node:events';
 import { existsSync, mkdirSync, mkdtempSync, realpathSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
-import { PROTOCOL_VERSION, ResourceMetrics, systemClock, type TaskPriority } from '@bematic/protocol';
+import {
+  type Clock,
+  PROTOCOL_VERSION,
+  ResourceMetrics,
+  systemClock,
+  type TaskPriority,
+} from '@bematic/protocol';
+import { ManualClock } from '@bematic/testkit';
 import { afterEach, describe, expect, it } from 'vitest';
 import { FakeCloud, type FakeCloudOptions } from '../test/support/fake-cloud.js';
 import { ManualExecutor } from '../test/support/manual-executor.js';
-import { Agent } from './agent.js';
+import { Agent, partitionStopAfterMs } from './agent.js';
 import { agentWsUrl } from './config.js';
 import type { Executor } from './executor/executor.js';
 import { SleepExecutor } from './executor/sleep-executor.js';
@@ -37,6 +44,7 @@ interface Setup {
   existingCloud?: FakeCloud;
   waitForAuth?: boolean;
   projectConcurrency?: number;
+  clock?: Clock;
 }
 
 async function setup(opts: Setup = {}) {
@@ -84,12 +92,21 @@ async function setup(opts: Setup = {}) {
     reconnectBaseMs: 10,
     streamFlushMs: 20,
     hostname: 'test-host',
+    ...(opts.clock !== undefined && { clock: opts.clock }),
   });
   cleanups.push(() => agent.stop({ graceful: false }));
   const authed = once(agent, 'authenticated');
   agent.start();
   if (opts.waitForAuth !== false) await authed;
   return { cloud, agent, monitor, sample };
+}
+
+/** Moves a manual clock through the agent's reconnect delays, letting the sockets work in between, until it is back. */
+async function reconnectOn(clock: ManualClock, agent: Agent): Promise<void> {
+  while (agent.connection.state !== 'ready') {
+    await clock.advance(50);
+    await new Promise<void>((resolve) => setImmediate(resolve));
+  }
 }
 
 describe('Agent against a fake cloud', () => {
@@ -541,6 +558,73 @@ describe('Agent against a fake cloud', () => {
     expect(cloud.authRequests.at(-1)?.activeTaskIds).toEqual(['stale']);
     const cancelled = await cloud.waitFor('TASK_CANCELLED');
     expect(cancelled.payload.taskId).toBe('stale');
+  });
+
+  it('cut off for nearly the reconnect grace the cloud announced, stops its runs before the cloud gives them up', async () => {
+    const clock = new ManualClock();
+    const executor = new ManualExecutor();
+    const grace = 60_000;
+    const { cloud, agent } = await setup({ executor, clock, max: 1, cloud: { reconnectGraceMs: grace } });
+    const stopAfter = partitionStopAfterMs(grace);
+    expect(stopAfter).toBe(50_000);
+    cloud.submit({ taskId: 'run', localPath: dir('cut-run') });
+    cloud.submit({ taskId: 'wait', localPath: dir('cut-run') }); // one slot: queued behind 'run'
+    const run = await executor.started('run');
+    await cloud.waitFor('TASK_ACK', (p) => p.taskId === 'wait');
+    await clock.advance(1_000); // the cloud's last frame was 1 s before the link broke
+    const disconnected = once(agent, 'disconnected');
+    cloud.goOffline();
+    await disconnected;
+
+    await clock.advance(stopAfter - 1_000 - 1);
+    expect(run.signal.aborted).toBe(false);
+    const abandoned = once(agent, 'runs-abandoned');
+    await clock.advance(1);
+    const [{ taskIds }] = await abandoned;
+    expect(run.signal.aborted).toBe(true);
+    expect(taskIds.sort()).toEqual(['run', 'wait']);
+    expect(agent.queue.activeTaskIds()).toEqual([]);
+    expect(executor.startOrder).toEqual(['run']); // the queued one never starts
+
+    const reauthed = once(agent, 'authenticated');
+    cloud.goOnline();
+    await reconnectOn(clock, agent);
+    await reauthed;
+    expect(cloud.authRequests.at(-1)?.activeTaskIds).toEqual([]);
+    expect(cloud.authRequests.at(-1)?.bufferedTaskIds.sort()).toEqual(['run', 'wait']);
+    const lost = await cloud.waitFor('TASK_ERROR', (p) => p.taskId === 'run');
+    expect(lost.payload).toMatchObject({ errorCode: 'AGENT_LOST', recoverable: true, attempt: 1 });
+    expect(lost.connection).toBeGreaterThan(1);
+    await cloud.waitFor('TASK_ERROR', (p) => p.taskId === 'wait');
+  });
+
+  it('back before the deadline, or never told a grace, keeps its runs going', async () => {
+    for (const reconnectGraceMs of [60_000, undefined]) {
+      const clock = new ManualClock();
+      const executor = new ManualExecutor();
+      const { cloud, agent } = await setup({
+        executor,
+        clock,
+        cloud: reconnectGraceMs === undefined ? {} : { reconnectGraceMs },
+      });
+      cloud.submit({ taskId: 'keep', localPath: dir('cut-keep') });
+      const run = await executor.started('keep');
+      const disconnected = once(agent, 'disconnected');
+      cloud.goOffline();
+      await disconnected;
+      await clock.advance(partitionStopAfterMs(60_000) - 10_000); // reconnecting moves the clock on too
+      const reauthed = once(agent, 'authenticated');
+      cloud.goOnline();
+      await reconnectOn(clock, agent);
+      await reauthed;
+      await clock.advance(15_000); // past the old deadline (and short of the keepalive): the reconnect disarmed it
+      expect(run.signal.aborted).toBe(false);
+      expect(cloud.authRequests.at(-1)?.activeTaskIds).toEqual(['keep']);
+      executor.complete('keep');
+      await cloud.waitFor('TASK_COMPLETE', (p) => p.taskId === 'keep');
+      await agent.stop({ graceful: false });
+      await cloud.close();
+    }
   });
 
   it('reports a task that exceeds its timeoutMs as a recoverable TIMEOUT error', async () => {

@@ -10,6 +10,7 @@ import {
   type OverloadDetail,
   type PayloadOf,
   systemClock,
+  type TimerHandle,
 } from '@bematic/protocol';
 import pino, { type Logger } from 'pino';
 import { ApprovalBroker } from './approvals/approval-broker.js';
@@ -26,6 +27,18 @@ import { WorkspaceActions } from './workspace/workspace-actions.js';
 import { WorkspaceManager } from './workspace/workspace-manager.js';
 
 export const AGENT_VERSION = '0.1.0';
+
+/**
+ * How long before the cloud gives a disconnected agent's tasks up (its reconnect grace, from AUTH_RESPONSE)
+ * the agent stops them: time to end Claude Code's process group (SIGTERM, then SIGKILL after the kill
+ * grace) and for frames still in flight. Never more than half the grace.
+ */
+export const PARTITION_STOP_MARGIN_MS = 10_000;
+
+/** When, counted from the last frame heard from the cloud, a disconnected agent stops its runs. */
+export function partitionStopAfterMs(reconnectGraceMs: number): number {
+  return reconnectGraceMs - Math.min(PARTITION_STOP_MARGIN_MS, reconnectGraceMs / 2);
+}
 
 export interface AgentOptions {
   config: AgentConfig;
@@ -50,6 +63,8 @@ export interface AgentEvents {
   'task-started': [{ taskId: string }];
   'task-finished': [{ taskId: string; outcome: TaskOutcomeKind }];
   status: [ResourceStatusChange];
+  /** Disconnected for nearly the cloud's reconnect grace: these tasks were stopped (their processes are gone). */
+  'runs-abandoned': [{ taskIds: string[] }];
 }
 
 /**
@@ -68,7 +83,9 @@ export class Agent extends EventEmitter<AgentEvents> {
   private readonly log: Logger;
   private readonly clock: Clock;
   private started = false;
-  /** When the resource gate last tripped (for how long it has been busy). */
+  /** The cloud's reconnect grace, as its last AUTH_RESPONSE said. */
+  private reconnectGraceMs: number | undefined;
+  private partitionTimer: TimerHandle | undefined;
 
   get config(): AgentConfig {
     return this.options.config;
@@ -162,6 +179,7 @@ export class Agent extends EventEmitter<AgentEvents> {
     this.connection.on('disconnected', (info) => {
       // Nobody can answer over a lost link; the tasks carry on without what they asked for.
       this.approvals.denyAll('undeliverable');
+      this.armPartitionStop();
       this.emit('disconnected', info);
     });
     this.connection.on('reconnect-scheduled', (ms) => this.emit('reconnect-scheduled', ms));
@@ -198,8 +216,42 @@ export class Agent extends EventEmitter<AgentEvents> {
         new Promise((resolve) => setTimeout(resolve, graceful ? 5000 : 500).unref()),
       ]);
     }
+    this.disarmPartitionStop();
     this.resources.stop();
     await this.connection.stop();
+  }
+
+  /**
+   * A network partition leaves the cloud no way to stop what runs here, and after its reconnect grace it
+   * records the tasks failed (AGENT_LOST). So the agent stops them itself a margin before that, counted from
+   * the last frame it heard (the cloud cannot have started counting earlier): once the cloud declares them
+   * lost, nothing of theirs runs. What they report is a stale or duplicate result there, acknowledged and
+   * dropped; after the reconnect the agent reports it holds none of them.
+   */
+  private armPartitionStop(): void {
+    this.disarmPartitionStop();
+    const grace = this.reconnectGraceMs;
+    if (grace === undefined) return;
+    const since = this.connection.lastHeardAt ?? this.clock.now();
+    const delay = Math.max(0, since + partitionStopAfterMs(grace) - this.clock.now());
+    this.partitionTimer = this.clock.setTimeout(() => {
+      this.partitionTimer = undefined;
+      if (this.connection.isReady()) return;
+      const reason = `no contact with the cloud for ${Math.round(partitionStopAfterMs(grace) / 1000)} s, close to its reconnect grace`;
+      this.log.warn({ reconnectGraceMs: grace }, 'cloud unreachable for too long; stopping every task');
+      void this.queue.abandon(reason).then(
+        (taskIds) => {
+          if (taskIds.length > 0) this.log.warn({ taskIds }, 'tasks stopped: the cloud gives them up');
+          this.emit('runs-abandoned', { taskIds });
+        },
+        (err: unknown) => this.log.error({ err: String(err) }, 'could not stop tasks'),
+      );
+    }, delay);
+  }
+
+  private disarmPartitionStop(): void {
+    if (this.partitionTimer !== undefined) this.clock.clearTimeout(this.partitionTimer);
+    this.partitionTimer = undefined;
   }
 
   /**
@@ -225,6 +277,8 @@ export class Agent extends EventEmitter<AgentEvents> {
   }
 
   private onAuthenticated(response: AuthResponse): void {
+    this.disarmPartitionStop();
+    this.reconnectGraceMs = response.reconnectGraceMs;
     this.outbound.reconnected();
     for (const taskId of response.cancelTaskIds ?? []) {
       this.queue.cancel(taskId, 'cancelled by the cloud while the agent was away');

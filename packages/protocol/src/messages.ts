@@ -68,6 +68,11 @@ export const AuthResponse = z
     /** The same, for people. */
     error: z.string().max(500).optional(),
     heartbeatIntervalMs: z.number().int().positive().optional(),
+    /**
+     * How long the cloud waits for a disconnected agent before it fails the tasks that agent was running
+     * (AGENT_LOST). The agent stops its runs before that, so none is still running once it is declared lost.
+     */
+    reconnectGraceMs: z.number().int().positive().optional(),
     /** Task ids the cloud no longer wants (cancelled or already terminal while the agent was away). */
     cancelTaskIds: z.array(id).optional(),
   })

@@ -87,6 +87,7 @@ export class CloudConnection extends EventEmitter<CloudConnectionEvents> {
   private authRejected = false;
   private shutdownDelayMs: number | undefined;
   private attempts = 0;
+  private lastHeard: number | undefined;
   /** Index in `urls` of the instance tried now. */
   private urlIndex = 0;
   private readonly log: Logger;
@@ -106,6 +107,11 @@ export class CloudConnection extends EventEmitter<CloudConnectionEvents> {
   get url(): string {
     const { urls } = this.options;
     return urls[this.urlIndex % urls.length] ?? '';
+  }
+
+  /** When the last frame from the cloud arrived (clock time); undefined before the first. */
+  get lastHeardAt(): number | undefined {
+    return this.lastHeard;
   }
 
   isReady(): boolean {
@@ -251,6 +257,7 @@ export class CloudConnection extends EventEmitter<CloudConnectionEvents> {
   }
 
   private onFrame(data: WebSocket.RawData): void {
+    this.lastHeard = this.clock.now();
     this.armKeepalive();
     const result = parse(data);
     if (!result.ok) {

@@ -93,7 +93,11 @@ interface Queued {
 }
 
 /** Why a running task's AbortController fired; decides which terminal message it gets. */
-type AbortCause = { kind: 'cancel'; reason: string } | { kind: 'timeout' } | { kind: 'shutdown' };
+type AbortCause =
+  | { kind: 'cancel'; reason: string }
+  | { kind: 'timeout' }
+  | { kind: 'shutdown' }
+  | { kind: 'abandoned'; reason: string };
 
 interface Running {
   task: TaskSubmit;
@@ -290,6 +294,32 @@ export class QueueProcessor extends EventEmitter<QueueProcessorEvents> {
     while (this.running.size > 0) {
       await Promise.all([...this.running.values()].map((r) => r.done));
     }
+  }
+
+  /**
+   * Stops everything held, as a hard shutdown does, but keeps accepting new work: the cloud is about to
+   * give these tasks up (a connection lost for too long), so none of them may go on running or start later.
+   * Resolves once every run has ended (its processes gone) and reported TASK_ERROR AGENT_LOST.
+   */
+  async abandon(reason: string): Promise<string[]> {
+    const ids: string[] = [];
+    for (const q of this.queued.splice(0)) {
+      ids.push(q.task.taskId);
+      this.say('TASK_ERROR', {
+        taskId: q.task.taskId,
+        error: `The task was given up before it started: ${reason}`.slice(0, 10_000),
+        recoverable: true,
+        errorCode: 'AGENT_LOST',
+      });
+      this.finish(q.task.taskId, 'failed');
+    }
+    for (const [taskId, run] of this.running) {
+      ids.push(taskId);
+      run.cause ??= { kind: 'abandoned', reason };
+      run.controller.abort();
+    }
+    await Promise.all([...this.running.values()].map((r) => r.done));
+    return ids;
   }
 
   /** The attempt the task is held by (1 for a task never seen: nothing of it is sent before its submit). */
@@ -508,11 +538,16 @@ export class QueueProcessor extends EventEmitter<QueueProcessorEvents> {
       });
       return 'cancelled';
     }
-    // A run that finished its work before a timeout or shutdown landed keeps its result.
-    if ((cause?.kind === 'timeout' || cause?.kind === 'shutdown') && outcome.kind !== 'completed') {
+    // A run that finished its work before a timeout, shutdown or abandon landed keeps its result.
+    if (cause !== undefined && outcome.kind !== 'completed') {
       this.say('TASK_ERROR', {
         taskId,
-        error: cause.kind === 'timeout' ? 'Task timed out' : 'The agent stopped while the task was running',
+        error:
+          cause.kind === 'timeout'
+            ? 'Task timed out'
+            : cause.kind === 'abandoned'
+              ? `The agent stopped the task: ${cause.reason}`.slice(0, 10_000)
+              : 'The agent stopped while the task was running',
         recoverable: true,
         errorCode: cause.kind === 'timeout' ? 'TIMEOUT' : 'AGENT_LOST',
         ...common,

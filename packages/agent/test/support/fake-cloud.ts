@@ -20,6 +20,8 @@ export interface FakeCloudOptions {
   heartbeatIntervalMs?: number;
   /** Returned in AUTH_RESPONSE.cancelTaskIds. */
   cancelTaskIds?: string[];
+  /** Returned in AUTH_RESPONSE.reconnectGraceMs. */
+  reconnectGraceMs?: number;
   /** Answer each terminal message with TASK_RESULT_ACK, as the real cloud does once it committed it (default true). */
   ackResults?: boolean;
 }
@@ -185,6 +187,9 @@ export class FakeCloud extends EventEmitter<{ message: [Received]; connection: [
                     agentId: message.payload.agentId,
                     heartbeatIntervalMs: this.options.heartbeatIntervalMs ?? 15_000,
                     ...(this.options.cancelTaskIds && { cancelTaskIds: this.options.cancelTaskIds }),
+                    ...(this.options.reconnectGraceMs !== undefined && {
+                      reconnectGraceMs: this.options.reconnectGraceMs,
+                    }),
                   }
                 : { success: false, code: 'INVALID_KEY', error: 'invalid API key' },
             ) as Message,

@@ -50,6 +50,8 @@ export interface AgentGatewayOptions {
   /** Frames above this get a FRAME_TOO_LARGE error; frames above 4× this close the socket. */
   maxFrameBytes?: number;
   heartbeatIntervalMs: number;
+  /** Told to the agent in AUTH_RESPONSE: how long its tasks outlive a lost connection here. */
+  reconnectGraceMs?: number;
   /** Failed authentications per remote address + agent id per minute before refusing outright. */
   authFailuresPerMinute?: number;
   /** Invalid frames per connection per minute tolerated before the connection is closed. */
@@ -290,7 +292,13 @@ class Connection {
     this.agentId = agentId;
     const response = createMessage(
       'AUTH_RESPONSE',
-      { success: true, agentId, heartbeatIntervalMs: this.opts.heartbeatIntervalMs, cancelTaskIds },
+      {
+        success: true,
+        agentId,
+        heartbeatIntervalMs: this.opts.heartbeatIntervalMs,
+        ...(this.opts.reconnectGraceMs !== undefined && { reconnectGraceMs: this.opts.reconnectGraceMs }),
+        cancelTaskIds,
+      },
       this.opts.clock.now(),
     );
     if (!this.sendFrame(response)) return;

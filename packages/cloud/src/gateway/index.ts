@@ -198,6 +198,7 @@ export function createGateway(options: CreateGatewayOptions): Gateway {
     authTimeoutMs: config.authTimeoutMs,
     maxFrameBytes: config.maxFrameBytes,
     heartbeatIntervalMs: config.heartbeatIntervalMs,
+    reconnectGraceMs: config.reconnectGraceMs,
     authFailuresPerMinute: config.authFailuresPerMinute,
     ...(options.rateLimitStore && { rateLimitStore: options.rateLimitStore }),
     onAuthenticated: async (agentId: string, auth: AuthRequest) => ({

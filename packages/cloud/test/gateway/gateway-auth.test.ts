@@ -10,7 +10,10 @@ describe('agent gateway: authentication', () => {
 
   beforeEach(async () => {
     clock = new ManualClock();
-    cloud = await startCloud({ clock, config: { authTimeoutMs: 5_000, maxFrameBytes: 2048 } });
+    cloud = await startCloud({
+      clock,
+      config: { authTimeoutMs: 5_000, maxFrameBytes: 2048, reconnectGraceMs: 90_000 },
+    });
   });
   afterEach(async () => {
     vi.useRealTimers();
@@ -20,11 +23,12 @@ describe('agent gateway: authentication', () => {
 
   const failures = async () => cloud.repos.audit.list({ action: 'agent.auth_failed' });
 
-  it('accepts a valid key, reports the heartbeat interval and touches lastUsedAt', async () => {
+  it('accepts a valid key, reports the heartbeat interval and reconnect grace and touches lastUsedAt', async () => {
     const { key, record } = await cloud.gateway.apiKeys.create('agent-a', { label: 'laptop' });
     const { agent, response } = await RawAgent.connect(cloud.url, { agentId: 'agent-a', apiKey: key });
     expect(response.payload).toMatchObject({ success: true, agentId: 'agent-a', cancelTaskIds: [] });
     expect(response.payload.heartbeatIntervalMs).toBeGreaterThan(0);
+    expect(response.payload.reconnectGraceMs).toBe(90_000); // the agent stops its runs before that
     await cloud.log.wait('agent.online', (e) => e.agentId === 'agent-a');
     const [snapshot] = await cloud.gateway.directory.listAgents();
     expect(snapshot).toMatchObject({
