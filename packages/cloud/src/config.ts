@@ -80,7 +80,7 @@ export const CLOUD_SETTINGS = defineSettings([
     name: 'BEMATIC_RECONNECT_GRACE_MS',
     schema: int(1000),
     default: String(10 * 60_000),
-    doc: 'After a cloud restart, how long running tasks wait for their agent before failing',
+    doc: 'How long the tasks of a disconnected agent (or, after a cloud restart, of any agent) wait for it before failing AGENT_LOST; the agent, told this value, stops them up to 10 s earlier',
   },
   {
     name: 'BEMATIC_DEFAULT_ROLE',
