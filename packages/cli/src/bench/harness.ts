@@ -8,6 +8,7 @@ import { type Cloud, registerProject, type Task, type TaskEventMap } from '@bema
 import type { TaskSubmit } from '@bematic/protocol';
 import { SYSTEM_AGENT_ID, startTestSystem, type TestSystem, type TestSystemOptions } from '@bematic/testkit';
 import { type Logger, pino } from 'pino';
+import type { WebSocket } from 'ws';
 
 export const now = (): number => performance.now();
 
@@ -229,4 +230,24 @@ export function memory(): MemorySnapshot {
   collectGarbage();
   const m = process.memoryUsage();
   return { rss: m.rss, heapUsed: m.heapUsed, external: m.external + m.arrayBuffers };
+}
+
+/**
+ * Every frame the test system's agent reads off its socket, the moment it arrives and before the agent
+ * parses it: a listener put ahead of the agent's own on its current WebSocket. Call `rehook()` before
+ * each measurement; it attaches to a new socket after a reconnect.
+ */
+export function watchAgentFrames(
+  system: TestSystem,
+  onFrame: (data: Buffer, at: number) => void,
+): { rehook(): void } {
+  let hooked: WebSocket | undefined;
+  const rehook = () => {
+    const ws = (system.agent.connection as unknown as { ws?: WebSocket }).ws;
+    if (!ws || ws === hooked) return;
+    hooked = ws;
+    ws.prependListener('message', (data: Buffer) => onFrame(data, now()));
+  };
+  rehook();
+  return { rehook };
 }

@@ -10,7 +10,8 @@ import { SCENARIOS } from './scenarios/index.js';
 import { round } from './stats.js';
 import type { BenchRow, Scenario, ScenarioResult } from './types.js';
 
-const SCENARIO_TIMEOUT_MS = 5 * 60_000;
+/** Per scenario: the full run seeds a million rows per database and holds 10,000 agents. */
+const scenarioTimeoutMs = (quick: boolean) => (quick ? 5 : 45) * 60_000;
 
 interface ScenarioReport extends Partial<ScenarioResult> {
   name: string;
@@ -34,10 +35,11 @@ function runIsolated(scenario: Scenario, quick: boolean): Promise<ChildReply> {
       },
     );
     let reply: ChildReply | undefined;
+    const timeoutMs = scenarioTimeoutMs(quick);
     const timer = setTimeout(() => {
-      reply ??= { ok: false, error: `timed out after ${SCENARIO_TIMEOUT_MS / 1000} s` };
+      reply ??= { ok: false, error: `timed out after ${timeoutMs / 1000} s` };
       child.kill('SIGKILL');
-    }, SCENARIO_TIMEOUT_MS);
+    }, timeoutMs);
     child.on('message', (m: unknown) => {
       reply ??= m as ChildReply;
     });
@@ -68,7 +70,13 @@ function table(reports: ScenarioReport[]): string {
   for (const r of reports) {
     lines.push(`${r.title}${r.error ? ' — FAILED' : ''}`);
     if (r.error) lines.push(['  error', '', '', r.error.split('\n')[0] ?? '']);
-    for (const row of r.rows ?? []) lines.push([`  ${row.metric}`, formatValue(row), row.unit, row.notes]);
+    for (const row of r.rows ?? [])
+      lines.push([
+        `  ${row.metric}`,
+        formatValue(row),
+        row.unit,
+        `${row.target ? `[${row.target.met ? 'met' : 'NOT MET'}: ${row.target.text}] ` : ''}${row.notes}`,
+      ]);
   }
   const cells = lines.filter((l): l is [string, string, string, string] => typeof l !== 'string');
   const width = (i: number) => Math.max(header[i]!.length, ...cells.map((c) => c[i]!.length));
@@ -82,7 +90,7 @@ function table(reports: ScenarioReport[]): string {
 /** The same table as Markdown, for bench-results/latest.md beside the JSON. */
 function markdown(
   reports: ScenarioReport[],
-  meta: { startedAt: string; quick: boolean; machine: string },
+  meta: { startedAt: string; quick: boolean; machine: string; note?: string },
 ): string {
   const cell = (text: string) => text.replaceAll('|', '\\|');
   const out = [
@@ -90,16 +98,28 @@ function markdown(
     '',
     `${meta.startedAt} on ${meta.machine}`,
     '',
-    '| metric | value | unit | baseline / notes |',
-    '| --- | ---: | --- | --- |',
+    ...(meta.note ? [meta.note, ''] : []),
+    targetSummary(reports),
+    '',
+    '| metric | value | unit | target | baseline / notes |',
+    '| --- | ---: | --- | --- | --- |',
   ];
   for (const r of reports) {
-    out.push(`| **${cell(r.title)}**${r.error ? ' — FAILED' : ''} | | | |`);
-    if (r.error) out.push(`| error | | | ${cell(r.error.split('\n')[0] ?? '')} |`);
+    out.push(`| **${cell(r.title)}**${r.error ? ' — FAILED' : ''} | | | | |`);
+    if (r.error) out.push(`| error | | | | ${cell(r.error.split('\n')[0] ?? '')} |`);
     for (const row of r.rows ?? [])
-      out.push(`| ${cell(row.metric.trim())} | ${formatValue(row)} | ${row.unit} | ${cell(row.notes)} |`);
+      out.push(
+        `| ${cell(row.metric.trim())} | ${formatValue(row)} | ${row.unit} | ${row.target ? `${row.target.met ? '✅ met' : '❌ not met'}: ${cell(row.target.text)}` : ''} | ${cell(row.notes)} |`,
+      );
   }
   return `${out.join('\n')}\n`;
+}
+
+/** How many of the issue's targets this run met, and which not. */
+function targetSummary(reports: ScenarioReport[]): string {
+  const withTarget = reports.flatMap((r) => (r.rows ?? []).filter((row) => row.target));
+  const missed = withTarget.filter((row) => !row.target?.met);
+  return `Targets met: ${withTarget.length - missed.length} of ${withTarget.length}${missed.length ? `; not met: ${missed.map((row) => row.metric.trim()).join('; ')}` : ''}.`;
 }
 
 function formatValue(row: BenchRow): string {
@@ -114,8 +134,9 @@ async function main(argv: string[]): Promise<number> {
     .option('--quick', 'smaller counts, for a fast look', false)
     .option('--only <names>', `comma-separated scenarios: ${SCENARIOS.map((s) => s.name).join(', ')}`)
     .option('--out <dir>', 'where the JSON goes', 'bench-results')
+    .option('--note <text>', 'a line for the top of latest.md (why this run, what it is not)')
     .parse(argv);
-  const opts = program.opts<{ quick: boolean; only?: string; out: string }>();
+  const opts = program.opts<{ quick: boolean; only?: string; out: string; note?: string }>();
   const wanted = opts.only
     ?.split(',')
     .map((s) => s.trim())
@@ -175,6 +196,7 @@ async function main(argv: string[]): Promise<number> {
     markdown(reports, {
       startedAt: result.startedAt,
       quick: opts.quick,
+      ...(opts.note !== undefined && { note: opts.note }),
       machine: `${m.cpus} × ${m.cpuModel}, ${m.totalMemoryMb} MiB, Node ${m.node}, load ${m.loadAvg1m}`,
     }),
   );

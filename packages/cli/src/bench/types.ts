@@ -5,6 +5,8 @@ export interface BenchRow {
   unit: string;
   /** Baseline, bound or how it was measured. */
   notes: string;
+  /** The target for this figure, when it has one ("≤ 2× relay", "< 50 ms"), and whether it is met. */
+  target?: { text: string; met: boolean };
 }
 
 export interface ScenarioContext {

@@ -9,9 +9,10 @@ import {
   startBenchSystem,
   TerminalLog,
   TimingExecutor,
+  watchAgentFrames,
   withTimeout,
 } from '../harness.js';
-import { median, round } from '../stats.js';
+import { median, round, summarize } from '../stats.js';
 import type { Scenario } from '../types.js';
 
 const API_KEY = 'sk-ant-bench-key';
@@ -52,6 +53,8 @@ function claudeEnv(model: ScriptedModelServer, home: string): Record<string, str
 }
 
 interface AgentRun {
+  /** TASK_SUBMIT frame read off the agent's socket → Claude Code's first model request. */
+  submitToFirstRequest: number;
   mentionToExecutor: number;
   executorToFirstRequest: number;
   mentionToFirstRequest: number;
@@ -64,17 +67,44 @@ interface BareRun {
   queryToDone: number;
 }
 
+/** The moment the last TASK_SUBMIT frame arrived on the agent's socket, before the agent parsed it. */
+function submitArrivals(system: TestSystem): { last(): number; reset(): void } {
+  let at = 0;
+  const frames = watchAgentFrames(system, (data, t) => {
+    if (data.includes('"TASK_SUBMIT"')) at = t;
+  });
+  return {
+    last: () => at,
+    reset: () => {
+      frames.rehook();
+      at = 0;
+    },
+  };
+}
+
+/** Mean with a 95 % confidence half-width (normal approximation), for paired differences. */
+function meanCi(values: number[]): { mean: number; halfWidth: number; sd: number } {
+  const n = values.length;
+  const mean = values.reduce((a, b) => a + b, 0) / n;
+  const sd = n > 1 ? Math.sqrt(values.reduce((a, b) => a + (b - mean) ** 2, 0) / (n - 1)) : 0;
+  return { mean, sd, halfWidth: n > 1 ? (1.96 * sd) / Math.sqrt(n) : Number.POSITIVE_INFINITY };
+}
+
 /**
  * What the agent adds before Claude Code's first model request, against the
- * scripted model server: the agent path (mention → cloud → agent → executor →
- * query()) next to a bare `query()` with the same options, alternating so
- * both see the same machine state. Each run spawns Claude Code.
+ * scripted model server, as a paired comparison: from the TASK_SUBMIT frame
+ * arriving on the agent's socket (parse, path check, queue admission,
+ * workspace, executor, spawn) to the first model request, against a bare
+ * `query()` with the same options to the same server. The pairs alternate
+ * which goes first so drift in the machine's load cancels; the difference is
+ * taken per pair. Each run spawns Claude Code.
  */
 export const agentOverhead: Scenario = {
   name: 'overhead',
   title: 'Agent overhead before the first model request vs bare SDK query()',
   async run(ctx) {
-    const iterations = ctx.quick ? 2 : 5;
+    // Enough pairs in the full run for a 95 % interval of a few ms on the difference.
+    const iterations = ctx.quick ? 3 : 40;
     let home = '';
     let received: { task: TaskSubmit; at: number } | null = null;
     const system: TestSystem = await startBenchSystem({
@@ -99,9 +129,11 @@ export const agentOverhead: Scenario = {
     });
     const terminals = new TerminalLog(system.cloud);
     const { model } = system;
+    const arrivals = submitArrivals(system);
 
     const agentRun = async (i: number): Promise<AgentRun> => {
       received = null;
+      arrivals.reset();
       const first = nextMainLoopRequest(model);
       const t0 = now();
       await system.emulator.mention({
@@ -115,7 +147,10 @@ export const agentOverhead: Scenario = {
       await terminals.waitForTask(got.task.taskId, RUN_TIMEOUT_MS);
       const done = terminals.at.get(got.task.taskId);
       await system.cloud.notifications.idle();
+      const frameAt = arrivals.last();
+      if (frameAt === 0) throw new Error('the TASK_SUBMIT frame was not seen on the agent socket');
       return {
+        submitToFirstRequest: firstAt - frameAt,
         mentionToExecutor: got.at - t0,
         executorToFirstRequest: firstAt - got.at,
         mentionToFirstRequest: firstAt - t0,
@@ -165,32 +200,47 @@ export const agentOverhead: Scenario = {
       if (!task) throw new Error('no TASK_SUBMIT captured');
       await bareRun(task);
       for (let i = 0; i < iterations; i++) {
-        agentRuns.push(await agentRun(i));
-        bareRuns.push(await bareRun(task));
-        ctx.log(`  overhead: ${i + 1}/${iterations}`);
+        // Alternate the order within the pair: whatever the machine does meanwhile hits both sides alike.
+        if (i % 2 === 0) {
+          agentRuns.push(await agentRun(i));
+          bareRuns.push(await bareRun(task));
+        } else {
+          bareRuns.push(await bareRun(task));
+          agentRuns.push(await agentRun(i));
+        }
+        if ((i + 1) % 5 === 0 || ctx.quick) ctx.log(`  overhead: ${i + 1}/${iterations} pairs`);
       }
       const m = (f: (r: AgentRun) => number) => median(agentRuns.map(f));
+      const diffs = agentRuns.map((r, i) => r.submitToFirstRequest - (bareRuns[i]?.queryToFirstRequest ?? 0));
+      const d = summarize(diffs);
+      const ci = meanCi(diffs);
+      const agent = m((r) => r.submitToFirstRequest);
       const bare = median(bareRuns.map((r) => r.queryToFirstRequest));
-      const agent = m((r) => r.executorToFirstRequest);
       return {
         rows: [
           {
-            metric: 'executor → first model request (agent)',
+            metric: 'agent overhead before the first model request (paired)',
+            value: round(d.p50),
+            unit: 'ms',
+            notes: `median of ${iterations} per-pair differences; mean ${round(ci.mean)} ± ${round(ci.halfWidth)} ms (95 %), sd ${round(ci.sd)} ms; ${ci.halfWidth <= 10 ? 'resolves 10 ms' : 'does not resolve 10 ms at this count'}`,
+          },
+          {
+            metric: '  TASK_SUBMIT received → first model request (agent)',
             value: round(agent),
             unit: 'ms',
-            notes: `median of ${iterations} (min ${round(Math.min(...agentRuns.map((r) => r.executorToFirstRequest)))}); ClaudeExecutor: git status, spawn, Claude Code start`,
+            notes: `median (min ${round(Math.min(...agentRuns.map((r) => r.submitToFirstRequest)))}); parse, path check, queue admission, git status, spawn, Claude Code start`,
           },
           {
-            metric: 'query() → first model request (bare SDK)',
+            metric: '  query() → first model request (bare SDK)',
             value: round(bare),
             unit: 'ms',
-            notes: `baseline: median of ${iterations} (min ${round(Math.min(...bareRuns.map((r) => r.queryToFirstRequest)))}), same cwd/model/tools/env`,
+            notes: `baseline: median (min ${round(Math.min(...bareRuns.map((r) => r.queryToFirstRequest)))}), same cwd/model/tools/env, same scripted model server`,
           },
           {
-            metric: '  agent overhead before first request',
-            value: round(agent - bare),
+            metric: '  executor → first model request (agent)',
+            value: round(m((r) => r.executorToFirstRequest)),
             unit: 'ms',
-            notes: `difference of medians (${round(((agent - bare) / bare) * 100)}%)`,
+            notes: 'of the above, from the executor call on (ClaudeExecutor)',
           },
           {
             metric: 'mention → first model request (end to end)',
@@ -205,7 +255,15 @@ export const agentOverhead: Scenario = {
             notes: `bare query() ${round(median(bareRuns.map((r) => r.queryToDone)))} ms (one-turn "Done." script)`,
           },
         ],
-        details: { iterations, model: task.model, tools: task.allowedTools, agentRuns, bareRuns },
+        details: {
+          pairs: iterations,
+          model: task.model,
+          tools: task.allowedTools,
+          differenceMs: d,
+          differenceMean: ci,
+          agentRuns,
+          bareRuns,
+        },
       };
     } finally {
       terminals.close();

@@ -1,83 +1,70 @@
-import { type ChildProcess, fork } from 'node:child_process';
-import { mkdtemp, rm } from 'node:fs/promises';
+import { mkdtemp, readFile, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { loadCloudConfig, startCloud } from '@bematic/cloud';
 import { AGENT_WS_PATH } from '@bematic/protocol';
-import { memory, now, silentLogger, withTimeout } from '../harness.js';
-import { round } from '../stats.js';
+import { ClientProcess, rssOf } from '../client-process.js';
+import { apiGet, mapLimit, memory, now, silentLogger } from '../harness.js';
+import { round, summarize } from '../stats.js';
 import type { BenchRow, Scenario } from '../types.js';
 import type { SwarmAgent, SwarmCommand, SwarmReply } from './swarm-client.js';
 
-const HEARTBEAT_MS = 1000;
 const HOLD_INTERVALS = 3;
 
-/** Talks to the swarm child: one request, one reply of the expected type. */
-class Swarm {
-  private readonly child: ChildProcess;
-  readonly exited: Promise<void>;
+type Swarm = ClientProcess<SwarmCommand, SwarmReply>;
 
-  constructor() {
-    this.child = fork(new URL('./swarm-client.js', import.meta.url), [], {
-      stdio: ['ignore', 'ignore', 'inherit', 'ipc'],
-    });
-    this.exited = new Promise((resolve) => this.child.once('exit', () => resolve()));
-  }
+/** Where each swarm process connects from: its own loopback address, its own ephemeral port range. */
+const sourceAddress = (i: number) => `127.0.0.${2 + i}`;
 
-  request<T extends SwarmReply['type']>(
-    cmd: SwarmCommand,
-    expect: T,
-    timeoutMs: number,
-  ): Promise<Extract<SwarmReply, { type: T }>> {
-    const answer = new Promise<Extract<SwarmReply, { type: T }>>((resolve, reject) => {
-      const onMessage = (m: unknown) => {
-        if ((m as { type?: unknown }).type !== expect) return;
-        this.child.off('message', onMessage);
-        this.child.off('exit', onExit);
-        resolve(m as Extract<SwarmReply, { type: T }>);
-      };
-      const onExit = (code: number | null) => {
-        this.child.off('message', onMessage);
-        reject(new Error(`swarm process exited (${code}) before answering ${cmd.type}`));
-      };
-      this.child.on('message', onMessage);
-      this.child.once('exit', onExit);
-    });
-    this.child.send(cmd);
-    return withTimeout(answer, timeoutMs, `swarm ${cmd.type}`);
-  }
-
-  async stop(): Promise<void> {
-    if (this.child.exitCode !== null || this.child.signalCode !== null) return;
-    await this.request({ type: 'stop' }, 'stopped', 10_000).catch(() => this.child.kill());
-    await withTimeout(this.exited, 10_000, 'swarm exit').catch(() => this.child.kill('SIGKILL'));
+/** What the machine allows one process: each agent is one open file in the cloud. */
+async function openFileLimit(): Promise<number | undefined> {
+  try {
+    const limits = await readFile('/proc/self/limits', 'utf8');
+    const soft = /Max open files\s+(\d+)/.exec(limits)?.[1];
+    return soft ? Number(soft) : undefined;
+  } catch {
+    return undefined;
   }
 }
 
+/** The issue's target: agents per cloud process, RSS per agent, /api/agents. */
+const TARGET_AGENTS = 50_000;
+const TARGET_RSS_KIB = 16;
+const TARGET_API_MS = 50;
+
 /**
  * How many agents one cloud process holds with heartbeats on, and what each
- * costs: raw authenticated protocol clients (in a child process) answer every
- * HEARTBEAT_PING; the cloud pings each every second and marks an agent offline
- * after two silent intervals. Memory is measured in the cloud's process after
- * a full GC, before and after each step.
+ * costs: raw authenticated protocol clients (in several child processes, each
+ * from its own loopback address) answer every HEARTBEAT_PING; the cloud marks
+ * an agent offline after two silent intervals. Memory (RSS and heap) is
+ * measured in the cloud's process after a full GC, before and after each step,
+ * and `/api/agents` is timed at each count.
  */
 export const connectedAgents: Scenario = {
   name: 'agents',
-  title: `Connected agents with ${HEARTBEAT_MS} ms heartbeats, memory per agent`,
+  title: 'Connected agents with heartbeats: RSS and heap per agent, /api/agents',
   async run(ctx) {
-    const steps = ctx.quick ? [200] : [500, 1000];
+    const steps = ctx.quick ? [200] : [1000, 10_000];
+    const heartbeatMs = ctx.quick ? 1000 : 5000;
+    const processes = ctx.quick ? 2 : 4;
+    const apiRepeats = ctx.quick ? 10 : 30;
     const total = steps.at(-1) as number;
+    const fileLimit = await openFileLimit();
     const root = await mkdtemp(path.join(tmpdir(), 'bematic-bench-agents-'));
     const cloud = await startCloud({
       config: loadCloudConfig({
         DATABASE_URL: `sqlite:${path.join(root, 'bematic.db')}`,
         PORT: '0',
         BEMATIC_LOG_LEVEL: 'silent',
-        BEMATIC_HEARTBEAT_MS: String(HEARTBEAT_MS),
+        BEMATIC_HEARTBEAT_MS: String(heartbeatMs),
+        BEMATIC_RATE_LIMIT: '10000000',
       }),
       logger: silentLogger(),
     });
-    const swarm = new Swarm();
+    const swarms: Swarm[] = Array.from(
+      { length: processes },
+      () => new ClientProcess(new URL('./swarm-client.js', import.meta.url)),
+    );
     const heartbeats = new Map<string, number>();
     let offline = 0;
     const offs = [
@@ -87,25 +74,44 @@ export const connectedAgents: Scenario = {
       cloud.events.on('agent.offline', () => void offline++),
     ];
     try {
-      const agents: SwarmAgent[] = [];
-      for (let i = 0; i < total; i++) {
-        const agentId = `swarm-${i}`;
-        const { key } = await cloud.gateway.apiKeys.create(agentId, { label: 'bench', actor: 'bench' });
-        agents.push({ agentId, apiKey: key });
-      }
+      const k0 = now();
+      const agents: SwarmAgent[] = await mapLimit(
+        Array.from({ length: total }, (_, i) => `swarm-${i}`),
+        8,
+        async (agentId) => {
+          const { key } = await cloud.gateway.apiKeys.create(agentId, { label: 'bench', actor: 'bench' });
+          return { agentId, apiKey: key };
+        },
+      );
+      ctx.log(`  ${total} API keys in ${round((now() - k0) / 1000)} s`);
       const url = `${cloud.agentUrl}${AGENT_WS_PATH}`;
+      await apiGet(cloud, '/api/agents');
       const base = memory();
       const results: Array<Record<string, number>> = [];
       let connected = 0;
       for (const step of steps) {
         const batch = agents.slice(connected, step);
-        const reply = await swarm.request(
-          { type: 'connect', url, agents: batch, concurrency: 50 },
-          'connected',
-          120_000,
+        const per = Math.ceil(batch.length / processes);
+        const replies = await Promise.all(
+          swarms.map((swarm, i) =>
+            swarm.request(
+              {
+                type: 'connect',
+                url,
+                agents: batch.slice(i * per, (i + 1) * per),
+                concurrency: 25,
+                localAddress: sourceAddress(i),
+              },
+              'connected',
+              600_000,
+            ),
+          ),
         );
-        if (reply.failed > 0)
-          ctx.log(`  ${reply.failed} agents failed to connect: ${reply.errors.join('; ')}`);
+        const ok = replies.reduce((a, r) => a + r.ok, 0);
+        const failed = replies.reduce((a, r) => a + r.failed, 0);
+        const connectMs = Math.max(...replies.map((r) => r.ms));
+        if (failed > 0)
+          ctx.log(`  ${failed} agents failed to connect: ${replies.flatMap((r) => r.errors).join('; ')}`);
         connected = step;
 
         // Hold: every agent should answer every ping and none should drop.
@@ -113,7 +119,7 @@ export const connectedAgents: Scenario = {
         offline = 0;
         const cpu0 = process.cpuUsage();
         const t0 = now();
-        await new Promise((r) => setTimeout(r, HOLD_INTERVALS * HEARTBEAT_MS + HEARTBEAT_MS / 2));
+        await new Promise((r) => setTimeout(r, HOLD_INTERVALS * heartbeatMs + heartbeatMs / 2));
         const cpu = process.cpuUsage(cpu0);
         const heldMs = now() - t0;
         const online = agents
@@ -124,15 +130,26 @@ export const connectedAgents: Scenario = {
           .filter((a) => (heartbeats.get(a.agentId) ?? 0) >= HOLD_INTERVALS - 1).length;
         const beats = [...heartbeats.values()].reduce((a, b) => a + b, 0);
         const mem = memory();
-        const stats = await swarm.request({ type: 'stats' }, 'stats', 10_000);
+        const stats = await Promise.all(swarms.map((s) => s.request({ type: 'stats' }, 'stats', 30_000)));
+        const clientRss = await Promise.all(swarms.map((s) => rssOf(s.pid)));
+        // The dashboard's agents page with all of them connected, heartbeats flowing.
+        const apiTimes: number[] = [];
+        let apiStatus = 0;
+        for (let i = 0; i < apiRepeats; i++) {
+          cloud.cache.flush();
+          const a0 = now();
+          apiStatus = await apiGet(cloud, '/api/agents');
+          apiTimes.push(now() - a0);
+        }
+        const api = summarize(apiTimes);
         results.push({
           agents: step,
-          connectedOk: reply.ok,
-          connectMs: round(reply.ms),
+          connectedOk: ok,
+          connectMs: round(connectMs),
           online,
           answeringEveryInterval: steady,
           wentOffline: offline,
-          clientSocketsOpen: stats.open,
+          clientSocketsOpen: stats.reduce((a, s) => a + s.open, 0),
           heartbeatsPerSec: round((beats / heldMs) * 1000),
           cpuPercentOfOneCore: round(((cpu.user + cpu.system) / 1000 / heldMs) * 100),
           rssDeltaMb: round((mem.rss - base.rss) / 2 ** 20),
@@ -143,8 +160,14 @@ export const connectedAgents: Scenario = {
           liveBytesPerAgentKb: round(
             (mem.heapUsed + mem.external - base.heapUsed - base.external) / step / 1024,
           ),
+          clientRssPerAgentKb: round(clientRss.reduce((a, b) => a + b, 0) / step / 1024),
+          apiAgentsP50Ms: round(api.p50),
+          apiAgentsP99Ms: round(api.p99),
+          apiAgentsStatus: apiStatus,
         });
-        ctx.log(`  ${step} agents: ${online} online, ${steady} answering every interval`);
+        ctx.log(
+          `  ${step} agents: ${online} online, ${steady} answering every interval, /api/agents p99 ${round(api.p99)} ms`,
+        );
       }
 
       const rows: BenchRow[] = [];
@@ -154,13 +177,25 @@ export const connectedAgents: Scenario = {
             metric: `agents online of ${r.agents}`,
             value: r.online as number,
             unit: 'agents',
-            notes: `${r.answeringEveryInterval} answered every ping over ${HOLD_INTERVALS} intervals; ${r.wentOffline} went offline`,
+            notes: `${processes} client processes; ${r.answeringEveryInterval} answered every ${heartbeatMs} ms ping over ${HOLD_INTERVALS} intervals; ${r.wentOffline} went offline`,
           },
           {
-            metric: '  memory per agent (heap + buffers)',
+            metric: '  cloud RSS per agent',
+            value: r.rssPerAgentKb as number,
+            unit: 'KiB',
+            notes: `target < ${TARGET_RSS_KIB} KiB at ${TARGET_AGENTS.toLocaleString('en-US')}; RSS +${r.rssDeltaMb} MiB after full GC (V8 and malloc keep pages, so coarse at small counts)`,
+          },
+          {
+            metric: '  cloud heap + buffers per agent',
             value: r.liveBytesPerAgentKb as number,
             unit: 'KiB',
-            notes: `after full GC: heap +${r.heapDeltaMb} MiB, buffers +${r.externalDeltaMb} MiB; RSS +${r.rssDeltaMb} MiB (${r.rssPerAgentKb} KiB/agent, coarse: V8 reuses pages)`,
+            notes: `heap +${r.heapDeltaMb} MiB, buffers +${r.externalDeltaMb} MiB; client side ${r.clientRssPerAgentKb} KiB RSS per agent`,
+          },
+          {
+            metric: '  /api/agents p99',
+            value: r.apiAgentsP99Ms as number,
+            unit: 'ms',
+            notes: `target < ${TARGET_API_MS} ms; p50 ${r.apiAgentsP50Ms} ms, ${apiRepeats} calls, cache flushed, HTTP ${r.apiAgentsStatus}`,
           },
           {
             metric: '  cloud CPU holding them',
@@ -172,14 +207,29 @@ export const connectedAgents: Scenario = {
             metric: '  connect + authenticate',
             value: round(((r.connectedOk as number) / (r.connectMs as number)) * 1000),
             unit: 'agents/s',
-            notes: `${r.connectedOk} new connections, 50 at a time`,
+            notes: `${r.connectedOk} new connections, ${processes} × 25 at a time`,
           },
         );
       }
-      return { rows, details: { heartbeatMs: HEARTBEAT_MS, holdIntervals: HOLD_INTERVALS, steps: results } };
+      rows.push({
+        metric: `agents per process, limit here`,
+        value: fileLimit ?? Number.NaN,
+        unit: 'open files',
+        notes: `each agent is one socket in the cloud process; ${fileLimit !== undefined && fileLimit < TARGET_AGENTS ? `the ${TARGET_AGENTS.toLocaleString('en-US')} target cannot be run on this machine (RLIMIT_NOFILE ${fileLimit}, hard limit)` : `room for the ${TARGET_AGENTS.toLocaleString('en-US')} target`}; measured up to ${total.toLocaleString('en-US')}`,
+      });
+      return {
+        rows,
+        details: {
+          heartbeatMs,
+          holdIntervals: HOLD_INTERVALS,
+          processes,
+          openFileLimit: fileLimit,
+          steps: results,
+        },
+      };
     } finally {
       for (const off of offs) off();
-      await swarm.stop();
+      await Promise.all(swarms.map((s) => s.stop({ type: 'stop' })));
       await cloud.close();
       await rm(root, { recursive: true, force: true });
     }

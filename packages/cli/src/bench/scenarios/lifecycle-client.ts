@@ -4,15 +4,9 @@
  * measured is the cloud's handling of the lifecycle, not an agent's. Also the baseline: the same client
  * sending frames as fast as a raw `ws` server on loopback takes them. Driven over IPC.
  */
-import {
-  createMessage,
-  type Message,
-  type MessageType,
-  type PayloadOf,
-  parse,
-  serialize,
-} from '@bematic/protocol';
+import type { PayloadOf } from '@bematic/protocol';
 import { WebSocket } from 'ws';
+import { connectRawAgent, type RawAgent } from '../raw-agent.js';
 
 export type LifecycleCommand =
   | { type: 'connect'; url: string; agentId: string; apiKey: string; expect: number }
@@ -29,11 +23,7 @@ export type LifecycleReply =
 export const MESSAGES_PER_TASK = 5;
 
 const reply = (r: LifecycleReply) => process.send?.(r);
-let socket: WebSocket | undefined;
-
-function send<T extends MessageType>(ws: WebSocket, type: T, payload: PayloadOf<T>): void {
-  ws.send(serialize(createMessage(type, payload) as unknown as Message));
-}
+let agent: RawAgent | undefined;
 
 export function completeOf(taskId: string, attempt: number): PayloadOf<'TASK_COMPLETE'> {
   return {
@@ -56,57 +46,38 @@ export function completeOf(taskId: string, attempt: number): PayloadOf<'TASK_COM
 }
 
 function connect(cmd: Extract<LifecycleCommand, { type: 'connect' }>): void {
-  const ws = new WebSocket(cmd.url);
-  socket = ws;
   let submits = 0;
   let resultAcks = 0;
-  let authenticatedAt = 0;
-  ws.on('open', () =>
-    send(ws, 'AUTH_REQUEST', {
-      agentId: cmd.agentId,
-      apiKey: cmd.apiKey,
-      agentVersion: 'bench',
-      hostname: 'bench-lifecycle',
-      maxConcurrentTasks: 10_000,
-      activeTaskIds: [],
-      bufferedTaskIds: [],
-    }),
-  );
-  ws.on('message', (data) => {
-    const r = parse(data as Buffer);
-    if (!r.ok) return;
-    const m = r.message;
-    if (m.type === 'AUTH_RESPONSE') {
-      const p = m.payload as PayloadOf<'AUTH_RESPONSE'>;
-      if (!p.success) return reply({ type: 'failed', error: p.error ?? 'auth refused' });
-      authenticatedAt = performance.now();
+  connectRawAgent({
+    url: cmd.url,
+    agentId: cmd.agentId,
+    apiKey: cmd.apiKey,
+    hostname: 'bench-lifecycle',
+    maxConcurrentTasks: 10_000,
+    onMessage: (m, a) => {
+      if (m.type === 'TASK_SUBMIT') {
+        submits++;
+        const { taskId, attempt } = m.payload as PayloadOf<'TASK_SUBMIT'>;
+        a.send('TASK_ACK', { taskId, attempt, accepted: true, queued: false });
+        a.send('TASK_PROGRESS', { taskId, attempt, kind: 'started', message: 'Task started' });
+        a.send('TASK_COMPLETE', completeOf(taskId, attempt));
+      } else if (m.type === 'TASK_RESULT_ACK') {
+        if (++resultAcks === cmd.expect)
+          reply({
+            type: 'done',
+            resultAcks,
+            submits,
+            lastResultAckMs: performance.now() - a.authenticatedAt,
+          });
+      }
+    },
+  }).then(
+    (a) => {
+      agent = a;
       reply({ type: 'authenticated' });
-    } else if (m.type === 'TASK_SUBMIT') {
-      submits++;
-      const { taskId, attempt } = m.payload as PayloadOf<'TASK_SUBMIT'>;
-      send(ws, 'TASK_ACK', { taskId, attempt, accepted: true, queued: false });
-      send(ws, 'TASK_PROGRESS', { taskId, attempt, kind: 'started', message: 'Task started' });
-      send(ws, 'TASK_COMPLETE', completeOf(taskId, attempt));
-    } else if (m.type === 'TASK_RESULT_ACK') {
-      if (++resultAcks === cmd.expect)
-        reply({ type: 'done', resultAcks, submits, lastResultAckMs: performance.now() - authenticatedAt });
-    } else if (m.type === 'HEARTBEAT_PING') {
-      const p = m.payload as PayloadOf<'HEARTBEAT_PING'>;
-      send(ws, 'HEARTBEAT_PONG', {
-        seq: p.seq,
-        sentAt: p.sentAt,
-        metrics: {
-          cpuPercent: 1,
-          memoryPercent: 10,
-          rssMb: 50,
-          loadAvg1m: 0.1,
-          activeTasks: 0,
-          queuedTasks: 0,
-        },
-      });
-    }
-  });
-  ws.on('error', (err) => reply({ type: 'failed', error: err.message }));
+    },
+    (err: Error) => reply({ type: 'failed', error: err.message }),
+  );
 }
 
 function blast(cmd: Extract<LifecycleCommand, { type: 'blast' }>): void {
@@ -128,7 +99,7 @@ process.on('message', (cmd: unknown) => {
   if (cmd.type === 'connect') connect(cmd);
   else if (cmd.type === 'blast') blast(cmd);
   else {
-    socket?.terminate();
+    agent?.terminate();
     process.disconnect?.();
     setImmediate(() => process.exit(0));
   }

@@ -1,4 +1,3 @@
-import { type ChildProcess, fork } from 'node:child_process';
 import { mkdir, mkdtemp, rm } from 'node:fs/promises';
 import type { AddressInfo } from 'node:net';
 import { tmpdir } from 'node:os';
@@ -12,6 +11,7 @@ import {
 } from '@bematic/cloud';
 import { AGENT_WS_PATH, createMessage, serialize } from '@bematic/protocol';
 import { WebSocketServer } from 'ws';
+import { ClientProcess } from '../client-process.js';
 import { type BenchDatabase, benchDatabases } from '../databases.js';
 import { mapLimit, now, silentLogger, withTimeout } from '../harness.js';
 import { round } from '../stats.js';
@@ -26,46 +26,8 @@ import {
 const AGENT_ID = 'bench-lifecycle';
 const PROJECTS = 16;
 
-/** The client child: one command, the first reply of the expected type. */
-class Client {
-  private readonly child: ChildProcess;
-  readonly exited: Promise<void>;
-
-  constructor() {
-    this.child = fork(new URL('./lifecycle-client.js', import.meta.url), [], {
-      stdio: ['ignore', 'ignore', 'inherit', 'ipc'],
-    });
-    this.exited = new Promise((resolve) => this.child.once('exit', () => resolve()));
-  }
-
-  /** The first reply of type `expect` from now on. */
-  reply<T extends LifecycleReply['type']>(
-    expect: T,
-    timeoutMs: number,
-  ): Promise<Extract<LifecycleReply, { type: T }>> {
-    const answer = new Promise<Extract<LifecycleReply, { type: T }>>((resolve, reject) => {
-      const onMessage = (m: unknown) => {
-        const type = (m as { type?: unknown }).type;
-        if (type === 'failed') reject(new Error((m as { error: string }).error));
-        if (type !== expect) return;
-        this.child.off('message', onMessage);
-        resolve(m as Extract<LifecycleReply, { type: T }>);
-      };
-      this.child.on('message', onMessage);
-    });
-    return withTimeout(answer, timeoutMs, `lifecycle client ${expect}`);
-  }
-
-  send(cmd: LifecycleCommand): void {
-    this.child.send(cmd);
-  }
-
-  async stop(): Promise<void> {
-    if (this.child.exitCode !== null || this.child.signalCode !== null) return;
-    this.send({ type: 'stop' });
-    await withTimeout(this.exited, 10_000, 'client exit').catch(() => this.child.kill('SIGKILL'));
-  }
-}
+type Client = ClientProcess<LifecycleCommand, LifecycleReply>;
+const newClient = (): Client => new ClientProcess(new URL('./lifecycle-client.js', import.meta.url));
 
 function consoleRequest(cloud: Cloud, channelId: string, text: string): InboundRequest {
   return {
@@ -212,13 +174,13 @@ export const lifecycle: Scenario = {
   title: 'Lifecycle throughput and drain: raw agent answering at once, every change committed',
   async run(ctx) {
     // Quick mode keeps the enqueue (through the inbound pipeline, slow on PostgreSQL) short.
-    const count = ctx.quick ? 150 : 1000;
+    const count = ctx.quick ? 100 : 1000;
     const makers = await benchDatabases(ctx.log);
     const rows: BenchRow[] = [];
     const runs: Run[] = [];
     let rate = 0;
     for (const make of makers) {
-      const client = new Client();
+      const client = newClient();
       const db = await make();
       try {
         if (rate === 0) rate = await rawMessageRate(client, ctx.quick ? 10_000 : 100_000);
@@ -226,7 +188,7 @@ export const lifecycle: Scenario = {
         runs.push(r);
         ctx.log(`  ${r.dialect}: ${r.tasksPerSec} tasks/s, all ACKed ${r.allAckedMs} ms after auth`);
       } finally {
-        await client.stop();
+        await client.stop({ type: 'stop' });
         await db.drop();
       }
     }

@@ -37,7 +37,7 @@ export const offlineDrain: Scenario = {
   name: 'drain',
   title: 'Offline-queue drain on reconnect',
   async run(ctx) {
-    const count = ctx.quick ? 300 : 1000;
+    const count = ctx.quick ? 150 : 1000;
     const system = await startBenchSystem({
       executor: () => new SleepExecutor({ durationMs: 0 }),
       startAgent: false,

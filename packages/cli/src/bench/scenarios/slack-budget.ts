@@ -65,7 +65,7 @@ export const slackBudget: Scenario = {
   name: 'slack-budget',
   title: 'Slack call budget per workspace: calls per task vs duration/3 s + 3, 429s provoked',
   async run(ctx) {
-    const durationMs = ctx.quick ? 90_000 : 300_000;
+    const durationMs = ctx.quick ? 45_000 : 300_000;
     const durationS = durationMs / 1000;
     // Tasks that end over two minutes (25 finals a minute, inside the budget), not all in the same second.
     const spread = (i: number) => durationMs + (i % 10) * 12_000 + i * 61;

@@ -1,18 +1,11 @@
 /**
  * Child process for the connected-agents scenario: many raw protocol clients
  * that authenticate and answer HEARTBEAT_PING, kept out of the cloud's process
- * so the cloud's memory and CPU are measured alone. Driven over IPC.
+ * so the cloud's memory and CPU are measured alone. Several of these run at
+ * once, each from its own loopback source address (its own ephemeral port
+ * range). Driven over IPC.
  */
-import {
-  createMessage,
-  type Message,
-  type MessageType,
-  type PayloadOf,
-  parse,
-  type ResourceMetrics,
-  serialize,
-} from '@bematic/protocol';
-import { WebSocket } from 'ws';
+import { connectRawAgent, type RawAgent } from '../raw-agent.js';
 
 export interface SwarmAgent {
   agentId: string;
@@ -20,73 +13,19 @@ export interface SwarmAgent {
 }
 
 export type SwarmCommand =
-  | { type: 'connect'; url: string; agents: SwarmAgent[]; concurrency: number }
+  | { type: 'connect'; url: string; agents: SwarmAgent[]; concurrency: number; localAddress?: string }
   | { type: 'stats' }
   | { type: 'stop' };
 
 export type SwarmReply =
   | { type: 'connected'; ok: number; failed: number; errors: string[]; ms: number }
   | { type: 'stats'; open: number; closed: number; pings: number }
-  | { type: 'stopped' };
+  | { type: 'stopped' }
+  | { type: 'failed'; error: string };
 
-const METRICS: ResourceMetrics = {
-  cpuPercent: 1,
-  memoryPercent: 10,
-  rssMb: 50,
-  loadAvg1m: 0.1,
-  activeTasks: 0,
-  queuedTasks: 0,
-};
-
-const sockets = new Set<WebSocket>();
+const sockets = new Set<RawAgent>();
 let closed = 0;
 let pings = 0;
-
-function send<T extends MessageType>(ws: WebSocket, type: T, payload: PayloadOf<T>): void {
-  ws.send(serialize(createMessage(type, payload) as unknown as Message));
-}
-
-function connect(url: string, agent: SwarmAgent): Promise<void> {
-  return new Promise((resolve, reject) => {
-    const ws = new WebSocket(url);
-    let authenticated = false;
-    ws.on('open', () =>
-      send(ws, 'AUTH_REQUEST', {
-        agentId: agent.agentId,
-        apiKey: agent.apiKey,
-        agentVersion: 'bench',
-        hostname: 'bench-swarm',
-        maxConcurrentTasks: 1,
-        activeTaskIds: [],
-        bufferedTaskIds: [],
-      }),
-    );
-    ws.on('message', (data) => {
-      const r = parse(data as Buffer);
-      if (!r.ok) return;
-      const m = r.message;
-      if (m.type === 'AUTH_RESPONSE') {
-        const p = m.payload as PayloadOf<'AUTH_RESPONSE'>;
-        if (p.success) {
-          authenticated = true;
-          sockets.add(ws);
-          resolve();
-        } else reject(new Error(p.error ?? 'auth refused'));
-      } else if (m.type === 'HEARTBEAT_PING') {
-        pings++;
-        const p = m.payload as PayloadOf<'HEARTBEAT_PING'>;
-        send(ws, 'HEARTBEAT_PONG', { seq: p.seq, sentAt: p.sentAt, metrics: METRICS });
-      }
-    });
-    ws.on('error', (err) => {
-      if (!authenticated) reject(err);
-    });
-    ws.on('close', () => {
-      if (sockets.delete(ws)) closed++;
-      if (!authenticated) reject(new Error('closed before authentication'));
-    });
-  });
-}
 
 async function connectAll(cmd: Extract<SwarmCommand, { type: 'connect' }>): Promise<SwarmReply> {
   const t0 = performance.now();
@@ -95,9 +34,20 @@ async function connectAll(cmd: Extract<SwarmCommand, { type: 'connect' }>): Prom
   let next = 0;
   const worker = async () => {
     while (next < cmd.agents.length) {
-      const agent = cmd.agents[next++] as SwarmAgent;
+      const { agentId, apiKey } = cmd.agents[next++] as SwarmAgent;
       try {
-        await connect(cmd.url, agent);
+        const agent: RawAgent = await connectRawAgent({
+          url: cmd.url,
+          agentId,
+          apiKey,
+          hostname: 'bench-swarm',
+          ...(cmd.localAddress !== undefined && { localAddress: cmd.localAddress }),
+          onPing: () => void pings++,
+          onClose: () => {
+            if (sockets.delete(agent)) closed++;
+          },
+        });
+        sockets.add(agent);
         ok++;
       } catch (err) {
         errors.push(err instanceof Error ? err.message : String(err));
@@ -134,7 +84,7 @@ process.on('message', (raw: unknown) => {
   if (raw.type === 'connect') void connectAll(raw).then(reply);
   else if (raw.type === 'stats') reply({ type: 'stats', open: sockets.size, closed, pings });
   else {
-    for (const ws of sockets) ws.terminate();
+    for (const agent of sockets) agent.terminate();
     reply({ type: 'stopped' });
     process.disconnect?.();
     setImmediate(() => process.exit(0));

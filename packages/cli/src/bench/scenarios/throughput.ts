@@ -72,8 +72,8 @@ export const throughput: Scenario = {
   name: 'throughput',
   title: 'Lifecycle throughput: submit → ack → progress → complete → persisted',
   async run(ctx) {
-    const consoleTasks = ctx.quick ? 100 : 300;
-    const slackTasks = ctx.quick ? 30 : 100;
+    const consoleTasks = ctx.quick ? 60 : 300;
+    const slackTasks = ctx.quick ? 20 : 100;
     const system = await startBenchSystem({
       executor: () => new SleepExecutor({ durationMs: 0 }),
       maxConcurrentTasks: 64,
