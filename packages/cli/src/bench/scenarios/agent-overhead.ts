@@ -104,7 +104,7 @@ export const agentOverhead: Scenario = {
   title: 'Agent overhead before the first model request vs bare SDK query()',
   async run(ctx) {
     // Enough pairs in the full run for a 95 % interval of a few ms on the difference.
-    const iterations = ctx.quick ? 3 : 40;
+    const iterations = ctx.quick ? 2 : 40;
     let home = '';
     let received: { task: TaskSubmit; at: number } | null = null;
     const system: TestSystem = await startBenchSystem({

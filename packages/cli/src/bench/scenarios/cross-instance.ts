@@ -118,8 +118,8 @@ export const crossInstance: Scenario = {
       ctx.log('  cross-instance: skipped (set BEMATIC_BENCH_POSTGRES_URL or BEMATIC_TEST_POSTGRES_URL)');
       return { rows: [], details: { skipped: 'no PostgreSQL server' } };
     }
-    const count = ctx.quick ? 30 : 200;
-    const rounds = ctx.quick ? 4 : 20;
+    const count = ctx.quick ? 15 : 200;
+    const rounds = ctx.quick ? 2 : 20;
     const db = await postgresDatabase(serverUrl);
     const dir = await mkdtemp(path.join(tmpdir(), 'bematic-bench-xi-'));
     // Reads task state whichever instance is down.
