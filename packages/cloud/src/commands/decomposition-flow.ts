@@ -16,7 +16,11 @@ import {
 } from '../notifications/blocks.js';
 import { formatCost } from '../notifications/format.js';
 import { escapeMrkdwn } from '../notifications/mrkdwn.js';
-import type { ProgressView, TaskMessageOwner } from '../notifications/task-message-owner.js';
+import type {
+  ProgressView,
+  TaskMessageOwner,
+  TaskMessageRedraw,
+} from '../notifications/task-message-owner.js';
 import type { TaskEvents } from '../tasks/task-events.js';
 import { audit, type CommandContext, reject, requirePermission } from './context.js';
 import { DECOMPOSE_COMMAND, parseEditedPlan, parsePlan, subtaskPrompt } from './decomposition.js';
@@ -45,6 +49,8 @@ export class DecompositionFlow implements TaskMessageOwner {
   /** One settling per terminal task, shared by the event listener and the message renderer. */
   private readonly settling = new Map<string, Promise<PlanRun | undefined>>();
   private readonly clock: Clock;
+  /** Redraws of the plan message (Edit, Cancel), through the update scheduler; given by the notifications. */
+  private redraw: TaskMessageRedraw | undefined;
 
   constructor(
     private readonly context: CommandContext,
@@ -78,10 +84,19 @@ export class DecompositionFlow implements TaskMessageOwner {
     return planMessage(this.view(run));
   }
 
-  async outcome(task: Task): Promise<ChatMessage | undefined> {
+  async outcome(task: Task): Promise<(() => ChatMessage) | undefined> {
     if (!isPlanning(task) && !task.parentTaskId) return undefined;
     const run = await this.settle(task);
-    return run ? planMessage(this.view(run)) : undefined;
+    return run ? this.drawing(run) : undefined;
+  }
+
+  useRedraw(redraw: TaskMessageRedraw): void {
+    this.redraw = redraw;
+  }
+
+  /** The plan message as it is when drawn: the plan's latest run (the next step may have moved it on). */
+  private drawing(settled: PlanRun): () => ChatMessage {
+    return () => planMessage(this.view(this.runs.get(settled.plan.taskId) ?? settled));
   }
 
   // ---- buttons and the edited list ----
@@ -328,14 +343,14 @@ export class DecompositionFlow implements TaskMessageOwner {
     };
   }
 
-  /** Redraws the plan message (the planning task's message, no longer updated by its own progress). */
+  /**
+   * Redraws the plan message (the planning task's message, no longer updated by its own progress) through the
+   * update scheduler, in order with the steps' updates of it; waits until it landed.
+   */
   private async show(run: PlanRun): Promise<void> {
-    const ts = run.planning.progressMessageTs;
-    if (!ts) return;
-    await this.context
-      .surfaceFor(run.planning)
-      .update(run.planning.channelId, ts, planMessage(this.view(run)))
-      .catch((err: unknown) => this.context.log.warn({ err, taskId: run.plan.taskId }, 'plan update failed'));
+    if (!run.planning.progressMessageTs || !this.redraw) return;
+    const landed = await this.redraw(run.planning, this.drawing(run));
+    if (!landed) this.context.log.warn({ taskId: run.plan.taskId }, 'plan update failed');
   }
 
   private forget(run: PlanRun): void {

@@ -6,6 +6,7 @@ import type { Repositories, Task } from '../db/repositories/types.js';
 import { TaskEvents } from '../tasks/task-events.js';
 import { NotificationService } from './notification-service.js';
 import { StartedPosts } from './started-posts.js';
+import type { TaskMessageRedraw } from './task-message-owner.js';
 
 describe('NotificationService', () => {
   let env: Awaited<ReturnType<typeof sqliteRepos>>;
@@ -312,5 +313,57 @@ describe('NotificationService', () => {
     b.svc.stop();
     expect(times.length).toBeGreaterThanOrEqual(3);
     for (let i = 1; i < times.length; i++) expect(times[i]! - times[i - 1]!).toBeGreaterThanOrEqual(3000);
+  });
+
+  it("sends an owner's redraw of a task message through the scheduler, after that message's update in flight", async () => {
+    let redraw: TaskMessageRedraw | undefined;
+    const log: string[] = [];
+    const slow = Object.assign(Object.create(surface) as typeof surface, {
+      async update(
+        _channelId: string,
+        _ts: string,
+        message: { text: string },
+        options?: { scheduled?: boolean },
+      ) {
+        log.push(`start ${message.text.split('\n')[0]} ${Date.now()} ${options?.scheduled === true}`);
+        await new Promise((r) => setTimeout(r, 500));
+        log.push(`end ${message.text.split('\n')[0]} ${Date.now()}`);
+      },
+    });
+    svc.stop();
+    let drawn = 'plan v1';
+    svc = new NotificationService({
+      events,
+      tasks: repos.tasks,
+      bots: new BotRegistry(),
+      surfaceFor: () => slow,
+      refreshMs: 0,
+      owner: {
+        progress: () => undefined,
+        outcome: async () => undefined,
+        useRedraw: (door) => {
+          redraw = door;
+        },
+      },
+    }).start();
+    expect(redraw).toBeDefined();
+    const t0 = Date.now();
+    events.emit('task.progress', {
+      task,
+      progress: { taskId: task.id, attempt: 1, kind: 'tool', message: 'Editing a.ts' },
+    });
+    // The message existed before: its first update waits one task interval (3 s).
+    await vi.advanceTimersByTimeAsync(3100);
+    expect(log).toEqual([`start Running: Coder fix (task_n1) ${t0 + 3000} true`]);
+    const landed = redraw!(task, () => ({ text: drawn }));
+    drawn = 'plan v2';
+    await vi.advanceTimersByTimeAsync(3500);
+    expect(await landed).toBe(true);
+    // Not beside the update in flight: one interval after it, through the one-request client, drawn when sent.
+    expect(log.slice(1)).toEqual([
+      `end Running: Coder fix (task_n1) ${t0 + 3500}`,
+      `start plan v2 ${t0 + 6000} true`,
+      `end plan v2 ${t0 + 6500}`,
+    ]);
   });
 });

@@ -62,6 +62,9 @@ interface Tracked {
 
 const ACTIVE_STATUSES = ['queued', 'submitted', 'running'] as const;
 
+/** One chat message, whichever task draws into it (the scheduler's key). */
+const messageKey = (channelId: string, ts: string) => `${channelId}:${ts}`;
+
 /**
  * Renders task and agent events into each task's thread: one throttled
  * progress message, a completion/error/cancellation message, reactions on the
@@ -84,6 +87,7 @@ export class NotificationService {
 
   start(): this {
     const e = this.deps.events;
+    this.deps.owner?.useRedraw?.((task, render) => this.redraw(task, render));
     this.unsubscribe.push(
       e.on('task.queued', (p) =>
         this.track(p.task, (t) => {
@@ -237,6 +241,8 @@ export class NotificationService {
       // its next update waits one interval, so the per-task rule holds whichever instance sends.
       ...(task.progressMessageTs && { changedAt: this.clock.now() }),
       scheduler: this.schedulerFor(this.deps.surfaceFor(task)),
+      key: () =>
+        t.task.progressMessageTs ? messageKey(t.task.channelId, t.task.progressMessageTs) : undefined,
       render: (now) => this.render(t, now),
       send: async (message) => {
         const ts = await this.progressTs(t);
@@ -261,6 +267,7 @@ export class NotificationService {
           .surfaceFor(t.task)
           .post(t.task.channelId, this.render(t, this.clock.now()), t.task.threadTs);
         await this.deps.tasks.update(t.task.id, { progressMessageTs: posted.ts });
+        t.task = { ...t.task, progressMessageTs: posted.ts };
         return posted.ts;
       })();
       t.messageTs.catch(() => {
@@ -290,16 +297,45 @@ export class NotificationService {
       (async () => {
         const t = this.entry(task);
         this.tracked.delete(task.id);
-        const message = (await this.deps.owner?.outcome(task)) ?? usual(t.view.plan);
+        const drawn = await this.deps.owner?.outcome(task);
+        const message = drawn ?? usual(t.view.plan);
         const surface = this.deps.surfaceFor(task);
         const updating = t.acc.finish(message);
         const reacting = this.react(surface, task, reaction);
         const [landed] = await Promise.allSettled([updating, reacting]);
         if (landed.status === 'fulfilled' && landed.value) return;
         this.log.warn({ taskId: task.id }, 'final update of the task message gave up; posting the outcome');
-        await surface.post(task.channelId, message, task.threadTs);
+        await surface.post(
+          task.channelId,
+          typeof message === 'function' ? message() : message,
+          task.threadTs,
+        );
       })(),
     );
+  }
+
+  /**
+   * A redraw of a task's message by its owner (a plan edited or cancelled), not tied to a task event: a final
+   * update through the workspace's scheduler, so it keeps the budget, is never coalesced away, and lands in
+   * order with the tasks' own updates of that message. Rendered when sent; resolves true once it landed.
+   */
+  redraw(task: Task, render: () => ChatMessage): Promise<boolean> {
+    const ts = task.progressMessageTs;
+    if (!ts) return Promise.resolve(false);
+    const surface = this.deps.surfaceFor(task);
+    const once = new StreamAccumulator({
+      channelId: task.channelId,
+      key: () => messageKey(task.channelId, ts),
+      scheduler: this.schedulerFor(surface),
+      render: () => render(),
+      send: (message) => surface.update(task.channelId, ts, message, { scheduled: true }),
+      refreshMs: 0,
+      clock: this.clock,
+      onError: (err) => this.log.warn({ err, taskId: task.id }, 'task message redraw failed'),
+    });
+    const landed = once.finish(render);
+    void this.track$(landed);
+    return landed;
   }
 
   private async react(surface: ChatSurface, task: Task, name: string): Promise<void> {

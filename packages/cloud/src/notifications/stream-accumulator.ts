@@ -5,6 +5,8 @@ import { type ScheduledMessage, UpdateScheduler } from './update-scheduler.js';
 export interface StreamAccumulatorOptions {
   /** The channel of the task's message (the scheduler keeps one channel to Slack's per-channel limit). */
   channelId?: string;
+  /** The chat message it updates, once known (see ScheduledMessage.key). */
+  key?: () => string | undefined;
   /** Renders the current state; called only when an update is about to be sent. */
   render(now: number): ChatMessage;
   /** Sends one update of the task's single progress message. */
@@ -43,8 +45,11 @@ export class StreamAccumulator implements ScheduledMessage {
   private finished = false;
   private refreshTimer: TimerHandle | null = null;
   private lastSentKey: string | null = null;
-  private finalUpdate: { message: ChatMessage; attempts: number; settle(landed: boolean): void } | null =
-    null;
+  private finalUpdate: {
+    message: ChatMessage | (() => ChatMessage);
+    attempts: number;
+    settle(landed: boolean): void;
+  } | null = null;
   /** Updates sent successfully (metrics: Slack calls per task). */
   sentCount = 0;
 
@@ -61,6 +66,10 @@ export class StreamAccumulator implements ScheduledMessage {
     this.refreshMs = opts.refreshMs ?? 15_000;
     this.maxFinalAttempts = opts.maxFinalAttempts ?? 6;
     this.armRefresh();
+  }
+
+  get key(): string | undefined {
+    return this.opts.key?.();
   }
 
   get final(): boolean {
@@ -86,9 +95,10 @@ export class StreamAccumulator implements ScheduledMessage {
   send(): Promise<void> | null {
     const final = this.finalUpdate;
     if (final) {
-      return this.opts.send(final.message).then(() => {
+      const message = typeof final.message === 'function' ? final.message() : final.message;
+      return this.opts.send(message).then(() => {
         this.sentCount++;
-        this.lastSentKey = JSON.stringify(final.message);
+        this.lastSentKey = JSON.stringify(message);
         this.scheduler.forget(this);
         final.settle(true);
       });
@@ -125,8 +135,9 @@ export class StreamAccumulator implements ScheduledMessage {
   /**
    * Stops progress updates and queues the final state ahead of every progress update of the workspace; it
    * still waits for an update in flight, the task interval and any Retry-After. Resolves true once it landed.
+   * A function is rendered when the update is sent (a message other tasks draw into shows their state then).
    */
-  finish(final: ChatMessage): Promise<boolean> {
+  finish(final: ChatMessage | (() => ChatMessage)): Promise<boolean> {
     this.finished = true;
     this.stopTimers();
     return new Promise<boolean>((settle) => {

@@ -10,5 +10,16 @@ export type { ProgressView };
  */
 export interface TaskMessageOwner {
   progress(task: Task, view: ProgressView): ChatMessage | undefined;
-  outcome(task: Task): Promise<ChatMessage | undefined>;
+  /**
+   * The task's last state of the message, as a renderer called when the update is sent (other tasks may
+   * draw into the same message meanwhile, so it shows what is true then).
+   */
+  outcome(task: Task): Promise<(() => ChatMessage) | undefined>;
+  /**
+   * Given the door for the owner's own redraws of a task's message (a plan edited or cancelled): through the
+   * workspace's update scheduler, in order with the tasks' updates of that message; resolves true once landed.
+   */
+  useRedraw?(redraw: TaskMessageRedraw): void;
 }
+
+export type TaskMessageRedraw = (task: Task, render: () => ChatMessage) => Promise<boolean>;

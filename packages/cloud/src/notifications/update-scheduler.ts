@@ -18,6 +18,12 @@ export interface ScheduledMessage {
   readonly final: boolean;
   /** When the message was last changed before the scheduler knew it (the task interval counts from it). */
   readonly changedAt?: number;
+  /**
+   * The chat message it updates, once known (channel and ts). Several tasks can draw into one message (a
+   * plan's steps, a plan redrawn after Edit): its updates never overlap, so an older state cannot land after
+   * a newer one, and they keep the task interval between them, whichever task sends.
+   */
+  readonly key?: string | undefined;
   /** Starts the call for what is pending now, or returns null when nothing changed since the last one. */
   send(): Promise<void> | null;
   /** The call failed; `retryAfterMs` is set for a 429. The message stays pending or gives up itself. */
@@ -32,6 +38,8 @@ interface Slot {
   wanted: boolean;
   /** Order of arrival, to break ties. */
   seq: number;
+  /** The message key of the call in flight. */
+  sending: string | undefined;
 }
 
 /**
@@ -48,6 +56,9 @@ interface Slot {
 export class UpdateScheduler {
   private readonly slots = new Map<ScheduledMessage, Slot>();
   private readonly channelNextAt = new Map<string, number>();
+  /** Per chat message (ScheduledMessage.key): when it was last updated, and whether an update is in flight. */
+  private readonly keyLastAt = new Map<string, number>();
+  private readonly keyBusy = new Set<string>();
   private readonly spacingMs: number;
   private workspaceNextAt = 0;
   private pausedUntil = 0;
@@ -73,6 +84,7 @@ export class UpdateScheduler {
         inFlight: false,
         wanted: false,
         seq: this.seq++,
+        sending: undefined,
       };
       this.slots.set(message, slot);
     }
@@ -86,8 +98,11 @@ export class UpdateScheduler {
   }
 
   private readyAt(slot: Slot): number {
+    const key = slot.message.key;
+    const keyAt = key === undefined ? undefined : this.keyLastAt.get(key);
     return Math.max(
       slot.lastAt + this.budget.taskIntervalMs,
+      keyAt === undefined ? Number.NEGATIVE_INFINITY : keyAt + this.budget.taskIntervalMs,
       this.channelNextAt.get(slot.message.channelId) ?? 0,
     );
   }
@@ -98,6 +113,9 @@ export class UpdateScheduler {
     let wakeAt = Number.POSITIVE_INFINITY;
     for (const slot of this.slots.values()) {
       if (!slot.wanted || slot.inFlight) continue;
+      // Another task's update of the same message is in flight: this one follows when it settles.
+      const key = slot.message.key;
+      if (key !== undefined && this.keyBusy.has(key)) continue;
       const at = this.readyAt(slot);
       if (at > now) {
         wakeAt = Math.min(wakeAt, at);
@@ -138,6 +156,13 @@ export class UpdateScheduler {
     if (!call) return;
     slot.inFlight = true;
     slot.lastAt = now;
+    const key = message.key;
+    slot.sending = key;
+    if (key !== undefined) {
+      this.keyBusy.add(key);
+      this.keyLastAt.set(key, now);
+      this.pruneKeys(now);
+    }
     this.workspaceNextAt = now + this.spacingMs;
     this.channelNextAt.set(message.channelId, now + this.budget.channelIntervalMs);
     const settled = call
@@ -148,10 +173,19 @@ export class UpdateScheduler {
       })
       .finally(() => {
         slot.inFlight = false;
+        if (slot.sending !== undefined) this.keyBusy.delete(slot.sending);
+        slot.sending = undefined;
         this.calls.delete(settled);
         this.pump();
       });
     this.calls.add(settled);
+  }
+
+  /** Forgets the messages whose task interval has passed (they wait for nothing any more). */
+  private pruneKeys(now: number): void {
+    if (this.keyLastAt.size < 1000) return;
+    for (const [key, at] of this.keyLastAt)
+      if (at + this.budget.taskIntervalMs <= now && !this.keyBusy.has(key)) this.keyLastAt.delete(key);
   }
 
   /** Resolves when no update call is in flight (tests and the benchmark step virtual time between calls). */
@@ -179,5 +213,7 @@ export class UpdateScheduler {
     this.timer = null;
     this.timerAt = Number.POSITIVE_INFINITY;
     this.slots.clear();
+    this.keyBusy.clear();
+    this.keyLastAt.clear();
   }
 }
