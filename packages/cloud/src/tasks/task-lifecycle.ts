@@ -22,6 +22,7 @@ import type {
   Session,
   Task,
   TaskPatch,
+  TransitionResult,
 } from '../db/repositories/types.js';
 import type { TaskEvents } from './task-events.js';
 
@@ -186,18 +187,18 @@ export class TaskLifecycle {
     // A result can arrive for a task the cloud had put back in its queue (the ACK was lost).
     const guard = guardOf(task, message.attempt);
     if (task.status === 'queued') await this.start(task.id, guard);
-    const outcome = await this.finish(task.id, 'completed', guard, {
-      patch: {
-        result: message.result,
-        filesChanged: message.filesChanged,
-        commandsRun: message.commandsRun,
-        warning: message.warning ?? null,
-        ...carried(message),
-      },
-      session: reported(message),
-      audit: {
-        action: 'task.completed',
-        actor,
+    const outcome = await this.finish(
+      task.id,
+      'completed',
+      guard,
+      fromAgent(message, actor, 'TASK_COMPLETE'),
+      {
+        patch: {
+          result: message.result,
+          filesChanged: message.filesChanged,
+          commandsRun: message.commandsRun,
+          warning: message.warning ?? null,
+        },
         details: {
           costUsd: message.metrics.costUsd,
           durationMs: message.metrics.durationMs,
@@ -205,31 +206,23 @@ export class TaskLifecycle {
           ...(message.warning !== undefined && { warning: message.warning }),
         },
       },
-      lateMessage: 'TASK_COMPLETE',
-    });
+    );
     if (outcome.kind === 'applied') this.deps.events.emit('task.completed', { task: outcome.task, message });
     return outcome;
   }
 
   async error(task: Task, message: TaskError, actor: string): Promise<ApplyOutcome> {
-    return this.failed(task.id, guardOf(task, message.attempt), message, {
-      actor,
-      patch: carried(message),
-      session: reported(message),
-      lateMessage: 'TASK_ERROR',
-    });
+    return this.failed(
+      task.id,
+      guardOf(task, message.attempt),
+      message,
+      fromAgent(message, actor, 'TASK_ERROR'),
+    );
   }
 
   async cancelled(task: Task, message: TaskCancelled, actor: string): Promise<ApplyOutcome> {
-    return this.cancelledBy(task.id, guardOf(task, message.attempt), message, {
-      actor,
-      patch: {
-        ...(message.partialResult !== undefined && { result: message.partialResult }),
-        ...carried(message),
-      },
-      session: reported(message),
-      lateMessage: 'TASK_CANCELLED',
-    });
+    const by = fromAgent(message, actor, 'TASK_CANCELLED');
+    return this.cancelledBy(task.id, guardOf(task, message.attempt), message, by);
   }
 
   /** A failure decided by the cloud (queue expiry, lost agent, rejected submit). */
@@ -242,13 +235,13 @@ export class TaskLifecycle {
       recoverable: failure.recoverable,
       ...(failure.context && { context: failure.context }),
     };
-    return this.failed(taskId, undefined, message, { actor: failure.actor ?? 'system', lateMessage: null });
+    return this.failed(taskId, undefined, message, fromCloud(failure.actor ?? 'system'));
   }
 
   /** A cancellation decided by the cloud (the task never reached an agent, or its agent is away). */
   async cancel(taskId: string, reason: string, actor: string): Promise<ApplyOutcome> {
     const message: TaskCancelled = { taskId, attempt: await this.currentAttempt(taskId), reason };
-    return this.cancelledBy(taskId, undefined, message, { actor, lateMessage: null });
+    return this.cancelledBy(taskId, undefined, message, fromCloud(actor));
   }
 
   /** The attempt a decision of the cloud is stamped with: the task's current one. */
@@ -264,11 +257,9 @@ export class TaskLifecycle {
     by: Ending,
   ): Promise<ApplyOutcome> {
     const { error, errorCode, recoverable } = message;
-    const outcome = await this.finish(taskId, 'failed', guard, {
-      patch: { errorMessage: error, errorCode, recoverable, ...by.patch },
-      ...(by.session && { session: by.session }),
-      audit: { action: 'task.failed', actor: by.actor, details: { errorCode, error, recoverable } },
-      lateMessage: by.lateMessage,
+    const outcome = await this.finish(taskId, 'failed', guard, by, {
+      patch: { errorMessage: error, errorCode, recoverable },
+      details: { errorCode, error, recoverable },
     });
     if (outcome.kind === 'applied') this.deps.events.emit('task.failed', { task: outcome.task, message });
     return outcome;
@@ -281,11 +272,9 @@ export class TaskLifecycle {
     message: TaskCancelled,
     by: Ending,
   ): Promise<ApplyOutcome> {
-    const outcome = await this.finish(taskId, 'cancelled', guard, {
-      patch: by.patch ?? {},
-      ...(by.session && { session: by.session }),
-      audit: { action: 'task.cancelled', actor: by.actor, details: { reason: message.reason ?? null } },
-      lateMessage: by.lateMessage,
+    const outcome = await this.finish(taskId, 'cancelled', guard, by, {
+      patch: message.partialResult !== undefined ? { result: message.partialResult } : {},
+      details: { reason: message.reason ?? null },
     });
     if (outcome.kind === 'applied') this.deps.events.emit('task.cancelled', { task: outcome.task, message });
     return outcome;
@@ -299,10 +288,7 @@ export class TaskLifecycle {
         if (r.changed) await tx.sessions.create({ taskId, claudeSessionId: r.task.sessionId });
         return r;
       });
-      if (result.stale) return { kind: 'stale', task: result.task, stale: result.stale };
-      return result.changed
-        ? { kind: 'applied', task: result.task }
-        : { kind: 'duplicate', task: result.task };
+      return outcomeOf(result);
     } catch (err) {
       return this.refused(taskId, err);
     }
@@ -315,53 +301,48 @@ export class TaskLifecycle {
     guard?: AttemptGuard,
   ): Promise<ApplyOutcome> {
     try {
-      const r = await this.deps.repos.tasks.transition(taskId, to, patch, guard);
-      if (r.stale) return { kind: 'stale', task: r.task, stale: r.stale };
-      return r.changed ? { kind: 'applied', task: r.task } : { kind: 'duplicate', task: r.task };
+      return outcomeOf(await this.deps.repos.tasks.transition(taskId, to, patch, guard));
     } catch (err) {
       return this.refused(taskId, err);
     }
   }
 
+  /**
+   * → a terminal status, with the session closed and the audit entry (`task.<status>`) in one transaction.
+   * `own`: what this ending writes on the row and in the audit entry, beside what `by` carries.
+   */
   private async finish(
     taskId: string,
     to: 'completed' | 'failed' | 'cancelled',
     guard: AttemptGuard | undefined,
-    spec: {
-      patch: TaskPatch;
-      /** What the agent reported of the Claude Code session; nothing for a decision of the cloud. */
-      session?: ReportedSession;
-      audit: { action: string; actor: string; details: Record<string, unknown> };
-      lateMessage: string | null;
-    },
+    by: Ending,
+    own: { patch: TaskPatch; details: Record<string, unknown> },
   ): Promise<ApplyOutcome> {
+    const patch = { ...own.patch, ...by.patch, completedAt: this.now() };
     try {
       const result = await this.deps.repos.transaction(async (tx) => {
-        const r = await tx.tasks.transition(taskId, to, { ...spec.patch, completedAt: this.now() }, guard);
+        const r = await tx.tasks.transition(taskId, to, patch, guard);
         if (!r.changed) return r;
-        await this.closeSession(tx, taskId, to, spec.session ?? NOTHING_REPORTED);
+        await this.closeSession(tx, taskId, to, by.session ?? NOTHING_REPORTED);
         await tx.audit.log({
-          action: spec.audit.action,
-          actor: spec.audit.actor,
+          action: `task.${to}`,
+          actor: by.actor,
           resourceType: 'task',
           resourceId: taskId,
-          details: spec.audit.details,
+          details: own.details,
         });
         return r;
       });
-      if (result.stale) return { kind: 'stale', task: result.task, stale: result.stale };
-      return result.changed
-        ? { kind: 'applied', task: result.task }
-        : { kind: 'duplicate', task: result.task };
+      return outcomeOf(result);
     } catch (err) {
       const refused = await this.refused(taskId, err);
-      if (refused.kind === 'ignored' && spec.lateMessage !== null) {
+      if (refused.kind === 'ignored' && by.lateMessage !== null) {
         await this.deps.repos.audit.log({
           action: 'task.late_message',
-          actor: spec.audit.actor,
+          actor: by.actor,
           resourceType: 'task',
           resourceId: taskId,
-          details: { message: spec.lateMessage, status: refused.task.status, reason: refused.reason },
+          details: { message: by.lateMessage, status: refused.task.status, reason: refused.reason },
         });
       }
       return refused;
@@ -397,12 +378,28 @@ export class TaskLifecycle {
   }
 }
 
-/** Who ended a task and what their message carries onto the row; `lateMessage: null` for a decision of the cloud. */
+/**
+ * Who ended a task and what their message carries onto the row (Claude's session, the workspace, the metrics);
+ * `lateMessage`: the message type audited when it comes after the end, null for a decision of the cloud.
+ */
 interface Ending {
   actor: string;
   patch?: TaskPatch;
   session?: ReportedSession;
   lateMessage: string | null;
+}
+
+function fromAgent(m: TaskComplete | TaskError | TaskCancelled, actor: string, type: string): Ending {
+  return { actor, patch: carried(m), session: reported(m), lateMessage: type };
+}
+
+function fromCloud(actor: string): Ending {
+  return { actor, lateMessage: null };
+}
+
+function outcomeOf(r: TransitionResult): ApplyOutcome {
+  if (r.stale) return { kind: 'stale', task: r.task, stale: r.stale };
+  return r.changed ? { kind: 'applied', task: r.task } : { kind: 'duplicate', task: r.task };
 }
 
 interface ReportedSession {
