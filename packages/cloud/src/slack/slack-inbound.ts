@@ -98,22 +98,32 @@ function ephemeralResponder(ctx: InboundContext, channelId: string, userId: stri
   return (message: ChatMessage) => ctx.surface.postEphemeral(channelId, userId, message, threadTs);
 }
 
+/** A person's message (a mention, a DM, a thread reply) as a request, answered ephemerally in its thread. */
+function personRequest(
+  ctx: InboundContext,
+  kind: 'mention' | 'thread_reply',
+  where: { userId: string; channelId: string; threadTs: string; messageTs: string },
+  text: string,
+): InboundRequest {
+  return {
+    kind,
+    surface: ctx.surface,
+    ...where,
+    text,
+    receivedAt: ctx.now(),
+    respond: ephemeralResponder(ctx, where.channelId, where.userId, where.threadTs),
+  };
+}
+
 export function mentionRequest(
   event: z.infer<typeof appMentionEventSchema>,
   ctx: InboundContext,
 ): InboundRequest {
   const threadTs = event.thread_ts ?? event.ts;
+  const where = { userId: event.user, channelId: event.channel, threadTs, messageTs: event.ts };
   return {
-    kind: 'mention',
-    surface: ctx.surface,
-    userId: event.user,
-    channelId: event.channel,
-    text: stripBotMention(event.text, ctx.botUserId),
-    threadTs,
-    messageTs: event.ts,
-    receivedAt: ctx.now(),
+    ...personRequest(ctx, 'mention', where, stripBotMention(event.text, ctx.botUserId)),
     ...extrasOf(ctx, event),
-    respond: ephemeralResponder(ctx, event.channel, event.user, threadTs),
   };
 }
 
@@ -130,18 +140,12 @@ export function directMessageRequest(
   if (event.bot_id || !event.user || event.user === ctx.botUserId) return null;
   const inThread = event.thread_ts !== undefined && event.thread_ts !== event.ts;
   const threadTs = event.thread_ts ?? event.ts;
+  const where = { userId: event.user, channelId: event.channel, threadTs, messageTs: event.ts };
+  const text = stripBotMention(event.text ?? '', ctx.botUserId);
   return {
-    kind: inThread ? 'thread_reply' : 'mention',
-    surface: ctx.surface,
-    userId: event.user,
-    channelId: event.channel,
-    text: stripBotMention(event.text ?? '', ctx.botUserId),
-    threadTs,
-    messageTs: event.ts,
+    ...personRequest(ctx, inThread ? 'thread_reply' : 'mention', where, text),
     direct: true,
-    receivedAt: ctx.now(),
     ...extrasOf(ctx, event),
-    respond: ephemeralResponder(ctx, event.channel, event.user, threadTs),
   };
 }
 
@@ -158,17 +162,13 @@ export function threadReplyRequest(
   if (event.bot_id || !event.user || event.user === ctx.botUserId) return null;
   const text = event.text ?? '';
   if (ctx.botUserId && text.includes(`<@${ctx.botUserId}`)) return null;
-  return {
-    kind: 'thread_reply',
-    surface: ctx.surface,
+  const where = {
     userId: event.user,
     channelId: event.channel,
-    text: text.trim(),
     threadTs: event.thread_ts,
     messageTs: event.ts,
-    receivedAt: ctx.now(),
-    respond: ephemeralResponder(ctx, event.channel, event.user, event.thread_ts),
   };
+  return personRequest(ctx, 'thread_reply', where, text.trim());
 }
 
 export function slashRequest(
