@@ -350,13 +350,24 @@ class Connection {
       // The close reason is limited to 123 bytes; the code alone says it all.
       this.ws.close(closeCode, reason);
     }
+    await this.auditFailure('agent.auth_failed', agentId, {
+      agentId,
+      ip: this.ip,
+      reason,
+      code: reason,
+      ...details,
+    });
+  }
+
+  /** Audits a refusal on this connection; a failed write is logged, and the refusal goes on. */
+  private async auditFailure(action: string, agentId: string | null, details: Record<string, unknown>) {
     await this.opts.audit
       .log({
-        action: 'agent.auth_failed',
+        action,
         actor: agentId ? `agent:${agentId}` : 'unknown',
         resourceType: 'agent',
         resourceId: agentId,
-        details: { agentId, ip: this.ip, reason, code: reason, ...details },
+        details,
       })
       .catch((err: unknown) => this.opts.logger.error({ err }, 'audit write failed'));
   }
@@ -375,15 +386,12 @@ class Connection {
       this.opts.clock.now(),
     );
     // Audited before it is answered: the entry is committed by the time the agent reads the refusal.
-    await this.opts.audit
-      .log({
-        action: 'agent.protocol_error',
-        actor: agentId ? `agent:${agentId}` : 'unknown',
-        resourceType: 'agent',
-        resourceId: agentId,
-        details: { code, message: message.slice(0, 500), ip: this.ip, ...extra },
-      })
-      .catch((err: unknown) => this.opts.logger.error({ err }, 'audit write failed'));
+    await this.auditFailure('agent.protocol_error', agentId, {
+      code,
+      message: message.slice(0, 500),
+      ip: this.ip,
+      ...extra,
+    });
     this.sendFrame(reply);
     if (!(await this.limiters.invalidFrames.tryAcquire(this.key))) {
       this.opts.logger.warn({ agentId, ip: this.ip }, 'closing connection after repeated invalid frames');

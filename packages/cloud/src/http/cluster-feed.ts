@@ -51,6 +51,16 @@ export type FeedEvent =
   /** The feed's session was lost for a while: clients reload what they show. */
   | { kind: 'resync' };
 
+/** Transcript writes as they are stored; each change names its task. */
+export interface StepFeed {
+  subscribe(fn: (change: { taskId: string }) => void): () => void;
+}
+
+/** What the other instances' tasks, agents and transcripts did; `watching`: whether anyone listens now. */
+export interface RemoteFeed {
+  subscribe(fn: (event: FeedEvent) => void, watching?: () => boolean): () => void;
+}
+
 /**
  * The dashboard's live feed across instances: each instance tells the others
  * (LISTEN/NOTIFY, on the cache bus's session) which task changed, what its
@@ -77,10 +87,7 @@ export class ClusterFeed {
   }
 
   /** Tells the other instances about this one's events. */
-  attach(
-    events: TaskEvents,
-    steps?: { subscribe(fn: (change: { taskId: string }) => void): () => void },
-  ): () => void {
+  attach(events: TaskEvents, steps?: StepFeed): () => void {
     const send = (message: FeedMessage) => {
       const checked = FeedMessage.safeParse(message);
       if (checked.success) this.channel.send(checked.data);

@@ -2,7 +2,7 @@ import type { ServerResponse } from 'node:http';
 import { type ConsoleChange, ConsoleChatSurface } from '../console/console-surface.js';
 import type { Task } from '../db/repositories/types.js';
 import { TASK_ROW_EVENTS, type TaskEvents } from '../tasks/task-events.js';
-import type { FeedEvent } from './cluster-feed.js';
+import type { FeedEvent, RemoteFeed, StepFeed } from './cluster-feed.js';
 import { summarize } from './dashboard-reads.js';
 
 /**
@@ -40,9 +40,9 @@ export class EventStream {
     viewerId: string;
     events?: TaskEvents;
     /** Transcript steps as they are stored (`step` events carry the task id). */
-    steps?: { subscribe(fn: (change: { taskId: string }) => void): () => void };
+    steps?: StepFeed;
     /** What the other instances on the database did (their tasks, agents and transcripts). */
-    remote?: { subscribe(fn: (event: FeedEvent) => void, watching?: () => boolean): () => void };
+    remote?: RemoteFeed;
     heartbeatMs?: number;
   }) {
     if (opts.steps) this.offs.push(opts.steps.subscribe(({ taskId }) => this.step(taskId)));

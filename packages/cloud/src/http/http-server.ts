@@ -19,7 +19,7 @@ import type { TaskEvents } from '../tasks/task-events.js';
 import { AllowedHosts } from './access/allowed-hosts.js';
 import { ConsoleSessions } from './access/console-session.js';
 import { registerAccessControl } from './access/guard.js';
-import type { FeedEvent } from './cluster-feed.js';
+import type { RemoteFeed, StepFeed } from './cluster-feed.js';
 import { ConsoleApi } from './console-api.js';
 import { DashboardReads } from './dashboard-reads.js';
 import { EventStream } from './event-stream.js';
@@ -46,9 +46,9 @@ export interface HttpServerDeps {
   /** Live task/agent updates for GET /api/events. */
   events?: TaskEvents;
   /** Transcript writes, pushed to the page as `step` events. */
-  transcript?: { subscribe(fn: (change: { taskId: string }) => void): () => void };
+  transcript?: StepFeed;
   /** Other instances' tasks, agents and transcripts, for the live stream (several instances on PostgreSQL). */
-  clusterFeed?: { subscribe(fn: (event: FeedEvent) => void, watching?: () => boolean): () => void };
+  clusterFeed?: RemoteFeed;
   /** Bad requests are audited when given. */
   audit?: AuditTrail;
   /** Who may use the console and /api (default: sessions from one-time login links only). */
