@@ -51,7 +51,9 @@ export async function postgresDatabase(serverUrl: string): Promise<BenchDatabase
 /** SQLite always; PostgreSQL beside it when a server is configured. */
 export async function benchDatabases(
   log: (line: string) => void,
+  opts: { postgres?: boolean } = {},
 ): Promise<Array<() => Promise<BenchDatabase>>> {
+  if (opts.postgres === false) return [sqliteDatabase];
   const server = postgresServerUrl();
   if (!server) log('  PostgreSQL: skipped (set BEMATIC_BENCH_POSTGRES_URL or BEMATIC_TEST_POSTGRES_URL)');
   return [sqliteDatabase, ...(server ? [() => postgresDatabase(server)] : [])];

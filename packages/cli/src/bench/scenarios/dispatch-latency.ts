@@ -198,7 +198,7 @@ export const dispatchLatency: Scenario = {
   name: 'dispatch',
   title: 'Dispatch: chat event → TASK_SUBMIT at the agent, background load, vs a bare HTTP→ws relay',
   async run(ctx) {
-    const count = ctx.quick ? 10 : 200;
+    const count = ctx.quick ? 10 : 150;
     const warmup = ctx.quick ? 2 : 10;
     const runs: Run[] = [];
     for (const make of await benchDatabases(ctx.log)) {

@@ -232,7 +232,7 @@ export const history: Scenario = {
     const sizes: Sizes = ctx.quick
       ? { tasks: 20_000, archived: 2_000, audit: 10_000 }
       : { tasks: 1_000_000, archived: 100_000, audit: 500_000 };
-    const repeats = ctx.quick ? 5 : 100;
+    const repeats = ctx.quick ? 5 : 50;
     const end = Date.now() - 3_600_000;
     const runs: Measured[] = [];
     for (const open of await benchDatabases(ctx.log)) {
