@@ -257,13 +257,9 @@ export async function startCloud(options: StartCloudOptions): Promise<Cloud> {
     leader: cluster.gate,
     instanceId,
     rateLimitStore,
-    ...(database.dialect === 'postgres' && {
-      relay: new PostgresAgentRelay({
-        connectionString: config.DATABASE_URL,
-        instanceId,
-        clock: backgroundClock,
-        logger: logger.child({ component: 'agent-relay' }),
-      }),
+    // Reaching agents held by other instances: one more channel on the bus's LISTEN session.
+    ...(cacheBus && {
+      relay: new PostgresAgentRelay({ bus: cacheBus, logger: logger.child({ component: 'agent-relay' }) }),
     }),
   });
   gateway = gw;

@@ -79,6 +79,29 @@ describe.skipIf(!url)('cache invalidations across instances (LISTEN/NOTIFY)', ()
     expect(elsewhere.cache.has(cacheKeys.projectList())).toBe(false);
   });
 
+  it('sends on a connection of its own: the listening session only ever LISTENs', async () => {
+    const j = await instance('j');
+    const watcher = new pg.Client({ connectionString: url });
+    await watcher.connect();
+    try {
+      await watcher.query('listen bematic_cache');
+      const heard = new Promise<number>((resolve) =>
+        watcher.on('notification', (n) => {
+          if (n.payload?.includes('"from":"j"')) resolve(n.processId);
+        }),
+      );
+      j.invalidation.taskChanged({ id: 'T7', projectId: 'P1' });
+      const pid = await heard;
+      const { rows } = await admin.query<{ application_name: string }>(
+        'select application_name from pg_stat_activity where pid = $1',
+        [pid],
+      );
+      expect(rows[0]?.application_name).toBe('bematic-notify:j');
+    } finally {
+      await watcher.end();
+    }
+  });
+
   it('after losing its session the instance listens again and flushes what it may have missed', async () => {
     const a = await instance('e');
     const b = await instance('f');

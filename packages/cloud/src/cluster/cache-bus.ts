@@ -20,10 +20,18 @@ type Message = z.infer<typeof Message>;
 /** A message on one of the further channels: same namespace and sender rules, the body is the channel's own. */
 const Envelope = z.object({ ns: z.string(), from: z.string(), body: z.unknown() });
 
-/** A further channel on the bus's session (e.g. the dashboard feed). */
+/** A further channel on the bus's session (e.g. the dashboard feed, the agent relay). */
 export interface BusChannel {
+  readonly name: string;
   /** Sent at once to the other instances; a body that would not fit one NOTIFY is dropped with a warning. */
   send(body: unknown): void;
+  /** As send, resolving true once PostgreSQL took the NOTIFY, false when it could not be sent. */
+  publish(body: unknown): Promise<boolean>;
+  /**
+   * The NOTIFY payload for `body`, for a caller that issues `pg_notify(name, payload)` inside its own
+   * transaction (delivered on commit, with the rows it wrote); null when it would not fit.
+   */
+  encode(body: unknown): string | null;
 }
 
 interface ChannelHandlers {
@@ -53,9 +61,17 @@ export interface CacheBusHandlers {
  * one instance drops, the others drop too. Drops of one tick go out as one
  * NOTIFY. When the listening session is lost the instance flushes its cache on
  * reconnect, since it may have missed some.
+ *
+ * The bus is the instance's one LISTEN session: further channels (the dashboard
+ * feed, the agent relay) ride on it and share its reconnect. The listening
+ * client only ever runs LISTEN; NOTIFYs go out on a separate one-connection
+ * pool, in the order they were asked for.
  */
 export class CacheBus {
   private listener: pg.Client | null = null;
+  private sender: pg.Pool | null = null;
+  /** LISTENs issued on the listening client, one at a time. */
+  private listening: Promise<void> = Promise.resolve();
   private namespace = '';
   private pending: Invalidation[] = [];
   private flushing = false;
@@ -70,17 +86,35 @@ export class CacheBus {
 
   async start(handlers: CacheBusHandlers): Promise<void> {
     this.handlers = handlers;
+    this.sender = new pg.Pool({
+      connectionString: this.opts.connectionString,
+      max: 1,
+      application_name: `bematic-notify:${this.opts.instanceId}`.slice(0, 63),
+      keepAlive: true,
+    });
+    // A lost sending connection is replaced on the next NOTIFY; its error must not end the process.
+    this.sender.on('error', (err) => this.opts.logger.warn({ err }, 'bus sending connection lost'));
     await this.listen();
   }
 
   /**
    * Another LISTEN/NOTIFY channel on the same session, so instances share one
-   * listening connection whatever they tell each other. Register before start().
+   * listening connection whatever they tell each other. `listening` settles once
+   * the channel is listened to (at once before start(), which listens to all).
    */
-  channel(name: string, handlers: ChannelHandlers): BusChannel {
-    if (!/^[a-z_]+$/.test(name) || name === CHANNEL) throw new Error(`bad bus channel name "${name}"`);
+  channel(name: string, handlers: ChannelHandlers): BusChannel & { listening: Promise<void> } {
+    if (!/^[a-z_]+$/.test(name) || name === CHANNEL || this.channels.has(name))
+      throw new Error(`bad bus channel name "${name}"`);
     this.channels.set(name, handlers);
-    return { send: (body) => void this.sendOn(name, body) };
+    const client = this.listener;
+    const listening = client ? this.onListener(client, `listen ${name}`) : Promise.resolve();
+    return {
+      name,
+      send: (body) => void this.sendOn(name, body),
+      publish: (body) => this.sendOn(name, body),
+      encode: (body) => this.encode(name, body),
+      listening,
+    };
   }
 
   /** Queue a drop for the other instances (sent on the next tick). */
@@ -107,40 +141,58 @@ export class CacheBus {
     if (this.retry !== null) this.opts.clock.clearTimeout(this.retry);
     const client = this.listener;
     this.listener = null;
+    const sender = this.sender;
+    this.sender = null;
     await client?.end().catch(() => undefined);
+    await sender?.end().catch(() => undefined);
+  }
+
+  /** One NOTIFY on the sending pool (never on the listening client, which may be busy with a LISTEN). */
+  private async notify(channel: string, payload: string): Promise<boolean> {
+    const sender = this.sender;
+    if (!sender || this.closed) return false;
+    try {
+      await sender.query('select pg_notify($1, $2)', [channel, payload]);
+      return true;
+    } catch (err) {
+      this.opts.logger.warn({ err, channel }, 'bus broadcast failed');
+      return false;
+    }
+  }
+
+  /** Runs one statement on the listening client after those before it. */
+  private onListener(client: pg.Client, statement: string): Promise<void> {
+    const run = this.listening.then(() => client.query(statement)).then(() => undefined);
+    this.listening = run.catch(() => undefined);
+    return run;
+  }
+
+  private encode(channel: string, body: unknown): string | null {
+    const payload = JSON.stringify({ ns: this.namespace, from: this.opts.instanceId, body });
+    if (payload.length > MAX_PAYLOAD) {
+      this.opts.logger.warn({ channel, bytes: payload.length }, 'bus message too large for NOTIFY, dropped');
+      return null;
+    }
+    return payload;
   }
 
   private async flush(): Promise<void> {
     const targets = this.pending;
     this.pending = [];
     this.flushing = false;
-    const client = this.listener;
-    if (!client || targets.length === 0) return;
+    if (!this.listener || targets.length === 0) return;
     const unique = [
       ...new Map(targets.map((t) => [typeof t === 'string' ? `k:${t}` : `p:${t.prefix}`, t])).values(),
     ];
     let message: Message = { ns: this.namespace, from: this.opts.instanceId, targets: unique };
     if (JSON.stringify(message).length > MAX_PAYLOAD) message = { ...message, targets: [], all: true };
-    try {
-      await client.query('select pg_notify($1, $2)', [CHANNEL, JSON.stringify(message)]);
-    } catch (err) {
-      this.opts.logger.warn({ err }, 'cache invalidation broadcast failed');
-    }
+    await this.notify(CHANNEL, JSON.stringify(message));
   }
 
-  private async sendOn(channel: string, body: unknown): Promise<void> {
-    const client = this.listener;
-    if (!client || this.closed) return;
-    const payload = JSON.stringify({ ns: this.namespace, from: this.opts.instanceId, body });
-    if (payload.length > MAX_PAYLOAD) {
-      this.opts.logger.warn({ channel, bytes: payload.length }, 'bus message too large for NOTIFY, dropped');
-      return;
-    }
-    try {
-      await client.query('select pg_notify($1, $2)', [channel, payload]);
-    } catch (err) {
-      this.opts.logger.warn({ err, channel }, 'bus broadcast failed');
-    }
+  private async sendOn(channel: string, body: unknown): Promise<boolean> {
+    if (!this.listener || this.closed) return false;
+    const payload = this.encode(channel, body);
+    return payload === null ? false : this.notify(channel, payload);
   }
 
   private receiveOn(channel: string, payload: string | undefined): void {
@@ -174,13 +226,14 @@ export class CacheBus {
     await client.connect();
     const { rows } = await client.query<{ schema: string | null }>('select current_schema() as schema');
     this.namespace = rows[0]?.schema ?? '';
-    await client.query(`listen ${CHANNEL}`);
-    for (const name of this.channels.keys()) await client.query(`listen ${name}`);
     if (this.closed) {
       await client.end().catch(() => undefined);
       return;
     }
+    this.listening = Promise.resolve();
     this.listener = client;
+    // Every channel known now; one registered later queues its own LISTEN behind this one.
+    await this.onListener(client, `listen ${[CHANNEL, ...this.channels.keys()].join('; listen ')}`);
   }
 
   private apply(payload: string | undefined): void {

@@ -1,6 +1,6 @@
 import type { Message } from '@bematic/protocol';
-import type { AgentRelay } from '../cluster/agent-relay.js';
-import type { AgentRepository } from '../db/repositories/types.js';
+import type { AgentRelay, TransactionalNotice } from '../cluster/agent-relay.js';
+import type { AgentRepository, Task } from '../db/repositories/types.js';
 import type { AgentManager } from './agent-manager.js';
 
 /**
@@ -36,8 +36,8 @@ export class AgentRoutes {
     return this.opts.relay.forward(agentId, message);
   }
 
-  /** The agent's outbox has rows: the instance holding it sends them. */
-  wake(agentId: string): void {
-    this.opts.relay.wake(agentId);
+  /** The notice handing a begun attempt to the instance holding the agent, for the dispatch transaction. */
+  submitNotice(agentId: string, task: Pick<Task, 'id' | 'attempt'>): TransactionalNotice | null {
+    return this.opts.relay.submitNotice(agentId, task.id, task.attempt);
   }
 }

@@ -169,18 +169,19 @@ export function createGateway(options: CreateGatewayOptions): Gateway {
       .catch((err: unknown) => logger.error({ err, agentId }, 'requeue after disconnect failed'));
   });
 
-  const drainIfHere = (agentId: string) => {
-    if (manager.isHealthy(agentId)) void outbox.drain(agentId);
-  };
   const sweepUnsent = () =>
     outbox
-      .sweepUnsent(manager.connectedAgentIds())
+      .sweepUnsent(manager.connectedAgentIds(), config.outboxSafetySweepMs)
       .catch((err: unknown) => logger.warn({ err }, 'outbox safety sweep failed'));
   const relayStarted = relay
     .start({
-      wake: drainIfHere,
       frame: (agentId, message) => {
         if (manager.isConnected(agentId)) void manager.sendToAgent(agentId, message);
+      },
+      submit: (agentId, taskId, attempt) => {
+        dispatcher
+          .handedOver(agentId, taskId, attempt)
+          .catch((err: unknown) => logger.error({ err, agentId, taskId }, 'handed-over task not sent'));
       },
       resumed: () => void sweepUnsent(),
     })

@@ -72,6 +72,66 @@ export class OfflineQueue {
   }
 
   /**
+   * Dispatch to an agent whose socket another instance holds: the outbox row, the task's new attempt and the
+   * notice handing that attempt to the holder are one transaction (the notice is delivered on commit). The
+   * holder only claims the row and writes the TASK_SUBMIT (sendBegun). False when the task could not take a
+   * new attempt (finished, cancelled, running).
+   */
+  async handOver(
+    task: Task,
+    agentId: string,
+    notice: (task: Task) => { channel: string; payload: string } | null,
+  ): Promise<boolean> {
+    const at = this.opts.clock.now();
+    const begun = await this.opts.lifecycle.markSubmitted(task.id, agentId, {
+      kind: 'write',
+      entry: this.entryFor(task, agentId),
+      at,
+      notify: notice,
+    });
+    return begun.kind === 'applied' || begun.kind === 'duplicate';
+  }
+
+  /**
+   * The holder's half of a hand-over: claims the row of the attempt another instance began (one statement,
+   * SKIP LOCKED; a task that moved on meanwhile is not sent) and writes its TASK_SUBMIT. Nothing is read
+   * before the write; the task row is read afterwards, for task.submitted.
+   */
+  async sendBegun(agentId: string, taskId: string, attempt: number): Promise<SendOutcome> {
+    const { manager, repos, lifecycle } = this.opts;
+    if (this.inFlight.has(taskId) || manager.isAwaitingAck(agentId, taskId)) return 'skipped';
+    this.inFlight.add(taskId);
+    try {
+      const row = await repos.offlineQueue.claimBegun(taskId, agentId, attempt, this.opts.clock.now());
+      if (!row) return 'skipped';
+      const sentAt = this.opts.clock.now();
+      const ok = await manager.sendToAgent(
+        agentId,
+        createMessage('TASK_SUBMIT', { ...row.payload, taskId, attempt }, sentAt),
+      );
+      if (ok) {
+        this.opts.roundTrips?.sent(agentId, taskId, sentAt);
+        const task = await repos.tasks.findById(taskId);
+        if (task) lifecycle.emitSubmitted(task);
+        return 'sent';
+      }
+      await lifecycle.markQueued(
+        taskId,
+        agentId,
+        {
+          reason: `could not reach agent ${agentId}`,
+          agentOnline: manager.isConnected(agentId),
+          reconnectEtaMs: manager.reconnectEtaMs(agentId),
+        },
+        { agentId, attempt },
+      );
+      return 'not-sent';
+    } finally {
+      this.inFlight.delete(taskId);
+    }
+  }
+
+  /**
    * Claims the task's row (another instance sending it wins: skipped), marks the task submitted with its next
    * attempt in the same transaction, and writes its TASK_SUBMIT (carrying that attempt) to the agent. The row
    * stays until TASK_ACK. If the write fails the task goes back to queued. `entry`: the row does not exist yet
@@ -193,14 +253,25 @@ export class OfflineQueue {
   }
 
   /**
-   * The slow safety net under the wake-ups (a notice lost with the relay's session): agents connected here
-   * that have rows never sent are drained.
+   * The slow safety net under the wake-ups and hand-overs (a notice lost with the relay's session, or sent
+   * while the agent was moving between instances): agents connected here that have rows never sent, or
+   * whose attempt was begun at least `handOverGraceMs` ago and not written on their current connection
+   * while the task still waits as submitted, are drained (a new attempt).
    */
-  async sweepUnsent(agentIds: string[]): Promise<void> {
+  async sweepUnsent(agentIds: string[], handOverGraceMs: number): Promise<void> {
+    const { manager, repos } = this.opts;
+    const before = this.opts.clock.now() - handOverGraceMs;
     for (const agentId of agentIds) {
-      if (!this.opts.manager.isHealthy(agentId) || this.draining.has(agentId)) continue;
-      const rows = await this.opts.repos.offlineQueue.listForAgent(agentId);
-      if (rows.some((r) => r.attempts === 0)) void this.drain(agentId);
+      if (!manager.isHealthy(agentId) || this.draining.has(agentId)) continue;
+      const rows = await repos.offlineQueue.listForAgent(agentId);
+      let unsent = rows.some((r) => r.attempts === 0);
+      for (const r of rows) {
+        if (unsent) break;
+        if (r.lastAttemptAt === null || r.lastAttemptAt > before || manager.isAwaitingAck(agentId, r.taskId))
+          continue;
+        unsent = (await repos.tasks.findById(r.taskId))?.status === 'submitted';
+      }
+      if (unsent) void this.drain(agentId);
     }
   }
 

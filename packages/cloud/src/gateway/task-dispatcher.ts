@@ -30,8 +30,8 @@ export interface GatewayTaskDispatcherOptions {
 
 /**
  * Routes tasks to agents: the project's primary agent when it can take work here, else the first healthy
- * fallback agent here, else the first of them another instance holds (its outbox row, and a wake for that
- * instance), else the primary's offline queue.
+ * fallback agent here, else the first of them another instance holds (its outbox row, the attempt and the
+ * notice handing it to that instance, in one transaction), else the primary's offline queue.
  */
 export class GatewayTaskDispatcher implements TaskDispatcher {
   /** Cancels sent to a connected agent and not yet confirmed; honoured if the agent is lost. */
@@ -52,10 +52,12 @@ export class GatewayTaskDispatcher implements TaskDispatcher {
         return { agentId: here, sent: true, queued: false, agentOnline: true, reconnectEtaMs: null };
     }
     const elsewhere = here ? undefined : await this.heldElsewhere(candidates);
-    if (elsewhere) {
-      await outbox.enqueue(task, elsewhere);
-      this.opts.routes?.wake(elsewhere);
-      return { agentId: elsewhere, sent: false, queued: false, agentOnline: true, reconnectEtaMs: null };
+    if (elsewhere && this.opts.routes) {
+      // Row, attempt and the notice to the holder in one transaction: the holder only claims and sends.
+      const { routes } = this.opts;
+      if (await outbox.handOver(task, elsewhere, (begun) => routes.submitNotice(elsewhere, begun))) {
+        return { agentId: elsewhere, sent: false, queued: false, agentOnline: true, reconnectEtaMs: null };
+      }
     }
     const chosen = here ?? primary;
     await outbox.enqueue(task, chosen);
@@ -154,6 +156,26 @@ export class GatewayTaskDispatcher implements TaskDispatcher {
       actor: `agent:${agentId}`,
       context: { refusal: code },
     });
+  }
+
+  /**
+   * Another instance began the task's attempt for an agent connected here and handed it over (its outbox
+   * row is written): send it now, or, if the agent cannot take work now, the task waits as queued and is
+   * sent when it can.
+   */
+  async handedOver(agentId: string, taskId: string, attempt: number): Promise<void> {
+    const { manager, outbox, lifecycle } = this.opts;
+    if (!manager.isConnected(agentId)) return;
+    if (manager.isHealthy(agentId)) {
+      await outbox.sendBegun(agentId, taskId, attempt);
+      return;
+    }
+    await lifecycle.markQueued(
+      taskId,
+      agentId,
+      { reason: this.whyNotNow(agentId), agentOnline: true, reconnectEtaMs: null },
+      { agentId, attempt },
+    );
   }
 
   /**

@@ -585,6 +585,34 @@ export function describeRepositoryConformance(name: string, open: () => Promise<
         expect(await repos.offlineQueue.taskIdsForAgent('agent_1')).toHaveLength(3);
       });
 
+      it('claims an attempt begun elsewhere only while the task is submitted to that agent at that attempt', async () => {
+        const t = await repos.tasks.create(newTask());
+        const entry = {
+          agentId: 'agent_1',
+          taskId: t.id,
+          priority: 'normal' as const,
+          payload: t.submission,
+          expiresAt: T0 + 60_000,
+        };
+        await repos.tasks.beginAttempt(t.id, 'agent_1', { kind: 'write', entry, at: T0 + 1 });
+        // Counted once, by the write; the claim marks when it went out.
+        expect(await repos.offlineQueue.claimBegun(t.id, 'agent_1', 1, T0 + 2)).toMatchObject({
+          attempts: 1,
+          lastAttemptAt: T0 + 2,
+          payload: t.submission,
+        });
+        expect(await repos.offlineQueue.claimBegun(t.id, 'agent_2', 1, T0 + 3)).toBeUndefined();
+        expect(await repos.offlineQueue.claimBegun(t.id, 'agent_1', 2, T0 + 3)).toBeUndefined();
+        // Moved on (queued after a refusal, or a newer attempt): the older notice sends nothing.
+        await repos.tasks.transition(t.id, 'queued', {}, { agentId: 'agent_1', attempt: 1 });
+        expect(await repos.offlineQueue.claimBegun(t.id, 'agent_1', 1, T0 + 4)).toBeUndefined();
+        await repos.tasks.beginAttempt(t.id, 'agent_1', { kind: 'claim', at: T0 + 5 });
+        expect(await repos.offlineQueue.claimBegun(t.id, 'agent_1', 1, T0 + 6)).toBeUndefined();
+        expect(await repos.offlineQueue.claimBegun(t.id, 'agent_1', 2, T0 + 6)).toBeDefined();
+        await repos.offlineQueue.removeByTask(t.id);
+        expect(await repos.offlineQueue.claimBegun(t.id, 'agent_1', 2, T0 + 7)).toBeUndefined();
+      });
+
       it('applies a guarded transition only for the owning agent at the attempt in force (one compare-and-set)', async () => {
         const t = await repos.tasks.create(newTask());
         await repos.tasks.beginAttempt(t.id, 'agent_1');

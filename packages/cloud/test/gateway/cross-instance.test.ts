@@ -9,8 +9,10 @@ import { pino } from 'pino';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { ManualExecutor } from '../../../agent/test/support/manual-executor.js';
 import { PostgresAgentRelay } from '../../src/cluster/agent-relay.js';
+import { CacheBus } from '../../src/cluster/cache-bus.js';
 import { createDatabase, type Database } from '../../src/db/database.js';
 import { migrateToLatest } from '../../src/db/migrations/index.js';
+import type { GatewayConfig } from '../../src/gateway/index.js';
 import { type CloudHarness, RawAgent, removeDir, seedProject, seedTask, startCloud } from './harness.js';
 
 const postgresUrl = process.env.BEMATIC_TEST_POSTGRES_URL;
@@ -24,23 +26,23 @@ describe.skipIf(!postgresUrl)('cross-instance routing (PostgreSQL)', () => {
   let a: CloudHarness;
   let b: CloudHarness;
 
-  const instance = async (id: string) => {
+  /** As startCloud wires it: the relay is a channel of the instance's one bus (its LISTEN session). */
+  const instance = async (id: string, config: Partial<GatewayConfig> = {}) => {
     const database = await createDatabase(postgresUrl ?? '', { schema });
-    const relay = new PostgresAgentRelay({
-      connectionString: url,
-      instanceId: id,
-      clock: systemClock,
-      logger: pino({ level: 'silent' }),
-    });
+    const logger = pino({ level: 'silent' });
+    const bus = new CacheBus({ connectionString: url, instanceId: id, clock: systemClock, logger });
+    await bus.start({ drop: () => {}, dropAll: () => {} });
     const cloud = await startCloud({
       database,
-      relay,
+      relay: new PostgresAgentRelay({ bus, logger }),
       instanceId: id,
-      config: { heartbeatIntervalMs: 60_000 },
+      config: { heartbeatIntervalMs: 60_000, ...config },
     });
     await cloud.gateway.ready;
+    buses.set(cloud, bus);
     return cloud;
   };
+  const buses = new Map<CloudHarness, CacheBus>();
 
   beforeAll(async () => {
     admin = await createDatabase(postgresUrl ?? '', { schema });
@@ -49,6 +51,8 @@ describe.skipIf(!postgresUrl)('cross-instance routing (PostgreSQL)', () => {
   afterEach(async () => {
     await a?.stop();
     await b?.stop();
+    for (const bus of buses.values()) await bus.close();
+    buses.clear();
     removeDir(a.dir);
     removeDir(b.dir);
   });
@@ -103,6 +107,36 @@ describe.skipIf(!postgresUrl)('cross-instance routing (PostgreSQL)', () => {
     expect(agent.received.filter((m) => m.type === 'TASK_SUBMIT')).toEqual([]);
     expect(a.log.of('task.submitted')).toEqual([]);
     expect(b.log.of('task.submitted').map((e) => e.task.id)).toEqual([task.id]);
+    await agent.close();
+  });
+
+  it('a hand-over whose notice is lost (the holder was not listening) is sent by the holder: its safety sweep starts a new attempt', async () => {
+    a = await instance('a');
+    const holderId = `b-${randomUUID().slice(0, 8)}`;
+    b = await instance(holderId, { outboxSafetySweepMs: 100 });
+    const agentId = `box-${randomUUID().slice(0, 8)}`;
+    const key = (await a.gateway.apiKeys.create(agentId)).key;
+    const { agent } = await RawAgent.connect(b.url, agentId, key);
+    await expect.poll(async () => (await a.repos.agents.findById(agentId))?.instanceId).toBe(holderId);
+
+    // B's listening session is cut: the notice of the next dispatch reaches nobody.
+    const lost = buses.get(b)?.nextLost();
+    await sql`select pg_terminate_backend(pid) from pg_stat_activity where application_name = ${`bematic-cache:${holderId}`}`.execute(
+      admin.db,
+    );
+    await lost;
+    const project = await seedProject(a.repos, agentId);
+    const task = await seedTask(a.repos, project);
+    expect(await a.gateway.dispatcher.dispatch(task)).toMatchObject({ agentId, sent: false, queued: false });
+    // A began attempt 1 with the row, in one transaction.
+    expect(await a.repos.tasks.findById(task.id)).toMatchObject({ status: 'submitted', attempt: 1 });
+    expect(await a.repos.offlineQueue.findByTask(task.id)).toMatchObject({ agentId, attempts: 1 });
+
+    const submit = await agent.next('TASK_SUBMIT');
+    expect(submit.payload).toMatchObject({ taskId: task.id, attempt: 2 });
+    agent.send('TASK_ACK', { taskId: task.id, accepted: true, queued: false, attempt: 2 });
+    await b.log.wait('task.started', (e) => e.task.id === task.id);
+    expect(agent.received.filter((m) => m.type === 'TASK_SUBMIT')).toEqual([]);
     await agent.close();
   });
 
@@ -168,6 +202,7 @@ describe.skipIf(!postgresUrl)('cross-instance routing (PostgreSQL)', () => {
       // B dies: nothing more from it reaches the database. A task created meanwhile waits in the outbox for
       // the agent B still appears to hold.
       await b.db.close();
+      await buses.get(b)?.close();
       const orphan = await seedTask(a.repos, project);
       expect(await a.gateway.dispatcher.dispatch(orphan)).toMatchObject({ sent: false, queued: false });
       b.gateway.manager.disconnect(agentId, 'killed');

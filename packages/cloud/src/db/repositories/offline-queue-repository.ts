@@ -1,6 +1,6 @@
 import type { Clock } from '@bematic/protocol';
 import { PRIORITY_RANK, TASK_PRIORITIES, type TaskPriority } from '@bematic/protocol';
-import type { Kysely, Selectable } from 'kysely';
+import { type Kysely, type Selectable, sql } from 'kysely';
 import { dialectOf } from '../database.js';
 import { StoredDataError } from '../errors.js';
 import type { OfflineQueueTable, Schema } from '../schema.js';
@@ -139,6 +139,46 @@ export class KyselyOfflineQueueRepository implements OfflineQueueRepository {
       .where('id', 'in', target)
       .returningAll()
       .executeTakeFirst();
+    return row && toEntry(row);
+  }
+
+  async claimBegun(
+    taskId: string,
+    agentId: string,
+    attempt: number,
+    at: number,
+  ): Promise<OfflineQueueEntry | undefined> {
+    let target = this.db
+      .selectFrom('offline_queue')
+      .innerJoin('tasks', 'tasks.id', 'offline_queue.task_id')
+      .select('offline_queue.id')
+      .where('offline_queue.task_id', '=', taskId)
+      .where('offline_queue.agent_id', '=', agentId)
+      .where('tasks.agent_id', '=', agentId)
+      .where('tasks.status', '=', 'submitted')
+      .where('tasks.attempt', '=', attempt);
+    const claim = (db: Kysely<Schema>) =>
+      db
+        .updateTable('offline_queue')
+        .set({ last_attempt_at: at })
+        .where('id', 'in', target)
+        .returningAll()
+        .executeTakeFirst();
+    if (dialectOf(this.db) !== 'postgres') {
+      const row = await claim(this.db);
+      return row && toEntry(row);
+    }
+    target = target.forUpdate('offline_queue').skipLocked();
+    if (this.db.isTransaction) {
+      const row = await claim(this.db);
+      return row && toEntry(row);
+    }
+    // The attempt is durable already (the sender's commit); this write only marks when it went out, so its
+    // commit need not wait for the disk: the send is not held up by a second WAL flush.
+    const row = await this.db.transaction().execute(async (trx) => {
+      await sql`set local synchronous_commit = off`.execute(trx);
+      return claim(trx);
+    });
     return row && toEntry(row);
   }
 

@@ -366,7 +366,10 @@ export class KyselyTaskRepository implements TaskRepository {
         .returningAll()
         .executeTakeFirst();
       if (!row || !isStatus(before.status)) return undefined;
-      return { task: toTask(row), from: before.status };
+      const task = toTask(row);
+      const notice = outbox?.kind === 'write' && dialectOf(trx) === 'postgres' ? outbox.notify?.(task) : null;
+      if (notice) await sql`select pg_notify(${notice.channel}, ${notice.payload})`.execute(trx);
+      return { task, from: before.status };
     });
   }
 

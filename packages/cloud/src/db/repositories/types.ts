@@ -296,7 +296,16 @@ export interface NewOfflineQueueEntry {
  * one durable write: `write` a new (or re-targeted) row already counting this send, or `claim` the row waiting.
  */
 export type OutboxAttempt =
-  | { kind: 'write'; entry: NewOfflineQueueEntry; at: number }
+  | {
+      kind: 'write';
+      entry: NewOfflineQueueEntry;
+      at: number;
+      /**
+       * PostgreSQL: a NOTIFY issued in the same transaction once the attempt is known (delivered on commit,
+       * with the row), e.g. handing the send to the instance holding the agent's socket.
+       */
+      notify?: (task: Task) => { channel: string; payload: string } | null;
+    }
   | { kind: 'claim'; at: number };
 
 export interface OfflineQueueRepository {
@@ -318,6 +327,16 @@ export interface OfflineQueueRepository {
   claimMany(taskIds: readonly string[], agentId: string, at: number): Promise<OfflineQueueEntry[]>;
   /** The tasks waiting for the agent, in delivery order, without their payloads (a drain's to-do list). */
   taskIdsForAgent(agentId: string): Promise<string[]>;
+   * Takes the row of an attempt another instance began (`attempt` already counted, task submitted to
+   * `agentId` at that attempt) for its one send: last attempt `at`. One statement; a row another transaction
+   * holds is skipped (SKIP LOCKED), as is one whose task moved on: undefined, and this caller must not send.
+   */
+  claimBegun(
+    taskId: string,
+    agentId: string,
+    attempt: number,
+    at: number,
+  ): Promise<OfflineQueueEntry | undefined>;
   /** Priority order (urgent first), then oldest first. */
   listForAgent(agentId: string, limit?: number): Promise<OfflineQueueEntry[]>;
   findByTask(taskId: string): Promise<OfflineQueueEntry | undefined>;
