@@ -116,7 +116,7 @@ describe.skipIf(!postgresUrl)('cross-instance routing (PostgreSQL)', () => {
     b = await instance(holderId, { outboxSafetySweepMs: 100 });
     const agentId = `box-${randomUUID().slice(0, 8)}`;
     const key = (await a.gateway.apiKeys.create(agentId)).key;
-    const { agent } = await RawAgent.connect(b.url, agentId, key);
+    const { agent } = await RawAgent.connect(b.url, { agentId, apiKey: key });
     await expect.poll(async () => (await a.repos.agents.findById(agentId))?.instanceId).toBe(holderId);
 
     // B's listening session is cut: the notice of the next dispatch reaches nobody.
