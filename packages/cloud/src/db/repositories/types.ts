@@ -327,6 +327,7 @@ export interface OfflineQueueRepository {
   claimMany(taskIds: readonly string[], agentId: string, at: number): Promise<OfflineQueueEntry[]>;
   /** The tasks waiting for the agent, in delivery order, without their payloads (a drain's to-do list). */
   taskIdsForAgent(agentId: string): Promise<string[]>;
+  /**
    * Takes the row of an attempt another instance began (`attempt` already counted, task submitted to
    * `agentId` at that attempt) for its one send: last attempt `at`. One statement; a row another transaction
    * holds is skipped (SKIP LOCKED), as is one whose task moved on: undefined, and this caller must not send.
