@@ -79,108 +79,27 @@ describe('SQLite stays single-process', () => {
 
 const postgresUrl = process.env.BEMATIC_TEST_POSTGRES_URL;
 
-describe.skipIf(!postgresUrl)('several instances on one PostgreSQL database', () => {
-  let dir: string;
-  let env: NodeJS.ProcessEnv;
-  const schema = `bematic_cluster_${Math.random().toString(16).slice(2, 10)}`;
-  const admin = new pg.Client({ connectionString: postgresUrl });
-  const procs = processes(
-    () => env,
-    () => dir,
-  );
-  const LEASE_MS = 500;
-
-  beforeAll(async () => {
-    if (!existsSync(CLI)) throw new Error('packages/cli/dist is missing: run `npm run build` first');
-    dir = await mkdtemp(path.join(tmpdir(), 'bematic-cluster-'));
-    await admin.connect();
-    await admin.query(`create schema ${schema}`);
-    const sep = postgresUrl?.includes('?') ? '&' : '?';
-    env = {
-      PATH: process.env.PATH,
-      HOME: dir,
-      // Each run in its own schema, so parallel runs on one database never share a leader.
-      DATABASE_URL: `${postgresUrl}${sep}options=${encodeURIComponent(`-c search_path=${schema}`)}`,
-      BEMATIC_LOG_LEVEL: 'info',
-      BEMATIC_LOG_FORMAT: 'json',
-      BEMATIC_LEADER_LEASE_MS: String(LEASE_MS),
-      PORT: '0',
-    };
-  });
-  afterEach(() => procs.stopAll());
-  afterAll(async () => {
-    await admin.query(`drop schema if exists ${schema} cascade`);
-    await admin.end();
-    if (dir) await rm(dir, { recursive: true, force: true });
-  });
-
-  interface Ready {
-    cluster: {
-      instanceId: string;
-      mode: string;
-      isLeader: boolean;
-      leader: string | null;
-      instances: string[];
-    };
+/** Frames of a Server-Sent Events response, one at a time. */
+async function* sseFrames(res: Response): AsyncGenerator<{ event: string; data: string }> {
+  const reader = res.body?.getReader();
+  if (!reader) return;
+  const decoder = new TextDecoder();
+  let buffer = '';
+  for (;;) {
+    let sep = buffer.indexOf('\n\n');
+    while (sep >= 0) {
+      const lines = buffer.slice(0, sep).split('\n');
+      buffer = buffer.slice(sep + 2);
+      const event = lines.find((l) => l.startsWith('event: '))?.slice(7);
+      const data = lines.find((l) => l.startsWith('data: '))?.slice(6);
+      if (event && data !== undefined) yield { event, data };
+      sep = buffer.indexOf('\n\n');
+    }
+    const { value, done } = await reader.read();
+    if (done) return;
+    buffer += decoder.decode(value, { stream: true });
   }
-  const readyz = async (url: string) => ((await (await fetch(`${url}/readyz`)).json()) as Ready).cluster;
-
-  it('three instances elect one leader; kill -9 of the leader moves the leader-only jobs to another within a lease', async () => {
-    const started = ['a', 'b', 'c'].map((id) => ({ id, proc: procs.start(['cloud', '--instance-id', id]) }));
-    const urls = new Map<string, string>();
-    for (const { id, proc } of started) {
-      const [, url] = await proc.waitFor(/Bematic cloud: (http:\/\/\S+)/);
-      urls.set(id, url!);
-    }
-    const first = await readyz(urls.get('a')!);
-    expect(first).toMatchObject({ mode: 'postgres', instances: ['a', 'b', 'c'] });
-    const leaderId = first.leader!;
-    expect(['a', 'b', 'c']).toContain(leaderId);
-    for (const id of ['a', 'b', 'c']) {
-      const seen = await readyz(urls.get(id)!);
-      expect(seen).toMatchObject({ instanceId: id, leader: leaderId, isLeader: id === leaderId });
-      const metrics = await (await fetch(`${urls.get(id)}/metrics`)).text();
-      expect(metrics).toContain(`bematic_cluster_leader{instance_id="${id}"} ${id === leaderId ? 1 : 0}`);
-    }
-
-    // A duplicate instance id is refused with a clear message.
-    const duplicate = procs.start(['cloud', '--instance-id', leaderId]);
-    await duplicate.exited;
-    expect(duplicate.child.exitCode).toBe(2);
-    expect(duplicate.output()).toMatch(new RegExp(`instance id "${leaderId}"`));
-
-    // An agent whose socket the leader holds: when the leader dies, the next one marks it offline.
-    await admin.query(
-      `insert into ${schema}.agents (id, status, instance_id, created_at, last_seen_at) values ('box', 'online', $1, 0, 0)`,
-      [leaderId],
-    );
-    const leader = started.find((s) => s.id === leaderId)!.proc;
-    const rest = started.filter((s) => s.id !== leaderId);
-    const takeover = Promise.race(
-      rest.map(({ id, proc }) => proc.waitFor(/"msg":"leading"/).then(() => ({ id, at: Date.now() }))),
-    );
-    const released = Promise.race(
-      rest.map(({ proc }) => proc.waitFor(/"msg":"agents of instances that are gone marked offline"/)),
-    );
-    const killedAt = Date.now();
-    leader.child.kill('SIGKILL');
-    const next = await takeover;
-    // One lease, plus what a loaded machine adds to a timer and a round trip.
-    expect(next.at - killedAt).toBeLessThan(LEASE_MS + 1500);
-    for (const { id } of rest) {
-      expect(await readyz(urls.get(id)!)).toMatchObject({
-        leader: next.id,
-        isLeader: id === next.id,
-        instances: rest.map((r) => r.id),
-      });
-    }
-    const metrics = await (await fetch(`${urls.get(next.id)}/metrics`)).text();
-    expect(metrics).toContain(`bematic_cluster_leader{instance_id="${next.id}"} 1`);
-    await released;
-    const { rows } = await admin.query(`select status, instance_id from ${schema}.agents where id = 'box'`);
-    expect(rows).toEqual([{ status: 'offline', instance_id: null }]);
-  });
-});
+}
 
 const TERMINAL_ACTIONS = `('task.completed', 'task.failed', 'task.cancelled')`;
 const CHANNEL = 'C0CLUSTER';
@@ -200,7 +119,18 @@ interface TaskRow {
  * scripted model server) given the instances' URLs, B's first. Requests go to A; the agent is on B; B dies.
  * Every wait is on a state (log line, row, Slack message), never on time.
  */
+interface Ready {
+  cluster: {
+    instanceId: string;
+    mode: string;
+    isLeader: boolean;
+    leader: string | null;
+    instances: string[];
+  };
+}
+
 describe.skipIf(!postgresUrl)('three instances, one database, a real agent that fails over', () => {
+  const LEASE_MS = 500;
   let dir: string;
   let env: NodeJS.ProcessEnv;
   let model: ScriptedModelServer;
@@ -266,6 +196,18 @@ describe.skipIf(!postgresUrl)('three instances, one database, a real agent that 
     ...agent.output().matchAll(/"cloud":"([^"]+)"[^\n]*"msg":"connected to the cloud"/g),
   ];
   const wsOf = (id: string) => `${cloud(id).url.replace(/^http/, 'ws')}/ws/agent`;
+  /** Resolves when `proc` says `pattern` once more than it has so far. */
+  const nextLine = (proc: Started, pattern: RegExp) => {
+    const count = () => proc.output().match(new RegExp(pattern.source, 'g'))?.length ?? 0;
+    const before = count();
+    return until(`${pattern} once more`, () => count() > before);
+  };
+  const readyz = async (id: string) =>
+    ((await (await fetch(`${cloud(id).url}/readyz`)).json()) as Ready).cluster;
+  const leaderMetric = async (id: string) =>
+    (await (await fetch(`${cloud(id).url}/metrics`)).text()).match(
+      new RegExp(`bematic_cluster_leader\\{instance_id="${id}"\\} (\\d)`),
+    )?.[1];
 
   beforeAll(async () => {
     if (!existsSync(CLI)) throw new Error('packages/cli/dist is missing: run `npm run build` first');
@@ -286,6 +228,7 @@ describe.skipIf(!postgresUrl)('three instances, one database, a real agent that 
       BEMATIC_LOG_FORMAT: 'json',
       BEMATIC_CONSOLE_TOKEN: consoleToken,
       BEMATIC_RATE_LIMIT: '2',
+      BEMATIC_LEADER_LEASE_MS: String(LEASE_MS),
       SLACK_BOT_TOKEN: slack.botToken,
       SLACK_SIGNING_SECRET: SIGNING_SECRET,
       SLACK_API_URL: slack.apiUrl,
@@ -342,13 +285,41 @@ describe.skipIf(!postgresUrl)('three instances, one database, a real agent that 
     if (dir) await rm(dir, { recursive: true, force: true });
   });
 
-  it('a task asked for on A runs on the agent connected to B and completes once, in one Slack message', async () => {
+  it('the three elect one leader, shown in /readyz and /metrics by each; a duplicate instance id is refused', async () => {
+    const first = await readyz('a');
+    expect(first).toMatchObject({ mode: 'postgres', instances: ['a', 'b', 'c'] });
+    const leaderId = first.leader!;
+    expect(['a', 'b', 'c']).toContain(leaderId);
+    for (const id of ['a', 'b', 'c']) {
+      expect(await readyz(id)).toMatchObject({ instanceId: id, leader: leaderId, isLeader: id === leaderId });
+      expect(await leaderMetric(id)).toBe(id === leaderId ? '1' : '0');
+    }
+    const duplicate = procs.start(['cloud', '--instance-id', leaderId]);
+    await duplicate.exited;
+    expect(duplicate.child.exitCode).toBe(2);
+    expect(duplicate.output()).toMatch(new RegExp(`instance id "${leaderId}"`));
+  });
+
+  it("a task asked for on A runs on the agent connected to B, completes once in one Slack message, and shows on C's dashboard stream", async () => {
     const marker = `xa-${randomBytes(3).toString('hex')}`;
     const fx = path.join(project(), `${marker}.fx`);
     script(marker, [
       turn.toolUse('Bash', { command: `echo run >> ${fx}`, description: 'Mark the work' }),
       turn.text(`Marked ${marker}.`),
     ]);
+    // C neither receives the request nor holds the agent: what its live stream shows came from A and B.
+    const controller = new AbortController();
+    const stream = await fetch(`${cloud('c').url}/api/events`, {
+      headers: { authorization: `Bearer ${consoleToken}` },
+      signal: controller.signal,
+    });
+    const seenOnC: Array<{ event: string; task?: { id: string; status: string } }> = [];
+    const frames = sseFrames(stream);
+    expect((await frames.next()).value?.event).toBe('hello');
+    const reading = (async () => {
+      for await (const frame of frames) if (frame.event === 'task') seenOnC.push(JSON.parse(frame.data));
+    })().catch(() => undefined);
+
     const threadTs = await mention('U0ALICE', `ops run ${marker}`, ['a']);
     await completedThread(threadTs);
     const task = (await taskByMarker(marker))!;
@@ -358,6 +329,11 @@ describe.skipIf(!postgresUrl)('three instances, one database, a real agent that 
     // The agent has only ever been connected to B; A received the request.
     expect(connections().map((m) => m[1])).toEqual([wsOf('b')]);
     expect(await agentRow()).toEqual({ status: 'online', instance_id: 'b' });
+    await until("C's stream shows the task completed", () =>
+      seenOnC.some((f) => f.task?.id === task.id && f.task.status === 'completed'),
+    );
+    controller.abort();
+    await reading;
   });
 
   it("a user's rate limit holds across instances: a task via A, one via B, the third via A is refused", async () => {
@@ -483,5 +459,39 @@ describe.skipIf(!postgresUrl)('three instances, one database, a real agent that 
       const row = await agentRow();
       return row?.status === 'online' && row.instance_id === 'c';
     });
+  });
+
+  it('kill -9 of the leader moves the leader-only jobs to the other instance within a lease', async () => {
+    // B is gone: the two left agree on who leads.
+    const seen = await until('B gone from the cluster', async () => {
+      const r = await readyz('a');
+      return r.instances.join() === 'a,c' && r.leader !== null ? r : undefined;
+    });
+    const leaderId = seen.leader!;
+    const survivorId = leaderId === 'a' ? 'c' : 'a';
+    expect(await readyz(survivorId)).toMatchObject({ leader: leaderId, isLeader: false });
+    // An agent whose socket the leader holds: when the leader dies, the next one marks it offline.
+    await db.query(
+      `insert into agents (id, status, instance_id, created_at, last_seen_at) values ('ghost', 'online', $1, 0, 0)`,
+      [leaderId],
+    );
+    const survivor = cloud(survivorId).proc;
+    const leading = nextLine(survivor, /"msg":"leading"/);
+    const released = nextLine(survivor, /"msg":"agents of instances that are gone marked offline"/);
+    const killedAt = Date.now();
+    await cloud(leaderId).proc.kill9();
+    await leading;
+    // One lease, plus what a loaded machine adds to a timer and a round trip.
+    expect(Date.now() - killedAt).toBeLessThan(LEASE_MS + 1500);
+    expect(await readyz(survivorId)).toMatchObject({
+      leader: survivorId,
+      isLeader: true,
+      instances: [survivorId],
+    });
+    expect(await leaderMetric(survivorId)).toBe('1');
+    await released;
+    expect(await query(`select status, instance_id from agents where id = 'ghost'`)).toEqual([
+      { status: 'offline', instance_id: null },
+    ]);
   });
 });
