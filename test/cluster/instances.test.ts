@@ -15,7 +15,7 @@ import {
 } from '@bematic/testkit';
 import pg from 'pg';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
-import { CLI, processes, type Started, until } from '../chaos/harness.js';
+import { CLI, processes, type Started, taggedProcesses, until } from '../chaos/harness.js';
 
 const run = promisify(execFile);
 
@@ -139,6 +139,8 @@ describe.skipIf(!postgresUrl)('three instances, one database, a real agent that 
   const schema = `bematic_cluster_${randomBytes(4).toString('hex')}`;
   const db = new pg.Client({ connectionString: postgresUrl });
   const consoleToken = randomBytes(16).toString('hex');
+  /** Claude Code runs of this suite carry it beside the agent's run tag (see taggedProcesses). */
+  const runTag = randomBytes(6).toString('hex');
   const clouds = new Map<string, { proc: Started; url: string }>();
   const scripts: Record<string, ModelScript> = {};
   const procs = processes(
@@ -196,6 +198,12 @@ describe.skipIf(!postgresUrl)('three instances, one database, a real agent that 
     ...agent.output().matchAll(/"cloud":"([^"]+)"[^\n]*"msg":"connected to the cloud"/g),
   ];
   const wsOf = (id: string) => `${cloud(id).url.replace(/^http/, 'ws')}/ws/agent`;
+  const postConsole = (id: string, text: string) =>
+    fetch(`${cloud(id).url}/api/console/messages`, {
+      method: 'POST',
+      headers: { authorization: `Bearer ${consoleToken}`, 'content-type': 'application/json' },
+      body: JSON.stringify({ text, channelId: 'console:local' }),
+    });
   /** Resolves when `proc` says `pattern` once more than it has so far. */
   const nextLine = (proc: Started, pattern: RegExp) => {
     const count = () => proc.output().match(new RegExp(pattern.source, 'g'))?.length ?? 0;
@@ -262,6 +270,8 @@ describe.skipIf(!postgresUrl)('three instances, one database, a real agent that 
       ANTHROPIC_BASE_URL: model.url,
       BEMATIC_CPU_THRESHOLD: 'off',
       BEMATIC_MEMORY_THRESHOLD: 'off',
+      BEMATIC_AGENT_PASS_ENV: 'CHAOS_RUN',
+      CHAOS_RUN: runTag,
     });
     await agent.waitFor(/"msg":"connected to the cloud"/);
     await until('agent box held by B', async () => {
@@ -413,12 +423,7 @@ describe.skipIf(!postgresUrl)('three instances, one database, a real agent that 
     const b = cloud('b').proc;
     b.child.kill('SIGSTOP');
     const queuedTs = await mention('U0BOB', `ops run ${queued[0]}`, ['a']);
-    const res = await fetch(`${cloud('a').url}/api/console/messages`, {
-      method: 'POST',
-      headers: { authorization: `Bearer ${consoleToken}`, 'content-type': 'application/json' },
-      body: JSON.stringify({ text: `ops run ${queued[1]}`, channelId: 'console:local' }),
-    });
-    expect(res.status).toBe(202);
+    expect((await postConsole('a', `ops run ${queued[1]}`)).status).toBe(202);
     await until('both waiting in the outbox', async () => {
       const rows = await query<{ task_id: string }>(
         `select q.task_id from offline_queue q join tasks t on t.id = q.task_id where t.prompt like $1 or t.prompt like $2`,
@@ -459,6 +464,37 @@ describe.skipIf(!postgresUrl)('three instances, one database, a real agent that 
       const row = await agentRow();
       return row?.status === 'online' && row.instance_id === 'c';
     });
+  });
+
+  it('a cancel asked for on A reaches the agent on C: the task ends cancelled once and its Claude Code is gone', async () => {
+    const marker = `xc-${randomBytes(3).toString('hex')}`;
+    const started = path.join(project(), `${marker}.started`);
+    script(marker, [
+      turn.toolUse('Bash', {
+        command: `touch ${started} && while true; do sleep 0.05; done`,
+        description: 'Wait forever',
+      }),
+      turn.text('Never reached.'),
+    ]);
+    expect((await postConsole('a', `ops run ${marker}`)).status).toBe(202);
+    await until('the endless step running', () => existsSync(started));
+    expect(taggedProcesses(runTag).length).toBeGreaterThan(0);
+    const task = (await taskByMarker(marker))!;
+    expect(await agentRow()).toMatchObject({ instance_id: 'c' });
+
+    const res = await fetch(`${cloud('a').url}/api/tasks/${task.id}/actions`, {
+      method: 'POST',
+      headers: { authorization: `Bearer ${consoleToken}`, 'content-type': 'application/json' },
+      body: JSON.stringify({ action: 'cancel' }),
+    });
+    expect(res.status).toBe(200);
+    const ended = await until('the task terminal', async () => {
+      const t = await taskByMarker(marker);
+      return t && ['completed', 'failed', 'cancelled'].includes(t.status) ? t : undefined;
+    });
+    expect(ended.status).toBe('cancelled');
+    expect(await terminalAudits(task.id)).toBe(1);
+    await until('its Claude Code gone', () => taggedProcesses(runTag).length === 0);
   });
 
   it('kill -9 of the leader moves the leader-only jobs to the other instance within a lease', async () => {
