@@ -100,8 +100,37 @@ for (const target of targets) {
       ]);
       expect(outcomes.map((o) => o.status)).toEqual(['fulfilled', 'rejected', 'fulfilled']);
       expect((outcomes[1] as PromiseRejectedResult).reason).toMatchObject({ message: 'refused' });
-      expect(begun).toBe(1);
+      // SQLite rolls the unit back to its savepoint; PostgreSQL (no savepoints, each would be a round trip)
+      // runs that batch again, one transaction per unit.
+      expect(begun).toBe(target.name === 'SQLite' ? 1 : 4);
       expect(await logged()).toEqual(['kept-1', 'kept-2']);
+    });
+
+    it('keeps the other units of a batch whose unit swallowed a failed statement', async () => {
+      const key = {
+        id: 'key_dup',
+        agentId: 'agent_1',
+        prefix: 'bmk_dup',
+        keyHash: 'h',
+        label: null,
+        expiresAt: null,
+      };
+      await repos.apiKeys.create(key);
+      const outcomes = await Promise.allSettled([
+        repos.transaction((tx) => tx.audit.log(entry('kept-1'))),
+        repos.transaction(async (tx) => {
+          // A unique violation, caught: on PostgreSQL the shared transaction is aborted from here on.
+          await tx.apiKeys.create(key).catch(() => undefined);
+          return 'swallowed';
+        }),
+      ]);
+      // SQLite goes on after a failed statement; PostgreSQL rolls the unit's own transaction back at COMMIT
+      // and says so (the unit then runs alone), rather than report it committed.
+      expect(outcomes.map((o) => o.status)).toEqual([
+        'fulfilled',
+        target.name === 'SQLite' ? 'fulfilled' : 'rejected',
+      ]);
+      expect(await logged()).toEqual(['kept-1']);
     });
 
     it('settles a caller only after its commit: what is asked for meanwhile waits for the next one', async () => {

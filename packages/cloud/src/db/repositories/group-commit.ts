@@ -18,7 +18,8 @@ const MAX_BATCH = 256;
  *
  * Savepoints of one name stack, so none is released (a statement saved per unit): rolling back to the
  * name undoes the newest, the unit's own.
- * A unit that throws is rolled back to its savepoint alone and its caller gets the error; the others commit.
+ * A unit that throws is rolled back to its savepoint alone and its caller gets the error; the others commit
+ * (without savepoints, see the constructor, the batch is run again unit by unit).
  * If the shared transaction itself fails (a lost connection, a serialization failure), every unit of that
  * batch is run again in a transaction of its own, so one bad neighbour cannot fail another caller.
  */
@@ -26,8 +27,19 @@ export class GroupCommit {
   private queue: Pending[] = [];
   private scheduled = false;
   private running = false;
+  private readonly savepoints: boolean;
 
-  constructor(private readonly db: Kysely<Schema>) {}
+  /**
+   * `savepoints: false` (PostgreSQL, where each is a round trip to the server): the units run without one, and
+   * the first that throws aborts the shared transaction, so that batch is run again unit by unit (the fallback
+   * below) — the same outcome for every caller, bought with the retry only when a unit fails.
+   */
+  constructor(
+    private readonly db: Kysely<Schema>,
+    opts: { savepoints?: boolean } = {},
+  ) {
+    this.savepoints = opts.savepoints ?? true;
+  }
 
   run<T>(fn: (trx: Kysely<Schema>) => Promise<T>): Promise<T> {
     return new Promise<T>((resolve, reject) => {
@@ -70,6 +82,12 @@ export class GroupCommit {
     const outcomes: Array<{ ok: true; value: unknown } | { ok: false; err: unknown }> = [];
     try {
       await this.db.transaction().execute(async (trx) => {
+        if (!this.savepoints) {
+          // A unit that caught a failed statement and went on leaves PostgreSQL's transaction aborted: COMMIT
+          // then rolls back, which Kysely reports as an error, so that batch too is run again unit by unit.
+          for (const unit of batch) outcomes.push({ ok: true, value: await unit.fn(trx) });
+          return;
+        }
         for (const unit of batch) {
           await sql`savepoint group_commit_unit`.execute(trx);
           try {

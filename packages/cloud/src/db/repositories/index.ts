@@ -1,5 +1,6 @@
 import type { Clock } from '@bematic/protocol';
 import type { Kysely } from 'kysely';
+import { dialectOf } from '../database.js';
 import type { Schema } from '../schema.js';
 import { KyselyAgentRepository } from './agent-repository.js';
 import { KyselyApiKeyRepository } from './api-key-repository.js';
@@ -55,7 +56,7 @@ function bind(db: Kysely<Schema>, now: Clock['now']): Omit<Repositories, 'transa
 export function createRepositories(db: Kysely<Schema>, opts: RepositoryOptions = {}): Repositories {
   const now = opts.now ?? Date.now;
   // Already inside a transaction: join it. Otherwise the transactions of one tick share a commit.
-  const group = db.isTransaction ? null : new GroupCommit(db);
+  const group = db.isTransaction ? null : new GroupCommit(db, { savepoints: dialectOf(db) === 'sqlite' });
   const top = bind(db, now);
   if (group) groupWrites(top, group, now);
   return {
