@@ -1,5 +1,12 @@
 import { describe, expect, it } from 'vitest';
-import { redactDeep, redactForChat, redactInternalAddresses, redactSecrets } from './redaction.js';
+import {
+  REDACTION_RULES,
+  redactDeep,
+  redactForChat,
+  redactInternalAddresses,
+  redactSecrets,
+  SECRET_HINT,
+} from './redaction.js';
 
 /** One sample of every listed secret kind, built at run time so no scanner flags this file. */
 const SAMPLE_SECRETS = {
@@ -58,6 +65,21 @@ describe('redactSecrets', () => {
     const out = redactSecrets(text);
     expect(out).not.toContain(secret);
     expect(out).toMatch(/\[redacted:[a-z-]+\]/);
+  });
+
+  it('finds the hint in every match of every rule, so text without it may skip the rules', () => {
+    const texts = [...cases.map((c) => c[1]), ...Object.values(s)];
+    let matches = 0;
+    for (const rule of REDACTION_RULES) {
+      for (const text of texts) {
+        for (const m of text.matchAll(new RegExp(rule.pattern.source, rule.pattern.flags))) {
+          matches++;
+          expect(SECRET_HINT.test(m[0]), `${rule.name} matched ${m[0]}`).toBe(true);
+        }
+      }
+    }
+    expect(matches).toBeGreaterThan(cases.length);
+    expect(SECRET_HINT.test('task_01JH8Z3Q4M done Task started')).toBe(false);
   });
 
   it('names the kind it removed', () => {
