@@ -356,17 +356,19 @@ export class TaskLifecycle {
     status: Session['status'],
     s: ReportedSession,
   ): Promise<void> {
-    const open = (await tx.sessions.findByTask(taskId)).find((x) => x.status === 'active');
-    if (!open && s.metrics === undefined && s.claudeSessionId === null) return;
-    const session = open ?? (await tx.sessions.create({ taskId, claudeSessionId: s.claudeSessionId }));
-    await tx.sessions.complete(session.id, {
+    const outcome = {
       status,
-      claudeSessionId: s.claudeSessionId ?? session.claudeSessionId,
+      claudeSessionId: s.claudeSessionId,
       inputTokens: s.metrics?.inputTokens ?? 0,
       outputTokens: s.metrics?.outputTokens ?? 0,
       costUsd: s.metrics?.costUsd ?? 0,
       durationMs: s.metrics?.durationMs ?? 0,
-    });
+    };
+    // The usual case, one statement: the session opened when the task started.
+    if (await tx.sessions.completeOpen(taskId, outcome)) return;
+    if (s.metrics === undefined && s.claudeSessionId === null) return;
+    const session = await tx.sessions.create({ taskId, claudeSessionId: s.claudeSessionId });
+    await tx.sessions.complete(session.id, outcome);
   }
 
   private async refused(taskId: string, err: unknown): Promise<ApplyOutcome> {

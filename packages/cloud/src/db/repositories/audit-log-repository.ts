@@ -25,19 +25,21 @@ export class KyselyAuditLogRepository implements AuditLogRepository {
   ) {}
 
   async log(entry: NewAuditEntry): Promise<AuditEntry> {
-    const row = await this.db
+    const values = {
+      ts: entry.ts ?? this.now(),
+      action: entry.action,
+      actor: entry.actor,
+      resource_type: entry.resourceType ?? null,
+      resource_id: entry.resourceId ?? null,
+      details: encodeJson(entry.details ?? {}),
+    };
+    // Only the id comes back: the rest is what was written (details as stored, read back through JSON).
+    const { id } = await this.db
       .insertInto('audit_logs')
-      .values({
-        ts: entry.ts ?? this.now(),
-        action: entry.action,
-        actor: entry.actor,
-        resource_type: entry.resourceType ?? null,
-        resource_id: entry.resourceId ?? null,
-        details: encodeJson(entry.details ?? {}),
-      })
-      .returningAll()
+      .values(values)
+      .returning('id')
       .executeTakeFirstOrThrow();
-    return toEntry(row);
+    return toEntry({ id, ...values });
   }
 
   /** Newest first; at most `limit` (default 100) entries. */

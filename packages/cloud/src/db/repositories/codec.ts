@@ -38,10 +38,28 @@ export function decodeRecord(text: string, ref: ColumnRef): Record<string, unkno
   return { ...value };
 }
 
+/** Submissions decoded lately, by their stored text: a task's row is read a few times per lifecycle step. */
+const SUBMISSIONS = new Map<string, TaskSubmission>();
+const SUBMISSION_CACHE_SIZE = 2048;
+
+/** The decoded submission; the same text gives the same (frozen) object, decoded and checked once. */
 export function decodeSubmission(text: string, ref: ColumnRef): TaskSubmission {
+  const known = SUBMISSIONS.get(text);
+  if (known) return known;
   const parsed = TaskSubmission.safeParse(parseJsonText(text, ref));
   if (!parsed.success) throw new StoredDataError(ref.table, ref.column, ref.rowId, parsed.error.message);
-  return parsed.data;
+  const submission = deepFreeze(parsed.data);
+  if (SUBMISSIONS.size >= SUBMISSION_CACHE_SIZE) SUBMISSIONS.delete(SUBMISSIONS.keys().next().value ?? '');
+  SUBMISSIONS.set(text, submission);
+  return submission;
+}
+
+function deepFreeze<T>(value: T): T {
+  if (value !== null && typeof value === 'object' && !Object.isFrozen(value)) {
+    for (const inner of Object.values(value)) deepFreeze(inner);
+    Object.freeze(value);
+  }
+  return value;
 }
 
 export function decodeWorkspace(text: string | null, ref: ColumnRef): WorkspaceReport | null {

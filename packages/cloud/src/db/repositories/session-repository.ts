@@ -64,6 +64,35 @@ export class KyselySessionRepository implements SessionRepository {
     return rows.map(toSession);
   }
 
+  async completeOpen(taskId: string, outcome: SessionOutcome): Promise<Session | undefined> {
+    const open = this.db
+      .selectFrom('sessions')
+      .select('id')
+      .where('task_id', '=', taskId)
+      .where('status', '=', 'active')
+      .orderBy('created_at')
+      .orderBy('id')
+      .limit(1);
+    const row = await this.db
+      .updateTable('sessions')
+      .set((eb) => ({
+        status: outcome.status,
+        claude_session_id: eb.fn.coalesce(
+          eb.val(outcome.claudeSessionId ?? null),
+          eb.ref('claude_session_id'),
+        ),
+        input_tokens: outcome.inputTokens,
+        output_tokens: outcome.outputTokens,
+        cost_usd: outcome.costUsd,
+        duration_ms: outcome.durationMs,
+        completed_at: outcome.status === 'active' ? null : this.now(),
+      }))
+      .where('id', '=', open)
+      .returningAll()
+      .executeTakeFirst();
+    return row && toSession(row);
+  }
+
   async complete(id: string, outcome: SessionOutcome): Promise<Session> {
     const row = await this.db
       .updateTable('sessions')

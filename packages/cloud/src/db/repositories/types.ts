@@ -231,6 +231,11 @@ export interface SessionRepository {
   create(s: { taskId: string; claudeSessionId?: string | null }): Promise<Session>;
   findByTask(taskId: string): Promise<Session[]>;
   complete(id: string, outcome: SessionOutcome): Promise<Session>;
+  /**
+   * Completes the task's open session (its first active one) in one statement; a null `claudeSessionId`
+   * keeps the one it has. Undefined when the task has none open.
+   */
+  completeOpen(taskId: string, outcome: SessionOutcome): Promise<Session | undefined>;
 }
 
 export interface User {
