@@ -1,7 +1,6 @@
 import { PROTOCOL_VERSION } from '@bematic/protocol';
 import { ManualClock } from '@bematic/testkit';
 import { afterEach, beforeEach, describe, expect, it, vi } from 'vitest';
-import { WebSocket } from 'ws';
 import { type CloudHarness, METRICS, RawAgent, removeDir, startCloud, until } from './harness.js';
 
 describe('agent gateway: authentication', () => {
@@ -147,35 +146,27 @@ describe('agent gateway: authentication', () => {
 
   it('answers a v1 agent with a coded refusal it can read, in its own envelope version, and stays up', async () => {
     const { key } = await cloud.gateway.apiKeys.create('agent-a');
-    const ws = new WebSocket(cloud.url);
-    const frames: string[] = [];
-    ws.on('message', (data) => frames.push(String(data)));
-    const closed = new Promise<number>((resolve) => ws.on('close', (code) => resolve(code)));
-    await new Promise<void>((resolve) => ws.once('open', () => resolve()));
+    const v1 = await RawAgent.open(cloud.url);
     // What an agent of protocol version 1 sends: no attempt numbers anywhere, v: 1.
-    ws.send(
-      JSON.stringify({
-        v: 1,
-        type: 'AUTH_REQUEST',
-        id: 'v1-auth',
-        ts: 1,
-        payload: {
-          agentId: 'agent-a',
-          apiKey: key,
-          agentVersion: '0.0.9',
-          maxConcurrentTasks: 1,
-          activeTaskIds: [],
-          bufferedTaskIds: [],
-        },
-      }),
-    );
-    expect(await closed).toBe(4001);
-    expect(frames).toHaveLength(1);
-    const reply = JSON.parse(frames[0] ?? '{}') as {
-      v: number;
-      type: string;
-      payload: Record<string, unknown>;
-    };
+    v1.sendRaw({
+      v: 1,
+      type: 'AUTH_REQUEST',
+      id: 'v1-auth',
+      ts: 1,
+      payload: {
+        agentId: 'agent-a',
+        apiKey: key,
+        agentVersion: '0.0.9',
+        maxConcurrentTasks: 1,
+        activeTaskIds: [],
+        bufferedTaskIds: [],
+      },
+    });
+    expect((await v1.closed).code).toBe(4001);
+    // Its own envelope version, which `parse` (v2) refuses: read as JSON.
+    expect(v1.rawFrames).toHaveLength(1);
+    expect(v1.invalid).toHaveLength(1);
+    const reply = v1.rawFrames[0] as { v: number; type: string; payload: Record<string, unknown> };
     expect(reply.v).toBe(1);
     expect(reply.type).toBe('AUTH_RESPONSE');
     expect(reply.payload).toMatchObject({ success: false, code: 'UNSUPPORTED_PROTOCOL_VERSION' });
