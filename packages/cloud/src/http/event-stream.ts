@@ -1,4 +1,5 @@
 import type { ServerResponse } from 'node:http';
+import { backgroundClock, type Clock, type TimerHandle } from '@bematic/protocol';
 import { type ConsoleChange, ConsoleChatSurface } from '../console/console-surface.js';
 import type { Task } from '../db/repositories/types.js';
 import { TASK_ROW_EVENTS, type TaskEvents } from '../tasks/task-events.js';
@@ -33,7 +34,8 @@ interface Client {
 export class EventStream {
   private readonly clients = new Set<Client>();
   private readonly offs: Array<() => void> = [];
-  private readonly heartbeat: NodeJS.Timeout;
+  private readonly heartbeat: TimerHandle;
+  private readonly clock: Clock;
 
   constructor(opts: {
     surface: ConsoleChatSurface;
@@ -44,6 +46,8 @@ export class EventStream {
     /** What the other instances on the database did (their tasks, agents and transcripts). */
     remote?: RemoteFeed;
     heartbeatMs?: number;
+    /** Keepalive timers (default: unref'd, so the stream never keeps the process alive). */
+    clock?: Clock;
   }) {
     if (opts.steps) this.offs.push(opts.steps.subscribe(({ taskId }) => this.step(taskId)));
     if (opts.remote)
@@ -71,10 +75,10 @@ export class EventStream {
         ev.on('circuit.changed', agent('circuit.changed')),
       );
     }
-    this.heartbeat = setInterval(() => {
+    this.clock = opts.clock ?? backgroundClock;
+    this.heartbeat = this.clock.setInterval(() => {
       for (const c of this.clients) if (!c.behind) this.write(c, ': keepalive\n\n');
     }, opts.heartbeatMs ?? 15_000);
-    this.heartbeat.unref();
   }
 
   get size(): number {
@@ -140,7 +144,7 @@ export class EventStream {
 
   /** End every stream (server shutdown) and stop listening. */
   close(): void {
-    clearInterval(this.heartbeat);
+    this.clock.clearInterval(this.heartbeat);
     for (const off of this.offs) off();
     for (const c of this.clients) c.res.end();
     this.clients.clear();

@@ -1,4 +1,6 @@
-import { afterEach, beforeEach, describe, expect, it, vi } from 'vitest';
+import type { Clock } from '@bematic/protocol';
+import { ManualClock } from '@bematic/testkit';
+import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { completedTask, newTaskInput, openTestDb, type TestDb } from '../../test/support/database.js';
 import { Cache } from '../cache/cache.js';
 import { cacheKeys } from '../cache/cache-keys.js';
@@ -11,16 +13,27 @@ const DAY = 24 * 3600_000;
 
 describe('RetentionService', () => {
   let t: TestDb;
+  /** The schedule's timers: they fire only when the test moves them. */
+  let timers: ManualClock;
+  /** The database's time (`t.clock`) with those timers. */
+  let clock: Clock;
   beforeEach(async () => {
     t = await openTestDb();
+    timers = new ManualClock();
+    clock = {
+      now: () => t.clock.now,
+      setTimeout: (fn, ms) => timers.setTimeout(fn, ms),
+      clearTimeout: (h) => timers.clearTimeout(h),
+      setInterval: (fn, ms) => timers.setInterval(fn, ms),
+      clearInterval: (h) => timers.clearInterval(h),
+    };
   });
   afterEach(async () => {
-    vi.useRealTimers();
     await t.close();
   });
 
   const service = (over: Partial<ConstructorParameters<typeof RetentionService>[0]> = {}) =>
-    new RetentionService({ repos: t.repos, now: () => t.clock.now, ...over });
+    new RetentionService({ repos: t.repos, clock, ...over });
 
   it('archives a terminal task and restores it under a new id with its results', async () => {
     const task = await completedTask(t.repos);
@@ -146,7 +159,7 @@ describe('RetentionService', () => {
           }),
         ),
     };
-    const svc = new RetentionService({ repos: failingAudit, now: () => t.clock.now });
+    const svc = new RetentionService({ repos: failingAudit, clock });
     await expect(svc.archive(task.id, 'x', 'U1')).rejects.toThrow('disk full');
     expect(await t.repos.tasks.findById(task.id)).toMatchObject({ id: task.id, status: 'completed' });
     expect(await t.repos.archivedTasks.list()).toHaveLength(0);
@@ -178,7 +191,6 @@ describe('RetentionService', () => {
   });
 
   it('archives by age on a schedule, and never a freshly restored task', async () => {
-    vi.useFakeTimers({ toFake: ['setInterval', 'clearInterval'] });
     const old = await completedTask(t.repos);
     const oldRunning = await t.repos.tasks.create(newTaskInput());
     await t.repos.tasks.transition(oldRunning.id, 'submitted');
@@ -189,10 +201,11 @@ describe('RetentionService', () => {
     t.clock.now += 11 * DAY; // old is 31 days past completion, recent 11
     svc.start();
     expect(svc.busy).toBe(false);
-    vi.advanceTimersByTime(60_000);
+    // advance() fires the due schedule before it first yields, so its run is in progress here: runOnce joins it.
+    let moved = timers.advance(60_000);
     expect(svc.busy).toBe(true);
-    // The schedule's run is in progress: runOnce joins it.
     expect(await svc.runOnce()).toBe(1);
+    await moved;
 
     expect(await t.repos.tasks.findById(old.id)).toBeUndefined();
     expect(await t.repos.tasks.findById(recent.id)).toBeDefined();
@@ -203,19 +216,22 @@ describe('RetentionService', () => {
     // The policy never showed anyone the archive's id: the task is restored by the id it had.
     const restoredId = await svc.restore(old.id, 'U1');
     expect(await t.repos.archivedTasks.findById(archive?.id ?? '')).toBeUndefined();
-    vi.advanceTimersByTime(60_000);
+    moved = timers.advance(60_000);
     expect(svc.busy).toBe(true);
     expect(await svc.runOnce()).toBe(0);
+    await moved;
     expect(await t.repos.tasks.findById(restoredId)).toBeDefined();
 
     t.clock.now += 20 * DAY; // recent is now 31 days past completion
-    vi.advanceTimersByTime(60_000);
+    moved = timers.advance(60_000);
     expect(svc.busy).toBe(true);
     expect(await svc.runOnce()).toBe(1);
+    await moved;
     expect(await t.repos.tasks.findById(recent.id)).toBeUndefined();
 
     await svc.stop();
-    vi.advanceTimersByTime(10 * 60_000);
+    expect(timers.pendingTimers).toBe(0);
+    await timers.advance(10 * 60_000);
     expect(svc.busy).toBe(false);
   });
 
@@ -234,12 +250,12 @@ describe('RetentionService', () => {
   });
 
   it('does nothing when retention is disabled', async () => {
-    vi.useFakeTimers({ toFake: ['setInterval', 'clearInterval'] });
     await completedTask(t.repos);
     t.clock.now += 365 * DAY;
     const svc = service({ policy: { retentionDays: 0 } });
     svc.start();
-    vi.advanceTimersByTime(DAY);
+    expect(timers.pendingTimers).toBe(0);
+    await timers.advance(DAY);
     expect(svc.busy).toBe(false);
     expect(await svc.runOnce()).toBe(0);
     expect(await t.repos.tasks.list()).toHaveLength(1);

@@ -1,9 +1,12 @@
 import {
+  backgroundClock,
+  type Clock,
   isTerminalStatus,
   pickTaskMetrics,
   TASK_PRIORITIES,
   TaskMetrics,
   TaskSubmission,
+  type TimerHandle,
 } from '@bematic/protocol';
 import { type Logger, pino } from 'pino';
 import { z } from 'zod';
@@ -54,7 +57,8 @@ export interface RetentionServiceDeps {
   invalidation?: CacheInvalidation;
   metrics?: MetricsCollector;
   logger?: Logger;
-  now?: () => number;
+  /** The policy's time and the schedule's timer (default: the system's time, unref'd timers). */
+  clock?: Clock;
   /** After a task left the tasks table (e.g. to remove its worktree on the agent). Errors are logged. */
   onArchived?: (task: Task) => Promise<void>;
   policy?: Partial<RetentionPolicy>;
@@ -118,14 +122,14 @@ export class RetentionService {
   readonly policy: RetentionPolicy;
   private readonly repos: Repositories;
   private readonly logger: Logger;
-  private readonly now: () => number;
-  private timer: NodeJS.Timeout | null = null;
+  private readonly clock: Clock;
+  private timer: TimerHandle | null = null;
   private running: Promise<number> | null = null;
 
   constructor(private readonly deps: RetentionServiceDeps) {
     this.repos = deps.repos;
     this.logger = deps.logger ?? pino({ level: 'silent' });
-    this.now = deps.now ?? Date.now;
+    this.clock = deps.clock ?? backgroundClock;
     this.policy = { ...DEFAULT_RETENTION_POLICY, ...deps.policy };
   }
 
@@ -141,7 +145,7 @@ export class RetentionService {
     task: Pick<Task, 'status' | 'completedAt' | 'updatedAt' | 'restoredAt'>,
   ): boolean {
     if (this.policy.retentionDays <= 0 || !isTerminalStatus(task.status)) return false;
-    return this.now() - this.retentionStart(task) >= this.policy.retentionDays * DAY_MS;
+    return this.clock.now() - this.retentionStart(task) >= this.policy.retentionDays * DAY_MS;
   }
 
   async validateForArchival(task: Task): Promise<ArchivalVerdict> {
@@ -182,7 +186,7 @@ export class RetentionService {
    * policy was never shown its archive id). Returns the id of the restored (new) task.
    */
   async restore(ref: string, actor: string): Promise<string> {
-    const restoredAt = this.now();
+    const restoredAt = this.clock.now();
     const { task, archive } = await this.repos.transaction(async (tx) => {
       const archive =
         (await tx.archivedTasks.findById(ref)) ?? (await tx.archivedTasks.findByOriginalId(ref));
@@ -232,18 +236,17 @@ export class RetentionService {
     return this.running !== null;
   }
 
-  /** Run the scheduled job every `intervalMs`. The timer does not keep the process alive. */
+  /** Run the scheduled job every `intervalMs` (on the default clock the timer does not keep the process alive). */
   start(): void {
     if (this.timer || this.policy.retentionDays <= 0) return;
-    this.timer = setInterval(() => {
+    this.timer = this.clock.setInterval(() => {
       this.runOnce().catch((err: unknown) => this.logger.error({ err }, 'retention run failed'));
     }, this.policy.intervalMs);
-    this.timer.unref();
   }
 
   /** Stop the schedule and wait for a run in progress. */
   async stop(): Promise<void> {
-    if (this.timer) clearInterval(this.timer);
+    if (this.timer) this.clock.clearInterval(this.timer);
     this.timer = null;
     await this.running?.catch(() => undefined);
   }
@@ -252,7 +255,7 @@ export class RetentionService {
     if (this.policy.retentionDays <= 0) return 0;
     // Created before the cutoff is necessary (a task completes after it is
     // created) but not sufficient; isExpiredByPolicy decides.
-    const cutoff = this.now() - this.policy.retentionDays * DAY_MS;
+    const cutoff = this.clock.now() - this.policy.retentionDays * DAY_MS;
     const candidates = await this.repos.tasks.list({
       status: ['completed', 'failed', 'cancelled'],
       olderThan: cutoff,
@@ -289,7 +292,7 @@ export class RetentionService {
   ): Promise<ArchiveResult> {
     const verdict = await this.validateForArchival(task);
     if (!verdict.ok) throw new RetentionError(verdict.code, verdict.reason);
-    const archivedAt = this.now();
+    const archivedAt = this.clock.now();
     const archived = await this.repos.transaction(async (tx) => {
       // Re-read inside the transaction: the task may have changed or gone since it was judged.
       const current = await tx.tasks.findById(task.id);
