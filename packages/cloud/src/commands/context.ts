@@ -15,7 +15,7 @@ import type { WorkspaceOperations } from '../workspaces/workspace-requests.js';
 
 export type CommandRepositories = Pick<
   Repositories,
-  'tasks' | 'projects' | 'users' | 'audit' | 'offlineQueue' | 'taskPlans'
+  'tasks' | 'projects' | 'users' | 'audit' | 'offlineQueue' | 'taskPlans' | 'taskSteps'
 >;
 
 /**

@@ -4,11 +4,13 @@ import { findCommand } from '../bots/types.js';
 import type { ChatMessage } from '../chat/chat-surface.js';
 import type { PlanStatus, PlanStep, Task, TaskPlan } from '../db/repositories/types.js';
 import { formatDuration } from '../duration.js';
+import { can } from '../middleware/permissions.js';
 import type { RequestContext } from '../middleware/types.js';
 import {
   ACTION_IDS,
   contextBlock,
   noticeMessage,
+  offersPlanFirst,
   type PlanMessageView,
   type PlanStepState,
   planMessage,
@@ -49,6 +51,8 @@ export class DecompositionFlow implements TaskMessageOwner {
   /** One settling per terminal task, shared by the event listener and the message renderer. */
   private readonly settling = new Map<string, Promise<PlanRun | undefined>>();
   private readonly clock: Clock;
+  /** Tasks whose Plan first button was pressed (a second click starts nothing more). */
+  private readonly replanned = new Set<string>();
   /** Redraws of the plan message (Edit, Cancel), through the update scheduler; given by the notifications. */
   private redraw: TaskMessageRedraw | undefined;
 
@@ -100,6 +104,56 @@ export class DecompositionFlow implements TaskMessageOwner {
   }
 
   // ---- buttons and the edited list ----
+
+  /**
+   * The Plan first button of a task that has not done anything yet: the task is cancelled and the same
+   * request starts as a planning task, as `--decompose` would have. Once Claude Code has used a tool the
+   * button is gone; a late click is refused, and a second click starts nothing more.
+   */
+  async planFirst(ctx: RequestContext, taskId: string): Promise<void> {
+    const { context } = this;
+    if (!(await requirePermission(context, ctx, 'task.run', 'plan tasks'))) return;
+    const task = await context.repos.tasks.findById(taskId);
+    if (!task) return reject(context, ctx, 'task_not_found', `Task \`${taskId}\` was not found.`);
+    // Planning first cancels the task: the same rule as its Cancel button.
+    const permission = task.userId === ctx.request.userId ? 'task.cancel.own' : 'task.cancel.any';
+    if (!ctx.user || !can(ctx.user.role, permission))
+      return reject(
+        context,
+        ctx,
+        'forbidden',
+        'Only the person who asked (or an admin) can plan this task first.',
+        {
+          permission,
+          taskId,
+        },
+      );
+    const project = await context.repos.projects.findById(task.projectId);
+    const steps = await context.repos.taskSteps.list(task.id);
+    const tooLate =
+      isTerminalStatus(task.status) || steps.some((s) => s.kind === 'tool' || s.kind === 'text');
+    if (!project || !offersPlanFirst(task) || tooLate || this.replanned.has(task.id)) {
+      const why = this.replanned.has(task.id)
+        ? 'is being planned already'
+        : isTerminalStatus(task.status)
+          ? `is already ${task.status}`
+          : 'has already started working';
+      await ctx.request
+        .respond(
+          noticeMessage(`Task \`${task.id}\` ${why}. To plan a request first, ask with \`--decompose\`.`),
+        )
+        .catch(() => {});
+      return;
+    }
+    this.replanned.add(task.id);
+    const who = ctx.request.userName ?? `<@${ctx.request.userId}>`;
+    const reason = `Planning first instead, as ${who} asked: the plan follows in this thread`;
+    const result = await context.lifecycle.dispatcher.cancel(task.id, reason, ctx.request.userId);
+    if (result.outcome === 'not-found')
+      await context.lifecycle.tasks.cancel(task.id, reason, ctx.request.userId);
+    await audit(context, ctx, 'decomposition.plan_first', 'task', task.id, { outcome: result.outcome });
+    await this.launcher.planInstead(ctx, task, project);
+  }
 
   async handleAction(ctx: RequestContext): Promise<void> {
     const { context } = this;

@@ -28,6 +28,7 @@ export class TaskButtons {
     const workspace = WORKSPACE_BUTTONS[r.text];
     if (workspace) return workspaceAction(this.context, ctx, taskId, workspace);
     if (PLAN_ACTIONS.has(r.text)) return this.plans.handleAction(ctx);
+    if (r.text === ACTION_IDS.planFirst) return this.plans.planFirst(ctx, taskId);
     if (isApprovalAction(r.text) && this.context.approvals) return this.context.approvals.handleAction(ctx);
     return reject(this.context, ctx, 'unknown_action', `Unknown action "${r.text}".`);
   }

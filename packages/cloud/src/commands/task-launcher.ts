@@ -1,5 +1,5 @@
 import type { TaskSubmission } from '@bematic/protocol';
-import { READ_ONLY_TOOLS } from '../bots/types.js';
+import { type Bot, READ_ONLY_TOOLS } from '../bots/types.js';
 import type { ChatSurface } from '../chat/chat-surface.js';
 import type { NewTask, Project, Task } from '../db/repositories/types.js';
 import type { RequestContext } from '../middleware/types.js';
@@ -70,15 +70,7 @@ export class TaskLauncher {
     const decompose = parsed.flags.decompose === true;
     let config = built.config;
     const details: Record<string, unknown> = { modelReason: built.choice.reason, botVia: resolution.via };
-    if (decompose) {
-      config = {
-        ...config,
-        command: DECOMPOSE_COMMAND,
-        systemPrompt: planningSystemPrompt(bot, parsed.command, project),
-        allowedTools: [...READ_ONLY_TOOLS],
-        model: parsed.flags.model ? config.model : modelStrategy.tiers.standard,
-      };
-    }
+    if (decompose) config = this.planning(config, bot, parsed.command, project, Boolean(parsed.flags.model));
     this.routed(bot.name, decompose && !parsed.flags.model ? 'standard' : built.choice.tier);
     const extras = await this.extras(ctx);
     const task = this.newTask(config, { project, ctx, threadTs, messageTs: ctx.request.messageTs });
@@ -106,6 +98,48 @@ export class TaskLauncher {
         .post(launched.channelId, noticeMessage(note, ':paperclip:'), launched.threadTs)
         .catch((err: unknown) => this.context.log.warn({ err }, 'could not post an attachment note'));
     }
+  }
+
+  /** The planning task's config for a request (read-only tools, the standard tier unless a model was asked for). */
+  private planning(
+    config: Omit<TaskSubmission, 'taskId'>,
+    bot: Bot,
+    command: string,
+    project: Project,
+    modelAsked: boolean,
+  ): Omit<TaskSubmission, 'taskId'> {
+    return {
+      ...config,
+      command: DECOMPOSE_COMMAND,
+      systemPrompt: planningSystemPrompt(bot, command, project),
+      allowedTools: [...READ_ONLY_TOOLS],
+      model: modelAsked ? config.model : this.context.config.modelStrategy.tiers.standard,
+    };
+  }
+
+  /**
+   * The Plan first button: the same request as `task` (its prompt with the thread context, its files), as a
+   * planning task in the same thread, exactly as `--decompose` would have started it.
+   */
+  async planInstead(ctx: RequestContext, task: Task, project: Project): Promise<Task | undefined> {
+    const bot = this.context.config.bots.get(task.botName);
+    if (!bot) return undefined;
+    const { taskId: _replaced, ...request } = task.submission;
+    const config = this.planning(request, bot, task.command, project, false);
+    this.routed(bot.name, 'standard');
+    const planning = this.newTask(config, {
+      project,
+      ctx,
+      userId: task.userId,
+      channelId: task.channelId,
+      threadTs: task.threadTs,
+      messageTs: task.messageTs,
+    });
+    await this.context.repos.taskPlans.create({
+      taskId: planning.submission.taskId,
+      originalCommand: task.command,
+    });
+    return this.launch(planning, { surface: ctx.request.surface, ctx }, { planFirstOf: task.id });
   }
 
   /** A thread that is not one of our tasks' brings its earlier messages; files come either way. */

@@ -7,6 +7,7 @@ import type {
   WorkspaceReport,
 } from '@bematic/protocol';
 import type { ChatBlock, ChatMessage } from '../chat/chat-surface.js';
+import { DECOMPOSE_COMMAND } from '../commands/decomposition.js';
 import type { Task } from '../db/repositories/types.js';
 import { formatDuration } from '../duration.js';
 import { formatCost, formatTokens, plural, progressBar } from './format.js';
@@ -24,6 +25,7 @@ export const ACTION_IDS = {
   planRun: 'plan_run',
   planEdit: 'plan_edit',
   planCancel: 'plan_cancel',
+  planFirst: 'task_plan_first',
 } as const;
 
 export const REACTIONS = {
@@ -69,6 +71,26 @@ const headline = (task: Task, label: TaskLabel) => `*${escapeMrkdwn(label.bot)}*
 const taskContext = (task: Task) =>
   context(`Model \`${task.model}\``, `Task \`${task.id}\``, `Priority ${task.priority}`);
 
+/**
+ * A request that changes code, asked directly (not a plan, not a plan's step), can still be planned first:
+ * the Plan first button starts the same request as `--decompose` would have, in place of this task.
+ */
+export function offersPlanFirst(task: Task): boolean {
+  return (
+    task.command !== DECOMPOSE_COMMAND &&
+    !task.parentTaskId &&
+    task.submission.allowedTools.some((t) => t === 'Edit' || t === 'Write')
+  );
+}
+
+/** Plan first (while the task has not done anything yet) and Cancel. */
+function taskButtons(task: Task, planFirst: boolean): ChatBlock {
+  return actions(
+    ...(planFirst ? [button('Plan first', ACTION_IDS.planFirst, task.id)] : []),
+    button('Cancel', ACTION_IDS.cancel, task.id, 'danger'),
+  );
+}
+
 export function taskStartedMessage(task: Task, label: TaskLabel): ChatMessage {
   return {
     text: `Task started: ${label.bot} ${task.command} (${task.id})`,
@@ -77,7 +99,7 @@ export function taskStartedMessage(task: Task, label: TaskLabel): ChatMessage {
         `:rocket: *Task started* — ${headline(task, label)}\n>${escapeMrkdwn(truncateText(task.prompt, 300)).replace(/\n/g, '\n>')}`,
       ),
       taskContext(task),
-      actions(button('Cancel', ACTION_IDS.cancel, task.id, 'danger')),
+      taskButtons(task, offersPlanFirst(task)),
     ],
   };
 }
@@ -97,6 +119,8 @@ export interface ProgressView {
   taskUrl?: string;
   /** Running totals the agent reported with its latest progress (tokens, turns, cost so far). */
   usage?: TaskUsage;
+  /** Claude Code has used a tool or written text: too late to plan first. */
+  working?: boolean;
 }
 
 /** "Tokens 1.2k in · 340 out", "Turns 3", "Cost $0.01" (cost once an invocation reported one). */
@@ -142,7 +166,7 @@ export function progressMessage(task: Task, label: TaskLabel, view: ProgressView
     ),
   );
   if (view.taskUrl) blocks.push(taskPageLink(view.taskUrl));
-  blocks.push(actions(button('Cancel', ACTION_IDS.cancel, task.id, 'danger')));
+  blocks.push(taskButtons(task, !view.working && offersPlanFirst(task)));
   // The fallback (notifications, screen readers) says what the blocks say, in plain lines.
   const text = [
     `${escapeMrkdwn(view.status)}: ${escapeMrkdwn(label.bot)} ${task.command} (${task.id})`,

@@ -116,6 +116,7 @@ export class NotificationService {
         this.track(p.task, (t) => {
           t.view.status = 'Running';
           if (p.progress.usage) t.view.usage = p.progress.usage;
+          if (p.progress.kind === 'tool') t.view.working = true;
           const plan = planFromProgress(p.progress);
           if (plan) t.view.plan = plan;
           // Kept as a notice of its own, so the next step cannot coalesce it away.
@@ -127,6 +128,7 @@ export class NotificationService {
       e.on('task.stream', (p) =>
         this.track(p.task, (t) => {
           t.view.status = 'Running';
+          t.view.working = true;
           t.buffer = (t.buffer + p.text).slice(-8000);
           t.view.tail = this.tail(t.buffer);
         }),

@@ -40,6 +40,7 @@ export const TASK_ACTION_IDS = [
   'plan_run',
   'plan_edit',
   'plan_cancel',
+  'task_plan_first',
   ...APPROVAL_ACTIONS,
 ] as const;
 
