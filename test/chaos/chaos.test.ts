@@ -13,8 +13,8 @@ import {
   startSlackEmulator,
   turn,
 } from '@bematic/testkit';
-import Database from 'better-sqlite3';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
+import { type Backend, openTestDatabase, type TestDatabase, testBackends } from './backend.js';
 import {
   CLI,
   freePort,
@@ -39,12 +39,6 @@ const run = promisify(execFile);
  * for time.
  */
 const SEED = Number(process.env.CHAOS_SEED ?? Math.floor(Math.random() * 2 ** 31));
-const random = seededRandom(SEED);
-const shuffle = <T>(items: readonly T[]): T[] =>
-  items
-    .map((item) => ({ item, key: random() }))
-    .sort((a, b) => a.key - b.key)
-    .map((x) => x.item);
 
 const TERMINAL = ['completed', 'failed', 'cancelled'] as const;
 const SLACK_CHANNEL = 'C0CHAOS';
@@ -61,18 +55,25 @@ interface TaskRow {
   completed_at: number | null;
 }
 
-const figures = {
-  tasks: 0,
-  agentKills: 0,
-  cloudKills: 0,
-  terminal: { completed: 0, failed: 0, cancelled: 0 } as Record<string, number>,
-  settleMs: [] as number[],
-  resendMs: [] as number[],
-  staleIgnored: 0,
-  slackDeliveries: 0,
-};
-
-describe(`chaos (seed ${SEED})`, () => {
+const chaosSuite = (backend: Backend) => () => {
+  // Each backend's run draws from its own generator, so a seed replays the same choices on either.
+  const random = seededRandom(SEED);
+  const shuffle = <T>(items: readonly T[]): T[] =>
+    items
+      .map((item) => ({ item, key: random() }))
+      .sort((a, b) => a.key - b.key)
+      .map((x) => x.item);
+  const figures = {
+    tasks: 0,
+    agentKills: 0,
+    cloudKills: 0,
+    terminal: { completed: 0, failed: 0, cancelled: 0 } as Record<string, number>,
+    settleMs: [] as number[],
+    resendMs: [] as number[],
+    staleIgnored: 0,
+    slackDeliveries: 0,
+  };
+  let db: TestDatabase;
   let dir: string;
   let env: NodeJS.ProcessEnv;
   let model: ScriptedModelServer;
@@ -94,18 +95,11 @@ describe(`chaos (seed ${SEED})`, () => {
   const journal = () => path.join(dir, 'agent-state', 'outbound-terminal.jsonl');
 
   const bematic = (...args: string[]) => run(process.execPath, [CLI, ...args], { env, cwd: dir });
-  const query = <T>(sql: string, ...params: unknown[]): T[] => {
-    const db = new Database(path.join(dir, 'bematic.db'), { readonly: true, fileMustExist: true });
-    try {
-      return db.prepare(sql).all(...params) as T[];
-    } finally {
-      db.close();
-    }
-  };
-  const taskByMarker = (marker: string) =>
-    query<TaskRow>('select * from tasks where prompt like ?', `%${marker}%`)[0];
-  const terminalTask = (marker: string) => {
-    const t = taskByMarker(marker);
+  const query = <T>(sql: string, ...params: unknown[]): Promise<T[]> => db.query<T>(sql, ...params);
+  const taskByMarker = async (marker: string) =>
+    (await query<TaskRow>('select * from tasks where prompt like ?', `%${marker}%`))[0];
+  const terminalTask = async (marker: string) => {
+    const t = await taskByMarker(marker);
     return t && (TERMINAL as readonly string[]).includes(t.status) ? t : undefined;
   };
 
@@ -173,19 +167,21 @@ describe(`chaos (seed ${SEED})`, () => {
 
   /** The guarantees, after every scenario, over every task the database holds. */
   const checkGuarantees = async (sideEffects: Array<{ file: string; marker: string }>) => {
-    const tasks = await until('every task terminal', () => {
-      const all = query<TaskRow>('select * from tasks');
+    const tasks = await until('every task terminal', async () => {
+      const all = await query<TaskRow>('select * from tasks');
       return all.every((t) => (TERMINAL as readonly string[]).includes(t.status)) ? all : undefined;
     });
     for (const t of tasks) {
-      const terminalAudits = query<{ n: number }>(
-        `select count(*) as n from audit_logs where resource_id = ? and action in ('task.completed', 'task.failed', 'task.cancelled')`,
-        t.id,
+      const terminalAudits = (
+        await query<{ n: number }>(
+          `select count(*) as n from audit_logs where resource_id = ? and action in ('task.completed', 'task.failed', 'task.cancelled')`,
+          t.id,
+        )
       )[0]?.n;
       expect(terminalAudits, `task ${t.id} (${t.status}) terminal transitions`).toBe(1);
     }
     for (const { file, marker } of sideEffects) {
-      const t = taskByMarker(marker)!;
+      const t = (await taskByMarker(marker))!;
       expect(existsSync(file), `${file} written`).toBe(true);
       expect(statSync(file).mtimeMs, `${file} written before ${t.id} ended`).toBeLessThanOrEqual(
         t.completed_at!,
@@ -199,6 +195,7 @@ describe(`chaos (seed ${SEED})`, () => {
     if (!existsSync(CLI)) throw new Error('packages/cli/dist is missing: run `npm run build` first');
     console.log(`chaos seed ${SEED} (replay with CHAOS_SEED=${SEED})`);
     dir = await mkdtemp(path.join(tmpdir(), 'bematic-chaos-'));
+    db = await openTestDatabase(backend, dir);
     for (const p of ['webapp', 'api', 'rawapp']) mkdirSync(projectDir(p));
     slack = await startSlackEmulator();
     slack.addChannel({ id: SLACK_CHANNEL, name: 'chaos' });
@@ -207,7 +204,7 @@ describe(`chaos (seed ${SEED})`, () => {
     env = {
       PATH: process.env.PATH,
       HOME: dir,
-      DATABASE_URL: `sqlite:${path.join(dir, 'bematic.db')}`,
+      DATABASE_URL: db.url,
       BEMATIC_LOG_LEVEL: 'info',
       BEMATIC_LOG_FORMAT: 'json',
       BEMATIC_CONSOLE_TOKEN: consoleToken,
@@ -225,9 +222,7 @@ describe(`chaos (seed ${SEED})`, () => {
     await bematic('projects', 'add', SLACK_CHANNEL, 'box', projectDir('webapp'), '--name', 'webapp-slack');
     await bematic('projects', 'add', 'console:raw', 'raw', projectDir('rawapp'));
     // No command sets fallbacks yet; the raw project's fallback agent is raw2.
-    const db = new Database(path.join(dir, 'bematic.db'));
-    db.prepare(`update projects set fallback_agent_ids = '["raw2"]' where channel_id = 'console:raw'`).run();
-    db.close();
+    await query(`update projects set fallback_agent_ids = '["raw2"]' where channel_id = 'console:raw'`);
     await startCloud();
     await startAgent();
   });
@@ -248,12 +243,13 @@ describe(`chaos (seed ${SEED})`, () => {
     const settle = figures.settleMs.length ? Math.max(...figures.settleMs) : 0;
     const resend = figures.resendMs.length ? Math.max(...figures.resendMs) : 0;
     console.log(
-      `chaos summary: seed=${SEED} tasks=${figures.tasks} kills=${figures.agentKills + figures.cloudKills} ` +
+      `chaos summary: backend=${backend} seed=${SEED} tasks=${figures.tasks} kills=${figures.agentKills + figures.cloudKills} ` +
         `(agent ${figures.agentKills}, cloud ${figures.cloudKills}) terminal=completed:${figures.terminal.completed}` +
         `/failed:${figures.terminal.failed}/cancelled:${figures.terminal.cancelled} ` +
         `settle_max=${settle}ms resend_max=${resend}ms stale_ignored=${figures.staleIgnored} ` +
         `slack_deliveries=${figures.slackDeliveries}`,
     );
+    await db?.close();
     if (dir) await rm(dir, { recursive: true, force: true });
   });
 
@@ -282,8 +278,8 @@ describe(`chaos (seed ${SEED})`, () => {
     }
     await startAgent();
     let aliveAtTerminal: number[] = [];
-    const task = await until('the task terminal', () => {
-      const t = terminalTask(marker);
+    const task = await until('the task terminal', async () => {
+      const t = await terminalTask(marker);
       if (t) aliveAtTerminal = taggedProcesses(chaosRun);
       return t;
     });
@@ -314,7 +310,8 @@ describe(`chaos (seed ${SEED})`, () => {
     for (const m of markers) {
       await model.waitForRequest((r) => r.mainLoop && JSON.stringify(r.messages).includes(m));
     }
-    const ids = markers.map((m) => taskByMarker(m)!.id);
+    const ids: string[] = [];
+    for (const m of markers) ids.push((await taskByMarker(m))!.id);
     const connectionsBefore = agent.output().match(/connected to the cloud/g)?.length ?? 0;
 
     const killedAt = Date.now();
@@ -328,7 +325,7 @@ describe(`chaos (seed ${SEED})`, () => {
     await agentConnections(connectionsBefore + 1);
     for (const m of markers) await until(`${m} terminal`, () => terminalTask(m));
     figures.settleMs.push(Date.now() - killedAt);
-    for (const m of markers) expect(taskByMarker(m)).toMatchObject({ status: 'completed' });
+    for (const m of markers) expect(await taskByMarker(m)).toMatchObject({ status: 'completed' });
     // Acknowledged: the journal has let go of them.
     for (const id of ids) await until(`journal cleared for ${id}`, () => journalPending(id).length === 0);
     await checkGuarantees(markers.map((marker, i) => ({ file: files[i]!, marker })));
@@ -347,7 +344,7 @@ describe(`chaos (seed ${SEED})`, () => {
     ]);
     await postConsole(`ops run ${marker} mark the work`);
     await until('the step running', () => existsSync(fx));
-    const id = taskByMarker(marker)!.id;
+    const id = (await taskByMarker(marker))!.id;
     // Hold the model's last answer, freeze the cloud, then let the task finish: the agent writes the result
     // to a socket nobody reads and journals it; the cloud dies before it could commit anything.
     model.hold();
@@ -362,7 +359,7 @@ describe(`chaos (seed ${SEED})`, () => {
     cloud.child.kill('SIGSTOP');
     model.release();
     await until('result journalled, not acknowledged', () => journalPending(id).length > 0);
-    expect(taskByMarker(marker)?.status).toBe('running');
+    expect((await taskByMarker(marker))?.status).toBe('running');
     const killedAt = Date.now();
     await cloud.kill9();
     figures.cloudKills += 1;
@@ -421,7 +418,10 @@ describe(`chaos (seed ${SEED})`, () => {
       reason: 'CPU busy',
       overload,
     });
-    await until('task queued after the refusal', () => taskByMarker('chaos-r1')?.status === 'queued');
+    await until(
+      'task queued after the refusal',
+      async () => (await taskByMarker('chaos-r1'))?.status === 'queued',
+    );
     const clearedAt = Date.now();
     raw.send('AGENT_STATUS', { overloaded: false, maxConcurrentTasks: 4, metrics: RAW_AGENT_METRICS });
     const second = await submitOf('chaos-r1');
@@ -436,7 +436,7 @@ describe(`chaos (seed ${SEED})`, () => {
       queued: false,
       code: 'AT_CAPACITY',
     });
-    await until('task queued at capacity', () => taskByMarker('chaos-r1')?.status === 'queued');
+    await until('task queued at capacity', async () => (await taskByMarker('chaos-r1'))?.status === 'queued');
     await postConsole('ops run chaos-r2 holds the slot', 'console:raw');
     const other = await submitOf('chaos-r2');
     expect(other.payload.taskId).not.toBe(taskId);
@@ -460,8 +460,8 @@ describe(`chaos (seed ${SEED})`, () => {
     figures.resendMs.push(Date.now() - freedAt);
     expect(third.payload.attempt).toBeGreaterThan(second.payload.attempt);
     raw.send('TASK_ACK', { taskId, attempt: third.payload.attempt, accepted: true, queued: false });
-    await until('task submitted or running', () =>
-      ['submitted', 'running'].includes(taskByMarker('chaos-r1')?.status ?? ''),
+    await until('task submitted or running', async () =>
+      ['submitted', 'running'].includes((await taskByMarker('chaos-r1'))?.status ?? ''),
     );
 
     // 3. Messages of earlier attempts, in a seeded order: audited as stale, nothing changes, no ack.
@@ -490,15 +490,17 @@ describe(`chaos (seed ${SEED})`, () => {
         });
     }
     const staleTerminal = stale.filter((s) => s.kind !== 'progress').length;
-    await until('stale messages audited', () => {
-      const n = query<{ n: number }>(
-        `select count(*) as n from audit_logs where action = 'task.stale_message' and resource_id = ?`,
-        taskId,
+    await until('stale messages audited', async () => {
+      const n = (
+        await query<{ n: number }>(
+          `select count(*) as n from audit_logs where action = 'task.stale_message' and resource_id = ?`,
+          taskId,
+        )
       )[0]!.n;
       return n >= staleTerminal ? n : undefined;
     });
     figures.staleIgnored += staleTerminal;
-    expect(taskByMarker('chaos-r1')?.status).not.toMatch(/completed|failed/);
+    expect((await taskByMarker('chaos-r1'))?.status).not.toMatch(/completed|failed/);
     expect(raw.has('TASK_RESULT_ACK', (m) => (m.payload as { taskId: string }).taskId === taskId)).toBe(
       false,
     );
@@ -516,7 +518,7 @@ describe(`chaos (seed ${SEED})`, () => {
       'TASK_RESULT_ACK',
       (m) => m.payload.taskId === taskId && m.payload.attempt === third.payload.attempt,
     );
-    expect(taskByMarker('chaos-r1')).toMatchObject({
+    expect(await taskByMarker('chaos-r1')).toMatchObject({
       status: 'completed',
       result: 'delivered after two refusals',
     });
@@ -532,7 +534,7 @@ describe(`chaos (seed ${SEED})`, () => {
       code: 'OVERLOADED',
       overload,
     });
-    await until('task queued, overloaded', () => taskByMarker('chaos-r3')?.status === 'queued');
+    await until('task queued, overloaded', async () => (await taskByMarker('chaos-r3'))?.status === 'queued');
     const onlineAt = Date.now();
     const fallback = await rawAgent(wsUrl(), 'raw2', keys.raw2!);
     const moved = await fallback.next('TASK_SUBMIT', (m) => m.payload.taskId === busy.payload.taskId);
@@ -560,7 +562,7 @@ describe(`chaos (seed ${SEED})`, () => {
       commandsRun: [],
     });
     await fallback.next('TASK_RESULT_ACK', (m) => m.payload.taskId === moved.payload.taskId);
-    expect(taskByMarker('chaos-r3')).toMatchObject({ status: 'completed', agent_id: 'raw2' });
+    expect(await taskByMarker('chaos-r3')).toMatchObject({ status: 'completed', agent_id: 'raw2' });
     await fallback.close();
     raw.send('AGENT_STATUS', { overloaded: false, maxConcurrentTasks: 4, metrics: RAW_AGENT_METRICS });
 
@@ -574,7 +576,7 @@ describe(`chaos (seed ${SEED})`, () => {
       queued: false,
       code: 'AT_CAPACITY',
     });
-    await until('task queued, full', () => taskByMarker('chaos-r4')?.status === 'queued');
+    await until('task queued, full', async () => (await taskByMarker('chaos-r4'))?.status === 'queued');
     const backAt = Date.now();
     const returned = await rawAgent(wsUrl(), 'raw2', keys.raw2!);
     const taken = await returned.next('TASK_SUBMIT', (m) => m.payload.taskId === full.payload.taskId);
@@ -594,7 +596,7 @@ describe(`chaos (seed ${SEED})`, () => {
       commandsRun: [],
     });
     await returned.next('TASK_RESULT_ACK', (m) => m.payload.taskId === taken.payload.taskId);
-    expect(taskByMarker('chaos-r4')).toMatchObject({ status: 'completed', agent_id: 'raw2' });
+    expect(await taskByMarker('chaos-r4')).toMatchObject({ status: 'completed', agent_id: 'raw2' });
     await raw.close();
     await returned.close();
     await checkGuarantees([]);
@@ -629,13 +631,13 @@ describe(`chaos (seed ${SEED})`, () => {
     await startCloud();
     for (const options of later) await deliver(options);
     await agentConnections(connectionsBefore + 1);
-    expect(query<TaskRow>('select * from tasks where prompt like ?', `%${marker}%`)).toHaveLength(1);
-    expect(taskByMarker(marker)).toMatchObject({ status: 'completed' });
+    expect(await query<TaskRow>('select * from tasks where prompt like ?', `%${marker}%`)).toHaveLength(1);
+    expect(await taskByMarker(marker)).toMatchObject({ status: 'completed' });
     const tasks = await checkGuarantees([{ file: fx, marker }]);
     for (const t of tasks) figures.terminal[t.status] = (figures.terminal[t.status] ?? 0) + 1;
     expect(tasks).toHaveLength(figures.tasks);
   });
-});
+};
 
 const zeroMetrics = {
   inputTokens: 0,
@@ -647,3 +649,5 @@ const zeroMetrics = {
   numTurns: 0,
   continuations: 0,
 };
+
+for (const backend of testBackends()) describe(`chaos on ${backend} (seed ${SEED})`, chaosSuite(backend));
