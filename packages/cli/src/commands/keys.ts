@@ -1,5 +1,5 @@
 import type { Command } from 'commander';
-import { iso, openRepositories, table } from './shared.js';
+import { iso, table, withRepositories } from './shared.js';
 
 export function registerKeysCommand(program: Command): void {
   const keys = program.command('keys').description('Create, list and revoke agent API keys');
@@ -14,8 +14,7 @@ export function registerKeysCommand(program: Command): void {
       return n;
     })
     .action(async (agentId: string, opts: { label?: string; expiresInDays?: number }) => {
-      const { database, apiKeys } = await openRepositories();
-      try {
+      await withRepositories(async ({ apiKeys }) => {
         const expiresAt = opts.expiresInDays ? Date.now() + opts.expiresInDays * 86_400_000 : null;
         const { key, record } = await apiKeys.create(agentId, {
           label: opts.label ?? null,
@@ -27,9 +26,7 @@ export function registerKeysCommand(program: Command): void {
         );
         console.log('Give it to the agent as BEMATIC_AGENT_KEY. It will not be shown again:\n');
         console.log(`  ${key}\n`);
-      } finally {
-        await database.close();
-      }
+      });
     });
 
   keys
@@ -37,8 +34,7 @@ export function registerKeysCommand(program: Command): void {
     .description('List keys (never the keys themselves)')
     .option('--agent <agent-id>', 'only this agent')
     .action(async (opts: { agent?: string }) => {
-      const { database, apiKeys } = await openRepositories();
-      try {
+      await withRepositories(async ({ apiKeys }) => {
         const rows = (await apiKeys.list(opts.agent)).map((k) => ({
           id: k.id,
           agent: k.agentId,
@@ -55,24 +51,19 @@ export function registerKeysCommand(program: Command): void {
                 : 'active',
         }));
         console.log(table(rows));
-      } finally {
-        await database.close();
-      }
+      });
     });
 
   keys
     .command('revoke <key-id>')
     .description('Revoke a key; agents using it are refused at their next connection')
     .action(async (id: string) => {
-      const { database, apiKeys } = await openRepositories();
-      try {
+      await withRepositories(async ({ apiKeys }) => {
         if (await apiKeys.revoke(id, 'cli')) console.log(`Revoked ${id}.`);
         else {
           console.error(`No active key with id ${id}.`);
           process.exitCode = 1;
         }
-      } finally {
-        await database.close();
-      }
+      });
     });
 }

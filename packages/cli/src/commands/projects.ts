@@ -3,7 +3,7 @@ import path from 'node:path';
 import { BotRegistry, DEFAULT_BOT, parseMcpConfig, registerProject } from '@bematic/cloud';
 import type { McpServers } from '@bematic/protocol';
 import type { Command } from 'commander';
-import { openRepositories, table } from './shared.js';
+import { table, withRepositories } from './shared.js';
 
 export function registerProjectsCommand(program: Command): void {
   const projects = program.command('projects').description('Map chat channels to checkouts on agents');
@@ -55,8 +55,7 @@ export function registerProjectsCommand(program: Command): void {
             return;
           }
         }
-        const { database, repos } = await openRepositories();
-        try {
+        await withRepositories(async ({ repos }) => {
           const project = await registerProject(repos, {
             channelId: channel,
             agentId,
@@ -72,9 +71,7 @@ export function registerProjectsCommand(program: Command): void {
             `Channel ${channel} → agent "${project.agentId}" at ${project.localPath} (project ${project.id}); plain words go to ${project.defaultBot}.` +
               (mcp.length > 0 ? ` MCP servers: ${mcp.join(', ')}.` : ''),
           );
-        } finally {
-          await database.close();
-        }
+        });
       },
     );
 
@@ -82,8 +79,7 @@ export function registerProjectsCommand(program: Command): void {
     .command('list')
     .description('List registered projects')
     .action(async () => {
-      const { database, repos } = await openRepositories();
-      try {
+      await withRepositories(async ({ repos }) => {
         const rows = (await repos.projects.list()).map((p) => ({
           id: p.id,
           name: p.name,
@@ -96,17 +92,14 @@ export function registerProjectsCommand(program: Command): void {
           mcp: Object.keys(p.mcpServers ?? {}).join(',') || null,
         }));
         console.log(table(rows));
-      } finally {
-        await database.close();
-      }
+      });
     });
 
   projects
     .command('remove <channel>')
     .description('Unlink a channel')
     .action(async (channel: string) => {
-      const { database, repos } = await openRepositories();
-      try {
+      await withRepositories(async ({ repos }) => {
         const project = await repos.projects.findByChannel(channel);
         if (!project) {
           console.error(`No project is registered for channel ${channel}.`);
@@ -122,8 +115,6 @@ export function registerProjectsCommand(program: Command): void {
           details: { channelId: channel },
         });
         console.log(`Removed project ${project.name} (${channel}).`);
-      } finally {
-        await database.close();
-      }
+      });
     });
 }

@@ -3,22 +3,29 @@ import {
   type CloudConfig,
   createDatabase,
   createRepositories,
-  type Database,
   loadCloudConfig,
   migrateToLatest,
   type Repositories,
 } from '@bematic/cloud';
 
-/** Opens the configured database, migrated, for the administrative commands. */
-export async function openRepositories(config: CloudConfig = loadCloudConfig()): Promise<{
-  database: Database;
+export interface AdminRepositories {
   repos: Repositories;
   apiKeys: ApiKeyService;
-}> {
+}
+
+/** Runs an administrative command on the configured database (migrated), closed again whatever happens. */
+export async function withRepositories<T>(
+  run: (r: AdminRepositories) => Promise<T>,
+  config: CloudConfig = loadCloudConfig(),
+): Promise<T> {
   const database = await createDatabase(config.DATABASE_URL);
-  await migrateToLatest(database);
-  const repos = createRepositories(database.db);
-  return { database, repos, apiKeys: new ApiKeyService({ apiKeys: repos.apiKeys, audit: repos.audit }) };
+  try {
+    await migrateToLatest(database);
+    const repos = createRepositories(database.db);
+    return await run({ repos, apiKeys: new ApiKeyService({ apiKeys: repos.apiKeys, audit: repos.audit }) });
+  } finally {
+    await database.close();
+  }
 }
 
 /** Plain fixed-width table for terminal output. */
