@@ -168,7 +168,17 @@ export async function startCloud(options: StartCloudOptions): Promise<Cloud> {
     ]),
   ];
   metrics.trackOfflineQueueDepth(() => repos.offlineQueue.countByAgent());
-  detach.push(trackPresence({ events, agents: repos.agents, instanceId, clock: backgroundClock, logger }));
+  detach.push(
+    trackPresence({
+      events,
+      agents: repos.agents,
+      instanceId,
+      clock: backgroundClock,
+      logger,
+      // Bound late: agents connect only once the gateway exists.
+      health: (agentId) => gateway?.manager.presenceOf(agentId) ?? null,
+    }),
+  );
   detach.push(
     whenLeader(
       cluster.gate,

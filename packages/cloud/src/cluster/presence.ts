@@ -1,6 +1,6 @@
 import type { Clock, TimerHandle } from '@bematic/protocol';
 import type { Logger } from 'pino';
-import type { AgentRepository } from '../db/repositories/types.js';
+import type { AgentPresenceHealth, AgentRepository } from '../db/repositories/types.js';
 import type { TaskEvents } from '../tasks/task-events.js';
 import type { LeaderJob } from './leader.js';
 
@@ -8,6 +8,10 @@ import type { LeaderJob } from './leader.js';
  * Writes to the agents table which instance holds each agent's socket: claimed
  * on connect and again on every heartbeat (which also records when it was last
  * heard from), released on disconnect unless another instance claimed it since.
+ * Each claim carries the agent's health as `health` tells it (healthy,
+ * overloaded, unreliable; how full), written again whenever that may have
+ * changed (its status report, its circuit), so routing on other instances
+ * knows whether it can take work. One agent's writes land in order.
  */
 export function trackPresence(opts: {
   events: TaskEvents;
@@ -15,18 +19,35 @@ export function trackPresence(opts: {
   instanceId: string;
   clock: Clock;
   logger: Logger;
+  /** The agent's health as this instance sees it (AgentManager.presenceOf); without it, none is written. */
+  health?: (agentId: string) => AgentPresenceHealth | null;
 }): () => void {
   const { agents, instanceId } = opts;
-  const log = (agentId: string) => (err: unknown) =>
-    opts.logger.warn({ err, agentId }, 'agent presence not recorded');
+  const chains = new Map<string, Promise<void>>();
+  const inOrder = (agentId: string, write: () => Promise<void>) => {
+    const next = (chains.get(agentId) ?? Promise.resolve())
+      .then(write)
+      .catch((err: unknown) => opts.logger.warn({ err, agentId }, 'agent presence not recorded'));
+    chains.set(agentId, next);
+    void next.finally(() => {
+      if (chains.get(agentId) === next) chains.delete(agentId);
+    });
+  };
   const claim = ({ agentId }: { agentId: string }) => {
-    agents.claim(agentId, instanceId, opts.clock.now()).catch(log(agentId));
+    inOrder(agentId, () => {
+      const health = opts.health?.(agentId);
+      // Not here any more (went offline meanwhile): the release is next in line.
+      if (opts.health && health === null) return Promise.resolve();
+      return agents.claim(agentId, instanceId, opts.clock.now(), health);
+    });
   };
   const offs = [
     opts.events.on('agent.online', claim),
     opts.events.on('agent.heartbeat', claim),
+    opts.events.on('agent.status', claim),
+    opts.events.on('circuit.changed', claim),
     opts.events.on('agent.offline', ({ agentId }) => {
-      agents.release(agentId, instanceId).catch(log(agentId));
+      inOrder(agentId, () => agents.release(agentId, instanceId));
     }),
   ];
   return () => {

@@ -144,6 +144,10 @@ export interface AgentsTable {
   created_at: number;
   /** The cloud instance holding the agent's socket (null: none). */
   instance_id: string | null;
+  /** AGENT_HEALTH code as the holder last saw it (null: not known). */
+  health: string | null;
+  active_tasks: number | null;
+  max_concurrent_tasks: number | null;
 }
 
 export interface TaskStepsTable {

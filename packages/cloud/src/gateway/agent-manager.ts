@@ -12,7 +12,7 @@ import {
 } from '@bematic/protocol';
 import type { Logger } from 'pino';
 import { WebSocket } from 'ws';
-import type { Repositories } from '../db/repositories/types.js';
+import type { AgentHealth, AgentPresenceHealth, Repositories } from '../db/repositories/types.js';
 import type { CircuitState, TaskEvents } from '../tasks/task-events.js';
 import { CircuitBreaker, type CircuitBreakerOptions, DEFAULT_CIRCUIT_OPTIONS } from './circuit-breaker.js';
 import type { AgentDirectory, AgentSnapshot } from './types.js';
@@ -275,6 +275,18 @@ export class AgentManager implements AgentDirectory {
     state.overloaded = true;
     if (detail) state.overload = detail;
     this.refreshHealth(state);
+  }
+
+  /**
+   * What another instance needs to route to this agent (written to its presence row): whether it can take
+   * work now, and how full it last said it is. Null when its socket is not here.
+   */
+  presenceOf(agentId: string): AgentPresenceHealth | null {
+    const s = this.agents.get(agentId);
+    if (!s?.session) return null;
+    const health: AgentHealth =
+      s.breaker.state !== 'closed' ? 'unreliable' : s.overloaded ? 'overloaded' : 'healthy';
+    return { health, activeTasks: s.metrics?.activeTasks ?? null, maxConcurrentTasks: s.maxConcurrentTasks };
   }
 
   /** What the agent said is busy, while it is overloaded. */

@@ -1,6 +1,6 @@
 import type { Message } from '@bematic/protocol';
 import type { AgentRelay, TransactionalNotice } from '../cluster/agent-relay.js';
-import type { AgentRepository, Task } from '../db/repositories/types.js';
+import type { AgentRecord, AgentRepository, Task } from '../db/repositories/types.js';
 import type { AgentManager } from './agent-manager.js';
 
 /**
@@ -20,9 +20,20 @@ export class AgentRoutes {
 
   /** The other instance holding the agent's socket, or null (here, or nowhere). */
   async holderElsewhere(agentId: string): Promise<string | null> {
+    return (await this.presenceElsewhere(agentId))?.instanceId ?? null;
+  }
+
+  /**
+   * The agent's presence row when another instance holds its socket (that instance, and the agent's health
+   * as it last wrote it), else null.
+   */
+  async presenceElsewhere(agentId: string): Promise<(AgentRecord & { instanceId: string }) | null> {
     if (this.opts.manager.isConnected(agentId)) return null;
-    const holder = (await this.opts.agents.findById(agentId))?.instanceId ?? null;
-    return holder !== null && holder !== this.opts.instanceId ? holder : null;
+    const record = await this.opts.agents.findById(agentId);
+    const holder = record?.instanceId ?? null;
+    return record && holder !== null && holder !== this.opts.instanceId
+      ? { ...record, instanceId: holder }
+      : null;
   }
 
   async heldElsewhere(agentId: string): Promise<boolean> {

@@ -9,7 +9,7 @@ import {
   type TaskAck,
 } from '@bematic/protocol';
 import type { Logger } from 'pino';
-import type { Repositories, Task } from '../db/repositories/types.js';
+import type { AgentPresenceHealth, Repositories, Task } from '../db/repositories/types.js';
 import { formatDuration } from '../duration.js';
 import type { TaskLifecycle } from '../tasks/task-lifecycle.js';
 import type { AgentManager } from './agent-manager.js';
@@ -30,8 +30,9 @@ export interface GatewayTaskDispatcherOptions {
 
 /**
  * Routes tasks to agents: the project's primary agent when it can take work here, else the first healthy
- * fallback agent here, else the first of them another instance holds (its outbox row, the attempt and the
- * notice handing it to that instance, in one transaction), else the primary's offline queue.
+ * fallback agent here, else one another instance holds that can take work by the health its holder wrote to
+ * presence, a free slot first (its outbox row, the attempt and the notice handing it to that instance, in
+ * one transaction), else the queue of one held elsewhere that cannot take work now, else the primary's.
  */
 export class GatewayTaskDispatcher implements TaskDispatcher {
   /** Cancels sent to a connected agent and not yet confirmed; honoured if the agent is lost. */
@@ -51,18 +52,22 @@ export class GatewayTaskDispatcher implements TaskDispatcher {
       if (outcome === 'sent')
         return { agentId: here, sent: true, queued: false, agentOnline: true, reconnectEtaMs: null };
     }
-    const elsewhere = here ? undefined : await this.heldElsewhere(candidates);
-    if (elsewhere && this.opts.routes) {
+    const remote = here ? undefined : await this.elsewhere(candidates);
+    if (remote?.canTakeWork && this.opts.routes) {
       // Row, attempt and the notice to the holder in one transaction: the holder only claims and sends.
       const { routes } = this.opts;
-      if (await outbox.handOver(task, elsewhere, (begun) => routes.submitNotice(elsewhere, begun))) {
-        return { agentId: elsewhere, sent: false, queued: false, agentOnline: true, reconnectEtaMs: null };
+      const { agentId } = remote;
+      if (await outbox.handOver(task, agentId, (begun) => routes.submitNotice(agentId, begun))) {
+        return { agentId, sent: false, queued: false, agentOnline: true, reconnectEtaMs: null };
       }
     }
-    const chosen = here ?? primary;
+    // An agent held elsewhere that cannot take work now beats one that is nowhere: its holder sends the row
+    // when it can (the agent becomes available there, or the holder's sweep).
+    const chosen = here ?? remote?.agentId ?? primary;
     await outbox.enqueue(task, chosen);
-    const reason = this.whyNotNow(chosen);
-    const agentOnline = manager.isConnected(chosen);
+    const away = remote !== undefined && chosen === remote.agentId;
+    const reason = away ? remoteWhy(remote) : this.whyNotNow(chosen);
+    const agentOnline = away || manager.isConnected(chosen);
     const reconnectEtaMs = agentOnline ? null : manager.reconnectEtaMs(chosen);
     await lifecycle.markQueued(task.id, chosen, { reason, agentOnline, reconnectEtaMs });
     return { agentId: chosen, sent: false, queued: true, agentOnline, reason, reconnectEtaMs };
@@ -206,12 +211,26 @@ export class GatewayTaskDispatcher implements TaskDispatcher {
     return routes ? routes.send(agentId, message) : manager.sendToAgent(agentId, message);
   }
 
-  /** The first candidate whose socket another instance holds. */
-  private async heldElsewhere(candidates: string[]): Promise<string | undefined> {
+  /**
+   * Among the candidates whose socket another instance holds, the one to route to, judged by the health its
+   * holder wrote to presence: the first that can take work and has a free slot, else the first that can
+   * take work (it queues the task itself), else the first of them (it cannot take work now).
+   */
+  private async elsewhere(candidates: string[]): Promise<RemoteCandidate | undefined> {
     const { routes } = this.opts;
     if (!routes) return undefined;
-    for (const id of candidates) if (await routes.heldElsewhere(id)) return id;
-    return undefined;
+    const seen: RemoteCandidate[] = [];
+    for (const agentId of candidates) {
+      const presence = await routes.presenceElsewhere(agentId);
+      if (!presence) continue;
+      const health = presence.health;
+      // A holder that has not written health yet (an older instance, a claim in flight) is trusted as before.
+      const canTakeWork = health === null || health.health === 'healthy';
+      const candidate = { agentId, health, canTakeWork };
+      if (canTakeWork && hasFreeSlot(health)) return candidate;
+      seen.push(candidate);
+    }
+    return seen.find((c) => c.canTakeWork) ?? seen[0];
   }
 
   private async candidatesFor(task: Task): Promise<string[]> {
@@ -235,6 +254,23 @@ export class GatewayTaskDispatcher implements TaskDispatcher {
     if (circuit !== 'closed') return `agent ${agentId} is unreliable right now (circuit ${circuit})`;
     return `agent ${agentId} could not be reached`;
   }
+}
+
+interface RemoteCandidate {
+  agentId: string;
+  health: AgentPresenceHealth | null;
+  canTakeWork: boolean;
+}
+
+function hasFreeSlot(health: AgentPresenceHealth | null): boolean {
+  if (health?.activeTasks == null || health.maxConcurrentTasks == null) return true;
+  return health.activeTasks < health.maxConcurrentTasks;
+}
+
+function remoteWhy(remote: RemoteCandidate): string {
+  if (remote.health?.health === 'unreliable')
+    return `agent ${remote.agentId} is unreliable right now; your task is next`;
+  return busyText(remote.agentId, null);
 }
 
 function busyText(agentId: string, overload: OverloadDetail | null | undefined): string {

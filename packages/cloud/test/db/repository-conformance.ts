@@ -1171,6 +1171,7 @@ export function describeRepositoryConformance(name: string, open: () => Promise<
           lastSeenAt: T0,
           createdAt: T0,
           instanceId: null,
+          health: null,
         });
         tick(100);
         const off = await repos.agents.upsert({ id: 'agent_1', status: 'offline' });
@@ -1191,6 +1192,7 @@ export function describeRepositoryConformance(name: string, open: () => Promise<
           lastSeenAt: null,
           createdAt: T0 + 100,
           instanceId: null,
+          health: null,
         });
         expect(await repos.agents.findById('agent_1')).toEqual(back);
         expect(await repos.agents.findById('agent_9')).toBeUndefined();
@@ -1218,6 +1220,26 @@ export function describeRepositoryConformance(name: string, open: () => Promise<
         expect(await repos.agents.findById('a3')).toMatchObject({ instanceId: null, status: 'offline' });
         expect(await repos.agents.findById('a2')).toMatchObject({ instanceId: 'cloud-a', status: 'online' });
         expect(await repos.agents.releaseAllBut([])).toEqual(['a2']);
+      });
+
+      it("carries the holder's view of the agent's health with the claim, kept by a claim without one, gone with the release", async () => {
+        await repos.agents.upsert({ id: 'h1', status: 'online' });
+        const busy = { health: 'overloaded' as const, activeTasks: 2, maxConcurrentTasks: 3 };
+        await repos.agents.claim('h1', 'cloud-a', T0 + 1, busy);
+        expect(await repos.agents.findById('h1')).toMatchObject({ instanceId: 'cloud-a', health: busy });
+        await repos.agents.claim('h1', 'cloud-a', T0 + 2);
+        expect(await repos.agents.findById('h1')).toMatchObject({ lastSeenAt: T0 + 2, health: busy });
+        await repos.agents.claim('h1', 'cloud-a', T0 + 3, { ...busy, health: 'healthy', activeTasks: null });
+        expect((await repos.agents.findById('h1'))?.health).toEqual({
+          health: 'healthy',
+          activeTasks: null,
+          maxConcurrentTasks: 3,
+        });
+        await repos.agents.release('h1', 'cloud-a');
+        expect(await repos.agents.findById('h1')).toMatchObject({ instanceId: null, health: null });
+        await repos.agents.claim('h1', 'cloud-b', T0 + 4, busy);
+        await repos.agents.releaseAllBut([]);
+        expect(await repos.agents.findById('h1')).toMatchObject({ instanceId: null, health: null });
       });
     });
 

@@ -13,7 +13,15 @@ import { CacheBus } from '../../src/cluster/cache-bus.js';
 import { createDatabase, type Database } from '../../src/db/database.js';
 import { migrateToLatest } from '../../src/db/migrations/index.js';
 import type { GatewayConfig } from '../../src/gateway/index.js';
-import { type CloudHarness, RawAgent, removeDir, seedProject, seedTask, startCloud } from './harness.js';
+import {
+  type CloudHarness,
+  METRICS,
+  RawAgent,
+  removeDir,
+  seedProject,
+  seedTask,
+  startCloud,
+} from './harness.js';
 
 const postgresUrl = process.env.BEMATIC_TEST_POSTGRES_URL;
 
@@ -138,6 +146,64 @@ describe.skipIf(!postgresUrl)('cross-instance routing (PostgreSQL)', () => {
     await b.log.wait('task.started', (e) => e.task.id === task.id);
     expect(agent.received.filter((m) => m.type === 'TASK_SUBMIT')).toEqual([]);
     await agent.close();
+  });
+
+  it("routes by the health B writes to presence: an overloaded agent is passed over, a full one gives way to one with a free slot, and with none able the task waits until B's agent can take it", async () => {
+    a = await instance('a');
+    b = await instance('b');
+    const primaryId = `box-${randomUUID().slice(0, 8)}`;
+    const fallbackId = `box-${randomUUID().slice(0, 8)}`;
+    const primary = (
+      await RawAgent.connect(b.url, {
+        agentId: primaryId,
+        apiKey: (await a.gateway.apiKeys.create(primaryId)).key,
+      })
+    ).agent;
+    const fallback = (
+      await RawAgent.connect(b.url, {
+        agentId: fallbackId,
+        apiKey: (await a.gateway.apiKeys.create(fallbackId)).key,
+      })
+    ).agent;
+    const healthOnA = async (agentId: string) => (await a.repos.agents.findById(agentId))?.health;
+    await expect.poll(() => healthOnA(primaryId)).toMatchObject({ health: 'healthy', maxConcurrentTasks: 3 });
+    await expect.poll(() => healthOnA(fallbackId)).toMatchObject({ health: 'healthy' });
+    const project = await seedProject(a.repos, primaryId, [fallbackId]);
+    const status = (agent: RawAgent, overloaded: boolean, activeTasks = 0) =>
+      agent.send('AGENT_STATUS', { overloaded, maxConcurrentTasks: 3, metrics: { ...METRICS, activeTasks } });
+
+    // The primary says it is overloaded: A sees it and hands the task to the fallback.
+    status(primary, true);
+    await expect.poll(() => healthOnA(primaryId)).toMatchObject({ health: 'overloaded' });
+    const first = await seedTask(a.repos, project);
+    expect(await a.gateway.dispatcher.dispatch(first)).toMatchObject({ agentId: fallbackId, queued: false });
+    expect((await fallback.next('TASK_SUBMIT')).payload).toMatchObject({ taskId: first.id });
+
+    // Healthy again but running 3 of 3: the fallback, with a free slot, gets the next one.
+    status(primary, false, 3);
+    await expect.poll(() => healthOnA(primaryId)).toMatchObject({ health: 'healthy', activeTasks: 3 });
+    const second = await seedTask(a.repos, project);
+    expect(await a.gateway.dispatcher.dispatch(second)).toMatchObject({ agentId: fallbackId, queued: false });
+    expect((await fallback.next('TASK_SUBMIT')).payload).toMatchObject({ taskId: second.id });
+
+    // Both overloaded: the task waits in the primary's queue, saying why; B sends it once the primary can.
+    status(primary, true);
+    status(fallback, true);
+    await expect.poll(() => healthOnA(primaryId)).toMatchObject({ health: 'overloaded' });
+    await expect.poll(() => healthOnA(fallbackId)).toMatchObject({ health: 'overloaded' });
+    const third = await seedTask(a.repos, project);
+    expect(await a.gateway.dispatcher.dispatch(third)).toMatchObject({
+      agentId: primaryId,
+      queued: true,
+      agentOnline: true,
+      reason: expect.stringMatching(/busy/),
+    });
+    expect(await a.repos.tasks.findById(third.id)).toMatchObject({ status: 'queued' });
+    status(primary, false);
+    expect((await primary.next('TASK_SUBMIT')).payload).toMatchObject({ taskId: third.id, attempt: 1 });
+    expect([...primary.received, ...fallback.received].filter((m) => m.type === 'TASK_SUBMIT')).toEqual([]);
+    await primary.close();
+    await fallback.close();
   });
 
   it('rows waiting for an agent are sent by the instance it connects to, whoever wrote them', async () => {

@@ -161,6 +161,7 @@ export async function startCloud(
         events,
         agents: repos.agents,
         instanceId: opts.instanceId,
+        health: (agentId) => gateway.manager.presenceOf(agentId),
         clock: opts.clock ?? systemClock,
         logger: pino({ level: 'silent' }),
       })

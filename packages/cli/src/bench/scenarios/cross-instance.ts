@@ -63,6 +63,7 @@ async function startInstance(url: string, id: string, port = 0): Promise<Instanc
     instanceId: id,
     clock: backgroundClock,
     logger,
+    health: (agentId) => gateway.manager.presenceOf(agentId),
   });
   await gateway.ready;
   const closeServer = () =>

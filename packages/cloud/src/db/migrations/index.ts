@@ -13,6 +13,7 @@ import { historyIndexes } from './008-history-indexes.js';
 import { agentPresence } from './009-agent-presence.js';
 import { rateLimits } from './010-rate-limits.js';
 import { taskPlans } from './011-task-plans.js';
+import { agentHealth } from './012-agent-health.js';
 
 /**
  * Every migration, in order. Listed in code rather than discovered on disk so
@@ -31,6 +32,7 @@ export const MIGRATIONS: Readonly<Record<string, Migration>> = {
   '009-agent-presence': agentPresence,
   '010-rate-limits': rateLimits,
   '011-task-plans': taskPlans,
+  '012-agent-health': agentHealth,
 };
 
 const provider: MigrationProvider = { getMigrations: async () => ({ ...MIGRATIONS }) };

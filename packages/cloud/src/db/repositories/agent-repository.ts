@@ -2,9 +2,25 @@ import type { Clock } from '@bematic/protocol';
 import type { Kysely, Selectable } from 'kysely';
 import { StoredDataError } from '../errors.js';
 import type { AgentsTable, Schema } from '../schema.js';
-import type { AgentRecord, AgentRepository } from './types.js';
+import {
+  AGENT_HEALTH,
+  type AgentHealth,
+  type AgentPresenceHealth,
+  type AgentRecord,
+  type AgentRepository,
+} from './types.js';
 
 const isAgentStatus = (s: string): s is AgentRecord['status'] => s === 'online' || s === 'offline';
+const isHealth = (s: string): s is AgentHealth => (AGENT_HEALTH as readonly string[]).includes(s);
+
+function healthOf(row: Selectable<AgentsTable>): AgentPresenceHealth | null {
+  if (row.health === null || row.instance_id === null) return null;
+  if (!isHealth(row.health))
+    throw new StoredDataError('agents', 'health', row.id, `unknown health ${row.health}`);
+  return { health: row.health, activeTasks: row.active_tasks, maxConcurrentTasks: row.max_concurrent_tasks };
+}
+
+const NO_HEALTH = { health: null, active_tasks: null, max_concurrent_tasks: null } as const;
 
 function toAgent(row: Selectable<AgentsTable>): AgentRecord {
   if (!isAgentStatus(row.status))
@@ -17,6 +33,7 @@ function toAgent(row: Selectable<AgentsTable>): AgentRecord {
     lastSeenAt: row.last_seen_at,
     createdAt: row.created_at,
     instanceId: row.instance_id,
+    health: healthOf(row),
   };
 }
 
@@ -66,10 +83,28 @@ export class KyselyAgentRepository implements AgentRepository {
     return (await this.db.selectFrom('agents').selectAll().orderBy('id').execute()).map(toAgent);
   }
 
-  async claim(id: string, instanceId: string, seenAt: number): Promise<void> {
+  async claim(
+    id: string,
+    instanceId: string,
+    seenAt: number,
+    health?: AgentPresenceHealth | null,
+  ): Promise<void> {
     await this.db
       .updateTable('agents')
-      .set({ instance_id: instanceId, status: 'online', last_seen_at: seenAt })
+      .set({
+        instance_id: instanceId,
+        status: 'online',
+        last_seen_at: seenAt,
+        ...(health === undefined
+          ? {}
+          : health === null
+            ? NO_HEALTH
+            : {
+                health: health.health,
+                active_tasks: health.activeTasks,
+                max_concurrent_tasks: health.maxConcurrentTasks,
+              }),
+      })
       .where('id', '=', id)
       .execute();
   }
@@ -77,7 +112,7 @@ export class KyselyAgentRepository implements AgentRepository {
   async release(id: string, instanceId: string): Promise<void> {
     await this.db
       .updateTable('agents')
-      .set({ instance_id: null })
+      .set({ instance_id: null, ...NO_HEALTH })
       .where('id', '=', id)
       .where('instance_id', '=', instanceId)
       .execute();
@@ -86,7 +121,7 @@ export class KyselyAgentRepository implements AgentRepository {
   async releaseAllBut(liveInstanceIds: string[]): Promise<string[]> {
     let q = this.db
       .updateTable('agents')
-      .set({ instance_id: null, status: 'offline' })
+      .set({ instance_id: null, status: 'offline', ...NO_HEALTH })
       .where('instance_id', 'is not', null);
     if (liveInstanceIds.length > 0) q = q.where('instance_id', 'not in', liveInstanceIds);
     return (await q.returning('id').execute()).map((r) => r.id);

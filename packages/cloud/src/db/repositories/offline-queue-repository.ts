@@ -157,28 +157,16 @@ export class KyselyOfflineQueueRepository implements OfflineQueueRepository {
       .where('tasks.agent_id', '=', agentId)
       .where('tasks.status', '=', 'submitted')
       .where('tasks.attempt', '=', attempt);
-    const claim = (db: Kysely<Schema>) =>
-      db
-        .updateTable('offline_queue')
-        .set({ last_attempt_at: at })
-        .where('id', 'in', target)
-        .returningAll()
-        .executeTakeFirst();
-    if (dialectOf(this.db) !== 'postgres') {
-      const row = await claim(this.db);
-      return row && toEntry(row);
+    let claim = this.db.updateTable('offline_queue').set({ last_attempt_at: at });
+    if (dialectOf(this.db) === 'postgres') {
+      target = target.forUpdate('offline_queue').skipLocked();
+      // The attempt is durable already (the sender's commit); this write only marks when it went out, so its
+      // commit need not wait for the disk. Set for this statement's own transaction (is_local), inside the
+      // statement, so the claim stays one round trip; inside a caller's transaction it is left alone.
+      if (!this.db.isTransaction)
+        claim = claim.where(sql<boolean>`set_config('synchronous_commit', 'off', true) = 'off'`);
     }
-    target = target.forUpdate('offline_queue').skipLocked();
-    if (this.db.isTransaction) {
-      const row = await claim(this.db);
-      return row && toEntry(row);
-    }
-    // The attempt is durable already (the sender's commit); this write only marks when it went out, so its
-    // commit need not wait for the disk: the send is not held up by a second WAL flush.
-    const row = await this.db.transaction().execute(async (trx) => {
-      await sql`set local synchronous_commit = off`.execute(trx);
-      return claim(trx);
-    });
+    const row = await claim.where('id', 'in', target).returningAll().executeTakeFirst();
     return row && toEntry(row);
   }
 

@@ -392,6 +392,21 @@ export interface ArchivedTaskRepository {
   delete(id: string): Promise<boolean>;
 }
 
+/**
+ * Whether an agent can take work now, as the instance holding its socket sees it: `healthy`, `overloaded`
+ * (it said so, or refused a task as busy), `unreliable` (its circuit is not closed).
+ */
+export const AGENT_HEALTH = ['healthy', 'overloaded', 'unreliable'] as const;
+export type AgentHealth = (typeof AGENT_HEALTH)[number];
+
+/** What the holder writes with its presence claim, so routing on any instance can judge the agent. */
+export interface AgentPresenceHealth {
+  health: AgentHealth;
+  /** Tasks the agent last reported running (null: not reported yet). */
+  activeTasks: number | null;
+  maxConcurrentTasks: number | null;
+}
+
 export interface AgentRecord {
   id: string;
   hostname: string | null;
@@ -401,6 +416,8 @@ export interface AgentRecord {
   createdAt: number;
   /** The cloud instance holding the agent's socket, while one does. */
   instanceId: string | null;
+  /** As the holder last wrote it; null when no instance holds the agent or it has not said. */
+  health: AgentPresenceHealth | null;
 }
 export interface AgentRepository {
   upsert(a: {
@@ -412,8 +429,8 @@ export interface AgentRepository {
   }): Promise<AgentRecord>;
   findById(id: string): Promise<AgentRecord | undefined>;
   list(): Promise<AgentRecord[]>;
-  /** The agent's socket is on `instanceId` and was heard from at `seenAt`. */
-  claim(id: string, instanceId: string, seenAt: number): Promise<void>;
+  /** The agent's socket is on `instanceId` and was heard from at `seenAt`, in the state `health`. */
+  claim(id: string, instanceId: string, seenAt: number, health?: AgentPresenceHealth | null): Promise<void>;
   /** The agent left `instanceId`; a claim by another instance meanwhile is kept. */
   release(id: string, instanceId: string): Promise<void>;
   /** Agents held by instances that are gone are offline. Returns their ids. */
