@@ -197,6 +197,12 @@ describe('CommandService end to end (real SQLite)', () => {
     }
     expect(dispatcher.dispatched).toHaveLength(2);
     expect(await repos.audit.list({ action: 'request.empty' })).toHaveLength(3);
+    // A long request is still one task, run as asked: planning first is only ever the person's choice.
+    const long = `code implement ${'a billing page with invoices, refunds and exports; '.repeat(20)}`;
+    expect(long.length).toBeGreaterThan(600);
+    await mention(long);
+    expect(dispatcher.dispatched[2]).toMatchObject({ botName: 'coder', command: 'implement' });
+    expect(await repos.taskPlans.findByTask(dispatcher.dispatched[2]!.id)).toBeUndefined();
   });
 
   it('unknown default bot, bad flags and viewers are refused clearly and audited', async () => {

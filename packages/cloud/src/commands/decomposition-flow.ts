@@ -16,7 +16,7 @@ import {
   planMessage,
   sectionBlock,
 } from '../notifications/blocks.js';
-import { formatCost } from '../notifications/format.js';
+import { formatCost, formatTokens } from '../notifications/format.js';
 import { escapeMrkdwn } from '../notifications/mrkdwn.js';
 import type {
   ProgressView,
@@ -423,7 +423,7 @@ export class DecompositionFlow implements TaskMessageOwner {
     const headline = allDone
       ? `All ${total} steps completed`
       : `Stopped after ${subtasks.length} of ${total} steps: the last one did not complete, so the rest were not started`;
-    const totals = `${formatCost(metrics.costUsd)} · ${formatDuration(metrics.durationMs)} · ${metrics.inputTokens} in / ${metrics.outputTokens} out tokens · ${filesChanged.length} files changed`;
+    const totals = `${formatCost(metrics.costUsd)} · ${formatDuration(metrics.durationMs)} · ${formatTokens(metrics.inputTokens)} in / ${formatTokens(metrics.outputTokens)} out tokens · ${filesChanged.length} files changed`;
     const summary: ChatMessage = {
       text: `${headline}. Total ${totals}`,
       blocks: [
