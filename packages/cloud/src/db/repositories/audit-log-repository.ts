@@ -2,6 +2,7 @@ import type { Clock } from '@bematic/protocol';
 import type { Kysely, Selectable } from 'kysely';
 import type { AuditLogsTable, Schema } from '../schema.js';
 import { decodeRecord, encodeJson } from './codec.js';
+import { precompiled } from './precompiled.js';
 import type { AuditEntry, AuditLogRepository, NewAuditEntry } from './types.js';
 
 const DEFAULT_LIMIT = 100;
@@ -17,6 +18,14 @@ function toEntry(row: Selectable<AuditLogsTable>): AuditEntry {
     details: decodeRecord(row.details, { table: 'audit_logs', column: 'details', rowId: String(row.id) }),
   };
 }
+
+/** Written for most lifecycle steps; the parameters in this order. */
+const INSERT_ENTRY = precompiled((db) =>
+  db
+    .insertInto('audit_logs')
+    .values({ ts: 0, action: '', actor: '', resource_type: null, resource_id: null, details: '' })
+    .returning('id'),
+);
 
 export class KyselyAuditLogRepository implements AuditLogRepository {
   constructor(
@@ -34,11 +43,16 @@ export class KyselyAuditLogRepository implements AuditLogRepository {
       details: encodeJson(entry.details ?? {}),
     };
     // Only the id comes back: the rest is what was written (details as stored, read back through JSON).
-    const { id } = await this.db
-      .insertInto('audit_logs')
-      .values(values)
-      .returning('id')
-      .executeTakeFirstOrThrow();
+    const { rows } = await INSERT_ENTRY(this.db, [
+      values.ts,
+      values.action,
+      values.actor,
+      values.resource_type,
+      values.resource_id,
+      values.details,
+    ]);
+    const id = rows[0]?.id;
+    if (id === undefined) throw new Error('audit entry insert returned no id');
     return toEntry({ id, ...values });
   }
 

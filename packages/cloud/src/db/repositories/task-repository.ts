@@ -25,6 +25,7 @@ import {
   stripNul,
 } from './codec.js';
 import { KyselyOfflineQueueRepository } from './offline-queue-repository.js';
+import { precompiled } from './precompiled.js';
 import { inTransaction } from './transaction.js';
 import type {
   AttemptGuard,
@@ -130,6 +131,9 @@ const MOVES_INTO = Object.fromEntries(
   TASK_STATUSES.map((to) => [to, TASK_STATUSES.filter((from) => TASK_TRANSITIONS[from].includes(to))]),
 ) as Record<TaskStatus, TaskStatus[]>;
 
+/** Read for every frame an agent sends about a task. */
+const TASK_BY_ID = precompiled((db) => db.selectFrom('tasks').selectAll().where('id', '=', ''));
+
 /** States from which a task may be (re)sent to an agent. */
 const RESENDABLE: TaskStatus[] = ['pending', 'queued', 'submitted'];
 
@@ -204,7 +208,7 @@ export class KyselyTaskRepository implements TaskRepository {
   }
 
   async findById(id: string): Promise<Task | undefined> {
-    const row = await this.db.selectFrom('tasks').selectAll().where('id', '=', id).executeTakeFirst();
+    const [row] = (await TASK_BY_ID(this.db, [id])).rows;
     return row && toTask(row);
   }
 
