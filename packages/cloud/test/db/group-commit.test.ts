@@ -133,6 +133,21 @@ for (const target of targets) {
       expect(await logged()).toEqual(['kept-1']);
     });
 
+    it('writes the audit entries asked for in one tick in one statement of one commit, each with its own id', async () => {
+      const entries = await Promise.all(['a', 'b', 'c'].map((id) => repos.audit.log(entry(id))));
+      expect(begun).toBe(1);
+      expect(entries.map((e) => e.resourceId)).toEqual(['a', 'b', 'c']);
+      const ids = entries.map((e) => e.id);
+      expect([...ids].sort((x, y) => x - y)).toEqual(ids);
+      expect(new Set(ids).size).toBe(3);
+      const stored = await repos.audit.list({ action: 'test.entry' });
+      expect(Object.fromEntries(stored.map((e) => [e.id, e.resourceId]))).toEqual({
+        [ids[0] as number]: 'a',
+        [ids[1] as number]: 'b',
+        [ids[2] as number]: 'c',
+      });
+    });
+
     it('settles a caller only after its commit: what is asked for meanwhile waits for the next one', async () => {
       let releaseFirst: () => void = () => {};
       const held = new Promise<void>((resolve) => {

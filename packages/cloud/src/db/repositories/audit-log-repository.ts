@@ -56,6 +56,30 @@ export class KyselyAuditLogRepository implements AuditLogRepository {
     return toEntry({ id, ...values });
   }
 
+  /**
+   * Many entries in one INSERT (the group commit's batch of audit entries). Ids are handed out in the order
+   * of the rows, so the returned ids, sorted, belong to the entries in order.
+   */
+  static async logMany(
+    db: Kysely<Schema>,
+    entries: readonly NewAuditEntry[],
+    now: Clock['now'] = Date.now,
+  ): Promise<AuditEntry[]> {
+    if (entries.length === 0) return [];
+    const values = entries.map((entry) => ({
+      ts: entry.ts ?? now(),
+      action: entry.action,
+      actor: entry.actor,
+      resource_type: entry.resourceType ?? null,
+      resource_id: entry.resourceId ?? null,
+      details: encodeJson(entry.details ?? {}),
+    }));
+    const rows = await db.insertInto('audit_logs').values(values).returning('id').execute();
+    const ids = rows.map((r) => r.id).sort((a, b) => a - b);
+    if (ids.length !== values.length) throw new Error('audit insert returned fewer ids than rows');
+    return values.map((v, i) => toEntry({ id: ids[i] as number, ...v }));
+  }
+
   /** Newest first; at most `limit` (default 100) entries. */
   async list(
     query: { action?: string; resourceId?: string; actor?: string; limit?: number } = {},

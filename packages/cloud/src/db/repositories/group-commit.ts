@@ -48,6 +48,42 @@ export class GroupCommit {
     });
   }
 
+  /**
+   * Single-row writes of one kind that one statement can do many of (a multi-row INSERT): the rows asked for
+   * until the batch's turn comes are written together, as one unit of that group commit; each caller gets its
+   * row's result after the COMMIT. `write` returns one result per value, in order.
+   */
+  collector<V, R>(
+    write: (trx: Kysely<Schema>, values: readonly V[]) => Promise<R[]>,
+    maxRows = 1000,
+  ): (value: V) => Promise<R> {
+    type Open = { values: V[]; waiters: Array<{ resolve: (r: R) => void; reject: (e: unknown) => void }> };
+    let open: Open | null = null;
+    return (value) =>
+      new Promise<R>((resolve, reject) => {
+        if (!open || open.values.length >= maxRows) {
+          const batch: Open = { values: [], waiters: [] };
+          open = batch;
+          this.run(async (trx) => {
+            if (open === batch) open = null;
+            return write(trx, batch.values);
+          }).then(
+            (results) =>
+              batch.waiters.forEach((w, i) => {
+                const r = results[i];
+                if (r === undefined) w.reject(new Error('batched write returned fewer rows than asked'));
+                else w.resolve(r);
+              }),
+            (err: unknown) => {
+              for (const w of batch.waiters) w.reject(err);
+            },
+          );
+        }
+        open.values.push(value);
+        open.waiters.push({ resolve, reject });
+      });
+  }
+
   private schedule(): void {
     if (this.scheduled || this.running) return;
     this.scheduled = true;

@@ -18,7 +18,7 @@ import { KyselyTaskRepository } from './task-repository.js';
 import { KyselyTaskSearchRepository } from './task-search-repository.js';
 import { KyselyTaskStepRepository } from './task-step-repository.js';
 import { inTransaction } from './transaction.js';
-import type { Repositories } from './types.js';
+import type { NewAuditEntry, Repositories } from './types.js';
 
 export interface RepositoryOptions {
   /** Source of every timestamp the repositories set themselves (default Date.now). */
@@ -72,11 +72,13 @@ export function createRepositories(db: Kysely<Schema>, opts: RepositoryOptions =
  * one by one; each caller still resumes only once its write is committed.
  */
 function groupWrites(top: Omit<Repositories, 'transaction'>, group: GroupCommit, now: Clock['now']): void {
-  const audit = (trx: Kysely<Schema>) => new KyselyAuditLogRepository(trx, now);
   const steps = (trx: Kysely<Schema>) => new KyselyTaskStepRepository(trx, now);
   const queue = (trx: Kysely<Schema>) => new KyselyOfflineQueueRepository(trx, now);
   const messages = (trx: Kysely<Schema>) => new KyselyConsoleMessageRepository(trx);
-  top.audit.log = (entry) => group.run((trx) => audit(trx).log(entry));
+  // Audit entries of one batch go in one multi-row INSERT.
+  top.audit.log = group.collector((trx, entries: readonly NewAuditEntry[]) =>
+    KyselyAuditLogRepository.logMany(trx, entries, now),
+  );
   top.taskSteps.append = (step) => group.run((trx) => steps(trx).append(step));
   top.taskSteps.appendText = (taskId, text) => group.run((trx) => steps(trx).appendText(taskId, text));
   top.taskSteps.mergeDetail = (taskId, toolUseId, detail) =>
