@@ -32,7 +32,7 @@ import { createHttpServer, type HttpServerHandle } from '../http/http-server.js'
 import type { RateLimitStore } from '../limits/rate-limiter.js';
 import { secretSafeLogOptions } from '../logging/secret-safe.js';
 import { MetricsCollector } from '../metrics/metrics-collector.js';
-import { NotificationService } from '../notifications/notification-service.js';
+import { NotificationService, STARTED_POST_GRACE_MS } from '../notifications/notification-service.js';
 import { StartedPosts } from '../notifications/started-posts.js';
 import { RetentionService } from '../retention/retention-service.js';
 import { createSlackApp, type SlackApp } from '../slack/slack-app.js';
@@ -373,6 +373,8 @@ export async function startCloud(options: StartCloudOptions): Promise<Cloud> {
   const notifications = new NotificationService({
     events,
     startedPosts,
+    // Another instance may have launched the task; its "Task started" post lands in the database.
+    ...(database.dialect === 'postgres' && { startedPostGraceMs: STARTED_POST_GRACE_MS }),
     tasks: repos.tasks,
     bots,
     surfaceFor,

@@ -170,6 +170,52 @@ describe('NotificationService', () => {
     expect(new Set(surface.updates.map((u) => u.ts))).toEqual(new Set([landed.progressMessageTs]));
   });
 
+  describe('on a database shared by several instances', () => {
+    /** The task as another instance launched it: its "Task started" post is not recorded yet. */
+    const launchedElsewhere = async () => {
+      svc.stop();
+      vi.setSystemTime(task.createdAt);
+      svc = new NotificationService({
+        events,
+        tasks: repos.tasks,
+        bots: new BotRegistry(),
+        surfaceFor: () => surface,
+        refreshMs: 0,
+        startedPosts: new StartedPosts(),
+        startedPostGraceMs: 10_000,
+      }).start();
+      const bare = await repos.tasks.update(task.id, { progressMessageTs: null });
+      events.emit('task.started', { task: bare });
+      events.emit('task.progress', {
+        task: bare,
+        progress: { taskId: task.id, attempt: 1, kind: 'tool', message: 'Editing a file' },
+      });
+    };
+
+    it('updates the "Task started" message the launching instance posts, never a second one', async () => {
+      await launchedElsewhere();
+      await vi.advanceTimersByTimeAsync(4000);
+      expect(surface.posts).toHaveLength(1); // the one from beforeEach; the service did not post its own
+      expect(surface.updates).toHaveLength(0);
+      const posted = await surface.post('C1', { text: 'Task started' }, '100.1');
+      await repos.tasks.update(task.id, { progressMessageTs: posted.ts });
+      await vi.advanceTimersByTimeAsync(3000);
+      expect(surface.posts).toHaveLength(2);
+      expect(new Set(surface.updates.map((u) => u.ts))).toEqual(new Set([posted.ts]));
+      expect(textOf(surface.updates.at(-1)!.message)).toContain('Editing a file');
+    });
+
+    it('posts the message itself once the grace has passed and none was recorded', async () => {
+      await launchedElsewhere();
+      await vi.advanceTimersByTimeAsync(9000);
+      expect(surface.posts).toHaveLength(1);
+      await vi.advanceTimersByTimeAsync(3000);
+      expect(surface.posts).toHaveLength(2);
+      expect(textOf(surface.posts.at(-1)!.message)).toContain('Editing a file');
+      expect((await repos.tasks.findById(task.id))?.progressMessageTs).toBe(surface.posts.at(-1)!.ts);
+    });
+  });
+
   it('shows the TodoWrite plan as a checklist, keeps continuation notices, and ends with the plan ticked', async () => {
     const todo = (statuses: string[]) =>
       JSON.stringify({

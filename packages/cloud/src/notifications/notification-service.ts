@@ -50,6 +50,22 @@ export interface NotificationServiceDeps {
   adminChannel?: { surface: ChatSurface; channelId: string };
   /** "Task started" posts on their way (the launcher posts after dispatching): waited for, never doubled. */
   startedPosts?: StartedPosts;
+  /**
+   * Several instances: the launcher's "Task started" post may be on its way in another process, which
+   * `startedPosts` cannot see. For this long after a task was created, an instance that finds no message
+   * for it does not post one of its own but retries the update later (default 0: one process).
+   */
+  startedPostGraceMs?: number;
+}
+
+/** How long an instance on a shared database waits for another's "Task started" post before posting its own. */
+export const STARTED_POST_GRACE_MS = 10_000;
+
+/** The task's message is not known yet; another instance's "Task started" post may still land. */
+class StartedPostPending extends Error {
+  constructor(taskId: string) {
+    super(`the "Task started" message of ${taskId} is not recorded yet`);
+  }
 }
 
 interface Tracked {
@@ -252,7 +268,10 @@ export class NotificationService {
       },
       refreshMs: this.deps.refreshMs,
       clock: this.clock,
-      onError: (err) => this.log.warn({ err, taskId: task.id }, 'progress update failed'),
+      onError: (err) =>
+        err instanceof StartedPostPending
+          ? this.log.debug({ taskId: task.id }, 'task message not recorded yet; update retried')
+          : this.log.warn({ err, taskId: task.id }, 'progress update failed'),
     });
     this.tracked.set(task.id, t);
     return t;
@@ -264,7 +283,13 @@ export class NotificationService {
       t.messageTs = (async () => {
         await this.deps.startedPosts?.landed(t.task.id);
         const fresh = await this.deps.tasks.findById(t.task.id);
-        if (fresh?.progressMessageTs) return fresh.progressMessageTs;
+        if (fresh?.progressMessageTs) {
+          t.task = { ...t.task, progressMessageTs: fresh.progressMessageTs };
+          return fresh.progressMessageTs;
+        }
+        // The scheduler tries again after one task interval; by then the launcher's post has landed.
+        if (this.clock.now() - t.task.createdAt < (this.deps.startedPostGraceMs ?? 0))
+          throw new StartedPostPending(t.task.id);
         const posted = await this.deps
           .surfaceFor(t.task)
           .post(t.task.channelId, this.render(t, this.clock.now()), t.task.threadTs);
