@@ -2,8 +2,15 @@ import { once } from 'node:events';
 import { mkdtempSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
-import { Agent, type Executor, SleepExecutor } from '@bematic/agent';
-import { isTerminalStatus } from '@bematic/protocol';
+import {
+  Agent,
+  DEFAULT_CPU_WINDOW_MS,
+  type Executor,
+  ResourceMonitor,
+  type ResourceSample,
+  SleepExecutor,
+} from '@bematic/agent';
+import { isTerminalStatus, systemClock } from '@bematic/protocol';
 import { afterEach, describe, expect, it } from 'vitest';
 import { ManualExecutor } from '../../../agent/test/support/manual-executor.js';
 import type { Project } from '../../src/db/repositories/types.js';
@@ -82,6 +89,76 @@ describe('gateway with the real agent', () => {
     cleanups.push(() => agent.stop({ graceful: false }));
     return agent;
   }
+
+  it("a real agent's CPU gate refuses a task, and the cloud resends it as soon as the agent reports it cleared", async () => {
+    const cloud = await boot();
+    cleanups.push(async () => {
+      await cloud.stop();
+      removeDir(cloud.dir);
+    });
+    const checkout = workDir();
+    const project = await seedProject(cloud.repos, 'agent-a', [], checkout);
+    const { key } = await cloud.gateway.apiKeys.create('agent-a');
+    // The machine's load is injected: each sample stands for a whole CPU window, taken when the test says.
+    const reading: ResourceSample = { cpuPercent: 97, memoryPercent: 30, rssMb: 50, loadAvg1m: 3 };
+    let sampledAt = Date.now();
+    const monitor = new ResourceMonitor({
+      cpuThreshold: 90,
+      memoryThreshold: 90,
+      recoverySamples: 2,
+      clock: { ...systemClock, now: () => sampledAt },
+      sampler: () => {
+        sampledAt += DEFAULT_CPU_WINDOW_MS;
+        return { ...reading };
+      },
+      intervalMs: 3_600_000,
+    });
+    const agent = new Agent({
+      config: {
+        cloudUrls: [cloud.url],
+        agentId: 'agent-a',
+        agentKey: key,
+        maxConcurrentTasks: 2,
+        roots: [checkout],
+        cpuThreshold: 90,
+        memoryThreshold: 90,
+        reconnectMaxMs: 200,
+        stateDir: undefined,
+        worktreeDir: `${checkout}-worktrees`,
+        branchPrefix: 'bematic/',
+        projectConcurrency: 2,
+        githubApiUrl: 'https://api.github.com',
+        githubToken: undefined,
+      },
+      executor: new SleepExecutor({ durationMs: 0 }),
+      resourceMonitor: monitor,
+      reconnectBaseMs: 10,
+      hostname: 'busy-host',
+    });
+    cleanups.push(() => agent.stop({ graceful: false }));
+    const authed = once(agent, 'authenticated');
+    agent.start();
+    await authed;
+    monitor.sample();
+    expect(monitor.isOverloaded()).toBe(true);
+
+    const task = await seedTask(cloud.repos, project, { prompt: 'wait for a calm machine' });
+    await cloud.gateway.dispatcher.dispatch(task);
+    const queued = await cloud.log.wait('task.queued', (e) => e.task.id === task.id);
+    expect(queued.task.status).toBe('queued');
+    expect((await cloud.repos.tasks.findById(task.id))?.attempt).toBe(1);
+    expect(cloud.log.of('task.started')).toHaveLength(0);
+
+    // Load falls: the agent's monitor recovers, it says so, and the cloud sends the task again at once.
+    reading.cpuPercent = 10;
+    monitor.sample();
+    monitor.sample();
+    expect(monitor.isOverloaded()).toBe(false);
+    const done = await cloud.log.wait('task.completed', (e) => e.task.id === task.id);
+    expect(done.task).toMatchObject({ status: 'completed', attempt: 2, agentId: 'agent-a' });
+    expect(terminalEventsByTask(cloud).get(task.id)).toEqual(['task.completed']);
+    removeDir(checkout);
+  });
 
   it('records the result once when the agent is disconnected mid-task and reconnects', async () => {
     const cloud = await boot();
