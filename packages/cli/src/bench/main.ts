@@ -1,6 +1,6 @@
 #!/usr/bin/env node
 import { fork } from 'node:child_process';
-import { mkdir, writeFile } from 'node:fs/promises';
+import { mkdir, readFile, writeFile } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
 import { Command } from 'commander';
@@ -115,11 +115,17 @@ function markdown(
   return `${out.join('\n')}\n`;
 }
 
-/** How many of the issue's targets this run met, and which not. */
+/** How many of the issue's targets this run met, per scenario (the table says which). */
 function targetSummary(reports: ScenarioReport[]): string {
-  const withTarget = reports.flatMap((r) => (r.rows ?? []).filter((row) => row.target));
-  const missed = withTarget.filter((row) => !row.target?.met);
-  return `Targets met: ${withTarget.length - missed.length} of ${withTarget.length}${missed.length ? `; not met: ${missed.map((row) => row.metric.trim()).join('; ')}` : ''}.`;
+  const per = reports.flatMap((r) => {
+    const rows = (r.rows ?? []).filter((row) => row.target);
+    return rows.length
+      ? [{ name: r.name, rows: rows.length, met: rows.filter((row) => row.target?.met).length }]
+      : [];
+  });
+  const all = per.reduce((a, p) => a + p.rows, 0);
+  const met = per.reduce((a, p) => a + p.met, 0);
+  return `Targets met: ${met} of ${all} (${per.map((p) => `${p.name} ${p.met}/${p.rows}`).join(', ')}).`;
 }
 
 function formatValue(row: BenchRow): string {
@@ -135,8 +141,10 @@ async function main(argv: string[]): Promise<number> {
     .option('--only <names>', `comma-separated scenarios: ${SCENARIOS.map((s) => s.name).join(', ')}`)
     .option('--out <dir>', 'where the JSON goes', 'bench-results')
     .option('--note <text>', 'a line for the top of latest.md (why this run, what it is not)')
+    .option('--render <json>', 'write latest.md again from a results JSON, without running anything')
     .parse(argv);
-  const opts = program.opts<{ quick: boolean; only?: string; out: string; note?: string }>();
+  const opts = program.opts<{ quick: boolean; only?: string; out: string; note?: string; render?: string }>();
+  if (opts.render) return render(opts.render, opts.out, opts.note);
   const wanted = opts.only
     ?.split(',')
     .map((s) => s.trim())
@@ -197,13 +205,37 @@ async function main(argv: string[]): Promise<number> {
       startedAt: result.startedAt,
       quick: opts.quick,
       ...(opts.note !== undefined && { note: opts.note }),
-      machine: `${m.cpus} × ${m.cpuModel}, ${m.totalMemoryMb} MiB, Node ${m.node}, load ${m.loadAvg1m}`,
+      machine: describeMachine(m),
     }),
   );
   process.stdout.write(
     `\nwritten ${path.relative(process.cwd(), file)}, latest.json and latest.md (${result.durationMs / 1000} s)\n`,
   );
   return reports.some((r) => r.error) ? 1 : 0;
+}
+
+interface Results {
+  startedAt: string;
+  quick: boolean;
+  machine: ReturnType<typeof machine>;
+  scenarios: ScenarioReport[];
+}
+
+const describeMachine = (m: Results['machine']) =>
+  `${m.cpus} × ${m.cpuModel}, ${m.totalMemoryMb} MiB, Node ${m.node}, load ${m.loadAvg1m}`;
+
+async function render(file: string, out: string, note: string | undefined): Promise<number> {
+  const result = JSON.parse(await readFile(file, 'utf8')) as Results;
+  await writeFile(
+    path.join(path.resolve(out), 'latest.md'),
+    markdown(result.scenarios, {
+      startedAt: result.startedAt,
+      quick: result.quick,
+      machine: describeMachine(result.machine),
+      ...(note !== undefined && { note }),
+    }),
+  );
+  return 0;
 }
 
 // The scenarios ran in child processes that are gone by now, so this process ends on its own.

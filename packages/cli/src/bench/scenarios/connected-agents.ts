@@ -13,9 +13,6 @@ const HOLD_INTERVALS = 3;
 
 type Swarm = ClientProcess<SwarmCommand, SwarmReply>;
 
-/** Where each swarm process connects from: its own loopback address, its own ephemeral port range. */
-const sourceAddress = (i: number) => `127.0.0.${2 + i}`;
-
 /** What the machine allows one process: each agent is one open file in the cloud. */
 async function openFileLimit(): Promise<number | undefined> {
   try {
@@ -100,7 +97,6 @@ export const connectedAgents: Scenario = {
                 url,
                 agents: batch.slice(i * per, (i + 1) * per),
                 concurrency: 25,
-                localAddress: sourceAddress(i),
               },
               'connected',
               600_000,

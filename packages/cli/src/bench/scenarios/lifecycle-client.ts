@@ -5,8 +5,8 @@
  * sending frames as fast as a raw `ws` server on loopback takes them. Driven over IPC.
  */
 import type { PayloadOf } from '@bematic/protocol';
+import { RawAgent } from '@bematic/testkit';
 import { WebSocket } from 'ws';
-import { connectRawAgent, type RawAgent } from '../raw-agent.js';
 
 export type LifecycleCommand =
   | { type: 'connect'; url: string; agentId: string; apiKey: string; expect: number }
@@ -46,35 +46,38 @@ export function completeOf(taskId: string, attempt: number): PayloadOf<'TASK_COM
 }
 
 function connect(cmd: Extract<LifecycleCommand, { type: 'connect' }>): void {
-  let submits = 0;
-  let resultAcks = 0;
-  connectRawAgent({
-    url: cmd.url,
+  const auth = {
     agentId: cmd.agentId,
     apiKey: cmd.apiKey,
+    agentVersion: 'bench',
     hostname: 'bench-lifecycle',
     maxConcurrentTasks: 10_000,
-    onMessage: (m, a) => {
-      if (m.type === 'TASK_SUBMIT') {
-        submits++;
-        const { taskId, attempt } = m.payload as PayloadOf<'TASK_SUBMIT'>;
-        a.send('TASK_ACK', { taskId, attempt, accepted: true, queued: false });
-        a.send('TASK_PROGRESS', { taskId, attempt, kind: 'started', message: 'Task started' });
-        a.send('TASK_COMPLETE', completeOf(taskId, attempt));
-      } else if (m.type === 'TASK_RESULT_ACK') {
-        if (++resultAcks === cmd.expect)
-          reply({
-            type: 'done',
-            resultAcks,
-            submits,
-            lastResultAckMs: performance.now() - a.authenticatedAt,
-          });
-      }
-    },
-  }).then(
+  };
+  RawAgent.accepted(cmd.url, auth, { answerPings: true, timeoutMs: 300_000 }).then(
     (a) => {
       agent = a;
+      const authenticatedAt = performance.now();
       reply({ type: 'authenticated' });
+      let submits = 0;
+      let resultAcks = 0;
+      const answer = async () => {
+        while (submits < cmd.expect) {
+          const { payload } = await a.next('TASK_SUBMIT');
+          submits++;
+          const { taskId, attempt } = payload;
+          a.send('TASK_ACK', { taskId, attempt, accepted: true, queued: false });
+          a.send('TASK_PROGRESS', { taskId, attempt, kind: 'started', message: 'Task started' });
+          a.send('TASK_COMPLETE', completeOf(taskId, attempt));
+        }
+      };
+      const count = async () => {
+        while (resultAcks < cmd.expect) {
+          await a.next('TASK_RESULT_ACK');
+          resultAcks++;
+        }
+        reply({ type: 'done', resultAcks, submits, lastResultAckMs: performance.now() - authenticatedAt });
+      };
+      Promise.all([answer(), count()]).catch((err: Error) => reply({ type: 'failed', error: err.message }));
     },
     (err: Error) => reply({ type: 'failed', error: err.message }),
   );
@@ -99,7 +102,7 @@ process.on('message', (cmd: unknown) => {
   if (cmd.type === 'connect') connect(cmd);
   else if (cmd.type === 'blast') blast(cmd);
   else {
-    agent?.terminate();
+    void agent?.terminate();
     process.disconnect?.();
     setImmediate(() => process.exit(0));
   }

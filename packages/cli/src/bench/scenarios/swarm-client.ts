@@ -1,11 +1,10 @@
 /**
  * Child process for the connected-agents scenario: many raw protocol clients
- * that authenticate and answer HEARTBEAT_PING, kept out of the cloud's process
- * so the cloud's memory and CPU are measured alone. Several of these run at
- * once, each from its own loopback source address (its own ephemeral port
- * range). Driven over IPC.
+ * (the testkit's RawAgent) that authenticate and answer HEARTBEAT_PING, kept
+ * out of the cloud's process so the cloud's memory and CPU are measured alone.
+ * Several of these run at once. Driven over IPC.
  */
-import { connectRawAgent, type RawAgent } from '../raw-agent.js';
+import { RawAgent } from '@bematic/testkit';
 
 export interface SwarmAgent {
   agentId: string;
@@ -13,19 +12,18 @@ export interface SwarmAgent {
 }
 
 export type SwarmCommand =
-  | { type: 'connect'; url: string; agents: SwarmAgent[]; concurrency: number; localAddress?: string }
+  | { type: 'connect'; url: string; agents: SwarmAgent[]; concurrency: number }
   | { type: 'stats' }
   | { type: 'stop' };
 
 export type SwarmReply =
   | { type: 'connected'; ok: number; failed: number; errors: string[]; ms: number }
-  | { type: 'stats'; open: number; closed: number; pings: number }
+  | { type: 'stats'; open: number; closed: number }
   | { type: 'stopped' }
   | { type: 'failed'; error: string };
 
 const sockets = new Set<RawAgent>();
 let closed = 0;
-let pings = 0;
 
 async function connectAll(cmd: Extract<SwarmCommand, { type: 'connect' }>): Promise<SwarmReply> {
   const t0 = performance.now();
@@ -36,16 +34,13 @@ async function connectAll(cmd: Extract<SwarmCommand, { type: 'connect' }>): Prom
     while (next < cmd.agents.length) {
       const { agentId, apiKey } = cmd.agents[next++] as SwarmAgent;
       try {
-        const agent: RawAgent = await connectRawAgent({
-          url: cmd.url,
-          agentId,
-          apiKey,
-          hostname: 'bench-swarm',
-          ...(cmd.localAddress !== undefined && { localAddress: cmd.localAddress }),
-          onPing: () => void pings++,
-          onClose: () => {
-            if (sockets.delete(agent)) closed++;
-          },
+        const agent = await RawAgent.accepted(
+          cmd.url,
+          { agentId, apiKey, agentVersion: 'bench', hostname: 'bench-swarm', maxConcurrentTasks: 1 },
+          { answerPings: true },
+        );
+        void agent.closed.then(() => {
+          if (sockets.delete(agent)) closed++;
         });
         sockets.add(agent);
         ok++;
@@ -82,9 +77,9 @@ const reply = (r: SwarmReply) => process.send?.(r);
 process.on('message', (raw: unknown) => {
   if (!isCommand(raw)) return;
   if (raw.type === 'connect') void connectAll(raw).then(reply);
-  else if (raw.type === 'stats') reply({ type: 'stats', open: sockets.size, closed, pings });
+  else if (raw.type === 'stats') reply({ type: 'stats', open: sockets.size, closed });
   else {
-    for (const agent of sockets) agent.terminate();
+    for (const agent of sockets) void agent.terminate();
     reply({ type: 'stopped' });
     process.disconnect?.();
     setImmediate(() => process.exit(0));
