@@ -202,6 +202,13 @@ export interface SlackDeliveriesTable {
 }
 
 /** A decomposed request's plan (migration 011). */
+export interface CancelRequestsTable {
+  task_id: string;
+  reason: string;
+  actor: string;
+  requested_at: number;
+}
+
 export interface TaskPlansTable {
   /** The planning task. */
   task_id: string;
@@ -243,4 +250,5 @@ export interface Schema {
   task_totals: TaskTotalsTable;
   slack_deliveries: SlackDeliveriesTable;
   task_plans: TaskPlansTable;
+  cancel_requests: CancelRequestsTable;
 }

@@ -215,11 +215,17 @@ export class MessageRouter {
     if (outcome.kind === 'stale') return this.stale(agentId, task, message, outcome.stale);
     const { dispatcher, manager } = this.opts;
     await this.agentHasIt(agentId, task);
-    dispatcher.forgetCancel(task.id);
     manager.answered(agentId, task.id);
     if (isTerminalStatus(outcome.task.status))
       await this.ackResult(agentId, task.id, message.payload.attempt);
     if (outcome.kind === 'applied') manager.nudge(agentId);
+    // Ended: a cancel still owed (asked for on any instance) is settled. Off the result's path.
+    if (isTerminalStatus(outcome.task.status))
+      await dispatcher
+        .forgetCancel(task.id)
+        .catch((err: unknown) =>
+          this.opts.logger.warn({ err, taskId: task.id }, 'cancel request not removed'),
+        );
     return null;
   }
 

@@ -36,13 +36,22 @@ export class Reconciler {
 
   /**
    * Task ids the agent reports holding that the cloud no longer wants it to run:
-   * unknown, already terminal (e.g. cancelled while it was away), or reassigned.
+   * unknown, already terminal (e.g. cancelled while it was away), reassigned, or
+   * cancelled by a user with the agent's confirmation still owed (the cancel may
+   * have been lost with the instance it went through): it stops them and reports
+   * TASK_CANCELLED to the instance it is connected to now.
    */
   async unwantedTaskIds(agentId: string, auth: AuthRequest): Promise<string[]> {
     const unwanted: string[] = [];
     for (const taskId of auth.activeTaskIds) {
       const task = await this.opts.repos.tasks.findById(taskId);
-      if (!task || isTerminalStatus(task.status) || task.agentId !== agentId) unwanted.push(taskId);
+      if (
+        !task ||
+        isTerminalStatus(task.status) ||
+        task.agentId !== agentId ||
+        (await this.opts.repos.cancelRequests.find(taskId))
+      )
+        unwanted.push(taskId);
     }
     return unwanted;
   }
@@ -126,9 +135,9 @@ export class Reconciler {
   }
 
   private async lose(task: Task, why: string): Promise<void> {
-    const cancel = this.opts.dispatcher.pendingCancel(task.id);
+    const cancel = await this.opts.dispatcher.pendingCancel(task.id);
     if (cancel) {
-      this.opts.dispatcher.forgetCancel(task.id);
+      await this.opts.dispatcher.forgetCancel(task.id);
       await this.opts.lifecycle.cancel(task.id, cancel.reason, cancel.actor);
       return;
     }

@@ -35,9 +35,6 @@ export interface GatewayTaskDispatcherOptions {
  * one transaction), else the queue of one held elsewhere that cannot take work now, else the primary's.
  */
 export class GatewayTaskDispatcher implements TaskDispatcher {
-  /** Cancels sent to a connected agent and not yet confirmed; honoured if the agent is lost. */
-  private readonly cancelRequests = new Map<string, { reason: string; actor: string }>();
-
   constructor(private readonly opts: GatewayTaskDispatcherOptions) {}
 
   async dispatch(task: Task): Promise<DispatchResult> {
@@ -93,25 +90,28 @@ export class GatewayTaskDispatcher implements TaskDispatcher {
     }
 
     if (manager.isConnected(task.agentId) || (await this.opts.routes?.heldElsewhere(task.agentId))) {
-      this.cancelRequests.set(taskId, { reason, actor });
+      // In the database, not this instance's memory: whichever instance hears from the agent next (its
+      // confirmation, its loss, its reconnect) finishes the cancellation.
+      await repos.cancelRequests.put(taskId, reason, actor);
       const sent = await this.sendWherever(task.agentId, cancelMessage(task, reason));
       if (sent) return { outcome: 'sent-to-agent' };
     }
     // The agent is away with the task: record the user's decision now; on reconnect
     // the task is in AUTH_RESPONSE.cancelTaskIds because the database has it terminal.
-    this.cancelRequests.delete(taskId);
+    await repos.cancelRequests.remove(taskId);
     const outcome = await lifecycle.cancel(taskId, reason, actor);
     if (outcome.kind === 'ignored') return { outcome: 'already-terminal' };
     return { outcome: 'cancelled-agent-offline' };
   }
 
-  /** A cancel the agent has not confirmed yet, if any. */
-  pendingCancel(taskId: string): { reason: string; actor: string } | undefined {
-    return this.cancelRequests.get(taskId);
+  /** A cancel sent to the agent (from any instance) that it has not confirmed yet, if any. */
+  async pendingCancel(taskId: string): Promise<{ reason: string; actor: string } | undefined> {
+    return this.opts.repos.cancelRequests.find(taskId);
   }
 
-  forgetCancel(taskId: string): void {
-    this.cancelRequests.delete(taskId);
+  /** The task ended (the agent confirmed the cancel, or finished first): nothing is left to cancel. */
+  async forgetCancel(taskId: string): Promise<void> {
+    await this.opts.repos.cancelRequests.remove(taskId);
   }
 
   /**

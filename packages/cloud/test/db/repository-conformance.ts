@@ -1222,6 +1222,25 @@ export function describeRepositoryConformance(name: string, open: () => Promise<
         expect(await repos.agents.releaseAllBut([])).toEqual(['a2']);
       });
 
+      it('keeps a cancel owed by the agent until removed, renewed by a second request, gone with its task', async () => {
+        const t = await repos.tasks.create(newTask());
+        expect(await repos.cancelRequests.find(t.id)).toBeUndefined();
+        await repos.cancelRequests.put(t.id, 'not needed', 'U1');
+        expect(await repos.cancelRequests.find(t.id)).toEqual({
+          taskId: t.id,
+          reason: 'not needed',
+          actor: 'U1',
+          requestedAt: expect.any(Number),
+        });
+        await repos.cancelRequests.put(t.id, 'really', 'U2');
+        expect(await repos.cancelRequests.find(t.id)).toMatchObject({ reason: 'really', actor: 'U2' });
+        expect(await repos.cancelRequests.remove(t.id)).toBe(true);
+        expect(await repos.cancelRequests.remove(t.id)).toBe(false);
+        await repos.cancelRequests.put(t.id, 'again', 'U1');
+        await repos.tasks.delete(t.id);
+        expect(await repos.cancelRequests.find(t.id)).toBeUndefined();
+      });
+
       it("carries the holder's view of the agent's health with the claim, kept by a claim without one, gone with the release", async () => {
         await repos.agents.upsert({ id: 'h1', status: 'online' });
         const busy = { health: 'overloaded' as const, activeTasks: 2, maxConcurrentTasks: 3 };

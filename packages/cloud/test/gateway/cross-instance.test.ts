@@ -108,8 +108,12 @@ describe.skipIf(!postgresUrl)('cross-instance routing (PostgreSQL)', () => {
       outcome: 'sent-to-agent',
     });
     expect((await agent.next('TASK_CANCEL')).payload).toMatchObject({ taskId: task.id, attempt: 1 });
+    expect(await a.repos.cancelRequests.find(task.id)).toMatchObject({ actor: 'U1', reason: 'not needed' });
     agent.send('TASK_CANCELLED', { taskId: task.id, reason: 'not needed' });
     await b.log.wait('task.cancelled', (e) => e.task.id === task.id);
+    // Ended once, where the reply arrived; nothing is owed any more.
+    expect(a.log.of('task.cancelled')).toEqual([]);
+    await expect.poll(() => a.repos.cancelRequests.find(task.id)).toBeUndefined();
 
     // Exactly one TASK_SUBMIT went out, from B.
     expect(agent.received.filter((m) => m.type === 'TASK_SUBMIT')).toEqual([]);
@@ -204,6 +208,64 @@ describe.skipIf(!postgresUrl)('cross-instance routing (PostgreSQL)', () => {
     expect([...primary.received, ...fallback.received].filter((m) => m.type === 'TASK_SUBMIT')).toEqual([]);
     await primary.close();
     await fallback.close();
+  });
+
+  /** A task running on the agent held by B, and B's listening session cut: what A relays to it is lost. */
+  const runningOnDeafHolder = async (holderConfig: Partial<GatewayConfig> = {}) => {
+    a = await instance('a');
+    const holderId = `b-${randomUUID().slice(0, 8)}`;
+    b = await instance(holderId, holderConfig);
+    const agentId = `box-${randomUUID().slice(0, 8)}`;
+    const key = (await a.gateway.apiKeys.create(agentId)).key;
+    const { agent } = await RawAgent.connect(b.url, { agentId, apiKey: key });
+    await expect.poll(async () => (await a.repos.agents.findById(agentId))?.instanceId).toBe(holderId);
+    const project = await seedProject(a.repos, agentId);
+    const task = await seedTask(a.repos, project);
+    await a.gateway.dispatcher.dispatch(task);
+    await agent.next('TASK_SUBMIT');
+    agent.send('TASK_ACK', { taskId: task.id, accepted: true, queued: false });
+    await b.log.wait('task.started', (e) => e.task.id === task.id);
+    const lost = buses.get(b)?.nextLost();
+    await sql`select pg_terminate_backend(pid) from pg_stat_activity where application_name = ${`bematic-cache:${holderId}`}`.execute(
+      admin.db,
+    );
+    await lost;
+    return { agentId, key, agent, task };
+  };
+
+  it('a cancel asked for on A whose frame was lost with B is finished by A when the agent reconnects there: the agent is told to stop it and its confirmation ends it once', async () => {
+    const { agentId, key, agent, task } = await runningOnDeafHolder();
+    expect(await a.gateway.dispatcher.cancel(task.id, 'not needed', 'U1')).toEqual({
+      outcome: 'sent-to-agent',
+    });
+    await agent.close();
+    await b.log.wait('agent.offline');
+
+    const again = await RawAgent.connect(a.url, { agentId, apiKey: key, activeTaskIds: [task.id] });
+    expect(again.response.payload.cancelTaskIds).toEqual([task.id]);
+    again.agent.send('TASK_CANCELLED', { taskId: task.id, reason: 'not needed', attempt: 1 });
+    const cancelled = await a.log.wait('task.cancelled', (e) => e.task.id === task.id);
+    expect(cancelled.task).toMatchObject({ status: 'cancelled' });
+    expect(b.log.of('task.cancelled')).toEqual([]);
+    expect(await a.repos.audit.list({ action: 'task.cancelled', resourceId: task.id })).toHaveLength(1);
+    await expect.poll(() => a.repos.cancelRequests.find(task.id)).toBeUndefined();
+    await again.agent.close();
+  });
+
+  it('a cancel asked for on A is honoured by B when the agent never comes back: cancelled as asked, not lost', async () => {
+    const { agent, task } = await runningOnDeafHolder({ reconnectGraceMs: 200 });
+    expect(await a.gateway.dispatcher.cancel(task.id, 'not needed', 'U1')).toEqual({
+      outcome: 'sent-to-agent',
+    });
+    await agent.close();
+    const cancelled = await b.log.wait('task.cancelled', (e) => e.task.id === task.id);
+    expect(cancelled.task).toMatchObject({ status: 'cancelled' });
+    expect(b.log.of('task.failed')).toEqual([]);
+    expect(a.log.of('task.cancelled')).toEqual([]);
+    expect(await a.repos.audit.list({ action: 'task.cancelled', resourceId: task.id })).toMatchObject([
+      { actor: 'U1' },
+    ]);
+    expect(await a.repos.cancelRequests.find(task.id)).toBeUndefined();
   });
 
   it('rows waiting for an agent are sent by the instance it connects to, whoever wrote them', async () => {

@@ -14,6 +14,7 @@ import { agentPresence } from './009-agent-presence.js';
 import { rateLimits } from './010-rate-limits.js';
 import { taskPlans } from './011-task-plans.js';
 import { agentHealth } from './012-agent-health.js';
+import { cancelRequests } from './013-cancel-requests.js';
 
 /**
  * Every migration, in order. Listed in code rather than discovered on disk so
@@ -33,6 +34,7 @@ export const MIGRATIONS: Readonly<Record<string, Migration>> = {
   '010-rate-limits': rateLimits,
   '011-task-plans': taskPlans,
   '012-agent-health': agentHealth,
+  '013-cancel-requests': cancelRequests,
 };
 
 const provider: MigrationProvider = { getMigrations: async () => ({ ...MIGRATIONS }) };

@@ -6,6 +6,7 @@ import { KyselyAgentRepository } from './agent-repository.js';
 import { KyselyApiKeyRepository } from './api-key-repository.js';
 import { KyselyArchivedTaskRepository } from './archived-task-repository.js';
 import { KyselyAuditLogRepository } from './audit-log-repository.js';
+import { KyselyCancelRequestRepository } from './cancel-request-repository.js';
 import { KyselyConsoleMessageRepository } from './console-message-repository.js';
 import { GroupCommit } from './group-commit.js';
 import { KyselyOfflineQueueRepository } from './offline-queue-repository.js';
@@ -44,6 +45,7 @@ function bind(db: Kysely<Schema>, now: Clock['now']): Omit<Repositories, 'transa
     permissionRequests: new KyselyPermissionRequestRepository(db, now),
     slackDeliveries: new KyselySlackDeliveryRepository(db, now),
     taskPlans: new KyselyTaskPlanRepository(db, now),
+    cancelRequests: new KyselyCancelRequestRepository(db, now),
   };
 }
 
@@ -93,6 +95,7 @@ export {
   KyselyApiKeyRepository,
   KyselyArchivedTaskRepository,
   KyselyAuditLogRepository,
+  KyselyCancelRequestRepository,
   KyselyConsoleMessageRepository,
   KyselyOfflineQueueRepository,
   KyselyPermissionRequestRepository,

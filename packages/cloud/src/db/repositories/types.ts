@@ -512,6 +512,21 @@ export interface TaskPlan {
   updatedAt: number;
 }
 
+/** A cancel sent to the task's agent and not confirmed yet (any instance may finish it). */
+export interface CancelRequest {
+  taskId: string;
+  reason: string;
+  actor: string;
+  requestedAt: number;
+}
+
+export interface CancelRequestRepository {
+  /** Records (or renews) the user's cancel of the task. */
+  put(taskId: string, reason: string, actor: string): Promise<void>;
+  find(taskId: string): Promise<CancelRequest | undefined>;
+  remove(taskId: string): Promise<boolean>;
+}
+
 export interface TaskPlanRepository {
   create(plan: { taskId: string; originalCommand: string }): Promise<TaskPlan>;
   findByTask(taskId: string): Promise<TaskPlan | undefined>;
@@ -543,6 +558,7 @@ export interface Repositories {
   permissionRequests: PermissionRequestRepository;
   slackDeliveries: SlackDeliveryRepository;
   taskPlans: TaskPlanRepository;
+  cancelRequests: CancelRequestRepository;
   /** Run fn atomically; repositories passed in are bound to the transaction. */
   transaction<T>(fn: (repos: Omit<Repositories, 'transaction'>) => Promise<T>): Promise<T>;
 }
