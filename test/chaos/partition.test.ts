@@ -13,8 +13,12 @@ import { CLI, freePort, processes, type Started, taggedProcesses, until } from '
 
 const run = promisify(execFile);
 
-/** The cloud's reconnect grace and heartbeat for this file: short, so the partition plays out in seconds. */
-const GRACE_MS = 6_000;
+/**
+ * The cloud's reconnect grace and heartbeat for this file: short, so the partition plays out in seconds. The agent
+ * stops at half the grace after the last frame, the cloud fails a heartbeat or two later than the grace: a margin
+ * of 5 s for SIGTERM, the 3 s kill grace and SIGKILL, on a loaded machine.
+ */
+const GRACE_MS = 10_000;
 const HEARTBEAT_MS = 500;
 
 interface TaskRow {
