@@ -20,6 +20,7 @@ import { createCommandContext } from '../commands/context.js';
 import { createInboundPipeline } from '../commands/inbound-pipeline.js';
 import { type CloudConfig, slackMode } from '../config.js';
 import { CONSOLE_CHANNEL_PREFIX, ConsoleChatSurface } from '../console/console-surface.js';
+import { consoleTsSalt, shareConsole } from '../console/console-sync.js';
 import { createDatabase, type Database } from '../db/database.js';
 import { migrateToLatest } from '../db/migrations/index.js';
 import { createRepositories } from '../db/repositories/index.js';
@@ -196,8 +197,21 @@ export async function startCloud(options: StartCloudOptions): Promise<Cloud> {
     ),
   );
 
-  const consoleSurface = new ConsoleChatSurface({ store: repos.consoleMessages, logger });
+  const consoleSurface = new ConsoleChatSurface({
+    store: repos.consoleMessages,
+    logger,
+    ...(cacheBus && { tsSalt: consoleTsSalt(instanceId) }),
+  });
   await consoleSurface.restore();
+  // Several instances: what one console shows, the others show too.
+  if (cacheBus)
+    detach.push(
+      shareConsole({
+        surface: consoleSurface,
+        bus: cacheBus,
+        logger: logger.child({ component: 'console-sync' }),
+      }),
+    );
   const transcript = new TranscriptRecorder(repos.taskSteps, logger);
   detach.push(transcript.attach(events));
   if (clusterFeed) detach.push(clusterFeed.attach(events, transcript));

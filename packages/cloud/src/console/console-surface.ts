@@ -32,6 +32,11 @@ export interface ConsoleSurfaceOptions {
   maxRepliesPerThread?: number;
   /** Where conversations are kept across restarts (memory only without it). */
   store?: ConsoleMessageRepository;
+  /**
+   * Microseconds (0–999) added to every ts this surface makes: instances sharing a store use different
+   * ones, so two messages posted in the same millisecond on two instances still get different ts.
+   */
+  tsSalt?: number;
   logger?: Logger;
 }
 
@@ -61,11 +66,13 @@ export class ConsoleChatSurface implements ChatSurface {
   private readonly listeners = new Set<(change: ConsoleChange) => void>();
   private lastMicros = 0;
   private readonly store: ConsoleMessageRepository | undefined;
+  private readonly tsSalt: number;
   private readonly logger: Logger | undefined;
   /** Writes to the store, in order. */
   private writes: Promise<void> = Promise.resolve();
   /** Messages an update was dropped for (warned once each). */
   private readonly missing = new Set<string>();
+  private readonly storedListeners = new Set<(ts: string) => void>();
 
   constructor(opts: ConsoleSurfaceOptions = {}) {
     this.now = opts.now ?? Date.now;
@@ -73,6 +80,7 @@ export class ConsoleChatSurface implements ChatSurface {
     this.maxThreads = Math.max(1, opts.maxThreadsPerChannel ?? 200);
     this.maxReplies = Math.max(1, opts.maxRepliesPerThread ?? 500);
     this.store = opts.store;
+    this.tsSalt = Math.max(0, Math.min(999, Math.floor(opts.tsSalt ?? 0)));
     this.logger = opts.logger;
   }
 
@@ -120,7 +128,7 @@ export class ConsoleChatSurface implements ChatSurface {
     if (message.blocks) m.blocks = message.blocks;
     else delete m.blocks;
     m.editedAt = this.now();
-    this.persist((store) =>
+    this.persist(m.ts, (store) =>
       store.update(m.ts, { text: m.text, blocks: m.blocks ?? null, editedAt: m.editedAt }),
     );
     this.emit({ kind: 'message.updated', message: m });
@@ -139,7 +147,7 @@ export class ConsoleChatSurface implements ChatSurface {
     const m = this.find(channelId, ts);
     if (m.reactions.includes(name)) return;
     m.reactions.push(name);
-    this.persist((store) => store.update(m.ts, { reactions: [...m.reactions] }));
+    this.persist(m.ts, (store) => store.update(m.ts, { reactions: [...m.reactions] }));
     this.emit({ kind: 'reaction.added', message: m, reaction: name });
   }
 
@@ -148,7 +156,7 @@ export class ConsoleChatSurface implements ChatSurface {
     const i = m.reactions.indexOf(name);
     if (i < 0) return;
     m.reactions.splice(i, 1);
-    this.persist((store) => store.update(m.ts, { reactions: [...m.reactions] }));
+    this.persist(m.ts, (store) => store.update(m.ts, { reactions: [...m.reactions] }));
     this.emit({ kind: 'reaction.removed', message: m, reaction: name });
   }
 
@@ -215,7 +223,7 @@ export class ConsoleChatSurface implements ChatSurface {
 
   /** Unique, increasing Slack-style ts: seconds, a dot, six digits of microseconds. */
   private nextTs(): string {
-    let micros = Math.floor(this.now()) * 1000;
+    let micros = Math.floor(this.now()) * 1000 + this.tsSalt;
     if (micros <= this.lastMicros) micros = this.lastMicros + 1;
     this.lastMicros = micros;
     return `${Math.floor(micros / 1_000_000)}.${String(micros % 1_000_000).padStart(6, '0')}`;
@@ -265,7 +273,7 @@ export class ConsoleChatSurface implements ChatSurface {
       editedAt: null,
     };
     this.byTs.set(m.ts, m);
-    this.persist((store) => store.insert(toStored(m)));
+    this.persist(m.ts, (store) => store.insert(toStored(m)));
     if (thread) {
       thread.replies.push(m);
       while (thread.replies.length > this.maxReplies) {
@@ -302,7 +310,7 @@ export class ConsoleChatSurface implements ChatSurface {
     const thread = { root, replies: [] };
     threads.set(ts, thread);
     this.byTs.set(ts, root);
-    this.persist((store) => store.insert(toStored(root)));
+    this.persist(root.ts, (store) => store.insert(toStored(root)));
     this.emit({ kind: 'message.posted', message: root });
     return thread;
   }
@@ -338,6 +346,64 @@ export class ConsoleChatSurface implements ChatSurface {
     }
   }
 
+  /**
+   * A thread that is not in memory but in the store (it left memory, or another instance on the same
+   * database started it) comes back before it is answered or updated.
+   */
+  async recall(channelId: string, ts: string): Promise<void> {
+    await this.loadThread(channelId, ts);
+  }
+
+  /** Stored messages are announced here (their ts) once written, for the other instances (see console-sync). */
+  onStored(listener: (ts: string) => void): () => void {
+    this.storedListeners.add(listener);
+    return () => this.storedListeners.delete(listener);
+  }
+
+  /**
+   * Another instance wrote this message (posted or changed it): read it from the store into memory, and tell
+   * this instance's subscribers, as if it had happened here.
+   */
+  async changedElsewhere(ts: string): Promise<void> {
+    if (!this.store || !TS_FORMAT.test(ts)) return;
+    const stored = await this.store.find(ts);
+    if (!stored) return;
+    const micros = Math.round(Number(stored.ts) * 1_000_000);
+    if (micros > this.lastMicros) this.lastMicros = micros;
+    const known = this.byTs.get(ts);
+    if (known) {
+      const fresh = fromStored(stored);
+      known.text = fresh.text;
+      if (fresh.blocks) known.blocks = fresh.blocks;
+      else delete known.blocks;
+      known.reactions = fresh.reactions;
+      known.editedAt = fresh.editedAt;
+      this.emit({ kind: 'message.updated', message: known });
+      return;
+    }
+    if (stored.threadTs === null) {
+      this.adopt(stored, [], true);
+    } else {
+      const thread = this.channels.get(stored.channelId)?.get(stored.threadTs);
+      if (!thread) {
+        // A reply in a thread this instance does not hold: the whole thread comes back with it.
+        await this.loadThread(stored.channelId, stored.threadTs);
+        const m = this.byTs.get(ts);
+        if (m) this.emit({ kind: 'message.posted', message: m });
+        return;
+      }
+      const m = fromStored(stored);
+      thread.replies.push(m);
+      this.byTs.set(m.ts, m);
+      while (thread.replies.length > this.maxReplies) {
+        const dropped = thread.replies.shift();
+        if (dropped) this.byTs.delete(dropped.ts);
+      }
+    }
+    const m = this.byTs.get(ts);
+    if (m) this.emit({ kind: 'message.posted', message: m });
+  }
+
   /** A thread that left memory but is in the store comes back before it is answered or updated. */
   private async loadThread(channelId: string, ts: string): Promise<void> {
     if (!this.store || this.byTs.has(ts) || !TS_FORMAT.test(ts)) return;
@@ -351,13 +417,15 @@ export class ConsoleChatSurface implements ChatSurface {
     this.adopt(root, replies, true);
   }
 
-  private persist(write: (store: ConsoleMessageRepository) => Promise<unknown>): void {
+  private persist(ts: string, write: (store: ConsoleMessageRepository) => Promise<unknown>): void {
     const store = this.store;
     if (!store) return;
     this.writes = this.writes
       .then(() => write(store))
       .then(
-        () => {},
+        () => {
+          for (const listener of this.storedListeners) listener(ts);
+        },
         (err: unknown) => this.logger?.warn({ err }, 'console message not stored'),
       );
   }

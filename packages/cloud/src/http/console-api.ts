@@ -57,6 +57,8 @@ export class ConsoleApi {
     const threadTs = body.threadTs ?? null;
     const text = body.text.trim();
     try {
+      // The thread may have been started through another instance: it is read from the store first.
+      if (threadTs !== null) await this.surface.recall(channelId, threadTs);
       if (SLASH.test(text)) {
         // Slack never shows a slash command to others; the console echoes it to its typist.
         const echo = this.surface.postUserMessage(
