@@ -10,7 +10,7 @@ import type { LeaderJob } from './leader.js';
  * heard from), released on disconnect unless another instance claimed it since.
  * Each claim carries the agent's health as `health` tells it (healthy,
  * overloaded, unreliable; how full), written again whenever that may have
- * changed (its status report, its circuit), so routing on other instances
+ * changed (its status report, its circuit, its health as the holder judges it), so routing on other instances
  * knows whether it can take work. One agent's writes land in order.
  */
 export function trackPresence(opts: {
@@ -46,6 +46,8 @@ export function trackPresence(opts: {
     opts.events.on('agent.heartbeat', claim),
     opts.events.on('agent.status', claim),
     opts.events.on('circuit.changed', claim),
+    // E.g. a refusal as busy, which marks the agent overloaded before it reports its status.
+    opts.events.on('agent.health', claim),
     opts.events.on('agent.offline', ({ agentId }) => {
       inOrder(agentId, () => agents.release(agentId, instanceId));
     }),

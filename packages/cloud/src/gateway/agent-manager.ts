@@ -482,7 +482,9 @@ export class AgentManager implements AgentDirectory {
   private refreshHealth(state: AgentState): void {
     const healthy = this.computeHealthy(state);
     const became = healthy && !state.healthy;
+    const changed = healthy !== state.healthy;
     state.healthy = healthy;
+    if (changed) this.opts.events.emit('agent.health', { agentId: state.agentId, healthy });
     if (became) this.announceAvailable(state);
   }
 

@@ -34,6 +34,8 @@ export interface TaskEventMap {
   'agent.offline': { agentId: string; reason: string; reconnectEtaMs: number | null };
   'agent.status': { agentId: string; status: AgentStatus };
   'agent.heartbeat': { agentId: string; rttMs: number; metrics: ResourceMetrics };
+  /** Whether the agent can take work now changed (online, circuit, overload; e.g. a refusal as busy). */
+  'agent.health': { agentId: string; healthy: boolean };
   'circuit.changed': { agentId: string; from: CircuitState; to: CircuitState };
   /** An agent answered a Create PR / Show diff / Discard request for the task's branch. */
   'workspace.result': { agentId: string; task: Task; result: WorkspaceResult };

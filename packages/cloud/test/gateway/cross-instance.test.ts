@@ -268,6 +268,44 @@ describe.skipIf(!postgresUrl)('cross-instance routing (PostgreSQL)', () => {
     expect(await a.repos.cancelRequests.find(task.id)).toBeUndefined();
   });
 
+  it('an agent on B that refuses a task as overloaded is seen as such on A at once, before it reports its status', async () => {
+    a = await instance('a');
+    b = await instance('b');
+    const primaryId = `box-${randomUUID().slice(0, 8)}`;
+    const fallbackId = `box-${randomUUID().slice(0, 8)}`;
+    const primary = (
+      await RawAgent.connect(b.url, {
+        agentId: primaryId,
+        apiKey: (await a.gateway.apiKeys.create(primaryId)).key,
+      })
+    ).agent;
+    const fallback = (
+      await RawAgent.connect(b.url, {
+        agentId: fallbackId,
+        apiKey: (await a.gateway.apiKeys.create(fallbackId)).key,
+      })
+    ).agent;
+    const healthOnA = async (agentId: string) => (await a.repos.agents.findById(agentId))?.health?.health;
+    await expect.poll(() => healthOnA(primaryId)).toBe('healthy');
+    await expect.poll(() => healthOnA(fallbackId)).toBe('healthy');
+    const project = await seedProject(a.repos, primaryId, [fallbackId]);
+    const first = await seedTask(a.repos, project);
+    await a.gateway.dispatcher.dispatch(first);
+    expect((await primary.next('TASK_SUBMIT')).payload).toMatchObject({ taskId: first.id });
+    primary.send('TASK_ACK', {
+      taskId: first.id,
+      accepted: false,
+      queued: false,
+      code: 'OVERLOADED',
+      reason: 'cpu',
+    });
+    await expect.poll(() => healthOnA(primaryId)).toBe('overloaded');
+    const second = await seedTask(a.repos, project);
+    expect(await a.gateway.dispatcher.dispatch(second)).toMatchObject({ agentId: fallbackId, queued: false });
+    await primary.close();
+    await fallback.close();
+  });
+
   it('rows waiting for an agent are sent by the instance it connects to, whoever wrote them', async () => {
     a = await instance('a');
     b = await instance('b');
