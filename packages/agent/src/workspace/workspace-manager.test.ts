@@ -5,6 +5,7 @@ import {
   mkdtempSync,
   readFileSync,
   realpathSync,
+  renameSync,
   rmSync,
   writeFileSync,
 } from 'node:fs';
@@ -13,7 +14,13 @@ import path from 'node:path';
 import type { TaskSubmit } from '@bematic/protocol';
 import { afterAll, beforeEach, describe, expect, it } from 'vitest';
 import { GitError } from './git.js';
-import { commitMessage, errorText, WorkspaceError, WorkspaceManager } from './workspace-manager.js';
+import {
+  commitMessage,
+  errorText,
+  WorkspaceError,
+  WorkspaceManager,
+  WorkTreeRoots,
+} from './workspace-manager.js';
 
 const base = realpathSync(mkdtempSync(path.join(tmpdir(), 'bematic-ws-')));
 afterAll(() => rmSync(base, { recursive: true, force: true }));
@@ -225,5 +232,70 @@ describe('WorkspaceManager', () => {
       'add tests\n\nBematic-Task: t1\n',
     );
     expect(commitMessage({ taskId: 't1', prompt: 'x'.repeat(100) }).split('\n')[0]).toHaveLength(72);
+  });
+});
+
+/** Runs `fn` with no git reachable: any git the code spawns fails (and rev-parse answers "not a repository"). */
+async function withoutGit<T>(fn: () => Promise<T>): Promise<T> {
+  const saved = process.env.PATH;
+  process.env.PATH = '';
+  try {
+    return await fn();
+  } finally {
+    process.env.PATH = saved;
+  }
+}
+
+describe('WorkTreeRoots', () => {
+  it('answers the second task of a project without spawning git', async () => {
+    const dir = repo();
+    const ws = new WorkspaceManager({ worktreeDir: path.join(base, `worktrees-${n++}`), branchPrefix: 'b/' });
+    expect((await ws.plan(task(), dir)).repoRoot).toBe(dir);
+    // With git unreachable a real look-up would answer "not a repository" (in-place); the memo answers.
+    const second = await withoutGit(() => ws.plan(task(), dir));
+    expect(second).toMatchObject({ mode: 'worktree', repoRoot: dir });
+    // A fresh memo proves the same call does reach git.
+    const fresh = new WorkspaceManager({
+      worktreeDir: path.join(base, `worktrees-${n++}`),
+      branchPrefix: 'b/',
+    });
+    expect((await withoutGit(() => fresh.plan(task(), dir))).mode).toBe('in-place');
+  });
+
+  it('asks git again when .git moves away, is re-created, or the project becomes a repository itself', async () => {
+    const dir = repo();
+    const sub = path.join(dir, 'pkg');
+    mkdirSync(sub);
+    const roots = new WorkTreeRoots();
+    expect(await roots.get(dir)).toBe(dir);
+    expect(await roots.get(sub)).toBe(dir);
+
+    renameSync(path.join(dir, '.git'), path.join(base, `moved-git-${n++}`));
+    expect(await roots.get(dir)).toBeUndefined();
+    expect(await roots.get(sub)).toBeUndefined();
+
+    sh(dir, 'init', '-q', '-b', 'main');
+    expect(await roots.get(dir)).toBe(dir);
+    expect(await withoutGit(() => roots.get(dir))).toBe(dir);
+    // .git replaced by a file (a linked worktree's pointer): a different entry, so git is asked again.
+    rmSync(path.join(dir, '.git'), { recursive: true, force: true });
+    writeFileSync(path.join(dir, '.git'), 'gitdir: /nonexistent\n');
+    expect(await roots.get(dir)).toBeUndefined();
+    rmSync(path.join(dir, '.git'), { force: true });
+    sh(dir, 'init', '-q', '-b', 'main');
+    expect(await roots.get(dir)).toBe(dir);
+
+    expect(await roots.get(sub)).toBe(dir);
+    sh(sub, 'init', '-q', '-b', 'main');
+    expect(await roots.get(sub)).toBe(sub);
+  });
+
+  it('forgets a project whose worktree could not be opened', async () => {
+    const dir = repo();
+    const ws = new WorkspaceManager({ worktreeDir: path.join(base, `worktrees-${n++}`), branchPrefix: 'b/' });
+    const bad = task({ workspace: { base: 'no-such-ref' } });
+    const plan = await ws.plan(bad, dir);
+    await expect(ws.open(bad, plan)).rejects.toThrow(WorkspaceError);
+    expect((await withoutGit(() => ws.plan(task(), dir))).mode).toBe('in-place');
   });
 });

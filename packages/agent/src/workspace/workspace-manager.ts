@@ -102,6 +102,8 @@ export function commitMessage(task: Pick<TaskSubmit, 'prompt' | 'taskId'>): stri
 export class WorkspaceManager {
   private readonly log: Logger;
   private readonly now: () => number;
+  /** Admission asks for the same few projects' roots over and over: answered without spawning git. */
+  private readonly roots = new WorkTreeRoots();
 
   constructor(private readonly options: WorkspaceManagerOptions) {
     this.log = (options.logger ?? pino({ level: 'silent' })).child({ component: 'workspace' });
@@ -122,7 +124,7 @@ export class WorkspaceManager {
 
   async plan(task: TaskSubmit, projectPath: string): Promise<WorkspacePlan> {
     if (!isWritingTask(task)) return { mode: 'read-only', lane: `read:${task.taskId}`, projectPath };
-    const repoRoot = await workTreeRoot(projectPath);
+    const repoRoot = await this.roots.get(projectPath);
     if (repoRoot === undefined) return { mode: 'in-place', lane: `dir:${projectPath}`, projectPath };
     const ownerTaskId = task.workspace?.continueFrom ?? task.taskId;
     return { mode: 'worktree', lane: `worktree:${ownerTaskId}`, projectPath, repoRoot, ownerTaskId };
@@ -130,6 +132,16 @@ export class WorkspaceManager {
 
   /** Creates (or, for a follow-up, reopens) the task's worktree. */
   async open(task: TaskSubmit, plan: WorkspacePlan): Promise<Workspace> {
+    try {
+      return await this.openPlanned(task, plan);
+    } catch (err) {
+      // Whatever broke, the next task's plan asks git about the project again.
+      this.roots.forget(plan.projectPath);
+      throw err;
+    }
+  }
+
+  private async openPlanned(task: TaskSubmit, plan: WorkspacePlan): Promise<Workspace> {
     if (plan.mode === 'read-only') return { ...plan, cwd: plan.projectPath, notices: [] };
     if (plan.mode === 'in-place') return { ...plan, cwd: plan.projectPath, notices: ['NOT_A_GIT_REPO'] };
     const owner = plan.ownerTaskId ?? task.taskId;
@@ -472,6 +484,62 @@ export class WorkspaceManager {
 
   private async writeMeta(meta: Meta): Promise<void> {
     await writeFile(this.metaPath(meta.ownerTaskId), `${JSON.stringify(meta, null, 2)}\n`);
+  }
+}
+
+/** Identity of a `.git` entry: a different one (re-created, moved, replaced) means the answer may differ. */
+interface GitEntryIdentity {
+  dev: number;
+  ino: number;
+  /** A `.git` file (a linked worktree or submodule) names its git dir inside: rewritten, it may point elsewhere. */
+  fileMtimeMs?: number;
+}
+
+async function gitEntryIdentity(dir: string): Promise<GitEntryIdentity | undefined> {
+  const s = await stat(path.join(dir, '.git')).catch(() => undefined);
+  if (s === undefined) return undefined;
+  return { dev: s.dev, ino: s.ino, ...(s.isFile() && { fileMtimeMs: s.mtimeMs }) };
+}
+
+const sameEntry = (a: GitEntryIdentity | undefined, b: GitEntryIdentity | undefined): boolean =>
+  a !== undefined && b !== undefined && a.dev === b.dev && a.ino === b.ino && a.fileMtimeMs === b.fileMtimeMs;
+
+/**
+ * `git rev-parse --show-toplevel` per project path, remembered. An answer is reused only while the root's
+ * `.git` entry is the same one (same device and inode; for a `.git` file, also unchanged) and the project
+ * directory, when below the root, has not become a repository of its own; otherwise git is asked again.
+ * "Not in a repository" is never remembered: the next task asks git, so a `git init` takes effect at once.
+ */
+export class WorkTreeRoots {
+  private readonly known = new Map<string, { root: string; entry: GitEntryIdentity }>();
+
+  constructor(private readonly capacity = 1000) {}
+
+  async get(projectPath: string): Promise<string | undefined> {
+    const hit = this.known.get(projectPath);
+    if (hit !== undefined) {
+      const [entry, own] = await Promise.all([
+        gitEntryIdentity(hit.root),
+        hit.root === projectPath ? undefined : stat(path.join(projectPath, '.git')).catch(() => undefined),
+      ]);
+      if (own === undefined && sameEntry(entry, hit.entry)) return hit.root;
+      this.known.delete(projectPath);
+    }
+    const root = await workTreeRoot(projectPath);
+    if (root === undefined) return undefined;
+    const entry = await gitEntryIdentity(root);
+    if (entry !== undefined) {
+      if (this.known.size >= this.capacity) {
+        const oldest = this.known.keys().next().value;
+        if (oldest !== undefined) this.known.delete(oldest);
+      }
+      this.known.set(projectPath, { root, entry });
+    }
+    return root;
+  }
+
+  forget(projectPath: string): void {
+    this.known.delete(projectPath);
   }
 }
 
