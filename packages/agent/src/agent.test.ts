@@ -45,6 +45,7 @@ interface Setup {
   waitForAuth?: boolean;
   projectConcurrency?: number;
   clock?: Clock;
+  shutdownGraceMs?: number;
 }
 
 async function setup(opts: Setup = {}) {
@@ -86,6 +87,7 @@ async function setup(opts: Setup = {}) {
       projectConcurrency: opts.projectConcurrency ?? opts.max ?? 3,
       githubApiUrl: 'https://api.github.com',
       githubToken: undefined,
+      ...(opts.shutdownGraceMs !== undefined && { shutdownGraceMs: opts.shutdownGraceMs }),
     },
     executor: opts.executor ?? new SleepExecutor(),
     resourceMonitor: monitor,
@@ -649,6 +651,24 @@ describe('Agent against a fake cloud', () => {
     await stopped;
     expect(cloud.ofType('TASK_COMPLETE', 'last')).toHaveLength(1);
     expect(executor.startOrder).toEqual(['last']);
+  });
+
+  it('a graceful stop waits at most the shutdown grace, then stops the run (AGENT_LOST) and ends', async () => {
+    const clock = new ManualClock();
+    const executor = new ManualExecutor();
+    const { cloud, agent } = await setup({ executor, clock, shutdownGraceMs: 30_000 });
+    cloud.submit({ taskId: 'endless', localPath: dir('endless') });
+    const run = await executor.started('endless');
+    const expired = once(agent, 'shutdown-grace-expired');
+    const stopped = agent.stop({ graceful: true });
+    await clock.advance(29_999);
+    expect(run.signal.aborted).toBe(false);
+    await clock.advance(1);
+    expect((await expired)[0]).toEqual({ taskIds: ['endless'] });
+    expect(run.signal.aborted).toBe(true);
+    const error = await cloud.waitFor('TASK_ERROR', (p) => p.taskId === 'endless');
+    expect(error.payload).toMatchObject({ errorCode: 'AGENT_LOST', recoverable: true });
+    await stopped;
   });
 });
 

@@ -40,6 +40,9 @@ export function partitionStopAfterMs(reconnectGraceMs: number): number {
   return reconnectGraceMs - Math.min(PARTITION_STOP_MARGIN_MS, reconnectGraceMs / 2);
 }
 
+/** How long a graceful stop waits for running tasks before it stops them (BEMATIC_SHUTDOWN_GRACE_MS). */
+export const DEFAULT_SHUTDOWN_GRACE_MS = 60_000;
+
 export interface AgentOptions {
   config: AgentConfig;
   executor: Executor;
@@ -65,6 +68,8 @@ export interface AgentEvents {
   status: [ResourceStatusChange];
   /** Disconnected for nearly the cloud's reconnect grace: these tasks were stopped (their processes are gone). */
   'runs-abandoned': [{ taskIds: string[] }];
+  /** A graceful stop outlasted the shutdown grace: these tasks were stopped (reported AGENT_LOST). */
+  'shutdown-grace-expired': [{ taskIds: string[] }];
 }
 
 /**
@@ -205,11 +210,14 @@ export class Agent extends EventEmitter<AgentEvents> {
 
   /**
    * Graceful: take no new work, let accepted tasks finish and their results
-   * reach the cloud (if it is reachable), then disconnect. Otherwise abort
-   * running tasks (reported as recoverable AGENT_LOST) and disconnect.
+   * reach the cloud (if it is reachable), then disconnect. A graceful stop waits at most the shutdown grace
+   * (BEMATIC_SHUTDOWN_GRACE_MS): then whatever still runs or waits is stopped as a hard stop does (Claude
+   * Code's process groups ended, each task reported and journalled as recoverable AGENT_LOST).
+   * Otherwise abort running tasks (reported as recoverable AGENT_LOST) at once and disconnect.
    */
   async stop({ graceful }: { graceful: boolean } = { graceful: true }): Promise<void> {
-    await this.queue.shutdown({ graceful });
+    if (graceful) await this.drain();
+    else await this.queue.shutdown({ graceful: false });
     if (this.connection.isReady()) {
       await Promise.race([
         this.outbound.whenEmpty(),
@@ -219,6 +227,28 @@ export class Agent extends EventEmitter<AgentEvents> {
     this.disarmPartitionStop();
     this.resources.stop();
     await this.connection.stop();
+  }
+
+  /** Waits for accepted work to finish, for at most the shutdown grace; then stops what is left. */
+  private async drain(): Promise<void> {
+    const graceMs = this.options.config.shutdownGraceMs ?? DEFAULT_SHUTDOWN_GRACE_MS;
+    let timer: TimerHandle | undefined;
+    const expired = new Promise<'expired'>((resolve) => {
+      timer = this.clock.setTimeout(() => resolve('expired'), graceMs);
+    });
+    const drained = this.queue.shutdown({ graceful: true });
+    const first = await Promise.race([drained.then(() => 'drained' as const), expired]);
+    if (timer !== undefined) this.clock.clearTimeout(timer);
+    if (first === 'expired') {
+      const taskIds = this.queue.activeTaskIds();
+      this.log.warn(
+        { taskIds, shutdownGraceMs: graceMs },
+        'shutdown grace over; stopping the tasks still held',
+      );
+      this.emit('shutdown-grace-expired', { taskIds });
+      await this.queue.shutdown({ graceful: false });
+    }
+    await drained;
   }
 
   /**

@@ -37,6 +37,8 @@ export interface AgentConfig {
   maxTurns?: number;
   /** Time limit of a task that does not set its own. */
   taskTimeoutMs?: number;
+  /** How long a graceful stop (SIGTERM) waits for running tasks before it stops them. */
+  shutdownGraceMs?: number;
   reconnectMaxMs: number;
   /** Where the outbound buffer persists terminal results; undefined keeps them in memory only. */
   stateDir: string | undefined;
@@ -218,6 +220,12 @@ export const AGENT_SETTINGS = defineSettings([
     doc: 'Time limit of a task (milliseconds); when it passes, Claude Code is stopped and the task fails with TIMEOUT',
   },
   {
+    name: 'BEMATIC_SHUTDOWN_GRACE_MS',
+    schema: boundedInt('BEMATIC_SHUTDOWN_GRACE_MS', 0, 24 * 3_600_000),
+    default: '60000',
+    doc: 'How long `bematic agent` waits on SIGTERM for running tasks to finish (milliseconds); then it stops them (recoverable AGENT_LOST) and exits',
+  },
+  {
     name: 'BEMATIC_RECONNECT_MAX_MS',
     schema: boundedInt('BEMATIC_RECONNECT_MAX_MS', 1, 3_600_000),
     default: '30000',
@@ -380,6 +388,7 @@ export function loadAgentConfig(
     cpuWindowMs: e.BEMATIC_CPU_WINDOW_MS,
     maxTurns: e.BEMATIC_MAX_TURNS,
     taskTimeoutMs: e.BEMATIC_TASK_TIMEOUT_MS,
+    shutdownGraceMs: e.BEMATIC_SHUTDOWN_GRACE_MS,
     reconnectMaxMs: e.BEMATIC_RECONNECT_MAX_MS,
     stateDir: resolvedState,
     worktreeDir: worktreeDir
