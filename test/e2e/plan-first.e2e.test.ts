@@ -58,7 +58,13 @@ describe('Plan first button', () => {
     expect(buttonValue(started, 'task_cancel')).toBe(taskId);
 
     const planned = nextTerminal(system, (t) => t.command === 'decompose');
-    await click(started, 'task_plan_first');
+    // Two clicks at once (a double click): the database lets exactly one of them plan; the other is told why.
+    await Promise.all([click(started, 'task_plan_first'), click(started, 'task_plan_first')]);
+    await system.emulator.waitFor(() =>
+      system.emulator
+        .ephemerals(ALICE)
+        .find((e) => JSON.stringify(e).includes(`${taskId}\` is being planned already`)),
+    );
     const cancelled = await direct;
     expect(cancelled.event).toBe('task.cancelled');
     expect(cancelled.task.id).toBe(taskId);
@@ -85,27 +91,29 @@ describe('Plan first button', () => {
     expect(JSON.stringify(planningCall?.messages)).toContain('write a.txt and b.txt');
     expect(planningCall?.tools.sort()).toEqual(['Glob', 'Grep', 'Read']);
 
-    // The thread, as a person reads it: the request, the cancelled task saying why, and the plan to approve.
+    // The thread, as a person reads it: the request and one bot message, the task's, which became the plan.
     const bot = (await readThread(system, mention.ts)).filter((m) => m.isBot);
     const render = system.emulator.renderThread(system.channel, mention.ts);
-    expect(bot, render).toHaveLength(2);
-    const [gone, plan] = bot as [MessageView, MessageView];
-    expect(gone.ts).toBe(started.ts);
-    expect(gone.readable).toContain('Task cancelled');
-    expect(gone.readable).toContain('Planning first instead, as alice asked');
-    expect(buttonValue(gone, 'task_plan_first')).toBeUndefined();
-    expect(plan.readable).toContain('☐ 1. Write a.txt');
+    expect(bot, render).toHaveLength(1);
+    const [plan] = bot as [MessageView];
+    expect(plan.ts).toBe(started.ts);
+    expect(planning.progressMessageTs).toBe(started.ts);
+    expect(plan.readable, render).toContain('☐ 1. Write a.txt');
+    expect(plan.readable).not.toContain('Task cancelled');
     expect(buttonValue(plan, 'plan_run')).toBe(planning.id);
     // A plan's own message offers no Plan first.
     expect(buttonValue(plan, 'task_plan_first')).toBeUndefined();
+    expect(original).toMatchObject({ status: 'cancelled' });
+    expect(await system.cloud.repos.taskPlans.findByReplaced(taskId)).toMatchObject({ taskId: planning.id });
 
-    // A second click on the old button starts nothing more and says why.
-    await click(started, 'task_plan_first');
-    await system.emulator.waitFor(() =>
+    // A later click on the old button starts nothing more and says why.
+    const refusals = () =>
       system.emulator
         .ephemerals(ALICE)
-        .find((e) => JSON.stringify(e).includes(`${taskId}\` is being planned already`)),
-    );
+        .filter((e) => JSON.stringify(e).includes(`${taskId}\` is being planned already`)).length;
+    const before = refusals();
+    await click(started, 'task_plan_first');
+    await system.emulator.waitFor(() => refusals() > before || undefined);
     const planningTasks = (await system.cloud.repos.tasks.list({})).filter((t) => t.command === 'decompose');
     expect(planningTasks).toHaveLength(1);
     const audit = await system.cloud.repos.audit.list({

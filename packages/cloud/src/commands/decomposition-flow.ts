@@ -51,8 +51,6 @@ export class DecompositionFlow implements TaskMessageOwner {
   /** One settling per terminal task, shared by the event listener and the message renderer. */
   private readonly settling = new Map<string, Promise<PlanRun | undefined>>();
   private readonly clock: Clock;
-  /** Tasks whose Plan first button was pressed (a second click starts nothing more). */
-  private readonly replanned = new Set<string>();
   /** Redraws of the plan message (Edit, Cancel), through the update scheduler; given by the notifications. */
   private redraw: TaskMessageRedraw | undefined;
 
@@ -132,27 +130,57 @@ export class DecompositionFlow implements TaskMessageOwner {
     const steps = await context.repos.taskSteps.list(task.id);
     const tooLate =
       isTerminalStatus(task.status) || steps.some((s) => s.kind === 'tool' || s.kind === 'text');
-    if (!project || !offersPlanFirst(task) || tooLate || this.replanned.has(task.id)) {
-      const why = this.replanned.has(task.id)
-        ? 'is being planned already'
-        : isTerminalStatus(task.status)
-          ? `is already ${task.status}`
-          : 'has already started working';
-      await ctx.request
+    const refuse = (why: string) =>
+      ctx.request
         .respond(
           noticeMessage(`Task \`${task.id}\` ${why}. To plan a request first, ask with \`--decompose\`.`),
         )
         .catch(() => {});
-      return;
-    }
-    this.replanned.add(task.id);
+    if (await context.repos.taskPlans.findByReplaced(task.id)) return refuse('is being planned already');
+    const planning =
+      project && offersPlanFirst(task) ? this.launcher.planFirstTask(ctx, task, project) : undefined;
+    if (!project || !planning || tooLate)
+      return refuse(
+        isTerminalStatus(task.status) ? `is already ${task.status}` : 'has already started working',
+      );
+    // The decision is the database's: of two clicks (on any instances) only the one whose insert lands plans.
+    const claimed = await context.repos.taskPlans.claimReplacement({
+      taskId: planning.submission.taskId,
+      originalCommand: task.command,
+      replacesTaskId: task.id,
+    });
+    if (!claimed) return refuse('is being planned already');
     const who = ctx.request.userName ?? `<@${ctx.request.userId}>`;
-    const reason = `Planning first instead, as ${who} asked: the plan follows in this thread`;
-    const result = await context.lifecycle.dispatcher.cancel(task.id, reason, ctx.request.userId);
-    if (result.outcome === 'not-found')
+    const reason = `Planning first instead, as ${who} asked`;
+    let result = await context.lifecycle.dispatcher.cancel(task.id, reason, ctx.request.userId);
+    if (result.outcome === 'not-found') {
       await context.lifecycle.tasks.cancel(task.id, reason, ctx.request.userId);
+      result = { outcome: 'removed-from-queue' };
+    }
+    const now = await context.repos.tasks.findById(task.id);
+    // It ended meanwhile (completed or failed): its outcome stands and nothing is planned. Cancelled by
+    // someone else meanwhile: the plan still takes its message, as asked.
+    if (result.outcome === 'already-terminal' && now?.status !== 'cancelled') {
+      await context.repos.taskPlans.move(planning.submission.taskId, ['planning'], 'cancelled');
+      return refuse(`is already ${now?.status ?? 'gone'}`);
+    }
     await audit(context, ctx, 'decomposition.plan_first', 'task', task.id, { outcome: result.outcome });
-    await this.launcher.planInstead(ctx, task, project);
+    // The task's message becomes the plan's: the planning task draws into it from its first event on.
+    await this.launcher.launch(
+      planning,
+      {
+        surface: ctx.request.surface,
+        ctx,
+        ...(task.progressMessageTs ? { messageTs: task.progressMessageTs } : {}),
+      },
+      { planFirstOf: task.id },
+    );
+  }
+
+  /** A task cancelled by Plan first hands its message to the plan: its end does not draw over it. */
+  async handedOver(task: Task): Promise<boolean> {
+    if (task.status !== 'cancelled' || isPlanning(task) || task.parentTaskId) return false;
+    return (await this.context.repos.taskPlans.findByReplaced(task.id)) !== undefined;
   }
 
   async handleAction(ctx: RequestContext): Promise<void> {

@@ -119,15 +119,16 @@ export class TaskLauncher {
 
   /**
    * The Plan first button: the same request as `task` (its prompt with the thread context, its files), as a
-   * planning task in the same thread, exactly as `--decompose` would have started it.
+   * planning task in the same thread, exactly as `--decompose` would have started it. Not recorded yet: the
+   * caller claims the plan first, then launches it in `task`'s message.
    */
-  async planInstead(ctx: RequestContext, task: Task, project: Project): Promise<Task | undefined> {
+  planFirstTask(ctx: RequestContext, task: Task, project: Project): NewTask | undefined {
     const bot = this.context.config.bots.get(task.botName);
     if (!bot) return undefined;
     const { taskId: _replaced, ...request } = task.submission;
     const config = this.planning(request, bot, task.command, project, false);
     this.routed(bot.name, 'standard');
-    const planning = this.newTask(config, {
+    return this.newTask(config, {
       project,
       ctx,
       userId: task.userId,
@@ -135,11 +136,6 @@ export class TaskLauncher {
       threadTs: task.threadTs,
       messageTs: task.messageTs,
     });
-    await this.context.repos.taskPlans.create({
-      taskId: planning.submission.taskId,
-      originalCommand: task.command,
-    });
-    return this.launch(planning, { surface: ctx.request.surface, ctx }, { planFirstOf: task.id });
   }
 
   /** A thread that is not one of our tasks' brings its earlier messages; files come either way. */

@@ -218,6 +218,8 @@ export interface TaskPlansTable {
   status: string;
   created_at: number;
   updated_at: number;
+  /** The task this plan replaces (the Plan first button; migration 015): unique, so one plan per task. */
+  replaces_task_id: string | null;
 }
 
 /** Maintained by triggers on `tasks` (migration 008): one row per status, bot and slot. */

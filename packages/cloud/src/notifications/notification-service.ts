@@ -324,6 +324,11 @@ export class NotificationService {
       (async () => {
         const t = this.entry(task);
         this.tracked.delete(task.id);
+        if (await this.deps.owner?.handedOver?.(task)) {
+          // Another task draws into the message now: this one's pending updates are dropped.
+          t.acc.dispose();
+          return;
+        }
         const drawn = await this.deps.owner?.outcome(task);
         const message = drawn ?? usual(t.view.plan);
         const surface = this.deps.surfaceFor(task);

@@ -16,6 +16,11 @@ export interface TaskMessageOwner {
    */
   outcome(task: Task): Promise<(() => ChatMessage) | undefined>;
   /**
+   * True when the task's message was handed to another task before it ended (Plan first: the cancelled
+   * task's message became the plan's): the task's end neither updates that message nor reacts.
+   */
+  handedOver?(task: Task): Promise<boolean>;
+  /**
    * Given the door for the owner's own redraws of a task's message (a plan edited or cancelled): through the
    * workspace's update scheduler, in order with the tasks' updates of that message; resolves true once landed.
    */

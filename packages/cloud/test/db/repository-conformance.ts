@@ -1666,6 +1666,24 @@ export function describeRepositoryConformance(name: string, open: () => Promise<
         expect((await repos.taskPlans.findByTask('task_plan'))?.status).toBe('running');
         expect(await repos.taskPlans.findByTask('task_nope')).toBeUndefined();
       });
+
+      it('lets one of many concurrent Plan first claims on a task win', async () => {
+        const claims = await Promise.all(
+          ['task_pf1', 'task_pf2', 'task_pf3'].map((taskId) =>
+            repos.taskPlans.claimReplacement({ taskId, originalCommand: 'code', replacesTaskId: 'task_old' }),
+          ),
+        );
+        const won = claims.filter((c) => c !== undefined);
+        expect(won).toHaveLength(1);
+        expect(won[0]).toMatchObject({ replacesTaskId: 'task_old', status: 'planning', steps: [] });
+        expect((await repos.taskPlans.findByReplaced('task_old'))?.taskId).toBe(won[0]?.taskId);
+        // Plans of --decompose replace nothing, however many there are.
+        await repos.taskPlans.create({ taskId: 'task_d1', originalCommand: 'code' });
+        expect(
+          (await repos.taskPlans.create({ taskId: 'task_d2', originalCommand: 'code' })).replacesTaskId,
+        ).toBeNull();
+        expect(await repos.taskPlans.findByReplaced('task_nope')).toBeUndefined();
+      });
     });
 
     describe('transactions', () => {

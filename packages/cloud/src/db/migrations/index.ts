@@ -15,6 +15,7 @@ import { rateLimits } from './010-rate-limits.js';
 import { taskPlans } from './011-task-plans.js';
 import { agentHealth } from './012-agent-health.js';
 import { cancelRequests } from './013-cancel-requests.js';
+import { planFirst } from './015-plan-first.js';
 
 /**
  * Every migration, in order. Listed in code rather than discovered on disk so
@@ -35,6 +36,7 @@ export const MIGRATIONS: Readonly<Record<string, Migration>> = {
   '011-task-plans': taskPlans,
   '012-agent-health': agentHealth,
   '013-cancel-requests': cancelRequests,
+  '015-plan-first': planFirst,
 };
 
 const provider: MigrationProvider = { getMigrations: async () => ({ ...MIGRATIONS }) };

@@ -31,6 +31,7 @@ function toPlan(row: Selectable<TaskPlansTable>): TaskPlan {
     originalCommand: row.original_command,
     steps: parsedSteps.data,
     status: status.data,
+    replacesTaskId: row.replaces_task_id ?? null,
     createdAt: Number(row.created_at),
     updatedAt: Number(row.updated_at),
   };
@@ -57,6 +58,38 @@ export class KyselyTaskPlanRepository implements TaskPlanRepository {
       .returningAll()
       .executeTakeFirstOrThrow();
     return toPlan(row);
+  }
+
+  async claimReplacement(plan: {
+    taskId: string;
+    originalCommand: string;
+    replacesTaskId: string;
+  }): Promise<TaskPlan | undefined> {
+    const at = this.now();
+    const row = await this.db
+      .insertInto('task_plans')
+      .values({
+        task_id: plan.taskId,
+        original_command: plan.originalCommand,
+        steps: '[]',
+        status: 'planning',
+        created_at: at,
+        updated_at: at,
+        replaces_task_id: plan.replacesTaskId,
+      })
+      .onConflict((oc) => oc.column('replaces_task_id').doNothing())
+      .returningAll()
+      .executeTakeFirst();
+    return row ? toPlan(row) : undefined;
+  }
+
+  async findByReplaced(taskId: string): Promise<TaskPlan | undefined> {
+    const row = await this.db
+      .selectFrom('task_plans')
+      .selectAll()
+      .where('replaces_task_id', '=', taskId)
+      .executeTakeFirst();
+    return row ? toPlan(row) : undefined;
   }
 
   async findByTask(taskId: string): Promise<TaskPlan | undefined> {

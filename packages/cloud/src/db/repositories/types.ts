@@ -508,6 +508,8 @@ export interface TaskPlan {
   originalCommand: string;
   steps: PlanStep[];
   status: PlanStatus;
+  /** The task it replaces (Plan first): that task was cancelled and its message became the plan's. */
+  replacesTaskId: string | null;
   createdAt: number;
   updatedAt: number;
 }
@@ -529,7 +531,18 @@ export interface CancelRequestRepository {
 
 export interface TaskPlanRepository {
   create(plan: { taskId: string; originalCommand: string }): Promise<TaskPlan>;
+  /**
+   * The Plan first button: a plan for `taskId` replacing `replacesTaskId`, in one insert that at most one
+   * caller wins (on any instance): undefined when a plan replaces that task already.
+   */
+  claimReplacement(plan: {
+    taskId: string;
+    originalCommand: string;
+    replacesTaskId: string;
+  }): Promise<TaskPlan | undefined>;
   findByTask(taskId: string): Promise<TaskPlan | undefined>;
+  /** The plan that replaced a task (Plan first), if any. */
+  findByReplaced(taskId: string): Promise<TaskPlan | undefined>;
   /**
    * Moves the plan from one of `from` to `to` (with new steps, if given) in one conditional UPDATE:
    * undefined when it was not in `from`, so two clicks on Run plan start it once.
