@@ -101,13 +101,15 @@ export class DashboardReads {
       ...(q.cursor ? { before: decodeCursor(q.cursor) } : {}),
     };
     return this.cache.getOrLoad(key, async () => {
-      const rows = await this.repos.taskSearch.search(search);
+      const { rows, scannedTo } = await this.repos.taskSearch.searchPage(search);
       const page = rows.slice(0, q.limit);
       const last = page[page.length - 1];
+      // A text search reads a bounded window per request: a short page can still have a next one.
+      const next = rows.length > q.limit && last ? last : scannedTo;
       return {
         tasks: page.map(summarize),
         limit: q.limit,
-        nextCursor: rows.length > q.limit && last ? encodeCursor(last) : null,
+        nextCursor: next ? encodeCursor(next) : null,
       };
     });
   }

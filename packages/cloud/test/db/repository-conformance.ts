@@ -1382,6 +1382,47 @@ export function describeRepositoryConformance(name: string, open: () => Promise<
         ).toEqual(['task_twin_a']);
       });
 
+      it('bounds a text search to a window of the newest rows and says where the next page resumes', async () => {
+        const statuses: TaskStatus[] = ['completed', 'failed'];
+        for (let i = 0; i < 20; i++) {
+          if (i % 2 === 0) tick(1000);
+          await repos.tasks.create(
+            newTask({
+              id: `task_${String(i).padStart(2, '0')}`,
+              prompt: i % 7 === 0 ? 'a rare needle' : `hay ${i}`,
+              status: statuses[i % 2],
+            }),
+          );
+        }
+        const want = ['task_14', 'task_07', 'task_00'];
+        for (const status of [undefined, statuses]) {
+          const found: string[] = [];
+          let before: { createdAt: number; id: string } | undefined;
+          let calls = 0;
+          for (; calls < 30; calls++) {
+            const page = await repos.taskSearch.searchPage({
+              limit: 2,
+              text: 'NEEDLE',
+              scanLimit: 4,
+              ...(status ? { status } : {}),
+              ...(before ? { before } : {}),
+            });
+            found.push(...page.rows.map((r) => r.id));
+            const last = page.rows.length >= 2 ? page.rows[page.rows.length - 1] : undefined;
+            const next = last ? { createdAt: last.createdAt, id: last.id } : page.scannedTo;
+            if (!next) break;
+            before = next;
+          }
+          expect(found).toEqual(want);
+          // Four rows tested per call (per status): it takes several calls to read all twenty.
+          expect(calls).toBeGreaterThanOrEqual(status ? 2 : 4);
+        }
+        // Without a window bound set, the default window covers this small history in one call.
+        const all = await repos.taskSearch.searchPage({ limit: 10, text: 'needle' });
+        expect(all.rows.map((r) => r.id)).toEqual(want);
+        expect(all.scannedTo).toBeNull();
+      });
+
       it('keeps keyset pages stable while tasks are added, for one status and for several', async () => {
         const statuses: TaskStatus[] = ['completed', 'failed', 'running'];
         for (let i = 0; i < 30; i++) {

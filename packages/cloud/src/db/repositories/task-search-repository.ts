@@ -2,25 +2,53 @@ import { TASK_PRIORITIES, TASK_STATUSES, type TaskPriority, type TaskStatus } fr
 import { type Kysely, sql } from 'kysely';
 import { StoredDataError } from '../errors.js';
 import type { Schema } from '../schema.js';
-import type { CostBucket, TaskListing, TaskSearch, TaskSearchRepository, TaskTotals } from './types.js';
+import type {
+  CostBucket,
+  TaskListing,
+  TaskSearch,
+  TaskSearchPage,
+  TaskSearchRepository,
+  TaskTotals,
+} from './types.js';
 
 const DAY_MS = 86_400_000;
+
+/** Rows a text search tests per request at most (a few milliseconds of synchronous SQLite work). */
+export const TEXT_SCAN_ROWS = 5000;
+
+/** Whether keyset position a is strictly newer than b (created_at desc, id desc). */
+const newer = (a: { createdAt: number; id: string }, b: { createdAt: number; id: string }): boolean =>
+  a.createdAt > b.createdAt || (a.createdAt === b.createdAt && a.id > b.id);
 
 /** The dashboard's reads over the tasks table: filtered keyset pages and cost totals. */
 export class KyselyTaskSearchRepository implements TaskSearchRepository {
   constructor(private readonly db: Kysely<Schema>) {}
 
   async search(q: TaskSearch): Promise<TaskListing[]> {
+    return (await this.searchPage(q)).rows;
+  }
+
+  async searchPage(q: TaskSearch): Promise<TaskSearchPage> {
     const statuses = [...new Set(q.status ?? [])];
     if (statuses.length > 1) {
       // One ordered index range per status, merged here: `status in (…)` over the
       // (status, created_at, id) index would sort every matching row of the history.
-      const pages = await Promise.all(statuses.map((status) => this.search({ ...q, status: [status] })));
-      return pages
-        .flat()
+      const pages = await Promise.all(statuses.map((status) => this.searchPage({ ...q, status: [status] })));
+      // A bounded text scan read each status down to its own frontier; only rows at or
+      // above the newest of those frontiers are complete, the rest come again next page.
+      const scannedTo = pages.reduce<TaskSearchPage['scannedTo']>(
+        (acc, p) => (p.scannedTo && (!acc || newer(p.scannedTo, acc)) ? p.scannedTo : acc),
+        null,
+      );
+      const rows = pages
+        .flatMap((p) => p.rows)
+        .filter((r) => !scannedTo || !newer(scannedTo, r))
         .sort((a, b) => b.createdAt - a.createdAt || (a.id < b.id ? 1 : a.id > b.id ? -1 : 0))
         .slice(0, q.limit);
+      return { rows, scannedTo };
     }
+    const textScan = !!q.text && !(await this.isTaskId(q.text));
+    const scanCap = Math.max(q.limit, q.scanLimit ?? TEXT_SCAN_ROWS);
     let query = this.db
       .selectFrom('tasks')
       .select([
@@ -54,14 +82,7 @@ export class KyselyTaskSearchRepository implements TaskSearchRepository {
     if (q.botName !== undefined) query = query.where('bot_name', '=', q.botName);
     if (q.from !== undefined) query = query.where('created_at', '>=', q.from);
     if (q.to !== undefined) query = query.where('created_at', '<', q.to);
-    if (q.text && (await this.isTaskId(q.text))) {
-      query = query.where('id', '=', q.text);
-    } else if (q.text) {
-      const pattern = `%${q.text.toLowerCase().replace(/[\\%_]/g, (c) => `\\${c}`)}%`;
-      query = query.where(
-        sql<boolean>`(lower(prompt) like ${pattern} escape '\\' or lower(coalesce(result, '')) like ${pattern} escape '\\' or id = ${q.text})`,
-      );
-    }
+    if (q.text && !textScan) query = query.where('id', '=', q.text);
     if (q.before) {
       const { createdAt, id } = q.before;
       // The `<=` bound is what lets both engines start the index scan at the cursor.
@@ -69,38 +90,67 @@ export class KyselyTaskSearchRepository implements TaskSearchRepository {
         .where('created_at', '<=', createdAt)
         .where((eb) => eb.or([eb('created_at', '<', createdAt), eb('id', '<', id)]));
     }
+    let scannedTo: TaskSearchPage['scannedTo'] = null;
+    if (textScan && q.text) {
+      // A substring has no index to use; the work per request is bounded instead: the match is
+      // tested on at most `scanCap` of the newest rows in range (a lazy window on both engines,
+      // so a common word stops early), and the page says where the next one resumes.
+      const pattern = `%${q.text.toLowerCase().replace(/[\\%_]/g, (c) => `\\${c}`)}%`;
+      const frontier = await query
+        .clearSelect()
+        .select(['created_at', 'id'])
+        .orderBy('created_at', 'desc')
+        .orderBy('id', 'desc')
+        .limit(1)
+        .offset(scanCap - 1)
+        .executeTakeFirst();
+      if (frontier) {
+        scannedTo = { createdAt: frontier.created_at, id: frontier.id };
+        query = query
+          .where('created_at', '>=', frontier.created_at)
+          .where((eb) => eb.or([eb('created_at', '>', frontier.created_at), eb('id', '>=', frontier.id)]));
+      }
+      query = query.where(
+        sql<boolean>`(lower(prompt) like ${pattern} escape '\\' or lower(coalesce(result, '')) like ${pattern} escape '\\' or id = ${q.text})`,
+      );
+    }
     const rows = await query.orderBy('created_at', 'desc').orderBy('id', 'desc').limit(q.limit).execute();
-    return rows.map((r) => {
-      if (!isStatus(r.status))
-        throw new StoredDataError('tasks', 'status', r.id, `unknown status ${r.status}`);
-      if (!isPriority(r.priority))
-        throw new StoredDataError('tasks', 'priority', r.id, `unknown priority ${r.priority}`);
-      return {
-        id: r.id,
-        status: r.status,
-        projectId: r.project_id,
-        agentId: r.agent_id,
-        botName: r.bot_name,
-        command: r.command,
-        model: r.model,
-        priority: r.priority,
-        userId: r.user_id,
-        channelId: r.channel_id,
-        threadTs: r.thread_ts,
-        prompt: r.prompt_head,
-        inputTokens: r.input_tokens,
-        outputTokens: r.output_tokens,
-        cacheReadTokens: r.cache_read_tokens,
-        cacheCreationTokens: r.cache_creation_tokens,
-        costUsd: r.cost_usd,
-        durationMs: r.duration_ms,
-        errorCode: r.error_code,
-        createdAt: r.created_at,
-        startedAt: r.started_at,
-        completedAt: r.completed_at,
-        restoredFromArchive: r.restored_from_archive,
-      };
-    });
+    // Every scanned row was read when the page filled up before the frontier: no gap to report.
+    if (rows.length >= q.limit) scannedTo = null;
+    return {
+      scannedTo,
+      rows: rows.map((r) => {
+        if (!isStatus(r.status))
+          throw new StoredDataError('tasks', 'status', r.id, `unknown status ${r.status}`);
+        if (!isPriority(r.priority))
+          throw new StoredDataError('tasks', 'priority', r.id, `unknown priority ${r.priority}`);
+        return {
+          id: r.id,
+          status: r.status,
+          projectId: r.project_id,
+          agentId: r.agent_id,
+          botName: r.bot_name,
+          command: r.command,
+          model: r.model,
+          priority: r.priority,
+          userId: r.user_id,
+          channelId: r.channel_id,
+          threadTs: r.thread_ts,
+          prompt: r.prompt_head,
+          inputTokens: r.input_tokens,
+          outputTokens: r.output_tokens,
+          cacheReadTokens: r.cache_read_tokens,
+          cacheCreationTokens: r.cache_creation_tokens,
+          costUsd: r.cost_usd,
+          durationMs: r.duration_ms,
+          errorCode: r.error_code,
+          createdAt: r.created_at,
+          startedAt: r.started_at,
+          completedAt: r.completed_at,
+          restoredFromArchive: r.restored_from_archive,
+        };
+      }),
+    };
   }
 
   /** An id search is a key lookup; a text search has to read every prompt. */

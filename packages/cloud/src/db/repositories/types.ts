@@ -644,6 +644,15 @@ export interface TaskSearch {
   /** Keyset: only tasks strictly older than this (created_at, id) pair. */
   before?: { createdAt: number; id: string };
   limit: number;
+  /** A text search tests at most this many of the newest rows in range (default TEXT_SCAN_ROWS). */
+  scanLimit?: number;
+}
+
+/** One page of a search; `scannedTo` is set when a bounded text scan stopped before the page filled. */
+export interface TaskSearchPage {
+  rows: TaskListing[];
+  /** The oldest row the text scan read: the next page resumes below it. */
+  scannedTo: { createdAt: number; id: string } | null;
 }
 
 /** A task as a list shows it: no submission, result or reports, and `prompt` cut to its first 161 characters. */
@@ -683,6 +692,8 @@ export interface CostBucket {
 export interface TaskSearchRepository {
   /** Newest first, by (created_at, id). A `text` that is a task's id finds that task alone. */
   search(q: TaskSearch): Promise<TaskListing[]>;
+  /** Like search, and says where a bounded text scan stopped. */
+  searchPage(q: TaskSearch): Promise<TaskSearchPage>;
   /** Cost of tasks created since `since`, grouped by day (local to `tzOffsetMinutes`), project or user. */
   costs(by: 'day' | 'project' | 'user', since: number, tzOffsetMinutes?: number): Promise<CostBucket[]>;
   /** Task counts and sums per status and bot, from the maintained totals (never a scan of the history). */
