@@ -152,6 +152,8 @@ export async function startCloud(options: StartCloudOptions): Promise<Cloud> {
         logger: logger.child({ component: 'cluster-feed' }),
       })
     : null;
+  cacheBus?.on('received', (channel) => metrics.busMessages.inc({ channel }));
+  cacheBus?.on('lost', () => metrics.busSessionsLost.inc());
   await cacheBus?.start({ drop: (t) => invalidation.dropRemote(t), dropAll: () => invalidation.dropAll() });
   // Every project write in this process drops the cached project list.
   const repos: Repositories = { ...stored, projects: invalidation.projects(stored.projects) };

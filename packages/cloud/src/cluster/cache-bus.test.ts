@@ -1,3 +1,4 @@
+import { once } from 'node:events';
 import { ManualClock } from '@bematic/testkit';
 import pg from 'pg';
 import { pino } from 'pino';
@@ -63,7 +64,7 @@ describe.skipIf(!url)('cache invalidations across instances (LISTEN/NOTIFY)', ()
       cache.set(cacheKeys.task('T2'), { id: 'T2' });
       cache.set(cacheKeys.projectList(), []);
     }
-    const received = b.bus.nextReceived();
+    const received = once(b.bus, 'received');
     a.invalidation.taskChanged(task);
     await received;
     expect(b.cache.has(cacheKeys.task('T1'))).toBe(false);
@@ -71,7 +72,7 @@ describe.skipIf(!url)('cache invalidations across instances (LISTEN/NOTIFY)', ()
     expect(b.cache.has(cacheKeys.projectList())).toBe(true);
 
     // The other schema's service got nothing: a later message of its own proves the bus delivered in order.
-    const elsewhereReceived = elsewhere.bus.nextReceived();
+    const elsewhereReceived = once(elsewhere.bus, 'received');
     const other2 = await instance('d', other);
     other2.invalidation.projectsChanged();
     await elsewhereReceived;
@@ -106,7 +107,7 @@ describe.skipIf(!url)('cache invalidations across instances (LISTEN/NOTIFY)', ()
     const a = await instance('e');
     const b = await instance('f');
     a.cache.set(cacheKeys.task('T9'), { id: 'T9' });
-    const lost = a.bus.nextLost();
+    const lost = once(a.bus, 'lost');
     await admin.query('select pg_terminate_backend(pid) from pg_stat_activity where application_name = $1', [
       'bematic-cache:e',
     ]);
@@ -119,7 +120,7 @@ describe.skipIf(!url)('cache invalidations across instances (LISTEN/NOTIFY)', ()
 
     // Listening again: drops from the others arrive as before.
     a.cache.set(cacheKeys.task('T10'), { id: 'T10' });
-    const received = a.bus.nextReceived();
+    const received = once(a.bus, 'received');
     b.invalidation.taskChanged({ id: 'T10', projectId: 'P1' });
     await received;
     expect(a.cache.has(cacheKeys.task('T10'))).toBe(false);
@@ -173,7 +174,7 @@ describe.skipIf(!url)('cache invalidations across instances (LISTEN/NOTIFY)', ()
     expect(seen.get('i')).toEqual([]);
     expect(() => g.bus.channel('bematic_cache', { receive: () => {} })).toThrow(/bad bus channel/);
 
-    const lost = g.bus.nextLost();
+    const lost = once(g.bus, 'lost');
     await admin.query('select pg_terminate_backend(pid) from pg_stat_activity where application_name = $1', [
       'bematic-cache:g',
     ]);

@@ -1,3 +1,4 @@
+import { EventEmitter } from 'node:events';
 import type { Clock, TimerHandle } from '@bematic/protocol';
 import pg from 'pg';
 import type { Logger } from 'pino';
@@ -50,6 +51,14 @@ export interface CacheBusOptions {
   reconnectMs?: number;
 }
 
+/** What the bus reports about itself: for metrics, and for anyone who must wait on the session. */
+export interface CacheBusEvents {
+  /** A message from another instance was applied (cache drops) or handed to its channel. */
+  received: [channel: string];
+  /** The listening session was lost; a reconnect is scheduled. */
+  lost: [];
+}
+
 export interface CacheBusHandlers {
   drop(target: Invalidation): void;
   /** Called after the bus reconnected: invalidations may have been missed meanwhile. */
@@ -67,7 +76,7 @@ export interface CacheBusHandlers {
  * client only ever runs LISTEN; NOTIFYs go out on a separate one-connection
  * pool, in the order they were asked for.
  */
-export class CacheBus {
+export class CacheBus extends EventEmitter<CacheBusEvents> {
   private listener: pg.Client | null = null;
   private sender: pg.Pool | null = null;
   /** LISTENs issued on the listening client, one at a time. */
@@ -78,11 +87,11 @@ export class CacheBus {
   private retry: TimerHandle | null = null;
   private closed = false;
   private handlers: CacheBusHandlers | null = null;
-  private readonly received: Array<() => void> = [];
-  private readonly lostWaiters: Array<() => void> = [];
   private readonly channels = new Map<string, ChannelHandlers>();
 
-  constructor(private readonly opts: CacheBusOptions) {}
+  constructor(private readonly opts: CacheBusOptions) {
+    super();
+  }
 
   async start(handlers: CacheBusHandlers): Promise<void> {
     this.handlers = handlers;
@@ -124,16 +133,6 @@ export class CacheBus {
     if (this.flushing) return;
     this.flushing = true;
     setImmediate(() => void this.flush());
-  }
-
-  /** Resolves after the next message from another instance has been applied (tests). */
-  nextReceived(): Promise<void> {
-    return new Promise((resolve) => this.received.push(resolve));
-  }
-
-  /** Resolves when the listening session is next lost and a reconnect is scheduled (tests). */
-  nextLost(): Promise<void> {
-    return new Promise((resolve) => this.lostWaiters.push(resolve));
   }
 
   async close(): Promise<void> {
@@ -207,6 +206,7 @@ export class CacheBus {
     }
     if (parsed.ns !== this.namespace || parsed.from === this.opts.instanceId) return;
     handlers.receive(parsed.body);
+    this.emit('received', channel);
   }
 
   private async listen(): Promise<void> {
@@ -247,7 +247,7 @@ export class CacheBus {
     if (parsed.ns !== this.namespace || parsed.from === this.opts.instanceId) return;
     if (parsed.all) this.handlers?.dropAll();
     else for (const t of parsed.targets) this.handlers?.drop(t);
-    for (const resolve of this.received.splice(0)) resolve();
+    this.emit('received', CHANNEL);
   }
 
   private lost(): void {
@@ -267,6 +267,6 @@ export class CacheBus {
           if (!this.closed) this.lost();
         });
     }, this.opts.reconnectMs ?? 1000);
-    for (const resolve of this.lostWaiters.splice(0)) resolve();
+    this.emit('lost');
   }
 }

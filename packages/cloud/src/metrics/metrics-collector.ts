@@ -62,6 +62,8 @@ export class MetricsCollector {
   readonly cacheHitRatio: Gauge<'cache'>;
   readonly archivals: Counter<'trigger'>;
   readonly restores: Counter;
+  readonly busMessages: Counter<'channel'>;
+  readonly busSessionsLost: Counter;
   readonly offlineQueueDepth: Gauge<'agent'>;
   readonly httpRequests: Counter<'method' | 'route' | 'status'>;
   readonly eventLoopDelay: Gauge<'stat'>;
@@ -165,6 +167,16 @@ export class MetricsCollector {
     });
     this.archivals = counter('archivals_total', 'Tasks moved to the archive', ['trigger']);
     this.restores = counter('restores_total', 'Tasks restored from the archive', []);
+    this.busMessages = counter(
+      'cluster_bus_messages_received_total',
+      'Messages from other instances applied from LISTEN/NOTIFY',
+      ['channel'],
+    );
+    this.busSessionsLost = counter(
+      'cluster_bus_sessions_lost_total',
+      'Times the LISTEN session to PostgreSQL was lost (messages may have been missed; caches are flushed)',
+      [],
+    );
     const self = this;
     this.offlineQueueDepth = new Gauge<'agent'>({
       name: `${p}offline_queue_depth`,

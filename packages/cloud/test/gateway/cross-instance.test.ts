@@ -1,4 +1,5 @@
 import { randomUUID } from 'node:crypto';
+import { once } from 'node:events';
 import { mkdtempSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
@@ -51,6 +52,11 @@ describe.skipIf(!postgresUrl)('cross-instance routing (PostgreSQL)', () => {
     return cloud;
   };
   const buses = new Map<CloudHarness, CacheBus>();
+  const busOf = (cloud: CloudHarness): CacheBus => {
+    const bus = buses.get(cloud);
+    if (!bus) throw new Error('this cloud has no cache bus');
+    return bus;
+  };
 
   beforeAll(async () => {
     admin = await createDatabase(postgresUrl ?? '', { schema });
@@ -132,7 +138,7 @@ describe.skipIf(!postgresUrl)('cross-instance routing (PostgreSQL)', () => {
     await expect.poll(async () => (await a.repos.agents.findById(agentId))?.instanceId).toBe(holderId);
 
     // B's listening session is cut: the notice of the next dispatch reaches nobody.
-    const lost = buses.get(b)?.nextLost();
+    const lost = once(busOf(b), 'lost');
     await sql`select pg_terminate_backend(pid) from pg_stat_activity where application_name = ${`bematic-cache:${holderId}`}`.execute(
       admin.db,
     );
@@ -225,7 +231,7 @@ describe.skipIf(!postgresUrl)('cross-instance routing (PostgreSQL)', () => {
     await agent.next('TASK_SUBMIT');
     agent.send('TASK_ACK', { taskId: task.id, accepted: true, queued: false });
     await b.log.wait('task.started', (e) => e.task.id === task.id);
-    const lost = buses.get(b)?.nextLost();
+    const lost = once(busOf(b), 'lost');
     await sql`select pg_terminate_backend(pid) from pg_stat_activity where application_name = ${`bematic-cache:${holderId}`}`.execute(
       admin.db,
     );
