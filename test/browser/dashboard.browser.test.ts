@@ -46,7 +46,7 @@ describe('dashboard in a browser', { timeout: 120_000 }, () => {
 
   const signIn = async (cloud: Cloud): Promise<Page> => {
     const page = await context.newPage();
-    await page.goto(cloud.loginUrl());
+    await page.goto(await cloud.loginUrl());
     await page.getByRole('textbox', { name: 'Message to Bematic' }).waitFor();
     return page;
   };

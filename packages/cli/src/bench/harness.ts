@@ -78,7 +78,8 @@ const sessions = new WeakMap<Cloud, Promise<string>>();
 function sessionCookie(cloud: Cloud): Promise<string> {
   let cookie = sessions.get(cloud);
   if (!cookie) {
-    cookie = fetch(cloud.loginUrl(), { redirect: 'manual' }).then((res) => {
+    cookie = cloud.loginUrl().then(async (url) => {
+      const res = await fetch(url, { redirect: 'manual' });
       const value = res.headers.get('set-cookie')?.split(';')[0];
       if (res.status !== 303 || !value) throw new Error(`console sign-in refused: HTTP ${res.status}`);
       return value;

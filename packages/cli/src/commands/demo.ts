@@ -86,7 +86,7 @@ export function registerDemoCommand(program: Command): void {
           'The console is linked to the same project; the scripted model answers "Done." from now on.',
         );
         console.log(
-          `Dashboard and console: ${system.cloud.loginUrl()}  (one-time sign-in link; Ctrl-C to stop)`,
+          `Dashboard and console: ${await system.cloud.loginUrl()}  (one-time sign-in link; Ctrl-C to stop)`,
         );
         onShutdown(
           () => system.close(),

@@ -58,10 +58,10 @@ async function startOrExit<T>(start: () => Promise<T>): Promise<T> {
 }
 
 /** Like Jupyter: a one-time link signs the browser in; deployments use BEMATIC_CONSOLE_TOKEN instead. */
-function signInBanner(config: CloudConfig, cloud: Cloud): string {
+async function signInBanner(config: CloudConfig, cloud: Cloud): Promise<string> {
   return config.BEMATIC_CONSOLE_TOKEN
     ? 'Sign in to the dashboard with BEMATIC_CONSOLE_TOKEN'
-    : `Sign in: ${cloud.loginUrl()}  (works once; a restart prints a new one)`;
+    : `Sign in: ${await cloud.loginUrl()}  (works once, on any instance)`;
 }
 
 const red = (text: string): string => (process.stdout.isTTY ? `\x1b[31m${text}\x1b[0m` : text);
@@ -114,7 +114,7 @@ export function registerRunCommands(program: Command): void {
         [
           '',
           `  Bematic is running: ${stack.cloud.url}`,
-          `  ${signInBanner(config, stack.cloud)}`,
+          `  ${await signInBanner(config, stack.cloud)}`,
           `  Console channel ${LOCAL_CHANNEL} → local agent in ${opts.dir}`,
           `  ${slackBanner(config)}`,
           `  ${sandboxBanner(stack.agent.config)}`,
@@ -145,7 +145,7 @@ export function registerRunCommands(program: Command): void {
       const logger = createCliLogger(config.BEMATIC_LOG_LEVEL, config.BEMATIC_LOG_FORMAT);
       const cloud = await startOrExit(() => startCloud({ config, logger }));
       console.log(
-        `\n  Bematic cloud: ${cloud.url}  (agents: ${cloud.agentUrl}/ws/agent)\n  Instance: ${cloud.cluster.instanceId}\n  ${signInBanner(config, cloud)}\n  ${slackBanner(config)}\n`,
+        `\n  Bematic cloud: ${cloud.url}  (agents: ${cloud.agentUrl}/ws/agent)\n  Instance: ${cloud.cluster.instanceId}\n  ${await signInBanner(config, cloud)}\n  ${slackBanner(config)}\n`,
       );
       onShutdown(
         () => cloud.close(),

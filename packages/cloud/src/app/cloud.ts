@@ -64,7 +64,7 @@ export interface Cloud {
   /** http://host:port of the dashboard and API. */
   readonly url: string;
   /** A fresh one-time sign-in link for the console (each call issues a new one). */
-  loginUrl(): string;
+  loginUrl(): Promise<string>;
   /** ws://host:port, what agents put in BEMATIC_CLOUD_URL. */
   readonly agentUrl: string;
   readonly config: CloudConfig;
@@ -217,9 +217,10 @@ export async function startCloud(options: StartCloudOptions): Promise<Cloud> {
   const transcript = new TranscriptRecorder(repos.taskSteps, logger);
   detach.push(transcript.attach(events));
   if (clusterFeed) detach.push(clusterFeed.attach(events, transcript));
-  const sessions = new ConsoleSessions(
-    config.BEMATIC_CONSOLE_TOKEN ? { token: config.BEMATIC_CONSOLE_TOKEN } : {},
-  );
+  const sessions = new ConsoleSessions({
+    store: repos.consoleCredentials,
+    ...(config.BEMATIC_CONSOLE_TOKEN ? { token: config.BEMATIC_CONSOLE_TOKEN } : {}),
+  });
   let slack: SlackApp | null = null;
   const surfaceFor = (task: Pick<Task, 'channelId'>): ChatSurface =>
     task.channelId.startsWith(CONSOLE_CHANNEL_PREFIX) || !slack ? consoleSurface : slack.surface;
@@ -459,7 +460,7 @@ export async function startCloud(options: StartCloudOptions): Promise<Cloud> {
   const publicBase = (config.BEMATIC_PUBLIC_URL ?? url).replace(/\/$/, '');
   return {
     url,
-    loginUrl: () => `${publicBase}/login?token=${sessions.issueLoginToken()}`,
+    loginUrl: async () => `${publicBase}/login?token=${await sessions.issueLoginToken()}`,
     agentUrl: `ws://${host}:${port}`,
     config,
     database,

@@ -209,6 +209,13 @@ export interface CancelRequestsTable {
   requested_at: number;
 }
 
+/** A console sign-in credential, by the SHA-256 (hex) of the token or session id; never the secret itself. */
+export interface ConsoleCredentialsTable {
+  hash: string;
+  kind: 'login' | 'session';
+  expires_at: number;
+}
+
 export interface TaskPlansTable {
   /** The planning task. */
   task_id: string;
@@ -253,4 +260,5 @@ export interface Schema {
   slack_deliveries: SlackDeliveriesTable;
   task_plans: TaskPlansTable;
   cancel_requests: CancelRequestsTable;
+  console_credentials: ConsoleCredentialsTable;
 }

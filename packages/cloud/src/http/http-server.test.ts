@@ -99,7 +99,7 @@ describe('HTTP server', () => {
       cache,
       events,
       audit: new AuditTrail(t.repos.audit),
-      sessions: new ConsoleSessions({ token: TOKEN }),
+      sessions: new ConsoleSessions({ store: t.repos.consoleCredentials, token: TOKEN }),
       maxBodyBytes: 1024,
     });
     await new Promise<void>((r) => handle.server.listen(0, '127.0.0.1', r));
@@ -574,7 +574,7 @@ describe('HTTP server', () => {
   });
 
   it('signs a browser in with a one-time login link or the token, as an HttpOnly SameSite=Strict cookie', async () => {
-    const token = handle.sessions.issueLoginToken();
+    const token = await handle.sessions.issueLoginToken();
     const first = await fetch(`${base}/login?token=${token}&next=/tasks/task_9`, { redirect: 'manual' });
     expect(first.status).toBe(303);
     expect(first.headers.get('location')).toBe('/tasks/task_9');

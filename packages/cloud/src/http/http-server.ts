@@ -122,7 +122,7 @@ export function createHttpServer(deps: HttpServerDeps): HttpServerHandle {
     channelId: deps.consoleChannelId ?? DEFAULT_CONSOLE_CHANNEL,
   };
   const reads = new DashboardReads(deps.repos, deps.cache, now);
-  const sessions = deps.sessions ?? new ConsoleSessions({ now });
+  const sessions = deps.sessions ?? new ConsoleSessions({ store: deps.repos.consoleCredentials, now });
   const hosts = new AllowedHosts(deps.publicUrl);
   const consoleApi = new ConsoleApi(deps.console, deps.inbound, user, logger, now);
   const stream = new EventStream({

@@ -29,6 +29,7 @@ const TABLES: readonly (keyof Schema)[] = [
   'console_messages',
   'permission_requests',
   'task_totals',
+  'console_credentials',
 ];
 
 function submission(overrides: Partial<TaskSubmission> = {}): TaskSubmission {
@@ -1239,6 +1240,26 @@ export function describeRepositoryConformance(name: string, open: () => Promise<
         await repos.cancelRequests.put(t.id, 'again', 'U1');
         await repos.tasks.delete(t.id);
         expect(await repos.cancelRequests.find(t.id)).toBeUndefined();
+      });
+
+      it('keeps console credentials by hash until expiry; consumes a login token exactly once', async () => {
+        const c = repos.consoleCredentials;
+        await c.put('login', 'aa', T0 + 10);
+        await c.put('session', 'bb', T0 + 10);
+        expect(await c.isValid('session', 'bb', T0 + 9)).toBe(true);
+        expect(await c.isValid('session', 'bb', T0 + 10)).toBe(false);
+        expect(await c.isValid('login', 'bb', T0)).toBe(false);
+        const both = await Promise.all([c.consume('login', 'aa', T0), c.consume('login', 'aa', T0)]);
+        expect(both.filter(Boolean)).toHaveLength(1);
+        await c.put('login', 'cc', T0 + 5);
+        expect(await c.consume('login', 'cc', T0 + 5)).toBe(false);
+        expect(await c.consume('login', 'cc', T0)).toBe(false);
+        expect(await c.remove('session', 'bb')).toBe(true);
+        expect(await c.remove('session', 'bb')).toBe(false);
+        await c.put('session', 'dd', T0 + 5);
+        await c.put('session', 'ee', T0 + 50);
+        expect(await c.pruneExpired(T0 + 5)).toBe(1);
+        expect(await c.isValid('session', 'ee', T0 + 5)).toBe(true);
       });
 
       it("carries the holder's view of the agent's health with the claim, kept by a claim without one, gone with the release", async () => {

@@ -15,6 +15,7 @@ import { rateLimits } from './010-rate-limits.js';
 import { taskPlans } from './011-task-plans.js';
 import { agentHealth } from './012-agent-health.js';
 import { cancelRequests } from './013-cancel-requests.js';
+import { consoleCredentials } from './014-console-credentials.js';
 import { planFirst } from './015-plan-first.js';
 
 /**
@@ -36,6 +37,7 @@ export const MIGRATIONS: Readonly<Record<string, Migration>> = {
   '011-task-plans': taskPlans,
   '012-agent-health': agentHealth,
   '013-cancel-requests': cancelRequests,
+  '014-console-credentials': consoleCredentials,
   '015-plan-first': planFirst,
 };
 

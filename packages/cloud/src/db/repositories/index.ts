@@ -7,6 +7,7 @@ import { KyselyApiKeyRepository } from './api-key-repository.js';
 import { KyselyArchivedTaskRepository } from './archived-task-repository.js';
 import { KyselyAuditLogRepository } from './audit-log-repository.js';
 import { KyselyCancelRequestRepository } from './cancel-request-repository.js';
+import { KyselyConsoleCredentialRepository } from './console-credential-repository.js';
 import { KyselyConsoleMessageRepository } from './console-message-repository.js';
 import { GroupCommit } from './group-commit.js';
 import { KyselyOfflineQueueRepository } from './offline-queue-repository.js';
@@ -46,6 +47,7 @@ function bind(db: Kysely<Schema>, now: Clock['now']): Omit<Repositories, 'transa
     slackDeliveries: new KyselySlackDeliveryRepository(db, now),
     taskPlans: new KyselyTaskPlanRepository(db, now),
     cancelRequests: new KyselyCancelRequestRepository(db, now),
+    consoleCredentials: new KyselyConsoleCredentialRepository(db),
   };
 }
 

@@ -529,6 +529,24 @@ export interface CancelRequestRepository {
   remove(taskId: string): Promise<boolean>;
 }
 
+/** What a console credential is: a one-time login token, or a signed-in browser's session id. */
+export type ConsoleCredentialKind = 'login' | 'session';
+
+/** Console sign-in credentials shared by every instance, held as SHA-256 hashes only. */
+export interface ConsoleCredentialRepository {
+  put(kind: ConsoleCredentialKind, hash: string, expiresAt: number): Promise<void>;
+  /**
+   * Removes the credential in one DELETE … RETURNING and says whether it was there and unexpired at `now`:
+   * of two instances redeeming one login token at once, exactly one gets true.
+   */
+  consume(kind: ConsoleCredentialKind, hash: string, now: number): Promise<boolean>;
+  /** The credential exists and expires after `now`. */
+  isValid(kind: ConsoleCredentialKind, hash: string, now: number): Promise<boolean>;
+  remove(kind: ConsoleCredentialKind, hash: string): Promise<boolean>;
+  /** Deletes every credential expired at `now`; how many. */
+  pruneExpired(now: number): Promise<number>;
+}
+
 export interface TaskPlanRepository {
   create(plan: { taskId: string; originalCommand: string }): Promise<TaskPlan>;
   /**
@@ -572,6 +590,7 @@ export interface Repositories {
   slackDeliveries: SlackDeliveryRepository;
   taskPlans: TaskPlanRepository;
   cancelRequests: CancelRequestRepository;
+  consoleCredentials: ConsoleCredentialRepository;
   /** Run fn atomically; repositories passed in are bound to the transaction. */
   transaction<T>(fn: (repos: Omit<Repositories, 'transaction'>) => Promise<T>): Promise<T>;
 }

@@ -1,4 +1,5 @@
 import { createHash, randomBytes, timingSafeEqual } from 'node:crypto';
+import type { ConsoleCredentialRepository } from '../../db/repositories/types.js';
 
 export const SESSION_COOKIE = 'bematic_session';
 /** A login link not used within this time stops working. */
@@ -6,6 +7,8 @@ const LOGIN_TOKEN_TTL_MS = 24 * 3600_000;
 const SESSION_TTL_MS = 30 * 24 * 3600_000;
 
 export interface ConsoleSessionOptions {
+  /** Where login tokens and sessions live (as hashes): the database every instance shares. */
+  store: ConsoleCredentialRepository;
   /** BEMATIC_CONSOLE_TOKEN: a reusable token for deployments (login form, or `Authorization: Bearer`). */
   token?: string;
   now?: () => number;
@@ -16,52 +19,47 @@ export interface ConsoleSessionOptions {
  * the one-time login link printed at start-up or the configured token, and
  * gets a random session id in an HttpOnly, SameSite=Strict cookie. Programs
  * (the CLI, the benchmark) send the configured token as a bearer token.
- * Only hashes of tokens and session ids are held, in memory: a restart signs
- * everyone out and prints a new link.
+ * Only SHA-256 hashes of login tokens and session ids are kept, in the
+ * database, so any instance redeems a link another printed (once: the row is
+ * consumed by one DELETE … RETURNING), honours a session another started, and
+ * a sign-out on one ends the session on all. Expired rows go at each sign-in.
+ * A database error propagates: the caller refuses the request.
  */
 export class ConsoleSessions {
   private readonly configured: Buffer | null;
+  private readonly store: ConsoleCredentialRepository;
   private readonly now: () => number;
-  /** hash(login token) → expiry */
-  private readonly loginTokens = new Map<string, number>();
-  /** hash(session id) → expiry */
-  private readonly sessions = new Map<string, number>();
 
-  constructor(opts: ConsoleSessionOptions = {}) {
+  constructor(opts: ConsoleSessionOptions) {
     this.configured = opts.token ? digest(opts.token) : null;
+    this.store = opts.store;
     this.now = opts.now ?? Date.now;
   }
 
-  /** A fresh one-time login token (for the start-up banner's link). */
-  issueLoginToken(): string {
+  /** A fresh one-time login token (for the start-up banner's link), redeemable on any instance. */
+  async issueLoginToken(): Promise<string> {
     const token = randomBytes(24).toString('base64url');
-    this.loginTokens.set(hex(token), this.now() + LOGIN_TOKEN_TTL_MS);
+    await this.store.put('login', hex(token), this.now() + LOGIN_TOKEN_TTL_MS);
     return token;
   }
 
   /** Trade a login token (one-time or configured) for a new session id; null when it is not valid. */
-  signIn(token: string): string | null {
-    if (!this.isConfiguredToken(token)) {
-      const key = hex(token);
-      const expires = this.loginTokens.get(key);
-      if (expires === undefined) return null;
-      this.loginTokens.delete(key);
-      if (expires <= this.now()) return null;
-    }
+  async signIn(token: string): Promise<string | null> {
+    if (!this.isConfiguredToken(token) && !(await this.store.consume('login', hex(token), this.now())))
+      return null;
     const id = randomBytes(32).toString('base64url');
-    this.sessions.set(hex(id), this.now() + SESSION_TTL_MS);
-    this.prune();
+    await this.store.put('session', hex(id), this.now() + SESSION_TTL_MS);
+    await this.store.pruneExpired(this.now());
     return id;
   }
 
-  signOut(sessionId: string): void {
-    this.sessions.delete(hex(sessionId));
+  async signOut(sessionId: string): Promise<void> {
+    await this.store.remove('session', hex(sessionId));
   }
 
-  hasSession(sessionId: string | undefined): boolean {
+  async hasSession(sessionId: string | undefined): Promise<boolean> {
     if (!sessionId) return false;
-    const expires = this.sessions.get(hex(sessionId));
-    return expires !== undefined && expires > this.now();
+    return this.store.isValid('session', hex(sessionId), this.now());
   }
 
   /** `Authorization: Bearer <BEMATIC_CONSOLE_TOKEN>`; never true when no token is configured. */
@@ -72,12 +70,6 @@ export class ConsoleSessions {
 
   private isConfiguredToken(token: string): boolean {
     return this.configured !== null && timingSafeEqual(digest(token), this.configured);
-  }
-
-  private prune(): void {
-    const now = this.now();
-    for (const map of [this.sessions, this.loginTokens])
-      for (const [k, expires] of map) if (expires <= now) map.delete(k);
   }
 }
 

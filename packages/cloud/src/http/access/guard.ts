@@ -25,7 +25,7 @@ export function registerAccessControl(app: FastifyInstance, ctx: RouteContext): 
       );
     }
     if (req.method !== 'GET' && req.method !== 'HEAD') checkSameOrigin(req, ctx);
-    if (path.startsWith('/api/') && !hasSession(req, ctx)) {
+    if (path.startsWith('/api/') && !(await hasSession(req, ctx))) {
       throw new HttpError(
         401,
         'UNAUTHENTICATED',
@@ -35,11 +35,21 @@ export function registerAccessControl(app: FastifyInstance, ctx: RouteContext): 
   });
 }
 
-export function hasSession(req: FastifyRequest, ctx: RouteContext): boolean {
-  return (
-    ctx.sessions.hasSession(req.cookies[SESSION_COOKIE]) ||
-    ctx.sessions.acceptsBearer(req.headers.authorization)
-  );
+/**
+ * The configured bearer token, or a session cookie the database knows. Fail-closed: when the
+ * database cannot answer, the request is refused (503), never let through.
+ */
+export async function hasSession(req: FastifyRequest, ctx: RouteContext): Promise<boolean> {
+  if (ctx.sessions.acceptsBearer(req.headers.authorization)) return true;
+  try {
+    return await ctx.sessions.hasSession(req.cookies[SESSION_COOKIE]);
+  } catch {
+    throw new HttpError(
+      503,
+      'SESSION_STORE_UNAVAILABLE',
+      'the session store cannot be read; try again shortly',
+    );
+  }
 }
 
 /** Browsers send Origin on cross-site POSTs; refuse them so a web page cannot drive the local console. */

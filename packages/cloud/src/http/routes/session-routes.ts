@@ -22,8 +22,8 @@ const NextPath = z
 export function registerSessionRoutes(app: FastifyInstance, ctx: RouteContext): void {
   const secure = ctx.deps.publicUrl?.startsWith('https:') ?? false;
 
-  const signIn = (reply: FastifyReply, token: string): boolean => {
-    const session = ctx.sessions.signIn(token);
+  const signIn = async (reply: FastifyReply, token: string): Promise<boolean> => {
+    const session = await ctx.sessions.signIn(token);
     if (!session) return false;
     void reply.setCookie(SESSION_COOKIE, session, {
       httpOnly: true,
@@ -38,7 +38,7 @@ export function registerSessionRoutes(app: FastifyInstance, ctx: RouteContext): 
   app.get<{ Querystring: { token?: string; next?: string } }>('/login', async (req, reply) => {
     const next = NextPath.parse(req.query.next ?? '/');
     const token = req.query.token;
-    if (token && !signIn(reply, token)) {
+    if (token && !(await signIn(reply, token))) {
       void ctx.deps.audit?.record('http.bad_request', {
         actor: 'http',
         resourceType: 'route',
@@ -57,14 +57,14 @@ export function registerSessionRoutes(app: FastifyInstance, ctx: RouteContext): 
   app.post('/login', async (req, reply) => {
     const parsed = LoginBody.safeParse(req.body);
     if (!parsed.success) throw new HttpError(400, 'INVALID_BODY', 'send {"token": "…"}');
-    if (!signIn(reply, parsed.data.token))
+    if (!(await signIn(reply, parsed.data.token)))
       throw new HttpError(401, 'LOGIN_REFUSED', 'that token is not valid (a login link works once)');
     return { ok: true };
   });
 
   app.post('/logout', async (req, reply) => {
     const session = req.cookies[SESSION_COOKIE];
-    if (session) ctx.sessions.signOut(session);
+    if (session) await ctx.sessions.signOut(session);
     void reply.clearCookie(SESSION_COOKIE, { path: '/' });
     return { ok: true };
   });
@@ -72,7 +72,7 @@ export function registerSessionRoutes(app: FastifyInstance, ctx: RouteContext): 
   app.get(
     '/api/session',
     async (req): Promise<SessionInfo> => ({
-      signedIn: hasSession(req, ctx),
+      signedIn: await hasSession(req, ctx),
       user: { id: ctx.user.userId, name: ctx.user.userName },
       consoleChannelId: ctx.user.channelId,
     }),
