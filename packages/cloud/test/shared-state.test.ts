@@ -98,6 +98,30 @@ describe.skipIf(!base)('two cloud instances on one PostgreSQL database', () => {
     emulator.deliverHttp(`${cloud.url}/slack/events`, SECRET, event);
   const tasksOf = async (user: string) => (await a.repos.tasks.list({})).filter((t) => t.userId === user);
 
+  it('a login link issued by one instance works once on any; the session holds on both and a sign-out ends it on both', async () => {
+    const link = new URL(await a.loginUrl());
+    const onB = `${b.url}${link.pathname}${link.search}`;
+    const first = await fetch(onB, { redirect: 'manual' });
+    expect(first.status).toBe(303);
+    const cookie = first.headers.get('set-cookie')?.split(';')[0] ?? '';
+    expect(cookie).toMatch(/^bematic_session=/);
+    const signedIn = async (cloud: Cloud) =>
+      (
+        (await (await fetch(`${cloud.url}/api/session`, { headers: { cookie } })).json()) as {
+          signedIn: boolean;
+        }
+      ).signedIn;
+    expect(await signedIn(a)).toBe(true);
+    expect(await signedIn(b)).toBe(true);
+    const again = await fetch(`${a.url}${link.pathname}${link.search}`, { redirect: 'manual' });
+    expect(again.headers.get('location')).toMatch(/login=refused/);
+    expect(again.headers.get('set-cookie')).toBeNull();
+    const out = await fetch(`${b.url}/logout`, { method: 'POST', headers: { cookie } });
+    expect(out.status).toBe(200);
+    expect((await fetch(`${a.url}/api/session`, { headers: { cookie } })).status).toBe(401);
+    expect((await fetch(`${a.url}/api/tasks`, { headers: { cookie } })).status).toBe(401);
+  });
+
   it('the same Slack event delivered to both instances makes one task', async () => {
     const { message, events } = emulator.prepareMention({
       user: 'U1',
