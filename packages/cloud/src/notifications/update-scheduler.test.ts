@@ -112,3 +112,68 @@ describe('UpdateScheduler', () => {
     expect(log).toEqual(['a start 0', 'b start 0', 'a end 500', 'b end 500']);
   });
 });
+
+/** A message that always has more to show: each update, once it lands, asks for the next one. */
+function busy(
+  name: string,
+  log: string[],
+  scheduler: UpdateScheduler,
+  opts: { channelId: string; final?: boolean },
+): ScheduledMessage {
+  const self: ScheduledMessage = {
+    channelId: opts.channelId,
+    final: opts.final ?? false,
+    send() {
+      log.push(`${name} ${Date.now()}`);
+      return new Promise<void>((resolve) =>
+        setTimeout(() => {
+          if (!self.final) scheduler.want(self);
+          resolve();
+        }, 10),
+      );
+    },
+    failed() {},
+  };
+  return self;
+}
+
+describe('UpdateScheduler order', () => {
+  beforeEach(() => {
+    vi.useFakeTimers({ now: 0 });
+  });
+  afterEach(() => {
+    vi.useRealTimers();
+  });
+
+  it('gives each free slot of the budget to a waiting final first, then to the least recently served', async () => {
+    const scheduler = new UpdateScheduler(
+      { perMinute: 60, channelIntervalMs: 0, taskIntervalMs: 0 },
+      fakeTimers,
+    );
+    const log: string[] = [];
+    const [a, b, c] = ['a', 'b', 'c'].map((n, i) => busy(n, log, scheduler, { channelId: `C${i}` }));
+    for (const m of [a, b, c]) if (m) scheduler.want(m);
+    await vi.advanceTimersByTimeAsync(2500);
+    // A task ends while every progress update waits for the budget: its final takes the next slot.
+    scheduler.want(busy('final', log, scheduler, { channelId: 'C1', final: true }));
+    await vi.advanceTimersByTimeAsync(3000);
+    scheduler.stop();
+    expect(log).toEqual(['a 0', 'b 1000', 'c 2000', 'final 3000', 'a 4000', 'b 5000']);
+  });
+
+  it("keeps one channel to its interval while another channel's updates go ahead", async () => {
+    const scheduler = new UpdateScheduler(
+      { perMinute: 0, channelIntervalMs: 1000, taskIntervalMs: 0 },
+      fakeTimers,
+    );
+    const log: string[] = [];
+    const x = busy('x', log, scheduler, { channelId: 'C1' });
+    const y = busy('y', log, scheduler, { channelId: 'C1' });
+    const z = busy('z', log, scheduler, { channelId: 'C2' });
+    for (const m of [x, y, z]) scheduler.want(m);
+    await vi.advanceTimersByTimeAsync(2500);
+    scheduler.stop();
+    // One channel's messages take turns, one a second; the other channel is not held up by them.
+    expect(log).toEqual(['x 0', 'z 0', 'y 1000', 'z 1000', 'x 2000', 'z 2000']);
+  });
+});
