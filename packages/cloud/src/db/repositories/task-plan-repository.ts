@@ -83,20 +83,22 @@ export class KyselyTaskPlanRepository implements TaskPlanRepository {
     return row ? toPlan(row) : undefined;
   }
 
-  async findByReplaced(taskId: string): Promise<TaskPlan | undefined> {
-    const row = await this.db
-      .selectFrom('task_plans')
-      .selectAll()
-      .where('replaces_task_id', '=', taskId)
-      .executeTakeFirst();
-    return row ? toPlan(row) : undefined;
+  findByReplaced(taskId: string): Promise<TaskPlan | undefined> {
+    return this.findBy('replaces_task_id', taskId);
   }
 
-  async findByTask(taskId: string): Promise<TaskPlan | undefined> {
+  findByTask(taskId: string): Promise<TaskPlan | undefined> {
+    return this.findBy('task_id', taskId);
+  }
+
+  private async findBy(
+    column: 'task_id' | 'replaces_task_id',
+    taskId: string,
+  ): Promise<TaskPlan | undefined> {
     const row = await this.db
       .selectFrom('task_plans')
       .selectAll()
-      .where('task_id', '=', taskId)
+      .where(column, '=', taskId)
       .executeTakeFirst();
     return row ? toPlan(row) : undefined;
   }

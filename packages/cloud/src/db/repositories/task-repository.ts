@@ -314,6 +314,16 @@ export class KyselyTaskRepository implements TaskRepository {
     });
   }
 
+  /** What a new attempt of a task sets: the next attempt number, the agent it goes to, submitted. */
+  private newAttempt(agentId: string) {
+    return {
+      attempt: sql<number>`attempt + 1`,
+      agent_id: agentId,
+      status: 'submitted' as const,
+      updated_at: this.now(),
+    };
+  }
+
   /** One compare-and-set UPDATE: applied only from a status that may move to `to`, with the guard's owner. */
   private async applyIfLegal(
     id: string,
@@ -359,12 +369,7 @@ export class KyselyTaskRepository implements TaskRepository {
       }
       const row = await trx
         .updateTable('tasks')
-        .set((eb) => ({
-          attempt: eb('attempt', '+', 1),
-          agent_id: agentId,
-          status: 'submitted',
-          updated_at: this.now(),
-        }))
+        .set(this.newAttempt(agentId))
         .where('id', '=', id)
         .where('status', 'in', RESENDABLE)
         .returningAll()
@@ -399,12 +404,7 @@ export class KyselyTaskRepository implements TaskRepository {
       if (held.length === 0) return [];
       const rows = await trx
         .updateTable('tasks')
-        .set((eb) => ({
-          attempt: eb('attempt', '+', 1),
-          agent_id: agentId,
-          status: 'submitted',
-          updated_at: this.now(),
-        }))
+        .set(this.newAttempt(agentId))
         .where(
           'id',
           'in',
