@@ -2,6 +2,7 @@ import { EventEmitter } from 'node:events';
 import os from 'node:os';
 import {
   type AuthResponse,
+  backgroundClock,
   type Clock,
   checkOutgoing,
   createMessage,
@@ -221,7 +222,8 @@ export class Agent extends EventEmitter<AgentEvents> {
     if (this.connection.isReady()) {
       await Promise.race([
         this.outbound.whenEmpty(),
-        new Promise((resolve) => setTimeout(resolve, graceful ? 5000 : 500).unref()),
+        // Real time on purpose: the socket flushes in real time whatever clock the agent's logic runs on.
+        new Promise<void>((resolve) => backgroundClock.setTimeout(resolve, graceful ? 5000 : 500)),
       ]);
     }
     this.disarmPartitionStop();

@@ -1,5 +1,6 @@
 import { type ChildProcess, spawn } from 'node:child_process';
 import type { SpawnedProcess, SpawnOptions } from '@anthropic-ai/claude-agent-sdk';
+import { systemClock, type TimerHandle } from '@bematic/protocol';
 import type { ProcessLedger } from '../../process/process-ledger.js';
 import { newRunTag, type ProcessRun, RUN_TAG_VAR, stopRun } from '../../process/process-tree.js';
 import { type Watchdog, watchRun } from '../../process/watchdog.js';
@@ -89,14 +90,14 @@ export class ClaudeProcessHandle {
     const graceMs = this.opts.killGraceMs;
     const running = child.exitCode === null && child.signalCode === null;
     if (running && !stop) {
-      let timer: NodeJS.Timeout | undefined;
+      let timer: TimerHandle | undefined;
       await Promise.race([
         this.exited,
         new Promise<void>((resolve) => {
-          timer = setTimeout(resolve, waitMs);
+          timer = systemClock.setTimeout(resolve, waitMs);
         }),
       ]);
-      clearTimeout(timer);
+      if (timer !== undefined) systemClock.clearTimeout(timer);
     }
     const run = this.run;
     if (run === undefined) {
