@@ -147,9 +147,12 @@ export function createTasksView(): TasksView {
           h('td', {
             colspan: 8,
             className: 'muted empty',
-            text: filtered
-              ? 'No task matches these filters.'
-              : 'No tasks yet: ask for something in the console.',
+            // A text search reads a bounded window of history per page: no match yet is not no match at all.
+            text: !filtered
+              ? 'No tasks yet: ask for something in the console.'
+              : cursor !== null
+                ? 'No match among the newest tasks searched so far: Show more searches older ones.'
+                : 'No task matches these filters.',
           }),
         ]),
       ]);
