@@ -44,20 +44,25 @@ export class KyselyTaskPlanRepository implements TaskPlanRepository {
   ) {}
 
   async create(plan: { taskId: string; originalCommand: string }): Promise<TaskPlan> {
-    const at = this.now();
     const row = await this.db
       .insertInto('task_plans')
-      .values({
-        task_id: plan.taskId,
-        original_command: plan.originalCommand,
-        steps: '[]',
-        status: 'planning',
-        created_at: at,
-        updated_at: at,
-      })
+      .values(this.newPlan(plan))
       .returningAll()
       .executeTakeFirstOrThrow();
     return toPlan(row);
+  }
+
+  /** A plan row as it starts: planning, no steps yet. */
+  private newPlan(plan: { taskId: string; originalCommand: string }) {
+    const at = this.now();
+    return {
+      task_id: plan.taskId,
+      original_command: plan.originalCommand,
+      steps: '[]',
+      status: 'planning' as const,
+      created_at: at,
+      updated_at: at,
+    };
   }
 
   async claimReplacement(plan: {
@@ -65,18 +70,9 @@ export class KyselyTaskPlanRepository implements TaskPlanRepository {
     originalCommand: string;
     replacesTaskId: string;
   }): Promise<TaskPlan | undefined> {
-    const at = this.now();
     const row = await this.db
       .insertInto('task_plans')
-      .values({
-        task_id: plan.taskId,
-        original_command: plan.originalCommand,
-        steps: '[]',
-        status: 'planning',
-        created_at: at,
-        updated_at: at,
-        replaces_task_id: plan.replacesTaskId,
-      })
+      .values({ ...this.newPlan(plan), replaces_task_id: plan.replacesTaskId })
       .onConflict((oc) => oc.column('replaces_task_id').doNothing())
       .returningAll()
       .executeTakeFirst();
