@@ -109,6 +109,38 @@ function deliveryScenario(label: string, url: () => Promise<string>) {
       const thread = emulator.renderThread(CHANNEL, message.ts);
       expect(thread.match(/Task `task_/g)).toHaveLength(1);
     });
+
+    it('a slash command delivered again with its trigger_id is answered once, also after a restart', async () => {
+      const emulator = await startSlackEmulator({ users: [{ id: 'U1', name: 'alice' }] });
+      cleanups.push(() => emulator.stop());
+      emulator.addChannel({ id: CHANNEL, name: 'webapp' });
+      const databaseUrl = await url();
+      let cloud = await startHttpCloud(emulator, databaseUrl);
+      const eventsUrl = () => `${cloud.url}/slack/events`;
+      const command = emulator.prepareSlashCommand({ user: 'U1', channel: CHANNEL, text: 'help' });
+      // An answer is the acknowledgement's own text or a message only alice sees.
+      const answered = (r: { body: string }) => r.body.trim().length > 0;
+
+      const original = await emulator.deliverHttp(eventsUrl(), SECRET, command);
+      await emulator.waitFor(() => answered(original) || emulator.ephemerals('U1').length > 0);
+      const answersAfterOriginal = emulator.ephemerals('U1').length + (answered(original) ? 1 : 0);
+      expect(answersAfterOriginal).toBe(1);
+
+      const retry = await emulator.deliverHttp(eventsUrl(), SECRET, command, { retryNum: 1 });
+      await cloud.close();
+      cloud = await startHttpCloud(emulator, databaseUrl);
+      cleanups.push(() => cloud.close());
+      const replay = await emulator.deliverHttp(eventsUrl(), SECRET, command);
+      expect([original.status, retry.status, replay.status]).toEqual([200, 200, 200]);
+      expect([answered(retry), answered(replay)]).toEqual([false, false]);
+
+      // A new trigger of the same command is answered, so the silence above was the duplicate's.
+      const again = emulator.prepareSlashCommand({ user: 'U1', channel: CHANNEL, text: 'help' });
+      const ephemeralsBefore = emulator.ephemerals('U1').length;
+      const fresh = await emulator.deliverHttp(eventsUrl(), SECRET, again);
+      await emulator.waitFor(() => answered(fresh) || emulator.ephemerals('U1').length > ephemeralsBefore);
+      expect(emulator.ephemerals('U1').length + [original, fresh].filter(answered).length).toBe(2);
+    });
   });
 }
 
