@@ -30,6 +30,13 @@ describe('SQLite single-process lock', () => {
     lockSqliteDatabase(file).release();
   });
 
+  it('is taken on a first start, when the database folder does not exist yet', () => {
+    const file = path.join(dir, 'fresh', '.bematic', 'bematic.db');
+    const lock = lockSqliteDatabase(file);
+    expect(() => lockSqliteDatabase(file)).toThrow(SqliteInUseError);
+    lock.release();
+  });
+
   it('leaves the database itself open to administrative commands', async () => {
     const file = path.join(dir, 'bematic.db');
     const lock = lockSqliteDatabase(file);

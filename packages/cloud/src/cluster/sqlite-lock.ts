@@ -1,3 +1,5 @@
+import { mkdirSync } from 'node:fs';
+import path from 'node:path';
 import BetterSqlite3 from 'better-sqlite3';
 
 /** A second cloud process on the same SQLite file: SQLite is the single-process embedded mode. */
@@ -27,6 +29,8 @@ export interface ProcessLock {
  */
 export function lockSqliteDatabase(filename: string): ProcessLock {
   const lockFile = `${filename}.lock`;
+  // The lock is taken before the database is opened, so on a first start its folder may not exist yet.
+  mkdirSync(path.dirname(filename), { recursive: true });
   const side = new BetterSqlite3(lockFile, { timeout: 0 });
   try {
     side.pragma('locking_mode = EXCLUSIVE');
