@@ -1,6 +1,6 @@
 import { startTestSystem, type TestSystem, turn } from '@bematic/testkit';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { buttonValue, nextTerminal, reactionNames, readThread } from './support.js';
+import { buttonValue, explainOnFailure, nextTerminal, reactionNames, readThread } from './support.js';
 
 const USER = 'U0BOB';
 
@@ -158,6 +158,7 @@ describe('agent disconnect: tasks wait in the offline queue and run when the age
   afterAll(() => system?.close());
 
   it('queues with an offline notice, then drains in priority order on reconnect', async () => {
+    explainOnFailure(system);
     system.model.setScript([turn.text('first done'), turn.text('second done')]);
     let queuedCount = 0;
     const bothQueued = new Promise<void>((resolve) =>
@@ -189,17 +190,19 @@ describe('agent disconnect: tasks wait in the offline queue and run when the age
     );
     expect(notice.readable).toMatch(/queued/i);
 
-    const order: string[] = [];
-    const both = new Promise<void>((resolve) =>
-      system.cloud.events.on('task.completed', ({ task }) => {
-        order.push(task.id);
-        if (order.length === 2) resolve();
-      }),
-    );
+    // Each task's own terminal event: one that fails says why here instead of leaving the test waiting.
+    const urgentEnd = nextTerminal(system, (t) => t.id === urgentTask!.id);
+    const normalEnd = nextTerminal(system, (t) => t.id === normalTask!.id);
     const started: string[] = [];
     system.cloud.events.on('task.started', ({ task }) => void started.push(task.id));
     await system.startAgent();
-    await both;
+    for (const { event, task } of await Promise.all([urgentEnd, normalEnd])) {
+      expect({ event, errorCode: task.errorCode, error: task.errorMessage }).toEqual({
+        event: 'task.completed',
+        errorCode: null,
+        error: null,
+      });
+    }
     expect(started[0]).toBe(urgentTask!.id);
     expect(await system.cloud.repos.offlineQueue.listForAgent('agent-1')).toEqual([]);
   });

@@ -1,5 +1,6 @@
 import type { Task, TaskEventMap } from '@bematic/cloud';
 import type { MessageView, TestSystem } from '@bematic/testkit';
+import { onTestFailed } from 'vitest';
 
 export type Terminal = 'task.completed' | 'task.failed' | 'task.cancelled';
 
@@ -17,6 +18,24 @@ export function nextTerminal(
           for (const off of offs) off();
           resolve({ event, task: payload.task });
         }),
+      );
+    }
+  });
+}
+
+/**
+ * If the running test fails (a timeout included), prints where each task of the system stands and its audit
+ * trail, so a failure seen only on a busy machine can be read from the log.
+ */
+export function explainOnFailure(system: TestSystem): void {
+  onTestFailed(async () => {
+    for (const task of await system.cloud.repos.tasks.list()) {
+      const audit = await system.cloud.repos.audit.list({ resourceId: task.id });
+      const trail = audit.map((a) => `${a.action}${a.details.code ? `:${String(a.details.code)}` : ''}`);
+      console.error(
+        `task ${task.id} ${task.status} attempt=${task.attempt} agent=${task.agentId} ` +
+          `error=${task.errorCode ?? '-'} outbox=${(await system.cloud.repos.offlineQueue.findByTask(task.id)) ? 'row' : 'none'} ` +
+          `audit=[${trail.join(', ')}]`,
       );
     }
   });
