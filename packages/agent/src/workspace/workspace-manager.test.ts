@@ -209,6 +209,21 @@ describe('WorkspaceManager', () => {
     expect(existsSync(wk.cwd)).toBe(true);
   });
 
+  it('tasks of one repository opened at once each get their worktree, one git worktree command at a time', async () => {
+    const dir = repo();
+    const tasks = Array.from({ length: 16 }, () => task());
+    // git's worktree commands are not safe side by side ("failed to read .git/worktrees/<id>/commondir").
+    const { result: opened, overlaps } = await watchingWorktreeCommands(() =>
+      Promise.allSettled(tasks.map(async (t) => ws.open(t, await ws.plan(t, dir)))),
+    );
+    expect(opened.filter((o) => o.status === 'rejected').map((o) => String(o.reason))).toEqual([]);
+    expect(overlaps).toBe(0);
+    const listed = sh(dir, 'worktree', 'list', '--porcelain')
+      .split('\n')
+      .filter((l) => l.startsWith('worktree '));
+    expect(listed).toHaveLength(tasks.length + 1);
+  });
+
   it('refuses a worktree dir inside the checkout and task ids that cannot name a branch', async () => {
     const dir = repo();
     const inside = new WorkspaceManager({ worktreeDir: path.join(dir, '.wt'), branchPrefix: 'b/' });
@@ -241,6 +256,37 @@ async function withoutGit<T>(fn: () => Promise<T>): Promise<T> {
   process.env.PATH = '';
   try {
     return await fn();
+  } finally {
+    process.env.PATH = saved;
+  }
+}
+
+/**
+ * Runs `fn` with a `git` first on PATH that runs the real one and counts the `git worktree` commands that
+ * started while another was still running.
+ */
+async function watchingWorktreeCommands<T>(fn: () => Promise<T>): Promise<{ result: T; overlaps: number }> {
+  const realGit = execFileSync('sh', ['-c', 'command -v git'], { encoding: 'utf8' }).trim();
+  const bin = mkdtempSync(path.join(base, 'bin-'));
+  const busy = path.join(bin, 'busy');
+  const log = path.join(bin, 'overlaps');
+  writeFileSync(
+    path.join(bin, 'git'),
+    [
+      '#!/bin/sh',
+      `case " $* " in *" worktree "*) ;; *) exec "${realGit}" "$@" ;; esac`,
+      `if ! mkdir "${busy}" 2>/dev/null; then echo overlap >> "${log}"; exec "${realGit}" "$@"; fi`,
+      `"${realGit}" "$@"; rc=$?; rmdir "${busy}"; exit $rc`,
+      '',
+    ].join('\n'),
+    { mode: 0o755 },
+  );
+  const saved = process.env.PATH;
+  process.env.PATH = `${bin}${path.delimiter}${saved ?? ''}`;
+  try {
+    const result = await fn();
+    const overlaps = existsSync(log) ? readFileSync(log, 'utf8').split('\n').filter(Boolean).length : 0;
+    return { result, overlaps };
   } finally {
     process.env.PATH = saved;
   }

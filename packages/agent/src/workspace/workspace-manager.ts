@@ -104,6 +104,8 @@ export class WorkspaceManager {
   private readonly now: () => number;
   /** Admission asks for the same few projects' roots over and over: answered without spawning git. */
   private readonly roots = new WorkTreeRoots();
+  /** Per repository: the end of the worktree administration under way there (see `exclusive`). */
+  private readonly administering = new Map<string, Promise<void>>();
 
   constructor(private readonly options: WorkspaceManagerOptions) {
     this.log = (options.logger ?? pino({ level: 'silent' })).child({ component: 'workspace' });
@@ -133,7 +135,8 @@ export class WorkspaceManager {
   /** Creates (or, for a follow-up, reopens) the task's worktree. */
   async open(task: TaskSubmit, plan: WorkspacePlan): Promise<Workspace> {
     try {
-      return await this.openPlanned(task, plan);
+      if (plan.mode !== 'worktree') return await this.openPlanned(task, plan);
+      return await this.exclusive(plan.repoRoot ?? plan.projectPath, () => this.openPlanned(task, plan));
     } catch (err) {
       // Whatever broke, the next task's plan asks git about the project again.
       this.roots.forget(plan.projectPath);
@@ -376,8 +379,17 @@ export class WorkspaceManager {
   /** Removes the worktree and the branch. False when there was nothing to remove. */
   async discard(ownerTaskId: string, projectPath: string): Promise<boolean> {
     const meta = await this.locate(ownerTaskId, projectPath);
-    const worktreePath = this.worktreePathFor(ownerTaskId);
     const repoRoot = meta?.repoRoot ?? (await workTreeRoot(projectPath));
+    if (repoRoot === undefined) return this.discardIn(undefined, ownerTaskId, meta);
+    return this.exclusive(repoRoot, () => this.discardIn(repoRoot, ownerTaskId, meta));
+  }
+
+  private async discardIn(
+    repoRoot: string | undefined,
+    ownerTaskId: string,
+    meta: Meta | undefined,
+  ): Promise<boolean> {
+    const worktreePath = this.worktreePathFor(ownerTaskId);
     let removed = false;
     if (repoRoot !== undefined && (await this.isRegisteredWorktree(repoRoot, worktreePath))) {
       await git(repoRoot, ['worktree', 'remove', '--force', '--force', worktreePath]);
@@ -435,6 +447,27 @@ export class WorkspaceManager {
     }
     if (removed.length > 0) this.log.info({ removed }, 'stale worktrees pruned');
     return { removed };
+  }
+
+  /**
+   * Runs `fn` when the worktree administration asked for before it in the same repository is over. git keeps
+   * a repository's worktrees in one directory (.git/worktrees) and its worktree commands are not safe side by
+   * side: an add reads every entry there and fails on another add's half-written one ("failed to read
+   * .git/worktrees/<id>/commondir"), a prune deletes an entry still being added. So the tasks of one
+   * repository that start together have their worktrees created, and discarded, one at a time.
+   */
+  private async exclusive<T>(repoRoot: string, fn: () => Promise<T>): Promise<T> {
+    const run = (this.administering.get(repoRoot) ?? Promise.resolve()).then(fn);
+    const done = run.then(
+      () => undefined,
+      () => undefined,
+    );
+    this.administering.set(repoRoot, done);
+    try {
+      return await run;
+    } finally {
+      if (this.administering.get(repoRoot) === done) this.administering.delete(repoRoot);
+    }
   }
 
   private async isRegisteredWorktree(repoRoot: string, worktreePath: string): Promise<boolean> {
