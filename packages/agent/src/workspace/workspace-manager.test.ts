@@ -213,7 +213,7 @@ describe('WorkspaceManager', () => {
     const dir = repo();
     const tasks = Array.from({ length: 16 }, () => task());
     // git's worktree commands are not safe side by side ("failed to read .git/worktrees/<id>/commondir").
-    const { result: opened, overlaps } = await watchingWorktreeCommands(() =>
+    const { result: opened, overlaps } = await watchingGit(() =>
       Promise.allSettled(tasks.map(async (t) => ws.open(t, await ws.plan(t, dir)))),
     );
     expect(opened.filter((o) => o.status === 'rejected').map((o) => String(o.reason))).toEqual([]);
@@ -262,37 +262,54 @@ async function withoutGit<T>(fn: () => Promise<T>): Promise<T> {
 }
 
 /**
- * Runs `fn` with a `git` first on PATH that runs the real one and counts the `git worktree` commands that
- * started while another was still running.
+ * Runs `fn` with a `git` first on PATH that runs the real one, counting every git command and the
+ * `git worktree` commands that started while another was still running.
  */
-async function watchingWorktreeCommands<T>(fn: () => Promise<T>): Promise<{ result: T; overlaps: number }> {
+async function watchingGit<T>(fn: () => Promise<T>): Promise<{ result: T; calls: number; overlaps: number }> {
   const realGit = execFileSync('sh', ['-c', 'command -v git'], { encoding: 'utf8' }).trim();
   const bin = mkdtempSync(path.join(base, 'bin-'));
   const busy = path.join(bin, 'busy');
-  const log = path.join(bin, 'overlaps');
+  const calls = path.join(bin, 'calls');
+  const overlaps = path.join(bin, 'overlaps');
   writeFileSync(
     path.join(bin, 'git'),
     [
       '#!/bin/sh',
+      `echo call >> "${calls}"`,
       `case " $* " in *" worktree "*) ;; *) exec "${realGit}" "$@" ;; esac`,
-      `if ! mkdir "${busy}" 2>/dev/null; then echo overlap >> "${log}"; exec "${realGit}" "$@"; fi`,
+      `if ! mkdir "${busy}" 2>/dev/null; then echo overlap >> "${overlaps}"; exec "${realGit}" "$@"; fi`,
       `"${realGit}" "$@"; rc=$?; rmdir "${busy}"; exit $rc`,
       '',
     ].join('\n'),
     { mode: 0o755 },
   );
+  const lines = (file: string) =>
+    existsSync(file) ? readFileSync(file, 'utf8').split('\n').filter(Boolean).length : 0;
   const saved = process.env.PATH;
   process.env.PATH = `${bin}${path.delimiter}${saved ?? ''}`;
   try {
     const result = await fn();
-    const overlaps = existsSync(log) ? readFileSync(log, 'utf8').split('\n').filter(Boolean).length : 0;
-    return { result, overlaps };
+    return { result, calls: lines(calls), overlaps: lines(overlaps) };
   } finally {
     process.env.PATH = saved;
   }
 }
 
 describe('WorkTreeRoots', () => {
+  it('asks git once for a project whose tasks arrive together', async () => {
+    const dir = repo();
+    const roots = new WorkTreeRoots();
+    const { result, calls } = await watchingGit(() =>
+      Promise.all(Array.from({ length: 20 }, () => roots.get(dir))),
+    );
+    expect(result).toEqual(Array.from({ length: 20 }, () => dir));
+    expect(calls).toBe(1);
+    // Answered from the memo afterwards, and a look-up that is forgotten is asked again.
+    expect((await watchingGit(() => roots.get(dir))).calls).toBe(0);
+    roots.forget(dir);
+    expect((await watchingGit(() => roots.get(dir))).calls).toBe(1);
+  });
+
   it('answers the second task of a project without spawning git', async () => {
     const dir = repo();
     const ws = new WorkspaceManager({ worktreeDir: path.join(base, `worktrees-${n++}`), branchPrefix: 'b/' });

@@ -545,6 +545,8 @@ const sameEntry = (a: GitEntryIdentity | undefined, b: GitEntryIdentity | undefi
  */
 export class WorkTreeRoots {
   private readonly known = new Map<string, { root: string; entry: GitEntryIdentity }>();
+  /** Look-ups under way: tasks of one project arriving together (a drain) share one `git rev-parse`. */
+  private readonly looking = new Map<string, Promise<string | undefined>>();
 
   constructor(private readonly capacity = 1000) {}
 
@@ -558,6 +560,19 @@ export class WorkTreeRoots {
       if (own === undefined && sameEntry(entry, hit.entry)) return hit.root;
       this.known.delete(projectPath);
     }
+    const under = this.looking.get(projectPath);
+    if (under !== undefined) return under;
+    const lookup = this.lookUp(projectPath).finally(() => this.looking.delete(projectPath));
+    this.looking.set(projectPath, lookup);
+    return lookup;
+  }
+
+  forget(projectPath: string): void {
+    this.known.delete(projectPath);
+    this.looking.delete(projectPath);
+  }
+
+  private async lookUp(projectPath: string): Promise<string | undefined> {
     const root = await workTreeRoot(projectPath);
     if (root === undefined) return undefined;
     const entry = await gitEntryIdentity(root);
@@ -569,10 +584,6 @@ export class WorkTreeRoots {
       this.known.set(projectPath, { root, entry });
     }
     return root;
-  }
-
-  forget(projectPath: string): void {
-    this.known.delete(projectPath);
   }
 }
 
