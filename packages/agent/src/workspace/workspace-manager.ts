@@ -562,7 +562,10 @@ export class WorkTreeRoots {
     }
     const under = this.looking.get(projectPath);
     if (under !== undefined) return under;
-    const lookup = this.lookUp(projectPath).finally(() => this.looking.delete(projectPath));
+    const lookup: Promise<string | undefined> = this.lookUp(projectPath).finally(() => {
+      // A forget() meanwhile may have let a newer look-up take the slot: that one stays.
+      if (this.looking.get(projectPath) === lookup) this.looking.delete(projectPath);
+    });
     this.looking.set(projectPath, lookup);
     return lookup;
   }
