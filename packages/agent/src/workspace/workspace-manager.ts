@@ -1,6 +1,12 @@
 import { mkdir, readdir, readFile, rm, stat, writeFile } from 'node:fs/promises';
 import path from 'node:path';
-import type { TaskSubmit, WorkspaceMode, WorkspaceNotice, WorkspaceReport } from '@bematic/protocol';
+import {
+  KeyedSequence,
+  type TaskSubmit,
+  type WorkspaceMode,
+  type WorkspaceNotice,
+  type WorkspaceReport,
+} from '@bematic/protocol';
 import pino, { type Logger } from 'pino';
 import { z } from 'zod';
 import { diffStat, type FileStat, GitError, git, gitSucceeds, workTreeRoot } from './git.js';
@@ -104,8 +110,13 @@ export class WorkspaceManager {
   private readonly now: () => number;
   /** Admission asks for the same few projects' roots over and over: answered without spawning git. */
   private readonly roots = new WorkTreeRoots();
-  /** Per repository: the end of the worktree administration under way there (see `exclusive`). */
-  private readonly administering = new Map<string, Promise<void>>();
+  /**
+   * Per repository, one worktree administration (create, discard) at a time. git keeps a repository's worktrees
+   * in one directory (.git/worktrees) and its worktree commands are not safe side by side: an add reads every
+   * entry there and fails on another add's half-written one ("failed to read .git/worktrees/<id>/commondir"),
+   * a prune deletes an entry still being added.
+   */
+  private readonly administering = new KeyedSequence();
 
   constructor(private readonly options: WorkspaceManagerOptions) {
     this.log = (options.logger ?? pino({ level: 'silent' })).child({ component: 'workspace' });
@@ -136,7 +147,9 @@ export class WorkspaceManager {
   async open(task: TaskSubmit, plan: WorkspacePlan): Promise<Workspace> {
     try {
       if (plan.mode !== 'worktree') return await this.openPlanned(task, plan);
-      return await this.exclusive(plan.repoRoot ?? plan.projectPath, () => this.openPlanned(task, plan));
+      return await this.administering.run(plan.repoRoot ?? plan.projectPath, () =>
+        this.openPlanned(task, plan),
+      );
     } catch (err) {
       // Whatever broke, the next task's plan asks git about the project again.
       this.roots.forget(plan.projectPath);
@@ -381,7 +394,7 @@ export class WorkspaceManager {
     const meta = await this.locate(ownerTaskId, projectPath);
     const repoRoot = meta?.repoRoot ?? (await workTreeRoot(projectPath));
     if (repoRoot === undefined) return this.discardIn(undefined, ownerTaskId, meta);
-    return this.exclusive(repoRoot, () => this.discardIn(repoRoot, ownerTaskId, meta));
+    return this.administering.run(repoRoot, () => this.discardIn(repoRoot, ownerTaskId, meta));
   }
 
   private async discardIn(
@@ -447,27 +460,6 @@ export class WorkspaceManager {
     }
     if (removed.length > 0) this.log.info({ removed }, 'stale worktrees pruned');
     return { removed };
-  }
-
-  /**
-   * Runs `fn` when the worktree administration asked for before it in the same repository is over. git keeps
-   * a repository's worktrees in one directory (.git/worktrees) and its worktree commands are not safe side by
-   * side: an add reads every entry there and fails on another add's half-written one ("failed to read
-   * .git/worktrees/<id>/commondir"), a prune deletes an entry still being added. So the tasks of one
-   * repository that start together have their worktrees created, and discarded, one at a time.
-   */
-  private async exclusive<T>(repoRoot: string, fn: () => Promise<T>): Promise<T> {
-    const run = (this.administering.get(repoRoot) ?? Promise.resolve()).then(fn);
-    const done = run.then(
-      () => undefined,
-      () => undefined,
-    );
-    this.administering.set(repoRoot, done);
-    try {
-      return await run;
-    } finally {
-      if (this.administering.get(repoRoot) === done) this.administering.delete(repoRoot);
-    }
   }
 
   private async isRegisteredWorktree(repoRoot: string, worktreePath: string): Promise<boolean> {

@@ -1,4 +1,4 @@
-import type { Clock, TimerHandle } from '@bematic/protocol';
+import { type Clock, KeyedSequence, type TimerHandle } from '@bematic/protocol';
 import type { Logger } from 'pino';
 import type { AgentPresenceHealth, AgentRepository } from '../db/repositories/types.js';
 import type { TaskEvents } from '../tasks/task-events.js';
@@ -23,15 +23,11 @@ export function trackPresence(opts: {
   health?: (agentId: string) => AgentPresenceHealth | null;
 }): () => void {
   const { agents, instanceId } = opts;
-  const chains = new Map<string, Promise<void>>();
+  const writes = new KeyedSequence();
   const inOrder = (agentId: string, write: () => Promise<void>) => {
-    const next = (chains.get(agentId) ?? Promise.resolve())
-      .then(write)
+    writes
+      .run(agentId, write)
       .catch((err: unknown) => opts.logger.warn({ err, agentId }, 'agent presence not recorded'));
-    chains.set(agentId, next);
-    void next.finally(() => {
-      if (chains.get(agentId) === next) chains.delete(agentId);
-    });
   };
   const claim = ({ agentId }: { agentId: string }) => {
     inOrder(agentId, () => {

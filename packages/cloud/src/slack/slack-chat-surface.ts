@@ -1,4 +1,4 @@
-import { redactDeep } from '@bematic/protocol';
+import { KeyedSequence, redactDeep } from '@bematic/protocol';
 import type { webApi } from '@slack/bolt';
 import type { Logger } from 'pino';
 import type {
@@ -32,7 +32,7 @@ export const SLACK_CHANNEL_INTERVAL_MS = 1000;
  */
 export class SlackChatSurface implements ChatSurface {
   readonly name = 'slack' as const;
-  private readonly postChains = new Map<string, Promise<unknown>>();
+  private readonly posts = new KeyedSequence();
 
   constructor(
     private readonly client: WebClient,
@@ -44,26 +44,16 @@ export class SlackChatSurface implements ChatSurface {
   // error never reaches the channel.
   post(channelId: string, shown: ChatMessage, threadTs?: string | null): Promise<PostedMessage> {
     const message = redactDeep(shown);
-    const previous = this.postChains.get(channelId) ?? Promise.resolve();
-    const posted = previous
-      .catch(() => undefined)
-      .then(async () => {
-        const result = await this.client.chat.postMessage({
-          channel: channelId,
-          text: message.text,
-          ...(message.blocks ? { blocks: message.blocks as webApi.KnownBlock[] } : {}),
-          ...(threadTs ? { thread_ts: threadTs } : {}),
-        });
-        if (!result.ts) throw new Error('chat.postMessage returned no ts');
-        return { channelId: result.channel ?? channelId, ts: result.ts };
+    return this.posts.run(channelId, async () => {
+      const result = await this.client.chat.postMessage({
+        channel: channelId,
+        text: message.text,
+        ...(message.blocks ? { blocks: message.blocks as webApi.KnownBlock[] } : {}),
+        ...(threadTs ? { thread_ts: threadTs } : {}),
       });
-    this.postChains.set(channelId, posted);
-    void posted
-      .finally(() => {
-        if (this.postChains.get(channelId) === posted) this.postChains.delete(channelId);
-      })
-      .catch(() => undefined);
-    return posted;
+      if (!result.ts) throw new Error('chat.postMessage returned no ts');
+      return { channelId: result.channel ?? channelId, ts: result.ts };
+    });
   }
 
   async update(

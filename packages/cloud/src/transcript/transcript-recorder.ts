@@ -1,4 +1,4 @@
-import type { TaskProgress } from '@bematic/protocol';
+import { KeyedSequence, type TaskProgress } from '@bematic/protocol';
 import type { Logger } from 'pino';
 import type { NewTaskStep, TaskStepRepository } from '../db/repositories/types.js';
 import type { TaskEvents } from '../tasks/task-events.js';
@@ -17,7 +17,8 @@ interface PlanItem {
  * did after it ended (or after a restart).
  */
 export class TranscriptRecorder {
-  private readonly chains = new Map<string, Promise<void>>();
+  /** Each task's writes in arrival order. */
+  private readonly writes = new KeyedSequence();
   private readonly listeners = new Set<StepListener>();
 
   constructor(
@@ -44,7 +45,7 @@ export class TranscriptRecorder {
 
   /** Resolves once every write queued so far has been made (shutdown, tests). */
   async flush(): Promise<void> {
-    await Promise.all([...this.chains.values()]);
+    await this.writes.settled();
   }
 
   private async record(p: TaskProgress): Promise<void> {
@@ -59,15 +60,14 @@ export class TranscriptRecorder {
   }
 
   private enqueue(taskId: string, write: () => Promise<unknown>): void {
-    const next = (this.chains.get(taskId) ?? Promise.resolve()).then(write).then(
-      () => {
-        for (const l of this.listeners) l({ taskId });
-      },
-      (err: unknown) => this.logger.warn({ err, taskId }, 'transcript step not stored'),
-    );
-    this.chains.set(taskId, next);
-    void next.then(() => {
-      if (this.chains.get(taskId) === next) this.chains.delete(taskId);
+    void this.writes.run(taskId, async () => {
+      try {
+        await write();
+      } catch (err) {
+        this.logger.warn({ err, taskId }, 'transcript step not stored');
+        return;
+      }
+      for (const l of this.listeners) l({ taskId });
     });
   }
 }
