@@ -251,9 +251,14 @@ describe('WorkspaceManager', () => {
 });
 
 /** Runs `fn` with no git reachable: any git the code spawns fails (and rev-parse answers "not a repository"). */
-async function withoutGit<T>(fn: () => Promise<T>): Promise<T> {
+function withoutGit<T>(fn: () => Promise<T>): Promise<T> {
+  return withPath('', fn);
+}
+
+/** Runs `fn` with PATH set to `value`, restored afterwards. */
+async function withPath<T>(value: string, fn: () => Promise<T>): Promise<T> {
   const saved = process.env.PATH;
-  process.env.PATH = '';
+  process.env.PATH = value;
   try {
     return await fn();
   } finally {
@@ -285,14 +290,8 @@ async function watchingGit<T>(fn: () => Promise<T>): Promise<{ result: T; calls:
   );
   const lines = (file: string) =>
     existsSync(file) ? readFileSync(file, 'utf8').split('\n').filter(Boolean).length : 0;
-  const saved = process.env.PATH;
-  process.env.PATH = `${bin}${path.delimiter}${saved ?? ''}`;
-  try {
-    const result = await fn();
-    return { result, calls: lines(calls), overlaps: lines(overlaps) };
-  } finally {
-    process.env.PATH = saved;
-  }
+  const result = await withPath(`${bin}${path.delimiter}${process.env.PATH ?? ''}`, fn);
+  return { result, calls: lines(calls), overlaps: lines(overlaps) };
 }
 
 describe('WorkTreeRoots', () => {
