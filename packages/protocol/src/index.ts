@@ -3,6 +3,7 @@ export * from './codes.js';
 export * from './constants.js';
 export * from './duration.js';
 export * from './envelope.js';
+export * from './keyed-rerun.js';
 export * from './keyed-sequence.js';
 export * from './message-kinds.js';
 export * from './messages.js';

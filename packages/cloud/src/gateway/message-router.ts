@@ -13,6 +13,7 @@ import {
   type SystemErrorCode,
 } from '@bematic/protocol';
 import type { Logger } from 'pino';
+import { BatchedLookup } from '../db/batched-lookup.js';
 import type { Repositories, Task } from '../db/repositories/types.js';
 import type { TaskEvents } from '../tasks/task-events.js';
 import type { ApplyOutcome, TaskLifecycle } from '../tasks/task-lifecycle.js';
@@ -71,9 +72,14 @@ const TERMINAL_TYPES: ReadonlySet<MessageType> = new Set(['TASK_COMPLETE', 'TASK
  */
 export class MessageRouter {
   private approvals: PermissionRequestHandler | undefined;
+  /** Every task frame reads its task first; the frames of one tick share that read. */
+  private readonly tasks: BatchedLookup<Task>;
 
   constructor(private readonly opts: MessageRouterOptions) {
     this.approvals = opts.approvals;
+    this.tasks = new BatchedLookup(
+      async (ids) => new Map((await opts.repos.tasks.findByIds(ids)).map((t) => [t.id, t])),
+    );
   }
 
   /** Where PERMISSION_REQUESTs go from now on (the approval service is built after the gateway). */
@@ -150,10 +156,10 @@ export class MessageRouter {
 
   private async routeTaskMessage(agentId: string, raw: TaskMessage): Promise<RouteProblem | null> {
     const message = secretFree(raw);
-    const { repos, lifecycle, dispatcher } = this.opts;
+    const { lifecycle, dispatcher } = this.opts;
     const taskId = message.payload.taskId;
     const terminal = TERMINAL_TYPES.has(message.type);
-    const task = await repos.tasks.findById(taskId);
+    const task = await this.tasks.get(taskId);
     if (!task) {
       await this.audit('agent.unknown_task', agentId, taskId, { type: message.type });
       // Nothing left to apply it to (archived, deleted): let the agent forget the result.

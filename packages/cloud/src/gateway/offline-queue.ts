@@ -1,5 +1,5 @@
 import type { Clock, TimerHandle } from '@bematic/protocol';
-import { createMessage, isTerminalStatus, type TaskSubmission } from '@bematic/protocol';
+import { createMessage, isTerminalStatus, KeyedRerun, type TaskSubmission } from '@bematic/protocol';
 import type { Logger } from 'pino';
 import type {
   NewOfflineQueueEntry,
@@ -40,8 +40,7 @@ export class OfflineQueue {
   /** Tasks with a send in progress, so a drain and a dispatch never race on one task. */
   private readonly inFlight = new Set<string>();
   /** Agents being drained; a request arriving meanwhile runs one more pass afterwards. */
-  private readonly draining = new Map<string, Promise<void>>();
-  private readonly drainAgain = new Set<string>();
+  private readonly drains = new KeyedRerun();
   private sweeper: TimerHandle | null = null;
 
   constructor(private readonly opts: OfflineQueueOptions) {}
@@ -235,21 +234,13 @@ export class OfflineQueue {
    * refused ("not now") is sent again, with a new attempt.
    */
   drain(agentId: string): Promise<void> {
-    const running = this.draining.get(agentId);
-    if (running) {
-      this.drainAgain.add(agentId);
-      return running;
-    }
-    const run = (async () => {
-      do {
-        this.drainAgain.delete(agentId);
-        await this.drainOnce(agentId);
-      } while (this.drainAgain.has(agentId) && this.opts.manager.isHealthy(agentId));
-    })()
-      .catch((err: unknown) => this.opts.logger.error({ err, agentId }, 'offline queue drain failed'))
-      .finally(() => this.draining.delete(agentId));
-    this.draining.set(agentId, run);
-    return run;
+    return this.drains
+      .run(
+        agentId,
+        () => this.drainOnce(agentId),
+        () => this.opts.manager.isHealthy(agentId),
+      )
+      .catch((err: unknown) => this.opts.logger.error({ err, agentId }, 'offline queue drain failed'));
   }
 
   /**
@@ -262,7 +253,7 @@ export class OfflineQueue {
     const { manager, repos } = this.opts;
     const before = this.opts.clock.now() - handOverGraceMs;
     for (const agentId of agentIds) {
-      if (!manager.isHealthy(agentId) || this.draining.has(agentId)) continue;
+      if (!manager.isHealthy(agentId) || this.drains.isRunning(agentId)) continue;
       const rows = await repos.offlineQueue.listForAgent(agentId);
       let unsent = rows.some((r) => r.attempts === 0);
       for (const r of rows) {
@@ -277,7 +268,7 @@ export class OfflineQueue {
 
   /** Wait for any drains in progress (tests, shutdown). */
   async idle(): Promise<void> {
-    while (this.draining.size > 0) await Promise.all([...this.draining.values()]);
+    await this.drains.settled();
   }
 
   /**

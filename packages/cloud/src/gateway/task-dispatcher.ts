@@ -3,6 +3,7 @@ import {
   createMessage,
   isRetryable,
   isTerminalStatus,
+  KeyedRerun,
   type Message,
   type OverloadDetail,
   refusalErrorCode,
@@ -35,6 +36,9 @@ export interface GatewayTaskDispatcherOptions {
  * one transaction), else the queue of one held elsewhere that cannot take work now, else the primary's.
  */
 export class GatewayTaskDispatcher implements TaskDispatcher {
+  /** Per agent, the pass over what a freed slot can take. */
+  private readonly availability = new KeyedRerun();
+
   constructor(private readonly opts: GatewayTaskDispatcherOptions) {}
 
   async dispatch(task: Task): Promise<DispatchResult> {
@@ -185,16 +189,20 @@ export class GatewayTaskDispatcher implements TaskDispatcher {
 
   /**
    * The agent can take work (came online, its circuit closed, it stopped being overloaded, a slot freed):
-   * send what waits for it, and take over what waits for an agent of the same project that cannot.
+   * send what waits for it, and take over what waits for an agent of the same project that cannot. A burst
+   * of freed slots is one pass, and one more if any came while it ran.
    */
-  async agentAvailable(agentId: string): Promise<void> {
+  agentAvailable(agentId: string): Promise<void> {
+    return this.availability.run(agentId, () => this.takeWaiting(agentId));
+  }
+
+  private async takeWaiting(agentId: string): Promise<void> {
     const { repos, manager, outbox } = this.opts;
-    const depth = await repos.offlineQueue.countByAgent();
-    for (const other of Object.keys(depth)) {
+    const others = manager.connectedAgentIds().filter((id) => id !== agentId);
+    for (const other of others.length > 0 ? await repos.offlineQueue.agentsWithWaiting(others) : []) {
       // Only an agent that is connected and answered "not now" surely does not hold the task; one that went
       // away may be running it (its ACK lost with the connection) and gets it back when it returns. "Not now"
       // includes AT_CAPACITY from an agent that is otherwise healthy: a full agent's refused task moves too.
-      if (other === agentId || !manager.isConnected(other)) continue;
       for (const row of await repos.offlineQueue.listForAgent(other)) {
         if (manager.isAwaitingAck(other, row.taskId)) continue;
         const task = await repos.tasks.findById(row.taskId);

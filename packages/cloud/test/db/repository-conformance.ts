@@ -311,6 +311,17 @@ export function describeRepositoryConformance(name: string, open: () => Promise<
         );
       });
 
+      it('reads many tasks by id in one call, leaving out the missing', async () => {
+        const a = await repos.tasks.create(newTask());
+        const b = await repos.tasks.create(newTask({ prompt: 'another' }));
+        const found = await repos.tasks.findByIds([a.id, 'task_missing', b.id]);
+        expect(found.sort((x, y) => x.id.localeCompare(y.id))).toEqual(
+          [a, b].sort((x, y) => x.id.localeCompare(y.id)),
+        );
+        expect(await repos.tasks.findByIds([b.id])).toEqual([b]);
+        expect(await repos.tasks.findByIds([])).toEqual([]);
+      });
+
       it('finds the most recent task of a thread', async () => {
         await repos.tasks.create(newTask({ id: 'task_a', threadTs: '1.1' }));
         tick();
@@ -978,6 +989,23 @@ export function describeRepositoryConformance(name: string, open: () => Promise<
         ]);
         expect(await repos.offlineQueue.listForAgent('agent_9')).toEqual([]);
         expect(await repos.offlineQueue.countByAgent()).toEqual({ agent_1: 6, agent_2: 1 });
+      });
+
+      it('tells which of the agents asked about have rows waiting', async () => {
+        for (const id of ['agent_1', 'agent_2', 'agent_3'])
+          await repos.agents.upsert({ id, status: 'online' });
+        await enqueue('task_1', 'low', T0 + 1);
+        await enqueue('task_2', 'normal', T0 + 2);
+        await enqueue('task_3', 'normal', T0 + 3, 'agent_3');
+        const waiting = await repos.offlineQueue.agentsWithWaiting([
+          'agent_1',
+          'agent_2',
+          'agent_3',
+          'agent_9',
+        ]);
+        expect(waiting.sort()).toEqual(['agent_1', 'agent_3']);
+        expect(await repos.offlineQueue.agentsWithWaiting(['agent_2'])).toEqual([]);
+        expect(await repos.offlineQueue.agentsWithWaiting([])).toEqual([]);
       });
 
       it('replaces agent, priority, payload and expiry on re-enqueue, keeping its place and attempts', async () => {

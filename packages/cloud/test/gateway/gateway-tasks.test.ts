@@ -1,5 +1,5 @@
 import { ManualClock } from '@bematic/testkit';
-import { afterEach, beforeEach, describe, expect, it } from 'vitest';
+import { afterEach, beforeEach, describe, expect, it, vi } from 'vitest';
 import type { Project } from '../../src/db/repositories/types.js';
 import {
   type CloudHarness,
@@ -145,6 +145,23 @@ describe('gateway: outbox, dispatch and task messages', () => {
     expect(await cloud.gateway.dispatcher.cancel('task_missing', 'x', 'U1')).toEqual({
       outcome: 'not-found',
     });
+  });
+
+  it('reads the tasks of frames that arrive together in one statement', async () => {
+    const { agent } = await connect('agent-a');
+    const tasks = [];
+    for (let i = 0; i < 3; i++) {
+      const t = await seedTask(cloud.repos, project);
+      await cloud.gateway.dispatcher.dispatch(t);
+      await agent.next('TASK_SUBMIT');
+      tasks.push(t);
+    }
+    const reads = vi.spyOn(cloud.repos.tasks, 'findByIds');
+    // Written in one turn of the loop, so the cloud reads them in one chunk.
+    for (const t of tasks) agent.send('TASK_ACK', { taskId: t.id, accepted: true, queued: false });
+    for (const t of tasks) await cloud.log.wait('task.started', (e) => e.task.id === t.id);
+    expect(reads).toHaveBeenCalledTimes(1);
+    expect([...(reads.mock.calls[0]?.[0] ?? [])].sort()).toEqual(tasks.map((t) => t.id).sort());
   });
 
   it('records a duplicate TASK_COMPLETE once: one terminal state, one event, one audit entry', async () => {

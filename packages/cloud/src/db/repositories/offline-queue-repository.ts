@@ -193,4 +193,25 @@ export class KyselyOfflineQueueRepository implements OfflineQueueRepository {
       .execute();
     return Object.fromEntries(rows.map((r) => [r.agent_id, Number(r.n)]));
   }
+
+  async agentsWithWaiting(agentIds: readonly string[]): Promise<string[]> {
+    const found: string[] = [];
+    // Through the agents table (every connected agent has its row): one index probe per agent asked about.
+    for (let i = 0; i < agentIds.length; i += 500) {
+      const rows = await this.db
+        .selectFrom('agents')
+        .select('id')
+        .where('id', 'in', agentIds.slice(i, i + 500))
+        .where(({ exists, selectFrom }) =>
+          exists(
+            selectFrom('offline_queue')
+              .select('task_id')
+              .whereRef('offline_queue.agent_id', '=', 'agents.id'),
+          ),
+        )
+        .execute();
+      for (const r of rows) found.push(r.id);
+    }
+    return found;
+  }
 }

@@ -212,6 +212,12 @@ export class KyselyTaskRepository implements TaskRepository {
     return row && toTask(row);
   }
 
+  async findByIds(ids: readonly string[]): Promise<Task[]> {
+    if (ids.length === 0) return [];
+    if (ids.length === 1) return (await TASK_BY_ID(this.db, [ids[0]])).rows.map(toTask);
+    return (await this.db.selectFrom('tasks').selectAll().where('id', 'in', ids).execute()).map(toTask);
+  }
+
   async findByThread(channelId: string, threadTs: string): Promise<Task | undefined> {
     const row = await this.db
       .selectFrom('tasks')

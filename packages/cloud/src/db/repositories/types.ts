@@ -172,6 +172,8 @@ export interface TaskQuery {
 export interface TaskRepository {
   create(task: NewTask): Promise<Task>;
   findById(id: string): Promise<Task | undefined>;
+  /** The tasks among `ids` that exist, in no particular order: one statement. */
+  findByIds(ids: readonly string[]): Promise<Task[]>;
   /** The most recent task whose conversation is this thread. */
   findByThread(channelId: string, threadTs: string): Promise<Task | undefined>;
   /** Newest first (createdAt desc). */
@@ -350,6 +352,8 @@ export interface OfflineQueueRepository {
   /** Removes and returns rows whose expiresAt <= now. */
   takeExpired(now: number): Promise<OfflineQueueEntry[]>;
   countByAgent(): Promise<Record<string, number>>;
+  /** Which of `agentIds` have at least one row waiting (one index probe each, not a scan of the queue). */
+  agentsWithWaiting(agentIds: readonly string[]): Promise<string[]>;
 }
 
 export interface ApiKey {
