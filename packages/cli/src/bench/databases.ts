@@ -27,17 +27,20 @@ export async function sqliteDatabase(): Promise<BenchDatabase> {
   };
 }
 
+/** One statement on the server's own database (creating and dropping the benchmark's). */
+export async function onPostgresServer(serverUrl: string, statement: string): Promise<void> {
+  const server = await createDatabase(serverUrl, { maxConnections: 1 });
+  try {
+    await sql.raw(statement).execute(server.db);
+  } finally {
+    await server.close();
+  }
+}
+
 /** A new database on the server (CREATE DATABASE), dropped afterwards with any connection left to it. */
 export async function postgresDatabase(serverUrl: string): Promise<BenchDatabase> {
   const name = `bematic_bench_${process.pid}_${made++}`;
-  const admin = async (statement: string) => {
-    const server = await createDatabase(serverUrl, { maxConnections: 1 });
-    try {
-      await sql.raw(statement).execute(server.db);
-    } finally {
-      await server.close();
-    }
-  };
+  const admin = (statement: string) => onPostgresServer(serverUrl, statement);
   await admin(`create database ${name}`);
   const url = new URL(serverUrl);
   url.pathname = `/${name}`;

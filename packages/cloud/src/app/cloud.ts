@@ -1,5 +1,6 @@
 import type { AddressInfo } from 'node:net';
 import { backgroundClock, type Clock } from '@bematic/protocol';
+import type { LogEvent } from 'kysely';
 import { type Logger, pino } from 'pino';
 import { ApprovalService } from '../approvals/approval-service.js';
 import { AuditTrail } from '../audit/audit-trail.js';
@@ -58,6 +59,8 @@ export interface StartCloudOptions {
   slackRetry?: { retries: number; minTimeout: number; maxTimeout: number; factor?: number };
   /** Clock of the approval timeout (tests use a ManualClock). */
   approvalClock?: Clock;
+  /** Sees every query the cloud runs, after the metrics do (the benchmark replays them on the bare driver). */
+  onQuery?: (event: LogEvent) => void;
 }
 
 export interface Cloud {
@@ -111,7 +114,12 @@ export async function startCloud(options: StartCloudOptions): Promise<Cloud> {
   });
   const database = await createDatabase(config.DATABASE_URL, {
     logger,
-    onQuery: metrics.kyselyLogHook,
+    onQuery: options.onQuery
+      ? (event) => {
+          metrics.kyselyLogHook(event);
+          options.onQuery?.(event);
+        }
+      : metrics.kyselyLogHook,
   }).catch(async (err: unknown) => {
     await cluster.close();
     throw err;

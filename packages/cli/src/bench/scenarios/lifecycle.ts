@@ -14,6 +14,12 @@ import { WebSocketServer } from 'ws';
 import { ClientProcess } from '../client-process.js';
 import { type BenchDatabase, benchDatabases } from '../databases.js';
 import { mapLimit, now, silentLogger, withTimeout } from '../harness.js';
+import {
+  type DatabaseSnapshot,
+  type ReplayResult,
+  StatementRecorder,
+  snapshot,
+} from '../statement-replay.js';
 import { round } from '../stats.js';
 import type { BenchRow, Scenario } from '../types.js';
 import {
@@ -88,11 +94,12 @@ interface Run {
   completedRows: number;
   tasksPerSec: number;
   cloudCpuMsPerTask: number;
+  /** The recorded statements run again on a copy with the bare driver. */
+  floor: ReplayResult & { tasksPerSec: number };
 }
 
-async function runOn(db: BenchDatabase, count: number, client: Client): Promise<Run> {
-  const root = await mkdtemp(path.join(tmpdir(), 'bematic-bench-lifecycle-'));
-  const cloud = await startCloud({
+function startBenchCloud(db: BenchDatabase, recorder: StatementRecorder): Promise<Cloud> {
+  return startCloud({
     config: loadCloudConfig({
       DATABASE_URL: db.url,
       PORT: '0',
@@ -101,7 +108,20 @@ async function runOn(db: BenchDatabase, count: number, client: Client): Promise<
       BEMATIC_RATE_LIMIT: '10000000',
     }),
     logger: silentLogger(),
+    onQuery: recorder.observe,
   });
+}
+
+/**
+ * Queues `count` tasks, then restarts the cloud (so the database can be copied while nothing holds it) and
+ * lets the client drain and answer them, recording every statement the cloud runs meanwhile; finally runs
+ * those statements again on the copy with the bare driver, the floor under the cloud's database work.
+ */
+async function runOn(db: BenchDatabase, count: number, client: Client): Promise<Run> {
+  const root = await mkdtemp(path.join(tmpdir(), 'bematic-bench-lifecycle-'));
+  const recorder = new StatementRecorder();
+  let cloud = await startBenchCloud(db, recorder);
+  let copy: DatabaseSnapshot | undefined;
   try {
     const { key } = await cloud.gateway.apiKeys.create(AGENT_ID, { label: 'bench', actor: 'bench' });
     const channels: string[] = [];
@@ -113,12 +133,16 @@ async function runOn(db: BenchDatabase, count: number, client: Client): Promise<
       channels.push(channelId);
     }
     const e0 = now();
+    const queuing = cloud;
     await mapLimit(
       Array.from({ length: count }, (_, i) => i),
       16,
-      (i) => cloud.inbound.handle(consoleRequest(cloud, channels[i % PROJECTS]!, `code fix task ${i}`)),
+      (i) => queuing.inbound.handle(consoleRequest(queuing, channels[i % PROJECTS]!, `code fix task ${i}`)),
     );
     const enqueueMs = now() - e0;
+    await cloud.close();
+    copy = await snapshot(db, path.join(root, 'floor.db'));
+    cloud = await startBenchCloud(db, recorder);
 
     let acked = 0;
     let authAt = 0;
@@ -136,12 +160,16 @@ async function runOn(db: BenchDatabase, count: number, client: Client): Promise<
       const url = `${cloud.agentUrl}${AGENT_WS_PATH}`;
       const authenticated = client.reply('authenticated', 30_000);
       const done = client.reply('done', 120_000);
+      recorder.recording = true;
       client.send({ type: 'connect', url, agentId: AGENT_ID, apiKey: key, expect: count });
       await authenticated;
       const result = await done;
+      recorder.recording = false;
       const doneAt = now();
       const cpu = process.cpuUsage(cpu0);
       const completedRows = (await cloud.repos.tasks.countByStatus()).completed ?? 0;
+      await cloud.close();
+      const floor = await copy.replay(recorder.statements);
       return {
         dialect: db.dialect,
         tasks: count,
@@ -152,12 +180,14 @@ async function runOn(db: BenchDatabase, count: number, client: Client): Promise<
         completedRows,
         tasksPerSec: round((count / result.lastResultAckMs) * 1000),
         cloudCpuMsPerTask: round((cpu.user + cpu.system) / 1000 / count),
+        floor: { ...floor, ms: round(floor.ms), tasksPerSec: round((count / floor.ms) * 1000) },
       };
     } finally {
       for (const off of offs) off();
     }
   } finally {
     await cloud.close();
+    await copy?.drop();
     await rm(root, { recursive: true, force: true });
   }
 }
@@ -204,6 +234,12 @@ export const lifecycle: Scenario = {
             met: r.tasksPerSec >= (r.dialect === 'sqlite' ? 2000 : 1000),
           },
           notes: `${round((r.tasksPerSec / ceiling) * 100)} % of raw ws rate ÷ ${MESSAGES_PER_TASK} msgs/task (${round(ceiling)}); target ${r.dialect === 'sqlite' ? '2,000' : '1,000'}; ${r.cloudCpuMsPerTask} ms cloud CPU/task; ${r.completedRows}/${r.tasks} rows completed`,
+        },
+        {
+          metric: `${r.dialect}: the same statements on the bare driver`,
+          value: r.floor.tasksPerSec,
+          unit: 'tasks/s',
+          notes: `floor under the cloud's database work: the ${r.floor.statements} statements it ran (${round(r.floor.statements / r.tasks)} per task, ${round(r.floor.commits / r.tasks)} commits per task), replayed in order on a copy taken before, one after another${r.dialect === 'postgres' ? ' on one connection' : ''}; ${r.floor.ms} ms${r.floor.errors > 0 ? `, ${r.floor.errors} refused by the copy` : ''}; with the ${MESSAGES_PER_TASK} frames per task at the raw ws rate, ${round(1000 / (r.floor.ms / r.tasks + (MESSAGES_PER_TASK / rate) * 1000))} tasks/s; the cloud reached ${round((r.tasksPerSec / r.floor.tasksPerSec) * 100)} % of the database floor`,
         },
         {
           metric: `${r.dialect}: drain ${r.tasks} queued, all ACKed`,
