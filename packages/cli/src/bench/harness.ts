@@ -75,7 +75,7 @@ export async function addProjects(
 const sessions = new WeakMap<Cloud, Promise<string>>();
 
 /** Sign in once per cloud with a one-time login link, as a browser does; the session cookie. */
-function sessionCookie(cloud: Cloud): Promise<string> {
+export function sessionCookie(cloud: Cloud): Promise<string> {
   let cookie = sessions.get(cloud);
   if (!cookie) {
     cookie = cloud.loginUrl().then(async (url) => {

@@ -3,6 +3,7 @@ import { agentOverhead } from './agent-overhead.js';
 import { connectedAgents } from './connected-agents.js';
 import { crossInstance } from './cross-instance.js';
 import { dispatchLatency } from './dispatch-latency.js';
+import { eventStream } from './event-stream.js';
 import { history } from './history.js';
 import { lifecycle } from './lifecycle.js';
 import { offlineDrain } from './offline-drain.js';
@@ -17,6 +18,7 @@ export const SCENARIOS: Scenario[] = [
   throughput,
   lifecycle,
   streamFanIn,
+  eventStream,
   slackBudget,
   connectedAgents,
   offlineDrain,
