@@ -64,12 +64,17 @@ export class Reconciler {
   async afterAuth(agentId: string, auth: AuthRequest): Promise<void> {
     this.clearLossTimer(agentId);
     const known = new Set([...auth.activeTaskIds, ...auth.bufferedTaskIds]);
-    const tasks = await this.opts.repos.tasks.list({ agentId, status: [...IN_FLIGHT] });
+    const tasks = (await this.opts.repos.tasks.list({ agentId, status: [...IN_FLIGHT] })).filter(
+      (t) => !known.has(t.id),
+    );
+    // One look-up for all of them: an agent back with a thousand tasks waiting starts its drain at once.
+    const queued = await this.opts.repos.offlineQueue.withRows(
+      tasks.filter((t) => t.status !== 'running').map((t) => t.id),
+    );
     for (const task of tasks) {
-      if (known.has(task.id)) continue;
       if (task.status === 'running') {
         await this.lose(task, 'the agent restarted while running this task');
-      } else if (!(await this.opts.repos.offlineQueue.findByTask(task.id))) {
+      } else if (!queued.has(task.id)) {
         // Never started there: put it back in the outbox; the drain that follows resends it.
         await this.opts.outbox.enqueue(task, agentId);
       }

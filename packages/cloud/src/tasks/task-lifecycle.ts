@@ -282,6 +282,9 @@ export class TaskLifecycle {
 
   /** → running, opening the task's session. */
   private async start(taskId: string, guard: AttemptGuard): Promise<ApplyOutcome> {
+    // The usual case, shared with the other starts of the tick; anything else is judged below.
+    const started = await this.deps.repos.tasks.start(taskId, guard, this.now());
+    if (started) return { kind: 'applied', task: started };
     try {
       const result = await this.deps.repos.transaction(async (tx) => {
         const r = await tx.tasks.transition(taskId, 'running', { startedAt: this.now() }, guard);

@@ -513,6 +513,42 @@ export function describeRepositoryConformance(name: string, open: () => Promise<
         expect((await repos.tasks.findById(t.id))?.result).toBe(winner?.task.result);
       });
 
+      it('starts tasks of one tick together, each only from its own agent and attempt, with its session', async () => {
+        const tasks = [];
+        for (let i = 0; i < 5; i++) {
+          const t = await repos.tasks.create(newTask({ prompt: `task ${i}` }));
+          await repos.tasks.beginAttempt(t.id, 'agent_1');
+          tasks.push(t);
+        }
+        const [a, b, c, d, e] = tasks.map((t) => t.id) as [string, string, string, string, string];
+        await repos.tasks.update(b, { sessionId: 'claude-sess-b' });
+        await repos.tasks.transition(e, 'cancelled');
+        const guard = { agentId: 'agent_1', attempt: 1 };
+        const results = await Promise.all([
+          repos.tasks.start(a, guard, tick()),
+          repos.tasks.start(b, guard, now),
+          repos.tasks.start(c, { agentId: 'agent_1', attempt: 2 }, now),
+          repos.tasks.start(d, { agentId: 'agent_2', attempt: 1 }, now),
+          repos.tasks.start(e, guard, now),
+        ]);
+        expect(results.map((r) => r?.id ?? null)).toEqual([a, b, null, null, null]);
+        expect(results[0]).toMatchObject({ status: 'running', startedAt: now, updatedAt: now });
+        expect(await repos.tasks.findById(a)).toEqual(results[0]);
+        expect((await repos.tasks.findById(c))?.status).toBe('submitted');
+        expect((await repos.tasks.findById(d))?.status).toBe('submitted');
+        expect((await repos.tasks.findById(e))?.status).toBe('cancelled');
+        expect((await repos.sessions.findByTask(a)).map((s) => [s.status, s.claudeSessionId])).toEqual([
+          ['active', null],
+        ]);
+        expect((await repos.sessions.findByTask(b)).map((s) => [s.status, s.claudeSessionId])).toEqual([
+          ['active', 'claude-sess-b'],
+        ]);
+        expect(await repos.sessions.findByTask(c)).toEqual([]);
+        // Started already: not again.
+        expect(await repos.tasks.start(a, guard, tick())).toBeNull();
+        expect(await repos.sessions.findByTask(a)).toHaveLength(1);
+      });
+
       it('numbers every send: beginAttempt bumps the attempt and takes the agent, only while resendable', async () => {
         const t = await repos.tasks.create(newTask());
         const first = await repos.tasks.beginAttempt(t.id, 'agent_1');
@@ -989,6 +1025,15 @@ export function describeRepositoryConformance(name: string, open: () => Promise<
         ]);
         expect(await repos.offlineQueue.listForAgent('agent_9')).toEqual([]);
         expect(await repos.offlineQueue.countByAgent()).toEqual({ agent_1: 6, agent_2: 1 });
+      });
+
+      it('tells which of the tasks asked about have a row, whichever agent it waits for', async () => {
+        await enqueue('task_1', 'low', T0 + 1);
+        await enqueue('task_2', 'normal', T0 + 2, 'agent_2');
+        expect(await repos.offlineQueue.withRows(['task_1', 'task_2', 'task_3'])).toEqual(
+          new Set(['task_1', 'task_2']),
+        );
+        expect(await repos.offlineQueue.withRows([])).toEqual(new Set());
       });
 
       it('tells which of the agents asked about have rows waiting', async () => {

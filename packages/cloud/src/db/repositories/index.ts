@@ -20,7 +20,7 @@ import { KyselyTaskRepository } from './task-repository.js';
 import { KyselyTaskSearchRepository } from './task-search-repository.js';
 import { KyselyTaskStepRepository } from './task-step-repository.js';
 import { inTransaction } from './transaction.js';
-import type { NewAuditEntry, Repositories } from './types.js';
+import type { NewAuditEntry, Repositories, StartRequest } from './types.js';
 
 export interface RepositoryOptions {
   /** Source of every timestamp the repositories set themselves (default Date.now). */
@@ -83,11 +83,26 @@ function groupWrites(top: Omit<Repositories, 'transaction'>, group: GroupCommit,
   top.audit.log = group.collector((trx, entries: readonly NewAuditEntry[]) =>
     KyselyAuditLogRepository.logMany(trx, entries, now),
   );
+  // The starts of one batch (every TASK_ACK of a tick) in one UPDATE and one INSERT of their sessions.
+  const start = group.collector((trx, requests: ReadonlyArray<StartRequest>) =>
+    KyselyTaskRepository.startMany(trx, requests),
+  );
+  top.tasks.start = (id, guard, at) => start({ id, guard, at });
   top.taskSteps.append = (step) => group.run((trx) => steps(trx).append(step));
   top.taskSteps.appendText = (taskId, text) => group.run((trx) => steps(trx).appendText(taskId, text));
   top.taskSteps.mergeDetail = (taskId, toolUseId, detail) =>
     group.run((trx) => steps(trx).mergeDetail(taskId, toolUseId, detail));
-  top.offlineQueue.removeByTask = (taskId) => group.run((trx) => queue(trx).removeByTask(taskId));
+  // Removals by task id of one batch in one DELETE; each caller learns whether its row was there (an id
+  // asked for twice: the first caller).
+  const removals = (remove: (trx: Kysely<Schema>, ids: readonly string[]) => Promise<Set<string>>) =>
+    group.collector(async (trx, ids: readonly string[]) => {
+      const gone = await remove(trx, [...new Set(ids)]);
+      return ids.map((id) => gone.delete(id));
+    });
+  top.offlineQueue.removeByTask = removals((trx, ids) => queue(trx).removeByTasks(ids));
+  top.cancelRequests.remove = removals((trx, ids) =>
+    new KyselyCancelRequestRepository(trx, now).removeMany(ids),
+  );
   top.consoleMessages.insert = (m) => group.run((trx) => messages(trx).insert(m));
   top.consoleMessages.update = (...args) => group.run((trx) => messages(trx).update(...args));
 }

@@ -125,6 +125,19 @@ export class KyselyOfflineQueueRepository implements OfflineQueueRepository {
     return row && toEntry(row);
   }
 
+  async withRows(taskIds: readonly string[]): Promise<Set<string>> {
+    const found = new Set<string>();
+    for (let i = 0; i < taskIds.length; i += 500) {
+      const rows = await this.db
+        .selectFrom('offline_queue')
+        .select('task_id')
+        .where('task_id', 'in', taskIds.slice(i, i + 500))
+        .execute();
+      for (const r of rows) found.add(r.task_id);
+    }
+    return found;
+  }
+
   async claim(taskId: string, agentId: string, at: number): Promise<OfflineQueueEntry | undefined> {
     let target = this.db
       .selectFrom('offline_queue')
@@ -173,6 +186,17 @@ export class KyselyOfflineQueueRepository implements OfflineQueueRepository {
   async removeByTask(taskId: string): Promise<boolean> {
     const res = await this.db.deleteFrom('offline_queue').where('task_id', '=', taskId).executeTakeFirst();
     return res.numDeletedRows > 0n;
+  }
+
+  /** removeByTask for many in one statement: the task ids whose row was removed. */
+  async removeByTasks(taskIds: readonly string[]): Promise<Set<string>> {
+    if (taskIds.length === 0) return new Set();
+    const rows = await this.db
+      .deleteFrom('offline_queue')
+      .where('task_id', 'in', taskIds)
+      .returning('task_id')
+      .execute();
+    return new Set(rows.map((r) => r.task_id));
   }
 
   /** One DELETE … RETURNING, so an expired entry is handed to exactly one caller. */

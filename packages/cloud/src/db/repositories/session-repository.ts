@@ -34,23 +34,37 @@ export class KyselySessionRepository implements SessionRepository {
   ) {}
 
   async create(s: { taskId: string; claudeSessionId?: string | null }): Promise<Session> {
-    const row = await this.db
-      .insertInto('sessions')
-      .values({
-        id: newSessionId(),
-        task_id: s.taskId,
-        claude_session_id: s.claudeSessionId ?? null,
-        status: 'active',
-        input_tokens: 0,
-        output_tokens: 0,
-        cost_usd: 0,
-        duration_ms: 0,
-        created_at: this.now(),
-        completed_at: null,
-      })
-      .returningAll()
-      .executeTakeFirstOrThrow();
-    return toSession(row);
+    const [created] = await this.createMany([s]);
+    if (!created) throw new Error(`session for task ${s.taskId} not created`);
+    return created;
+  }
+
+  /** Opens a session for each, in one statement; in the order given. */
+  async createMany(
+    sessions: ReadonlyArray<{ taskId: string; claudeSessionId?: string | null }>,
+  ): Promise<Session[]> {
+    if (sessions.length === 0) return [];
+    const at = this.now();
+    const values = sessions.map((s) => ({
+      id: newSessionId(),
+      task_id: s.taskId,
+      claude_session_id: s.claudeSessionId ?? null,
+      status: 'active',
+      input_tokens: 0,
+      output_tokens: 0,
+      cost_usd: 0,
+      duration_ms: 0,
+      created_at: at,
+      completed_at: null,
+    }));
+    const rows = await this.db.insertInto('sessions').values(values).returningAll().execute();
+    // RETURNING's order is the database's choice: answer in the order asked.
+    const byId = new Map(rows.map((r) => [r.id, toSession(r)]));
+    return values.map((v) => {
+      const created = byId.get(v.id);
+      if (!created) throw new Error(`session for task ${v.task_id} not created`);
+      return created;
+    });
   }
 
   async findByTask(taskId: string): Promise<Session[]> {

@@ -26,12 +26,14 @@ import {
 } from './codec.js';
 import { KyselyOfflineQueueRepository } from './offline-queue-repository.js';
 import { precompiled } from './precompiled.js';
+import { KyselySessionRepository } from './session-repository.js';
 import { inTransaction } from './transaction.js';
 import type {
   AttemptGuard,
   NewTask,
   OfflineQueueEntry,
   OutboxAttempt,
+  StartRequest,
   Task,
   TaskPatch,
   TaskQuery,
@@ -318,6 +320,49 @@ export class KyselyTaskRepository implements TaskRepository {
         if (updated) return { changed: true, task: toTask(updated) };
       }
     });
+  }
+
+  start(id: string, guard: AttemptGuard, at: number): Promise<Task | null> {
+    return inTransaction(
+      this.db,
+      async (trx) => (await KyselyTaskRepository.startMany(trx, [{ id, guard, at }]))[0] ?? null,
+    );
+  }
+
+  /**
+   * `start` for many tasks in two statements: one compare-and-set UPDATE for all of them (each row still in a
+   * status that may start, and its guard's), one INSERT of their sessions. One result per request, in order.
+   */
+  static async startMany(
+    trx: Kysely<Schema>,
+    requests: ReadonlyArray<StartRequest>,
+  ): Promise<Array<Task | null>> {
+    if (requests.length === 0) return [];
+    const at = Math.max(...requests.map((r) => r.at));
+    const rows = await trx
+      .updateTable('tasks')
+      .set({ status: 'running', started_at: at, updated_at: at })
+      .where('status', 'in', MOVES_INTO.running)
+      .where(({ and, or, eb }) =>
+        or(
+          requests.map((r) =>
+            and([
+              eb('id', '=', r.id),
+              eb('agent_id', '=', r.guard.agentId),
+              eb('attempt', '=', r.guard.attempt),
+            ]),
+          ),
+        ),
+      )
+      .returningAll()
+      .execute();
+    const started = new Map(rows.map((r) => [r.id, toTask(r)]));
+    if (started.size > 0) {
+      await new KyselySessionRepository(trx, () => at).createMany(
+        [...started.values()].map((t) => ({ taskId: t.id, claudeSessionId: t.sessionId })),
+      );
+    }
+    return requests.map((r) => started.get(r.id) ?? null);
   }
 
   /** What a new attempt of a task sets: the next attempt number, the agent it goes to, submitted. */

@@ -159,6 +159,13 @@ export interface AttemptGuard {
   attempt: number;
 }
 
+/** One task to start (TaskRepository.start): by its guard's agent and attempt, at `at`. */
+export interface StartRequest {
+  id: string;
+  guard: AttemptGuard;
+  at: number;
+}
+
 export interface TaskQuery {
   status?: TaskStatus | TaskStatus[];
   projectId?: string;
@@ -184,6 +191,12 @@ export interface TaskRepository {
    * Illegal → throws IllegalTransitionError. Unknown id → throws.
    */
   transition(id: string, to: TaskStatus, patch?: TaskPatch, guard?: AttemptGuard): Promise<TransitionResult>;
+  /**
+   * → running with its session opened, in the usual case only: the row is in a status that may start and is
+   * still the guard's agent and attempt. Null otherwise — judge that one with `transition` (a duplicate, a
+   * stale or illegal message). Outside a transaction the starts of one tick share two statements.
+   */
+  start(id: string, guard: AttemptGuard, at: number): Promise<Task | null>;
   /**
    * The next send of the task to `agentId`: attempt + 1, agent_id and status `submitted` in one statement,
    * only while the task is pending, queued or submitted. Undefined when it is not (running, terminal, gone).
@@ -231,6 +244,10 @@ export interface SessionOutcome {
 }
 export interface SessionRepository {
   create(s: { taskId: string; claudeSessionId?: string | null }): Promise<Session>;
+  /** Opens a session for each, in one statement; in the order given. */
+  createMany(
+    sessions: ReadonlyArray<{ taskId: string; claudeSessionId?: string | null }>,
+  ): Promise<Session[]>;
   findByTask(taskId: string): Promise<Session[]>;
   complete(id: string, outcome: SessionOutcome): Promise<Session>;
   /**
@@ -348,6 +365,8 @@ export interface OfflineQueueRepository {
   /** Priority order (urgent first), then oldest first. */
   listForAgent(agentId: string, limit?: number): Promise<OfflineQueueEntry[]>;
   findByTask(taskId: string): Promise<OfflineQueueEntry | undefined>;
+  /** Which of `taskIds` have a row, for any agent (one statement per 500). */
+  withRows(taskIds: readonly string[]): Promise<Set<string>>;
   removeByTask(taskId: string): Promise<boolean>;
   /** Removes and returns rows whose expiresAt <= now. */
   takeExpired(now: number): Promise<OfflineQueueEntry[]>;
