@@ -413,7 +413,9 @@ export class ConsoleChatSurface implements ChatSurface {
     const rootTs = m.threadTs ?? m.ts;
     const root = m.threadTs ? await this.store.find(rootTs).catch(() => undefined) : m;
     if (!root) return;
-    const replies = await this.store.replies(rootTs, this.maxReplies).catch(() => (m.threadTs ? [m] : []));
+    const replies = await this.store
+      .replies(channelId, rootTs, this.maxReplies)
+      .catch(() => (m.threadTs ? [m] : []));
     this.adopt(root, replies, true);
   }
 

@@ -93,6 +93,11 @@ const HOT: HotQuery[] = [
     ordered: true,
   },
   { name: 'transcript', run: (r) => r.taskSteps.list('task_x'), index: 'task_steps_task_idx' },
+  {
+    name: 'console thread, back in memory',
+    run: (r) => r.consoleMessages.replies('console:web', '1700000000.000001', 50),
+    index: 'console_messages_thread_idx',
+  },
 ];
 
 /** Every statement a call runs, captured through the query log, as the running cloud would send it. */

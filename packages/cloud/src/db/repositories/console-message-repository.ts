@@ -73,10 +73,11 @@ export class KyselyConsoleMessageRepository implements ConsoleMessageRepository 
     return row ? toMessage(row) : undefined;
   }
 
-  async replies(rootTs: string, maxReplies: number): Promise<StoredConsoleMessage[]> {
+  async replies(channelId: string, rootTs: string, maxReplies: number): Promise<StoredConsoleMessage[]> {
     const rows = await this.db
       .selectFrom('console_messages')
       .selectAll()
+      .where('channel_id', '=', channelId)
       .where('thread_ts', '=', rootTs)
       .orderBy('ts', 'desc')
       .limit(maxReplies)

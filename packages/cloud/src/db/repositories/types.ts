@@ -662,8 +662,8 @@ export interface ConsoleMessageRepository {
     patch: Partial<Pick<StoredConsoleMessage, 'text' | 'blocks' | 'reactions' | 'editedAt'>>,
   ): Promise<boolean>;
   find(ts: string): Promise<StoredConsoleMessage | undefined>;
-  /** One thread's replies, oldest first (the newest `maxReplies`). */
-  replies(rootTs: string, maxReplies: number): Promise<StoredConsoleMessage[]>;
+  /** The newest `maxReplies` replies of a thread, oldest first (through the channel's thread index). */
+  replies(channelId: string, rootTs: string, maxReplies: number): Promise<StoredConsoleMessage[]>;
   /** The newest `limit` threads of a channel (oldest first), each with its replies. */
   recentThreads(
     channelId: string,
