@@ -10,6 +10,7 @@ import {
 } from '@bematic/protocol';
 import pino, { type Logger } from 'pino';
 import type { ChatSurface } from '../chat/chat-surface.js';
+import { BatchedLookup } from '../db/batched-lookup.js';
 import type { PermissionRequestRecord, Repositories, Task } from '../db/repositories/types.js';
 import type { PermissionRequestHandler } from '../gateway/message-router.js';
 import { can } from '../middleware/permissions.js';
@@ -50,17 +51,25 @@ export class ApprovalService implements PermissionRequestHandler {
   private readonly log: Logger;
   private readonly timeoutMs: number;
   private readonly detach: Array<() => void> = [];
+  /** Pending requests per task, for the tasks that end in one tick: one statement. */
+  private readonly pendingOfTask: BatchedLookup<PermissionRequestRecord[]>;
 
   constructor(private readonly deps: ApprovalServiceDeps) {
     this.log = (deps.logger ?? pino({ level: 'silent' })).child({ component: 'approvals' });
     this.timeoutMs = deps.timeoutMs ?? DEFAULT_APPROVAL_TIMEOUT_MS;
+    this.pendingOfTask = new BatchedLookup(async (taskIds) => {
+      const byTask = new Map<string, PermissionRequestRecord[]>();
+      for (const r of await deps.repos.permissionRequests.listPending({ taskIds }))
+        byTask.set(r.taskId, [...(byTask.get(r.taskId) ?? []), r]);
+      return byTask;
+    });
   }
 
   /** Subscribes to task ends and agent losses, and settles requests a previous run of the cloud left open. */
   async start(): Promise<void> {
     const { events } = this.deps;
     for (const name of ['task.completed', 'task.failed', 'task.cancelled'] as const) {
-      this.detach.push(events.on(name, ({ task }) => void this.settleAll({ taskId: task.id }, 'cancelled')));
+      this.detach.push(events.on(name, ({ task }) => void this.settleEnded(task.id)));
     }
     this.detach.push(
       events.on('agent.offline', ({ agentId }) => void this.settleAll({ agentId }, 'undeliverable')),
@@ -139,6 +148,16 @@ export class ApprovalService implements PermissionRequestHandler {
     }
     const decided = await this.settle(record, DECISION_OF_ACTION[r.text], r.userId);
     if (!decided) return refuse('permission_already_decided', 'This request has already been answered.');
+  }
+
+  /** A task ended: what it still asks is moot. The tasks ending in one tick are looked up together. */
+  private async settleEnded(taskId: string): Promise<void> {
+    try {
+      for (const record of (await this.pendingOfTask.get(taskId)) ?? [])
+        await this.settle(record, 'cancelled', null);
+    } catch (err) {
+      this.log.error({ err, taskId }, 'could not settle pending approvals');
+    }
   }
 
   /** Decides every pending request matching `filter`. */

@@ -1771,6 +1771,10 @@ export function describeRepositoryConformance(name: string, open: () => Promise<
         const ids = (rs: Array<{ id: string }>) => rs.map((r) => r.id);
         expect(ids(await repos.permissionRequests.listPending())).toEqual(['perm_b', 'perm_c']);
         expect(ids(await repos.permissionRequests.listPending({ taskId: 'task_2' }))).toEqual(['perm_b']);
+        expect(ids(await repos.permissionRequests.listPending({ taskIds: ['task_2', 'task_9'] }))).toEqual([
+          'perm_b',
+        ]);
+        expect(await repos.permissionRequests.listPending({ taskIds: [] })).toEqual([]);
         expect(ids(await repos.permissionRequests.listPending({ agentId: 'agent_2' }))).toEqual(['perm_c']);
       });
     });

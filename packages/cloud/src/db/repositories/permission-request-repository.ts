@@ -101,9 +101,13 @@ export class KyselyPermissionRequestRepository implements PermissionRequestRepos
     return this.findById(id);
   }
 
-  async listPending(filter: { taskId?: string; agentId?: string } = {}): Promise<PermissionRequestRecord[]> {
+  async listPending(
+    filter: { taskId?: string; taskIds?: readonly string[]; agentId?: string } = {},
+  ): Promise<PermissionRequestRecord[]> {
+    if (filter.taskIds?.length === 0) return [];
     let q = this.db.selectFrom('permission_requests').selectAll().where('status', '=', 'pending');
     if (filter.taskId !== undefined) q = q.where('task_id', '=', filter.taskId);
+    if (filter.taskIds !== undefined) q = q.where('task_id', 'in', filter.taskIds);
     if (filter.agentId !== undefined) q = q.where('agent_id', '=', filter.agentId);
     const rows = await q.orderBy('created_at').orderBy('id').execute();
     return rows.map(toRecord);

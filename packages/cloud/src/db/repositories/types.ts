@@ -503,7 +503,12 @@ export interface PermissionRequestRepository {
     decision: PermissionDecision,
     decidedBy: string | null,
   ): Promise<PermissionRequestRecord | undefined>;
-  listPending(filter?: { taskId?: string; agentId?: string }): Promise<PermissionRequestRecord[]>;
+  /** Oldest first; `taskIds`: of any of these tasks. */
+  listPending(filter?: {
+    taskId?: string;
+    taskIds?: readonly string[];
+    agentId?: string;
+  }): Promise<PermissionRequestRecord[]>;
 }
 
 export interface SlackDeliveryRepository {
