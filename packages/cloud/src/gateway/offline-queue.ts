@@ -252,9 +252,17 @@ export class OfflineQueue {
   async sweepUnsent(agentIds: string[], handOverGraceMs: number): Promise<void> {
     const { manager, repos } = this.opts;
     const before = this.opts.clock.now() - handOverGraceMs;
-    for (const agentId of agentIds) {
+    const swept = agentIds.filter((id) => manager.isHealthy(id) && !this.drains.isRunning(id));
+    // One read for all of them: a query per agent, every few seconds, kept the event loop busy for
+    // hundreds of milliseconds with thousands of agents connected.
+    const byAgent = new Map<string, OfflineQueueEntry[]>();
+    for (const row of await repos.offlineQueue.listUnsent(swept, before)) {
+      const rows = byAgent.get(row.agentId);
+      if (rows) rows.push(row);
+      else byAgent.set(row.agentId, [row]);
+    }
+    for (const [agentId, rows] of byAgent) {
       if (!manager.isHealthy(agentId) || this.drains.isRunning(agentId)) continue;
-      const rows = await repos.offlineQueue.listForAgent(agentId);
       let unsent = rows.some((r) => r.attempts === 0);
       for (const r of rows) {
         if (unsent) break;

@@ -98,6 +98,11 @@ const HOT: HotQuery[] = [
     run: (r) => r.consoleMessages.replies('console:web', '1700000000.000001', 50),
     index: 'console_messages_thread_idx',
   },
+  {
+    name: 'outbox safety sweep',
+    run: (r) => r.offlineQueue.listUnsent(['agent_a', 'agent_b'], CURSOR.createdAt),
+    index: 'offline_queue_agent_order_idx',
+  },
 ];
 
 /** Every statement a call runs, captured through the query log, as the running cloud would send it. */
@@ -169,7 +174,7 @@ function describePlans(name: string, open: (onQuery: (s: Captured) => void) => P
               ? await explainPostgres(database, s)
               : await explainSqlite(database, s);
           expect(plan.text).toContain(q.index);
-          expect(plan.text).not.toMatch(/^(SCAN (tasks|audit_logs|task_steps)$|Seq Scan)/m);
+          expect(plan.text).not.toMatch(/^(SCAN (tasks|audit_logs|task_steps|offline_queue)$|Seq Scan)/m);
           if (q.ordered) expect(plan.sorts, plan.text).toBe(false);
         }
       });

@@ -985,6 +985,41 @@ export function describeRepositoryConformance(name: string, open: () => Promise<
           expiresAt: enqueuedAt + 1000,
         });
 
+      it("lists the rows of many agents that were never sent or whose last send is old, and no one else's", async () => {
+        await enqueue('t_new', 'normal', T0, 'agent_a');
+        await repos.offlineQueue.enqueue(
+          {
+            agentId: 'agent_b',
+            taskId: 't_recent',
+            priority: 'normal',
+            payload: submission(),
+            expiresAt: T0 + 1000,
+          },
+          T0 + 10,
+        );
+        await repos.offlineQueue.enqueue(
+          {
+            agentId: 'agent_c',
+            taskId: 't_old',
+            priority: 'normal',
+            payload: submission(),
+            expiresAt: T0 + 1000,
+          },
+          T0,
+        );
+        await enqueue('t_elsewhere', 'normal', T0, 'agent_d');
+        // More agents than one statement takes: the rows are found in every part of the list.
+        const many = Array.from({ length: 1203 }, (_, i) => `idle_${i}`);
+        const ids = [...many.slice(0, 600), 'agent_a', ...many.slice(600), 'agent_b', 'agent_c'];
+        const rows = await repos.offlineQueue.listUnsent(ids, T0 + 5);
+        expect(rows.map((r) => r.taskId).sort()).toEqual(['t_new', 't_old']);
+        expect(rows.find((r) => r.taskId === 't_old')).toMatchObject({ agentId: 'agent_c', attempts: 1 });
+        expect(await repos.offlineQueue.listUnsent([], T0 + 5)).toEqual([]);
+        expect((await repos.offlineQueue.listUnsent(['agent_b'], T0 + 10)).map((r) => r.taskId)).toEqual([
+          't_recent',
+        ]);
+      });
+
       it('enqueues one entry per task and reads it back', async () => {
         const e = await repos.offlineQueue.enqueue({
           agentId: 'agent_1',

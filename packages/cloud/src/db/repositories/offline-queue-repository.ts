@@ -7,6 +7,8 @@ import type { OfflineQueueTable, Schema } from '../schema.js';
 import { decodeSubmission, encodeJson } from './codec.js';
 import type { NewOfflineQueueEntry, OfflineQueueEntry, OfflineQueueRepository } from './types.js';
 
+const AGENT_IDS_PER_STATEMENT = 500;
+
 const isPriority = (s: string): s is TaskPriority => (TASK_PRIORITIES as readonly string[]).includes(s);
 
 function toEntry(row: Selectable<OfflineQueueTable>): OfflineQueueEntry {
@@ -114,6 +116,21 @@ export class KyselyOfflineQueueRepository implements OfflineQueueRepository {
       .orderBy('id');
     if (limit !== undefined) q = q.limit(limit);
     return (await q.execute()).map(toEntry);
+  }
+
+  async listUnsent(agentIds: readonly string[], sentBefore: number): Promise<OfflineQueueEntry[]> {
+    const rows: OfflineQueueEntry[] = [];
+    // Bound the statement's parameters whatever the number of agents (one index lookup per agent).
+    for (let i = 0; i < agentIds.length; i += AGENT_IDS_PER_STATEMENT) {
+      const found = await this.db
+        .selectFrom('offline_queue')
+        .selectAll()
+        .where('agent_id', 'in', agentIds.slice(i, i + AGENT_IDS_PER_STATEMENT))
+        .where((eb) => eb.or([eb('attempts', '=', 0), eb('last_attempt_at', '<=', sentBefore)]))
+        .execute();
+      rows.push(...found.map(toEntry));
+    }
+    return rows;
   }
 
   async findByTask(taskId: string): Promise<OfflineQueueEntry | undefined> {

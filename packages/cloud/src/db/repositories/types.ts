@@ -364,6 +364,8 @@ export interface OfflineQueueRepository {
   ): Promise<OfflineQueueEntry | undefined>;
   /** Priority order (urgent first), then oldest first. */
   listForAgent(agentId: string, limit?: number): Promise<OfflineQueueEntry[]>;
+  /** The rows of these agents never sent, or last sent before `sentBefore`; in no particular order. */
+  listUnsent(agentIds: readonly string[], sentBefore: number): Promise<OfflineQueueEntry[]>;
   findByTask(taskId: string): Promise<OfflineQueueEntry | undefined>;
   /** Which of `taskIds` have a row, for any agent (one statement per 500). */
   withRows(taskIds: readonly string[]): Promise<Set<string>>;
