@@ -99,8 +99,38 @@ const HOT: HotQuery[] = [
     index: 'console_messages_thread_idx',
   },
   {
+    name: 'agents, first page',
+    run: (r) => r.agents.page({ limit: 100 }),
+    index: 'agents_status_id_idx',
+    ordered: true,
+  },
+  {
+    name: 'agents, deep page',
+    run: (r) => r.agents.page({ limit: 100, after: { online: false, id: 'agent_x' } }),
+    index: 'agents_status_id_idx',
+    ordered: true,
+  },
+  {
+    name: 'agents, online only, deep',
+    run: (r) => r.agents.page({ limit: 100, status: 'online', after: { online: true, id: 'agent_x' } }),
+    index: 'agents_status_id_idx',
+    ordered: true,
+  },
+  {
+    name: 'agents, text',
+    run: (r) => r.agents.page({ limit: 100, text: 'build', after: { online: true, id: 'agent_x' } }),
+    index: 'agents_status_id_idx',
+    ordered: true,
+  },
+  { name: 'agents, counts', run: (r) => r.agents.counts(), index: 'agents_status_id_idx' },
+  {
     name: 'outbox safety sweep',
     run: (r) => r.offlineQueue.listUnsent(['agent_a', 'agent_b'], CURSOR.createdAt),
+    index: 'offline_queue_agent_order_idx',
+  },
+  {
+    name: 'queued tasks of a page of agents',
+    run: (r) => r.offlineQueue.countByAgent(['agent_a', 'agent_b']),
     index: 'offline_queue_agent_order_idx',
   },
 ];
@@ -174,7 +204,9 @@ function describePlans(name: string, open: (onQuery: (s: Captured) => void) => P
               ? await explainPostgres(database, s)
               : await explainSqlite(database, s);
           expect(plan.text).toContain(q.index);
-          expect(plan.text).not.toMatch(/^(SCAN (tasks|audit_logs|task_steps|offline_queue)$|Seq Scan)/m);
+          expect(plan.text).not.toMatch(
+            /^(SCAN (tasks|audit_logs|task_steps|agents|offline_queue)$|Seq Scan)/m,
+          );
           if (q.ordered) expect(plan.sorts, plan.text).toBe(false);
         }
       });

@@ -11,7 +11,14 @@ import type { Database } from '../../src/db/database.js';
 import { DuplicateRecordError, RecordNotFoundError } from '../../src/db/errors.js';
 import { MIGRATIONS, migrateToLatest, migrationStatus } from '../../src/db/migrations/index.js';
 import { createRepositories } from '../../src/db/repositories/index.js';
-import type { NewTask, Repositories, Task } from '../../src/db/repositories/types.js';
+import type {
+  AgentListingQuery,
+  AgentPosition,
+  AgentRecord,
+  NewTask,
+  Repositories,
+  Task,
+} from '../../src/db/repositories/types.js';
 import type { Schema } from '../../src/db/schema.js';
 
 const T0 = 1_700_000_000_000;
@@ -1329,6 +1336,189 @@ export function describeRepositoryConformance(name: string, open: () => Promise<
         expect(await repos.agents.findById('a3')).toMatchObject({ instanceId: null, status: 'offline' });
         expect(await repos.agents.findById('a2')).toMatchObject({ instanceId: 'cloud-a', status: 'online' });
         expect(await repos.agents.releaseAllBut([])).toEqual(['a2']);
+      });
+
+      describe('listing', () => {
+        /** 23 online and 24 offline agents, ids deliberately not in insertion order. */
+        const seed = async () => {
+          const ids: string[] = [];
+          for (let i = 0; i < 47; i++) {
+            const id = `agent-${String((i * 17) % 47).padStart(2, '0')}`;
+            await repos.agents.upsert({
+              id,
+              hostname: `Host-${i % 5}.example`,
+              status: i % 2 === 0 ? 'offline' : 'online',
+              lastSeenAt: T0 + i,
+            });
+            ids.push(id);
+          }
+          return ids;
+        };
+        /** The listing's order, computed here from the rows themselves. */
+        const expected = async (keep: (a: AgentRecord) => boolean = () => true) =>
+          (await repos.agents.list())
+            .filter(keep)
+            .sort((a, b) => (a.status === b.status ? (a.id < b.id ? -1 : 1) : a.status === 'online' ? -1 : 1))
+            .map((a) => a.id);
+        const walk = async (q: Omit<AgentListingQuery, 'after'>) => {
+          const seen: string[] = [];
+          const sizes: number[] = [];
+          let after: AgentPosition | undefined;
+          for (let pages = 0; pages < 100; pages++) {
+            const { rows, next } = await repos.agents.page({ ...q, ...(after ? { after } : {}) });
+            expect(rows.length).toBeLessThanOrEqual(q.limit);
+            seen.push(...rows.map((r) => r.id));
+            sizes.push(rows.length);
+            if (!next) return { seen, sizes };
+            after = next;
+          }
+          throw new Error('the listing never ended');
+        };
+
+        it('pages through every agent exactly once, online first then by id, in index-sized pages', async () => {
+          await seed();
+          const all = await expected();
+          expect(all).toHaveLength(47);
+          const { seen, sizes } = await walk({ limit: 5 });
+          expect(seen).toEqual(all);
+          expect(sizes).toEqual([5, 5, 5, 5, 5, 5, 5, 5, 5, 2]);
+          // A page ending exactly at the last online agent still leads on to the offline ones.
+          const online = all.filter((_, i) => i < 23);
+          const first = await repos.agents.page({ limit: 23 });
+          expect(first.rows.map((r) => r.id)).toEqual(online);
+          expect(first.next).toEqual({ online: true, id: online[22] });
+          const rest = await repos.agents.page({ limit: 100, ...(first.next ? { after: first.next } : {}) });
+          expect(rest.rows.map((r) => r.id)).toEqual(all.slice(23));
+          expect(rest.next).toBeNull();
+          expect((await repos.agents.page({ limit: 47 })).next).toBeNull();
+        });
+
+        it('keeps its place while agents come and go: nothing shown twice, a new agent after the cursor still comes', async () => {
+          await seed();
+          const first = await repos.agents.page({ limit: 10 });
+          const after = first.next ?? undefined;
+          expect(after).toMatchObject({ online: true });
+          await repos.agents.upsert({ id: 'agent-00a', status: 'online' }); // before the cursor: not shown
+          await repos.agents.upsert({ id: 'agent-zz', status: 'online' }); // after it: shown
+          const seen = [...first.rows.map((r) => r.id)];
+          let next = after;
+          while (next) {
+            const page = await repos.agents.page({ limit: 10, after: next });
+            seen.push(...page.rows.map((r) => r.id));
+            next = page.next ?? undefined;
+          }
+          expect(new Set(seen).size).toBe(seen.length);
+          expect(seen).toContain('agent-zz');
+          expect(seen).not.toContain('agent-00a');
+          expect(seen).toHaveLength(48);
+        });
+
+        it('filters by status, and by a piece of the id or host name in any case', async () => {
+          await seed();
+          expect((await walk({ limit: 4, status: 'online' })).seen).toEqual(
+            await expected((a) => a.status === 'online'),
+          );
+          expect((await walk({ limit: 4, status: 'offline' })).seen).toEqual(
+            await expected((a) => a.status === 'offline'),
+          );
+          // A cursor from the online part with the offline filter starts at the first offline agent.
+          const offline = await repos.agents.page({
+            limit: 3,
+            status: 'offline',
+            after: { online: true, id: 'agent-99' },
+          });
+          expect(offline.rows.map((r) => r.id)).toEqual(
+            (await expected((a) => a.status === 'offline')).slice(0, 3),
+          );
+          expect(
+            (await repos.agents.page({ limit: 3, status: 'online', after: { online: false, id: '' } })).rows,
+          ).toEqual([]);
+
+          expect((await walk({ limit: 4, text: 'HOST-3' })).seen).toEqual(
+            await expected((a) => a.hostname?.startsWith('Host-3') ?? false),
+          );
+          expect((await walk({ limit: 2, text: 'ENT-1', status: 'online' })).seen).toEqual(
+            await expected((a) => a.status === 'online' && a.id.startsWith('agent-1')),
+          );
+          // LIKE's wildcards in the text match only themselves.
+          await repos.agents.upsert({ id: 'odd_100%', status: 'offline' });
+          expect((await walk({ limit: 4, text: '_100%' })).seen).toEqual(['odd_100%']);
+          expect((await walk({ limit: 4, text: '%' })).seen).toEqual(['odd_100%']);
+          expect((await walk({ limit: 4, text: 'no such agent' })).seen).toEqual([]);
+        });
+
+        it('bounds the agents a text search tests per request, and resumes where it stopped', async () => {
+          await seed();
+          const matches = await expected((a) => a.hostname === 'Host-1.example');
+          expect(matches.length).toBeGreaterThan(5);
+          const { seen, sizes } = await walk({ limit: 3, text: 'host-1', scanLimit: 4 });
+          expect(seen).toEqual(matches);
+          // 47 agents, at most 4 tested per page and status: more pages than matches, some of them short.
+          expect(sizes.length).toBeGreaterThanOrEqual(Math.ceil(47 / 4));
+          expect(sizes.some((n) => n < 3)).toBe(true);
+          const one = await repos.agents.page({ limit: 3, text: 'no such agent', scanLimit: 4 });
+          expect(one).toEqual({ rows: [], next: { online: true, id: (await expected())[3] } });
+        });
+
+        it('counts online and offline agents', async () => {
+          expect(await repos.agents.counts()).toEqual({ online: 0, offline: 0, total: 0 });
+          await seed();
+          expect(await repos.agents.counts()).toEqual({ online: 23, offline: 24, total: 47 });
+        });
+
+        it('lists an agent a task waits for that never connected, and leaves a known agent as it is', async () => {
+          await repos.agents.upsert({ id: 'known', hostname: 'box', status: 'online', lastSeenAt: T0 });
+          const queue = (taskId: string, agentId: string) =>
+            repos.offlineQueue.enqueue({
+              agentId,
+              taskId,
+              priority: 'normal',
+              payload: submission({ taskId }),
+              enqueuedAt: T0 + 5,
+              expiresAt: T0 + 60_000,
+            });
+          await queue('task_1', 'known');
+          await queue('task_2', 'never-seen');
+          await queue('task_3', 'never-seen');
+          // Re-queued for yet another agent: that one is known now too.
+          await queue('task_3', 'moved-to');
+          expect(await repos.agents.findById('known')).toMatchObject({ status: 'online', hostname: 'box' });
+          expect(await repos.agents.findById('never-seen')).toEqual({
+            id: 'never-seen',
+            hostname: null,
+            version: null,
+            status: 'offline',
+            lastSeenAt: null,
+            createdAt: T0 + 5,
+            instanceId: null,
+            health: null,
+          });
+          expect((await repos.agents.page({ limit: 10 })).rows.map((r) => r.id)).toEqual([
+            'known',
+            'moved-to',
+            'never-seen',
+          ]);
+          expect(await repos.offlineQueue.countByAgent(['never-seen', 'known', 'nobody'])).toEqual({
+            'never-seen': 1,
+            known: 1,
+          });
+          expect(await repos.offlineQueue.countByAgent([])).toEqual({});
+          expect(await repos.offlineQueue.countByAgent()).toEqual({
+            'never-seen': 1,
+            known: 1,
+            'moved-to': 1,
+          });
+        });
+
+        it('a release marks the agent offline; one by an instance that lost it changes nothing', async () => {
+          await repos.agents.upsert({ id: 'a1', status: 'online' });
+          await repos.agents.claim('a1', 'cloud-a', T0 + 1);
+          await repos.agents.release('a1', 'cloud-b');
+          expect(await repos.agents.counts()).toEqual({ online: 1, offline: 0, total: 1 });
+          await repos.agents.release('a1', 'cloud-a');
+          expect(await repos.agents.findById('a1')).toMatchObject({ status: 'offline', instanceId: null });
+          expect(await repos.agents.counts()).toEqual({ online: 0, offline: 1, total: 1 });
+        });
       });
 
       it('keeps a cancel owed by the agent until removed, renewed by a second request, gone with its task', async () => {

@@ -17,6 +17,7 @@ import { agentHealth } from './012-agent-health.js';
 import { cancelRequests } from './013-cancel-requests.js';
 import { consoleCredentials } from './014-console-credentials.js';
 import { planFirst } from './015-plan-first.js';
+import { agentListing } from './017-agent-listing.js';
 
 /**
  * Every migration, in order. Listed in code rather than discovered on disk so
@@ -39,6 +40,7 @@ export const MIGRATIONS: Readonly<Record<string, Migration>> = {
   '013-cancel-requests': cancelRequests,
   '014-console-credentials': consoleCredentials,
   '015-plan-first': planFirst,
+  '017-agent-listing': agentListing,
 };
 
 const provider: MigrationProvider = { getMigrations: async () => ({ ...MIGRATIONS }) };

@@ -1,16 +1,23 @@
 import type { Clock } from '@bematic/protocol';
-import type { Kysely, Selectable } from 'kysely';
+import { type Kysely, type Selectable, sql } from 'kysely';
 import { StoredDataError } from '../errors.js';
 import type { AgentsTable, Schema } from '../schema.js';
+import { containsPattern, TEXT_SCAN_ROWS } from './text-match.js';
 import {
   AGENT_HEALTH,
+  AGENT_STATUSES,
+  type AgentCounts,
   type AgentHealth,
+  type AgentListingPage,
+  type AgentListingQuery,
+  type AgentPosition,
   type AgentPresenceHealth,
   type AgentRecord,
   type AgentRepository,
 } from './types.js';
 
-const isAgentStatus = (s: string): s is AgentRecord['status'] => s === 'online' || s === 'offline';
+const isAgentStatus = (s: string): s is AgentRecord['status'] =>
+  (AGENT_STATUSES as readonly string[]).includes(s);
 const isHealth = (s: string): s is AgentHealth => (AGENT_HEALTH as readonly string[]).includes(s);
 
 function healthOf(row: Selectable<AgentsTable>): AgentPresenceHealth | null {
@@ -21,6 +28,8 @@ function healthOf(row: Selectable<AgentsTable>): AgentPresenceHealth | null {
 }
 
 const NO_HEALTH = { health: null, active_tasks: null, max_concurrent_tasks: null } as const;
+
+const positionOf = (a: AgentRecord): AgentPosition => ({ online: a.status === 'online', id: a.id });
 
 function toAgent(row: Selectable<AgentsTable>): AgentRecord {
   if (!isAgentStatus(row.status))
@@ -83,6 +92,57 @@ export class KyselyAgentRepository implements AgentRepository {
     return (await this.db.selectFrom('agents').selectAll().orderBy('id').execute()).map(toAgent);
   }
 
+  /**
+   * At most one ordered range of the (status, id) index per status, starting at the cursor: a page reads
+   * about `limit` rows however many agents there are. A text search tests at most `scanLimit` agents per
+   * status and says where it stopped, as the task search does.
+   */
+  async page(q: AgentListingQuery): Promise<AgentListingPage> {
+    const rows: AgentRecord[] = [];
+    const afterRank = q.after ? AGENT_STATUSES.indexOf(q.after.online ? 'online' : 'offline') : -1;
+    for (const [rank, status] of AGENT_STATUSES.entries()) {
+      if ((q.status && q.status !== status) || rank < afterRank) continue;
+      const want = q.limit + 1 - rows.length;
+      let query = this.db.selectFrom('agents').selectAll().where('status', '=', status);
+      if (q.after && rank === afterRank) query = query.where('id', '>', q.after.id);
+      let frontier: string | undefined;
+      if (q.text) {
+        const edge = await query
+          .clearSelect()
+          .select('id')
+          .orderBy('id')
+          .limit(1)
+          .offset(Math.max(want, q.scanLimit ?? TEXT_SCAN_ROWS) - 1)
+          .executeTakeFirst();
+        if (edge) {
+          frontier = edge.id;
+          query = query.where('id', '<=', edge.id);
+        }
+        const pattern = containsPattern(q.text);
+        query = query.where(
+          sql<boolean>`(lower(id) like ${pattern} escape '\\' or lower(coalesce(hostname, '')) like ${pattern} escape '\\')`,
+        );
+      }
+      rows.push(...(await query.orderBy('id').limit(want).execute()).map(toAgent));
+      if (rows.length > q.limit) break;
+      // The scan stopped before the end of this status: the next page resumes after what it read.
+      if (frontier !== undefined) return { rows, next: { online: status === 'online', id: frontier } };
+    }
+    if (rows.length <= q.limit) return { rows, next: null };
+    const page = rows.slice(0, q.limit);
+    return { rows: page, next: positionOf(page[page.length - 1] as AgentRecord) };
+  }
+
+  async counts(): Promise<AgentCounts> {
+    const rows = await this.db
+      .selectFrom('agents')
+      .select(({ fn }) => ['status', fn.countAll().as('n')])
+      .groupBy('status')
+      .execute();
+    const of = (status: AgentRecord['status']) => Number(rows.find((r) => r.status === status)?.n ?? 0);
+    return { online: of('online'), offline: of('offline'), total: rows.reduce((n, r) => n + Number(r.n), 0) };
+  }
+
   async claim(
     id: string,
     instanceId: string,
@@ -112,7 +172,7 @@ export class KyselyAgentRepository implements AgentRepository {
   async release(id: string, instanceId: string): Promise<void> {
     await this.db
       .updateTable('agents')
-      .set({ instance_id: null, ...NO_HEALTH })
+      .set({ instance_id: null, status: 'offline', ...NO_HEALTH })
       .where('id', '=', id)
       .where('instance_id', '=', instanceId)
       .execute();

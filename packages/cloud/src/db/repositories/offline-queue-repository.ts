@@ -226,12 +226,11 @@ export class KyselyOfflineQueueRepository implements OfflineQueueRepository {
     return rows.map(toEntry).sort(byDeliveryOrder);
   }
 
-  async countByAgent(): Promise<Record<string, number>> {
-    const rows = await this.db
-      .selectFrom('offline_queue')
-      .select(({ fn }) => ['agent_id', fn.countAll().as('n')])
-      .groupBy('agent_id')
-      .execute();
+  async countByAgent(agentIds?: readonly string[]): Promise<Record<string, number>> {
+    if (agentIds?.length === 0) return {};
+    let q = this.db.selectFrom('offline_queue').select(({ fn }) => ['agent_id', fn.countAll().as('n')]);
+    if (agentIds) q = q.where('agent_id', 'in', agentIds);
+    const rows = await q.groupBy('agent_id').execute();
     return Object.fromEntries(rows.map((r) => [r.agent_id, Number(r.n)]));
   }
 

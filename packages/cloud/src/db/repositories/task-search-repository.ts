@@ -2,6 +2,7 @@ import { TASK_PRIORITIES, TASK_STATUSES, type TaskPriority, type TaskStatus } fr
 import { type Kysely, sql } from 'kysely';
 import { StoredDataError } from '../errors.js';
 import type { Schema } from '../schema.js';
+import { containsPattern, TEXT_SCAN_ROWS } from './text-match.js';
 import type {
   CostBucket,
   TaskListing,
@@ -12,9 +13,6 @@ import type {
 } from './types.js';
 
 const DAY_MS = 86_400_000;
-
-/** Rows a text search tests per request at most (a few milliseconds of synchronous SQLite work). */
-export const TEXT_SCAN_ROWS = 5000;
 
 /** Whether keyset position a is strictly newer than b (created_at desc, id desc). */
 const newer = (a: { createdAt: number; id: string }, b: { createdAt: number; id: string }): boolean =>
@@ -95,7 +93,7 @@ export class KyselyTaskSearchRepository implements TaskSearchRepository {
       // A substring has no index to use; the work per request is bounded instead: the match is
       // tested on at most `scanCap` of the newest rows in range (a lazy window on both engines,
       // so a common word stops early), and the page says where the next one resumes.
-      const pattern = `%${q.text.toLowerCase().replace(/[\\%_]/g, (c) => `\\${c}`)}%`;
+      const pattern = containsPattern(q.text);
       const frontier = await query
         .clearSelect()
         .select(['created_at', 'id'])

@@ -372,7 +372,8 @@ export interface OfflineQueueRepository {
   removeByTask(taskId: string): Promise<boolean>;
   /** Removes and returns rows whose expiresAt <= now. */
   takeExpired(now: number): Promise<OfflineQueueEntry[]>;
-  countByAgent(): Promise<Record<string, number>>;
+  /** Queued tasks per agent: of every agent, or of the agents given. */
+  countByAgent(agentIds?: readonly string[]): Promise<Record<string, number>>;
   /** Which of `agentIds` have at least one row waiting (one index probe each, not a scan of the queue). */
   agentsWithWaiting(agentIds: readonly string[]): Promise<string[]>;
 }
@@ -432,11 +433,14 @@ export interface AgentPresenceHealth {
   maxConcurrentTasks: number | null;
 }
 
+/** In the agent listing's order: online agents come first. */
+export const AGENT_STATUSES = ['online', 'offline'] as const;
+
 export interface AgentRecord {
   id: string;
   hostname: string | null;
   version: string | null;
-  status: 'online' | 'offline';
+  status: (typeof AGENT_STATUSES)[number];
   lastSeenAt: number | null;
   createdAt: number;
   /** The cloud instance holding the agent's socket, while one does. */
@@ -444,6 +448,35 @@ export interface AgentRecord {
   /** As the holder last wrote it; null when no instance holds the agent or it has not said. */
   health: AgentPresenceHealth | null;
 }
+/** A place in the agent listing, whose order is online agents first, then offline ones, each by id. */
+export interface AgentPosition {
+  online: boolean;
+  id: string;
+}
+
+export interface AgentListingQuery {
+  limit: number;
+  status?: AgentRecord['status'];
+  /** A piece of the id or host name, any case. */
+  text?: string;
+  /** Keyset: only agents strictly after this place. */
+  after?: AgentPosition;
+  /** A text search tests at most this many agents per status and request (default TEXT_SCAN_ROWS). */
+  scanLimit?: number;
+}
+
+/** One page of the listing; `next` is where the next one starts (null: nothing after it). */
+export interface AgentListingPage {
+  rows: AgentRecord[];
+  next: AgentPosition | null;
+}
+
+export interface AgentCounts {
+  online: number;
+  offline: number;
+  total: number;
+}
+
 export interface AgentRepository {
   upsert(a: {
     id: string;
@@ -454,9 +487,12 @@ export interface AgentRepository {
   }): Promise<AgentRecord>;
   findById(id: string): Promise<AgentRecord | undefined>;
   list(): Promise<AgentRecord[]>;
+  /** Every agent the cloud knows of (connected once, or a task waits for it), one page at a time. */
+  page(q: AgentListingQuery): Promise<AgentListingPage>;
+  counts(): Promise<AgentCounts>;
   /** The agent's socket is on `instanceId` and was heard from at `seenAt`, in the state `health`. */
   claim(id: string, instanceId: string, seenAt: number, health?: AgentPresenceHealth | null): Promise<void>;
-  /** The agent left `instanceId`; a claim by another instance meanwhile is kept. */
+  /** The agent left `instanceId` and is offline; a claim by another instance meanwhile is kept. */
   release(id: string, instanceId: string): Promise<void>;
   /** Agents held by instances that are gone are offline. Returns their ids. */
   releaseAllBut(liveInstanceIds: string[]): Promise<string[]>;
