@@ -18,6 +18,7 @@ export * from './gateway/index.js';
 export * from './gateway/types.js';
 export { ConsoleSessions, SESSION_COOKIE } from './http/access/console-session.js';
 export {
+  type AgentPage,
   DashboardReads,
   type DashboardStats,
   type TaskPage,

@@ -268,7 +268,12 @@ export async function startCloud(options: StartCloudOptions): Promise<Cloud> {
     surfaceFor,
     ...(config.BEMATIC_PUBLIC_URL ? { publicUrl: config.BEMATIC_PUBLIC_URL } : {}),
     ...(config.BEMATIC_METRICS_TOKEN ? { metricsToken: config.BEMATIC_METRICS_TOKEN } : {}),
-    directory: { listAgents: () => (gateway ? gateway.directory.listAgents() : Promise.resolve([])) },
+    directory: {
+      listAgents: (q) =>
+        gateway ? gateway.directory.listAgents(q) : Promise.resolve({ agents: [], next: null }),
+      countAgents: () =>
+        gateway ? gateway.directory.countAgents() : Promise.resolve({ online: 0, offline: 0, total: 0 }),
+    },
     health: {
       database: databaseProbe(database),
       gateway: () => (gateway ? { ok: true } : { ok: false, detail: 'gateway not started' }),

@@ -15,5 +15,8 @@ export const cacheKeys = {
     `project:${q.projectId ?? ALL_PROJECTS}:tasks:${[...(q.status ?? [])].sort().join(',')}:${q.limit}${q.filter ? `:${q.filter}` : ''}`,
   globalStats: () => 'stats:global',
   projectList: () => 'projects:list',
-  agentList: () => 'agents:list',
+  /** Prefix of every cached page of the agent listing. */
+  agents: () => 'agents:',
+  /** `query`: the rest of a page's query (status, search text, limit, keyset cursor). */
+  agentPage: (query: string) => `agents:${query}`,
 } as const;

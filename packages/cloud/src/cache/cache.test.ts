@@ -120,14 +120,14 @@ describe('CacheInvalidation', () => {
       cache.set(cacheKeys.taskList({ limit: 10 }), 1);
       cache.set(cacheKeys.taskList({ projectId: 'p2', limit: 10 }), 1);
       cache.set(cacheKeys.globalStats(), 1);
-      cache.set(cacheKeys.agentList(), 1);
+      cache.set(cacheKeys.agentPage('[100]'), 1);
     };
     fill();
     events.emit('task.created', { task });
     expect(cache.has(cacheKeys.taskList({ projectId: 'p1', limit: 10 }))).toBe(false);
     expect(cache.has(cacheKeys.taskList({ limit: 10 }))).toBe(false);
     expect(cache.has(cacheKeys.taskList({ projectId: 'p2', limit: 10 }))).toBe(true);
-    expect(cache.has(cacheKeys.agentList())).toBe(true);
+    expect(cache.has(cacheKeys.agentPage('[100]'))).toBe(true);
 
     fill();
     events.emit('task.cancelled', { task, message: { taskId: 't1', attempt: 1 } });
@@ -136,7 +136,7 @@ describe('CacheInvalidation', () => {
 
     fill();
     events.emit('agent.offline', { agentId: 'a1', reason: 'gone', reconnectEtaMs: null });
-    expect(cache.has(cacheKeys.agentList())).toBe(false);
+    expect(cache.has(cacheKeys.agentPage('[100]'))).toBe(false);
     expect(cache.has(cacheKeys.task('t1'))).toBe(true);
 
     off();

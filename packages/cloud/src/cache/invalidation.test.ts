@@ -1,3 +1,4 @@
+import { systemClock } from '@bematic/protocol';
 import pino from 'pino';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import {
@@ -14,6 +15,7 @@ import { CommandService } from '../commands/command-service.js';
 import { createCommandContext } from '../commands/context.js';
 import { createInboundPipeline } from '../commands/inbound-pipeline.js';
 import type { Repositories } from '../db/repositories/types.js';
+import { AgentManager } from '../gateway/agent-manager.js';
 import { DashboardReads } from '../http/dashboard-reads.js';
 import { RetentionService } from '../retention/retention-service.js';
 import { TaskEvents } from '../tasks/task-events.js';
@@ -39,12 +41,20 @@ describe('cache invalidation: no stale read after any write path', () => {
 
   beforeEach(async () => {
     env = await sqliteRepos();
-    cache = new Cache({ name: 'test', ttlMs: 3_600_000 });
+    // The clock stands still: nothing expires, so only an invalidation explains a fresh read.
+    cache = new Cache({ name: 'test', ttlMs: 3_600_000, now: () => 0 });
     invalidation = new CacheInvalidation(cache);
     repos = { ...env.repos, projects: invalidation.projects(env.repos.projects) };
     events = new TaskEvents();
     invalidation.attachToEvents(events);
-    reads = new DashboardReads(repos, cache);
+    const agents = new AgentManager({
+      repos,
+      events,
+      logger: pino({ level: 'silent' }),
+      clock: systemClock,
+      heartbeatIntervalMs: 60_000,
+    });
+    reads = new DashboardReads(repos, cache, agents);
     retention = new RetentionService({ repos, invalidation });
     surface = new RecordingSurface();
     // The task never reached an agent, so cancelling it is the command's own write.
@@ -54,7 +64,7 @@ describe('cache invalidation: no stale read after any write path', () => {
       createCommandContext({
         repos,
         dispatcher,
-        agents: { listAgents: async () => [] },
+        agents,
         retention: {
           archive: async (taskId, reason, actor) => ({
             id: (await retention.archive(taskId, reason, actor)).archiveId,
@@ -130,12 +140,17 @@ describe('cache invalidation: no stale read after any write path', () => {
     expect((await reads.stats()).archived).toBe(0);
   });
 
-  it('agent state changes on the bus drop the cached agent list', async () => {
-    let online = false;
-    const load = () => cache.getOrLoad('agents:list', async () => online);
-    expect(await load()).toBe(false);
-    online = true;
-    events.emit('agent.online', { agentId: 'a1' } as never);
-    expect(await load()).toBe(true);
+  it('agent state changes on the bus drop every cached page of the agent listing', async () => {
+    const first = () => reads.listAgents({ limit: 10 });
+    const online = () => reads.listAgents({ limit: 10, status: 'online' });
+    expect((await first()).summary).toEqual({ online: 0, offline: 0, total: 0 });
+    expect((await online()).agents).toEqual([]);
+    await repos.agents.upsert({ id: 'a1', status: 'online' });
+    events.emit('agent.online', { agentId: 'a1' });
+    expect((await first()).summary).toEqual({ online: 1, offline: 0, total: 1 });
+    expect((await online()).agents.map((a) => a.agentId)).toEqual(['a1']);
+    await repos.agents.upsert({ id: 'a1', status: 'offline' });
+    events.emit('agent.offline', { agentId: 'a1', reason: 'gone', reconnectEtaMs: null });
+    expect((await online()).agents).toEqual([]);
   });
 });

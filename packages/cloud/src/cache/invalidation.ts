@@ -62,7 +62,7 @@ export class CacheInvalidation {
   }
 
   agentChanged(): void {
-    this.drop(cacheKeys.agentList());
+    this.drop({ prefix: cacheKeys.agents() });
   }
 
   projectsChanged(): void {

@@ -1,4 +1,4 @@
-import type { TaskComplete } from '@bematic/protocol';
+import { systemClock, type TaskComplete } from '@bematic/protocol';
 import pino from 'pino';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import {
@@ -11,7 +11,7 @@ import {
 import { BotRegistry } from '../bots/bot-registry.js';
 import { createModelStrategy, DEFAULT_MODEL_TIERS } from '../bots/model-routing.js';
 import type { Project, Repositories, Task } from '../db/repositories/types.js';
-import type { AgentDirectory } from '../gateway/types.js';
+import { AgentManager } from '../gateway/agent-manager.js';
 import { TaskEvents } from '../tasks/task-events.js';
 import { TaskLifecycle } from '../tasks/task-lifecycle.js';
 import { CommandService } from './command-service.js';
@@ -47,7 +47,13 @@ describe('CommandService end to end (real SQLite)', () => {
     surface = new RecordingSurface();
     dispatcher = new RecordingDispatcher();
     events = new TaskEvents();
-    const agents: AgentDirectory = { listAgents: async () => [] };
+    const agents = new AgentManager({
+      repos,
+      events,
+      logger: pino({ level: 'silent' }),
+      clock: systemClock,
+      heartbeatIntervalMs: 60_000,
+    });
     const retention: RetentionOperations = {
       archive: async (taskId, reason, actor) => {
         retentionCalls.push(`archive ${taskId} ${reason} ${actor}`);
@@ -326,6 +332,27 @@ describe('CommandService end to end (real SQLite)', () => {
     expect(failed).toEqual([{ id, code: 'EXECUTION_FAILED', stage: 'dispatch' }]);
     const audited = await repos.audit.list({ resourceId: id });
     expect(audited.map((a) => a.action).sort()).toEqual(['task.created', 'task.failed']);
+  });
+
+  it('/bm status counts every agent; /bm agents shows the first of them, online first, and counts the rest', async () => {
+    const answer = async (text: string) => {
+      const r = request(surface, { kind: 'slash', text });
+      await pipeline.handle(r);
+      return textOf(r.responses[0]!);
+    };
+    expect(await answer('agents')).toMatch(/No agents have connected yet/);
+    for (let i = 0; i < 60; i++)
+      await repos.agents.upsert({
+        id: `box-${String(i).padStart(2, '0')}`,
+        status: i < 3 ? 'offline' : 'online',
+      });
+    expect(await answer('status')).toContain('57/60 agents online');
+    const listed = await answer('agents');
+    const shown = [...listed.matchAll(/`(box-\d+)`/g)].map((m) => m[1]);
+    expect(shown).toHaveLength(50);
+    expect(shown[0]).toBe('box-03');
+    expect(shown).not.toContain('box-00');
+    expect(listed).toContain('…and 10 more (57 of 60 online): the dashboard lists them all');
   });
 
   it('/bm garbage gets help; projects add is admin only; archive goes through retention', async () => {

@@ -12,10 +12,17 @@ import {
 } from '@bematic/protocol';
 import type { Logger } from 'pino';
 import { WebSocket } from 'ws';
-import type { AgentHealth, AgentPresenceHealth, Repositories } from '../db/repositories/types.js';
+import type {
+  AgentCounts,
+  AgentHealth,
+  AgentListingQuery,
+  AgentPresenceHealth,
+  AgentRecord,
+  Repositories,
+} from '../db/repositories/types.js';
 import type { CircuitState, TaskEvents } from '../tasks/task-events.js';
 import { CircuitBreaker, type CircuitBreakerOptions, DEFAULT_CIRCUIT_OPTIONS } from './circuit-breaker.js';
-import type { AgentDirectory, AgentSnapshot } from './types.js';
+import type { AgentDirectory, AgentSnapshot, AgentSnapshotPage } from './types.js';
 
 /** An authenticated agent connection, as handed over by the gateway. */
 export interface AgentSession {
@@ -321,32 +328,42 @@ export class AgentManager implements AgentDirectory {
     return Math.max(0, Math.round(mean - away));
   }
 
-  async listAgents(): Promise<AgentSnapshot[]> {
-    const [records, depth] = await Promise.all([
-      this.opts.repos.agents.list(),
-      this.opts.repos.offlineQueue.countByAgent(),
-    ]);
-    const byId = new Map(records.map((r) => [r.id, r]));
-    const ids = new Set<string>([...byId.keys(), ...this.agents.keys(), ...Object.keys(depth)]);
-    return [...ids].sort().map((agentId) => {
-      const s = this.agents.get(agentId);
-      const r = byId.get(agentId);
-      return {
-        agentId,
-        online: this.isConnected(agentId),
-        overloaded: s?.overloaded ?? false,
-        circuit: s?.breaker.state ?? 'closed',
-        hostname: s?.hostname ?? r?.hostname ?? null,
-        version: s?.version ?? r?.version ?? null,
-        connectedAt: s?.session ? s.connectedAt : null,
-        lastSeenAt: s?.lastSeenAt ?? r?.lastSeenAt ?? null,
-        lastRttMs: s?.lastRttMs ?? null,
-        metrics: s?.metrics ?? null,
-        maxConcurrentTasks: s?.maxConcurrentTasks ?? null,
-        sandbox: s?.sandbox ?? null,
-        offlineQueueDepth: depth[agentId] ?? 0,
-      };
-    });
+  /** One page from the database's index, and the live state of just those agents: O(page), not O(agents). */
+  async listAgents(q: AgentListingQuery): Promise<AgentSnapshotPage> {
+    const { rows, next } = await this.opts.repos.agents.page(q);
+    const depth = await this.opts.repos.offlineQueue.countByAgent(rows.map((r) => r.id));
+    return { agents: rows.map((r) => this.snapshot(r, depth[r.id] ?? 0)), next };
+  }
+
+  countAgents(): Promise<AgentCounts> {
+    return this.opts.repos.agents.counts();
+  }
+
+  /**
+   * Whether the agent is online is its row's (presence, written by whichever instance holds it), so the
+   * listing's order and counts agree across pages and instances. The live facts are this instance's when it
+   * holds the socket or last did; of an agent held elsewhere, only what its holder wrote to the row.
+   */
+  private snapshot(r: AgentRecord, offlineQueueDepth: number): AgentSnapshot {
+    const online = r.status === 'online';
+    const s = this.agents.get(r.id);
+    const local = s && (s.session || !online) ? s : undefined;
+    const held = local ? null : r.health;
+    return {
+      agentId: r.id,
+      online,
+      overloaded: local ? local.overloaded : held?.health === 'overloaded',
+      circuit: local ? local.breaker.state : held?.health === 'unreliable' ? 'open' : 'closed',
+      hostname: local?.hostname ?? r.hostname,
+      version: local?.version ?? r.version,
+      connectedAt: local?.session ? local.connectedAt : null,
+      lastSeenAt: local?.lastSeenAt ?? r.lastSeenAt,
+      lastRttMs: local?.lastRttMs ?? null,
+      metrics: local?.metrics ?? null,
+      maxConcurrentTasks: local?.maxConcurrentTasks ?? held?.maxConcurrentTasks ?? null,
+      sandbox: local?.sandbox ?? null,
+      offlineQueueDepth,
+    };
   }
 
   /** Reply to an agent's own keepalive ping with the cloud's process metrics. */

@@ -1,4 +1,4 @@
-import type { Task } from '../db/repositories/types.js';
+import type { AgentCounts, AgentListingQuery, AgentPosition, Task } from '../db/repositories/types.js';
 import type { AgentSnapshot } from '../http/api-types.js';
 
 /** What the command service needs from the gateway. */
@@ -39,6 +39,15 @@ export type CancelResult =
 
 export type { AgentSnapshot } from '../http/api-types.js';
 
+/** One page of the agent listing; `next` is where the next page starts (null: the last page). */
+export interface AgentSnapshotPage {
+  agents: AgentSnapshot[];
+  next: AgentPosition | null;
+}
+
 export interface AgentDirectory {
-  listAgents(): Promise<AgentSnapshot[]>;
+  /** A page of every agent the cloud knows, online first and then by id, with its live state. */
+  listAgents(q: AgentListingQuery): Promise<AgentSnapshotPage>;
+  /** How many agents are online and offline, all of them. */
+  countAgents(): Promise<AgentCounts>;
 }

@@ -6,7 +6,7 @@ import type {
   TaskStatus,
 } from '@bematic/protocol';
 import type { ChatBlock } from '../chat/chat-surface.js';
-import type { AuditEntry, Task, TaskStep } from '../db/repositories/types.js';
+import type { AgentCounts, AuditEntry, Task, TaskStep } from '../db/repositories/types.js';
 
 /*
  * Answers of the JSON API that the dashboard reads too (it imports them as types).
@@ -75,6 +75,16 @@ export interface AgentSnapshot {
   /** `off` or `unavailable` means commands on that agent are not sandboxed: shown in red. */
   sandbox: SandboxMode | null;
   offlineQueueDepth: number;
+}
+
+/** GET /api/agents: one page, online agents first and then by id. */
+export interface AgentPage {
+  agents: AgentSnapshot[];
+  limit: number;
+  /** Pass as `cursor` for the next page; null on the last one. */
+  nextCursor: string | null;
+  /** Every agent the cloud knows, whatever the filters. */
+  summary: AgentCounts;
 }
 
 /** GET /api/session. */

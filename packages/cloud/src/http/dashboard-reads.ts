@@ -7,6 +7,8 @@ import {
 import type { Cache } from '../cache/cache.js';
 import { cacheKeys } from '../cache/cache-keys.js';
 import type {
+  AgentListingQuery,
+  AgentPosition,
   CostBucket,
   Project,
   Repositories,
@@ -14,15 +16,24 @@ import type {
   TaskListing,
   TaskSearch,
 } from '../db/repositories/types.js';
-import type { DashboardStats, TaskDetail, TaskPage, TaskSummary } from './api-types.js';
+import type { AgentDirectory } from '../gateway/types.js';
+import type { AgentPage, DashboardStats, TaskDetail, TaskPage, TaskSummary } from './api-types.js';
 import { HttpError } from './http-error.js';
 
-export type { DashboardStats, TaskDetail, TaskPage, TaskSummary } from './api-types.js';
+export type { AgentPage, DashboardStats, TaskDetail, TaskPage, TaskSummary } from './api-types.js';
 
 /** A task search as the API takes it: the keyset position as the previous page's nextCursor. */
 export interface TaskListQuery extends Omit<TaskSearch, 'before'> {
   cursor?: string;
 }
+
+/** A page of the agent listing as the API takes it: the keyset position as the previous page's nextCursor. */
+export interface AgentListQuery extends Omit<AgentListingQuery, 'after' | 'scanLimit'> {
+  cursor?: string;
+}
+
+/** Live state changes every heartbeat; a short TTL only absorbs bursts of dashboard polls. */
+const AGENT_PAGE_TTL_MS = 1000;
 
 export function summarize(t: TaskListing): TaskSummary {
   return {
@@ -52,16 +63,32 @@ export function summarize(t: TaskListing): TaskSummary {
   };
 }
 
-export function encodeCursor(t: Pick<Task, 'createdAt' | 'id'>): string {
-  return Buffer.from(`${t.createdAt}:${t.id}`).toString('base64url');
+/** A keyset position as an opaque cursor: a number (a task's created time, an agent's place) and an id. */
+export function encodeCursor(key: number, id: string): string {
+  return Buffer.from(`${key}:${id}`).toString('base64url');
 }
 
-export function decodeCursor(cursor: string): { createdAt: number; id: string } {
+const notACursor = () => new HttpError(400, 'INVALID_QUERY', 'cursor: not a cursor from a previous page');
+
+export function decodeCursor(cursor: string): { key: number; id: string } {
   const text = Buffer.from(cursor, 'base64url').toString('utf8');
   const m = /^(\d{1,16}):(.{1,200})$/.exec(text);
-  if (!m?.[1] || !m[2])
-    throw new HttpError(400, 'INVALID_QUERY', 'cursor: not a cursor from a previous page');
-  return { createdAt: Number(m[1]), id: m[2] };
+  if (!m?.[1] || !m[2]) throw notACursor();
+  return { key: Number(m[1]), id: m[2] };
+}
+
+/** An agent's place in the listing: 0 online, 1 offline (the listing's order), then its id. */
+const encodeAgentCursor = (p: AgentPosition): string => encodeCursor(p.online ? 0 : 1, p.id);
+
+function decodeAgentCursor(cursor: string): AgentPosition {
+  const { key, id } = decodeCursor(cursor);
+  if (key !== 0 && key !== 1) throw notACursor();
+  return { online: key === 0, id };
+}
+
+function taskPosition(cursor: string): { createdAt: number; id: string } {
+  const { key, id } = decodeCursor(cursor);
+  return { createdAt: key, id };
 }
 
 /** The statuses whose tokens and cost the totals add up (a running task's so far). */
@@ -78,6 +105,7 @@ export class DashboardReads {
   constructor(
     private readonly repos: Repositories,
     private readonly cache: Cache,
+    private readonly directory: AgentDirectory,
     private readonly now: () => number = Date.now,
   ) {}
 
@@ -98,7 +126,7 @@ export class DashboardReads {
       ...(q.from !== undefined ? { from: q.from } : {}),
       ...(q.to !== undefined ? { to: q.to } : {}),
       ...(q.text ? { text: q.text } : {}),
-      ...(q.cursor ? { before: decodeCursor(q.cursor) } : {}),
+      ...(q.cursor ? { before: taskPosition(q.cursor) } : {}),
     };
     return this.cache.getOrLoad(key, async () => {
       const { rows, scannedTo } = await this.repos.taskSearch.searchPage(search);
@@ -109,9 +137,37 @@ export class DashboardReads {
       return {
         tasks: page.map(summarize),
         limit: q.limit,
-        nextCursor: next ? encodeCursor(next) : null,
+        nextCursor: next ? encodeCursor(next.createdAt, next.id) : null,
       };
     });
+  }
+
+  /** A page of agents and the counts of all of them; a bad cursor is refused before anything is read. */
+  listAgents(q: AgentListQuery): Promise<AgentPage> {
+    const after = q.cursor ? decodeAgentCursor(q.cursor) : undefined;
+    const key = cacheKeys.agentPage(JSON.stringify([q.status, q.text, q.limit, q.cursor]));
+    const listing: AgentListingQuery = {
+      limit: q.limit,
+      ...(q.status ? { status: q.status } : {}),
+      ...(q.text ? { text: q.text } : {}),
+      ...(after ? { after } : {}),
+    };
+    return this.cache.getOrLoad(
+      key,
+      async () => {
+        const [page, summary] = await Promise.all([
+          this.directory.listAgents(listing),
+          this.directory.countAgents(),
+        ]);
+        return {
+          agents: page.agents,
+          limit: q.limit,
+          nextCursor: page.next ? encodeAgentCursor(page.next) : null,
+          summary,
+        };
+      },
+      AGENT_PAGE_TTL_MS,
+    );
   }
 
   getTask(id: string): Promise<Task | undefined> {

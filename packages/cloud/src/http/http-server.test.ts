@@ -12,7 +12,7 @@ import type { AgentDirectory, AgentSnapshot } from '../gateway/types.js';
 import { MetricsCollector } from '../metrics/metrics-collector.js';
 import { TaskEvents } from '../tasks/task-events.js';
 import { ConsoleSessions } from './access/console-session.js';
-import type { DashboardStats, TaskPage } from './dashboard-reads.js';
+import type { AgentPage, DashboardStats, TaskPage } from './dashboard-reads.js';
 import { databaseProbe, type ProbeResult } from './health.js';
 import { createHttpServer, type HttpServerHandle } from './http-server.js';
 
@@ -85,7 +85,10 @@ describe('HTTP server', () => {
       onLookup: (c, hit) => metrics.recordCacheLookup(c, hit),
     });
     new CacheInvalidation(cache).attachToEvents(events);
-    const directory: AgentDirectory = { listAgents: async () => [agent] };
+    const directory: AgentDirectory = {
+      listAgents: async () => ({ agents: [agent], next: null }),
+      countAgents: async () => ({ online: 1, offline: 0, total: 1 }),
+    };
     handle = createHttpServer({
       metrics,
       health: {
@@ -192,7 +195,8 @@ describe('HTTP server', () => {
 
     const projects = await json<{ projects: Project[] }>(api(`/api/projects`));
     expect(projects.projects.map((p) => p.name)).toEqual(['web']);
-    const agents = await json<{ agents: AgentSnapshot[] }>(api(`/api/agents`));
+    const agents = await json<AgentPage>(api(`/api/agents`));
+    expect(agents).toMatchObject({ limit: 100, nextCursor: null, summary: { online: 1, total: 1 } });
     expect(agents.agents[0]).toMatchObject({ agentId: 'agent_1', circuit: 'closed' });
 
     await t.repos.audit.log({ action: 'key.created', actor: 'U1', resourceId: 'key_1' });

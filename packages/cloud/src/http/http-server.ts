@@ -121,7 +121,7 @@ export function createHttpServer(deps: HttpServerDeps): HttpServerHandle {
     userName: deps.consoleUserName ?? 'You',
     channelId: deps.consoleChannelId ?? DEFAULT_CONSOLE_CHANNEL,
   };
-  const reads = new DashboardReads(deps.repos, deps.cache, now);
+  const reads = new DashboardReads(deps.repos, deps.cache, deps.directory, now);
   const sessions = deps.sessions ?? new ConsoleSessions({ store: deps.repos.consoleCredentials, now });
   const hosts = new AllowedHosts(deps.publicUrl);
   const consoleApi = new ConsoleApi(deps.console, deps.inbound, user, logger, now);

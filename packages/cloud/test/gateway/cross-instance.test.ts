@@ -75,6 +75,44 @@ describe.skipIf(!postgresUrl)('cross-instance routing (PostgreSQL)', () => {
     await admin.close();
   });
 
+  it('lists an agent B holds as online on A too, with the health B writes; offline on both once it leaves', async () => {
+    a = await instance('a');
+    b = await instance('b');
+    const agentId = `box-${randomUUID().slice(0, 8)}`;
+    const key = (await a.gateway.apiKeys.create(agentId)).key;
+    const { agent } = await RawAgent.connect(b.url, { agentId, apiKey: key });
+    const listed = async (cloud: CloudHarness) =>
+      (await cloud.gateway.directory.listAgents({ limit: 10, text: agentId })).agents[0];
+    await expect
+      .poll(() => listed(a))
+      .toMatchObject({
+        agentId,
+        online: true,
+        overloaded: false,
+        circuit: 'closed',
+        hostname: 'test-host',
+        maxConcurrentTasks: 3,
+        // Live facts only the holder has.
+        connectedAt: null,
+        metrics: null,
+      });
+    agent.send('AGENT_STATUS', { overloaded: true, maxConcurrentTasks: 3, metrics: METRICS });
+    await expect.poll(() => listed(a)).toMatchObject({ online: true, overloaded: true });
+    expect(await listed(b)).toMatchObject({
+      online: true,
+      overloaded: true,
+      connectedAt: expect.any(Number),
+      metrics: METRICS,
+    });
+    const onlineOnA = async () =>
+      (await a.gateway.directory.listAgents({ limit: 10, text: agentId, status: 'online' })).agents;
+    expect(await onlineOnA()).toHaveLength(1);
+    await agent.close();
+    await expect.poll(() => listed(a)).toMatchObject({ online: false });
+    expect(await onlineOnA()).toEqual([]);
+    expect(await listed(b)).toMatchObject({ online: false });
+  });
+
   it('a task dispatched on A reaches the agent on B, once; its cancel and a permission answer from A do too', async () => {
     a = await instance('a');
     b = await instance('b');

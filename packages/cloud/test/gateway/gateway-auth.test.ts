@@ -29,7 +29,9 @@ describe('agent gateway: authentication', () => {
     expect(response.payload.heartbeatIntervalMs).toBeGreaterThan(0);
     expect(response.payload.reconnectGraceMs).toBe(90_000); // the agent stops its runs before that
     await cloud.log.wait('agent.online', (e) => e.agentId === 'agent-a');
-    const [snapshot] = await cloud.gateway.directory.listAgents();
+    const {
+      agents: [snapshot],
+    } = await cloud.gateway.directory.listAgents({ limit: 10 });
     expect(snapshot).toMatchObject({
       agentId: 'agent-a',
       online: true,
@@ -99,7 +101,9 @@ describe('agent gateway: authentication', () => {
     expect(entry?.details).toMatchObject({ agentId: 'agent-a', code, detail: expectedReason });
     expect(entry?.details.ip).toBeTruthy();
     expect(JSON.stringify(entry)).not.toContain(presented);
-    expect((await cloud.gateway.directory.listAgents()).filter((a) => a.online)).toEqual([]);
+    expect((await cloud.gateway.directory.listAgents({ limit: 10 })).agents.filter((a) => a.online)).toEqual(
+      [],
+    );
   });
 
   it('audits key creation and revocation', async () => {

@@ -40,7 +40,9 @@ describe('gateway: heartbeat, offline detection and circuit breaker', () => {
     agent.send('HEARTBEAT_PONG', { ...ping.payload, metrics: { ...METRICS, cpuPercent: 42 } });
     const beat = await cloud.log.wait('agent.heartbeat');
     expect(beat).toMatchObject({ agentId: 'agent-a', rttMs: 40, metrics: { cpuPercent: 42 } });
-    const [snap] = await cloud.gateway.directory.listAgents();
+    const {
+      agents: [snap],
+    } = await cloud.gateway.directory.listAgents({ limit: 10 });
     expect(snap).toMatchObject({ lastRttMs: 40, metrics: { cpuPercent: 42 }, online: true });
     await agent.close();
   });

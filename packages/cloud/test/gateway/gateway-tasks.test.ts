@@ -58,7 +58,8 @@ describe('gateway: outbox, dispatch and task messages', () => {
     expect(await status(urgent.id)).toBe('queued');
     expect(cloud.log.of('task.queued').map((e) => e.agentOnline)).toEqual([false, false, false, false]);
     expect(
-      (await cloud.gateway.directory.listAgents()).find((a) => a.agentId === 'agent-a')?.offlineQueueDepth,
+      (await cloud.gateway.directory.listAgents({ limit: 10 })).agents.find((a) => a.agentId === 'agent-a')
+        ?.offlineQueueDepth,
     ).toBe(4);
 
     // agent-b (the fallback) being online changes routing only for new dispatches; drain what agent-a has.
@@ -289,7 +290,9 @@ describe('gateway: outbox, dispatch and task messages', () => {
     expect(await cloud.gateway.dispatcher.dispatch(task)).toMatchObject({ agentId: 'agent-b', sent: true });
     expect((await b.agent.next('TASK_SUBMIT')).payload.taskId).toBe(task.id);
     expect((await cloud.repos.tasks.findById(task.id))?.agentId).toBe('agent-b');
-    const snapshot = (await cloud.gateway.directory.listAgents()).find((x) => x.agentId === 'agent-a');
+    const snapshot = (await cloud.gateway.directory.listAgents({ limit: 10 })).agents.find(
+      (x) => x.agentId === 'agent-a',
+    );
     expect(snapshot).toMatchObject({ overloaded: true, metrics: { memoryPercent: 95 } });
     await a.agent.close();
     await b.agent.close();

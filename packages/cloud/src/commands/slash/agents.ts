@@ -3,14 +3,18 @@ import { noticeMessage } from '../../notifications/blocks.js';
 import { escapeMrkdwn } from '../../notifications/mrkdwn.js';
 import { block, type SlashCommand } from './types.js';
 
+/** One Slack message: the first agents of the listing (online first), and a count of the rest. */
+const SHOWN = 50;
+
 export const agents: SlashCommand = {
   name: 'agents',
   usage: 'agents',
   description: 'connected agents and their health',
   permission: 'view',
   async run(context, { ctx }) {
-    const [agents, cloud, holders] = await Promise.all([
-      context.lifecycle.agents.listAgents(),
+    const [{ agents }, counts, cloud, holders] = await Promise.all([
+      context.lifecycle.agents.listAgents({ limit: SHOWN }),
+      context.lifecycle.agents.countAgents(),
       clusterLine(context.cluster),
       context.cluster?.holders?.().catch((): Record<string, string> => ({})) ??
         ({} as Record<string, string>),
@@ -44,7 +48,11 @@ export const agents: SlashCommand = {
       const via = holder ? ` · via \`${escapeMrkdwn(holder)}\`` : '';
       return `• \`${escapeMrkdwn(a.agentId)}\` ${state}${load}${circuit}${queued}${sandbox}${a.hostname ? ` · ${escapeMrkdwn(a.hostname)}` : ''}${via}`;
     });
-    await ctx.request.respond(block(`*Agents*\n${lines.join('\n')}${cloud ? `\n${cloud}` : ''}`));
+    const more =
+      counts.total > agents.length
+        ? `\n…and ${counts.total - agents.length} more (${counts.online} of ${counts.total} online): the dashboard lists them all`
+        : '';
+    await ctx.request.respond(block(`*Agents*\n${lines.join('\n')}${more}${cloud ? `\n${cloud}` : ''}`));
   },
 };
 

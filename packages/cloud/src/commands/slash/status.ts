@@ -15,11 +15,11 @@ export const status: SlashCommand = {
     const taskId = args[0];
     if (!taskId) {
       const counts = await tasks.countByStatus();
-      const agents = await context.lifecycle.agents.listAgents().catch(() => []);
+      const agents = await context.lifecycle.agents
+        .countAgents()
+        .catch(() => ({ online: 0, offline: 0, total: 0 }));
       const line = TASK_STATUSES.map((s) => `${s} ${counts[s] ?? 0}`).join(' · ');
-      await ctx.request.respond(
-        block(`*Tasks:* ${line}`, `${agents.filter((a) => a.online).length}/${agents.length} agents online`),
-      );
+      await ctx.request.respond(block(`*Tasks:* ${line}`, `${agents.online}/${agents.total} agents online`));
       return;
     }
     const t = await tasks.findById(taskId);

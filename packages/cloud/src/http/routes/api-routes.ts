@@ -1,7 +1,7 @@
 import { TASK_STATUSES, type TaskStatus } from '@bematic/protocol';
 import type { FastifyInstance } from 'fastify';
 import { z } from 'zod';
-import { cacheKeys } from '../../cache/cache-keys.js';
+import { AGENT_STATUSES } from '../../db/repositories/types.js';
 import { HttpError, validate } from '../http-error.js';
 import type { RouteContext } from '../http-server.js';
 import { TASK_ACTIONS } from '../task-actions.js';
@@ -20,6 +20,12 @@ const ListTasksQuery = z.object({
   q: z.string().trim().max(200).optional(),
   cursor: z.string().max(400).optional(),
   limit: z.coerce.number().int().min(1).max(200).default(50),
+});
+const ListAgentsQuery = z.object({
+  status: z.enum(AGENT_STATUSES).optional(),
+  q: z.string().trim().max(200).optional(),
+  cursor: z.string().max(400).optional(),
+  limit: z.coerce.number().int().min(1).max(500).default(100),
 });
 const CostQuery = z.object({
   by: z.enum(['day', 'project', 'user']).default('day'),
@@ -84,10 +90,14 @@ export function registerApiRoutes(
     return { task };
   });
 
-  app.get('/api/agents', async () => {
-    // Live state changes every heartbeat; a short TTL only absorbs bursts of dashboard polls.
-    const agents = await deps.cache.getOrLoad(cacheKeys.agentList(), () => deps.directory.listAgents(), 1000);
-    return { agents };
+  app.get('/api/agents', async (req) => {
+    const q = validate(ListAgentsQuery, req.query, 'INVALID_QUERY');
+    return reads.listAgents({
+      limit: q.limit,
+      ...(q.status ? { status: q.status } : {}),
+      ...(q.q ? { text: q.q } : {}),
+      ...(q.cursor ? { cursor: q.cursor } : {}),
+    });
   });
 
   app.get('/api/stats', async () => reads.stats());
