@@ -153,6 +153,60 @@ describe('dashboard in a browser', { timeout: 120_000 }, () => {
     await page.close();
   });
 
+  it('pages through the agents with "Show more", online first, counting all of them, and filters them', async () => {
+    const { repos } = system.cloud;
+    for (let i = 0; i < 120; i++) {
+      const n = (i * 37) % 120;
+      await repos.agents.upsert({
+        id: `rack-agent-${String(n).padStart(3, '0')}`,
+        hostname: `rack-${n % 4}.lab`,
+        status: 'offline',
+        lastSeenAt: Date.now() - 60_000,
+      });
+    }
+    const counts = await repos.agents.counts();
+    expect(counts.total).toBeGreaterThan(100);
+    const order = (await repos.agents.list())
+      .sort((a, b) => (a.status === b.status ? (a.id < b.id ? -1 : 1) : a.status === 'online' ? -1 : 1))
+      .map((a) => a.id);
+    expect(order[0]).toBe(SYSTEM_AGENT_ID);
+
+    const page = await signIn(system.cloud);
+    const panel = page.locator('#agents-panel');
+    const cards = panel.locator('article.agent');
+    const shown = async () => cards.evaluateAll((els) => els.map((e) => e.getAttribute('data-agent')));
+    await panel.getByText(`${counts.online} of ${counts.total} online`).waitFor();
+    await panel.getByText(`50 of ${counts.total} agents shown`).waitFor();
+    expect(await shown()).toEqual(order.slice(0, 50));
+    expect(await cards.first().textContent()).toContain('online');
+    const more = panel.getByRole('button', { name: 'Show more agents' });
+    await more.click();
+    await panel.getByText(`100 of ${counts.total} agents shown`).waitFor();
+    await more.click();
+    await panel.getByText(`${counts.total} of ${counts.total} agents shown`).waitFor();
+    expect(await shown()).toEqual(order);
+    expect(await more.isVisible()).toBe(false);
+    await screenshot(page, 'agents-all-1920');
+    expect(await seriousViolations(page)).toEqual([]);
+
+    await panel.getByRole('combobox', { name: 'Agent status' }).selectOption('online');
+    await panel
+      .getByText(`${counts.online} of ${counts.online} agent${counts.online === 1 ? '' : 's'} shown`)
+      .waitFor();
+    expect(await shown()).toEqual(order.slice(0, counts.online));
+    await panel.getByRole('combobox', { name: 'Agent status' }).selectOption('offline');
+    await panel.getByText(`50 of ${counts.offline} agents shown`).waitFor();
+    expect(await shown()).toEqual(order.slice(counts.online, counts.online + 50));
+    await panel.getByRole('searchbox', { name: 'Search agents' }).fill('RACK-3');
+    const rack3 = order.filter((id) => /^rack-agent-\d+$/.test(id) && Number(id.slice(-3)) % 4 === 3);
+    await panel.getByText(`${rack3.length} agents shown`, { exact: true }).waitFor();
+    expect(await shown()).toEqual(rack3);
+    await panel.getByRole('searchbox', { name: 'Search agents' }).fill('no-such-agent');
+    await panel.getByText('No agent matches these filters.').waitFor();
+    expect(await more.isVisible()).toBe(false);
+    await page.close();
+  });
+
   it('cancels a running task from its page', async () => {
     system.model.setScript([turn.text('This will take a long time…', { delayMs: 60_000 })]);
     const page = await signIn(system.cloud);

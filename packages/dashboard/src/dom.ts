@@ -37,6 +37,11 @@ export function svg(
   return el;
 }
 
+/** A labelled filter control, as the lists' filter bars show it. */
+export function field(label: string, control: HTMLElement): HTMLElement {
+  return h('label', { className: 'field' }, [h('span', { text: label }), control]);
+}
+
 export function replace(el: Element, children: Child[]): void {
   el.replaceChildren();
   append(el, children);

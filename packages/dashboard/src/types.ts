@@ -10,6 +10,7 @@ export type {
   TaskStep,
 } from '../../cloud/src/db/repositories/types.js';
 export type {
+  AgentPage,
   AgentSnapshot,
   ConsoleChange,
   ConsoleMessage,

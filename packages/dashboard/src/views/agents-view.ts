@@ -1,7 +1,11 @@
-import { get, live } from '../api.js';
-import { h, replace } from '../dom.js';
+import { get, live, query } from '../api.js';
+import { field, h, replace } from '../dom.js';
 import { ago, clock } from '../format.js';
-import type { AgentSnapshot } from '../types.js';
+import type { AgentPage, AgentSnapshot } from '../types.js';
+
+/** Agents per "Show more"; the API answers at most MAX_PAGE in one page. */
+const PAGE = 50;
+const MAX_PAGE = 500;
 
 /** An agent's state in words a person uses, and how that should look. */
 export function agentState(a: AgentSnapshot): { text: string; tone: 'ok' | 'busy' | 'warn' | 'bad' } {
@@ -45,15 +49,43 @@ export interface AgentsView {
   reload(): void;
 }
 
+/** The agents: a page at a time ("Show more"), online first, with the counts of all of them in the title. */
 export function createAgentsView(): AgentsView {
+  const filters = { q: '', status: '' };
+  let agents: AgentSnapshot[] = [];
+  let cursor: string | null = null;
+
+  const search = h('input', {
+    type: 'search',
+    name: 'agent-q',
+    placeholder: 'Agent id or host name',
+    'aria-label': 'Search agents',
+  });
+  const status = h('select', { name: 'agent-status', 'aria-label': 'Agent status' }, [
+    h('option', { value: '', text: 'Any' }),
+    h('option', { value: 'online', text: 'Online' }),
+    h('option', { value: 'offline', text: 'Offline' }),
+  ]);
+  const form = h('form', { className: 'filters', role: 'search', 'aria-label': 'Filter agents' }, [
+    field('Search', search),
+    field('Status', status),
+  ]);
   const list = h('div', { id: 'agents', className: 'agents' }, [
     h('p', { className: 'muted', text: 'Loading…' }),
   ]);
   const hint = h('span', { className: 'hint' });
-  const element = h('section', { className: 'panel', 'aria-labelledby': 'agents-title' }, [
-    h('h2', { id: 'agents-title' }, ['Agents ', hint]),
-    list,
-  ]);
+  const more = h('button', { type: 'button', className: 'btn', text: 'Show more agents', hidden: true });
+  const note = h('p', { className: 'muted small', 'aria-live': 'polite' });
+  const element = h(
+    'section',
+    { className: 'panel', id: 'agents-panel', 'aria-labelledby': 'agents-title' },
+    [
+      h('h2', { id: 'agents-title' }, ['Agents ', hint]),
+      form,
+      list,
+      h('div', { className: 'more' }, [more, note]),
+    ],
+  );
 
   function card(a: AgentSnapshot): HTMLElement {
     const s = agentState(a);
@@ -88,25 +120,81 @@ export function createAgentsView(): AgentsView {
     ]);
   }
 
-  const reload = () =>
-    void get<{ agents: AgentSnapshot[] }>('/api/agents')
-      .then(({ agents }) => {
-        const online = agents.filter((a) => a.online).length;
-        hint.textContent = agents.length ? `${online} of ${agents.length} online` : '';
-        replace(
-          list,
-          agents.length
-            ? agents.map(card)
-            : [h('p', { className: 'muted', text: 'No agent has connected yet.' })],
-        );
-      })
-      .catch(() => {});
+  function render(summary: AgentPage['summary']): void {
+    hint.textContent = summary.total ? `${summary.online} of ${summary.total} online` : '';
+    const filtered = filters.q !== '' || filters.status !== '';
+    replace(
+      list,
+      agents.length
+        ? agents.map(card)
+        : [
+            h('p', {
+              className: 'muted',
+              // A text search tests a bounded number of agents per page: no match yet is not no match at all.
+              text: !filtered
+                ? 'No agent has connected yet.'
+                : cursor !== null
+                  ? 'No match among the agents searched so far: Show more searches further.'
+                  : 'No agent matches these filters.',
+            }),
+          ],
+    );
+    more.hidden = cursor === null;
+    const of =
+      filters.q !== ''
+        ? ''
+        : ` of ${filters.status === 'online' ? summary.online : filters.status === 'offline' ? summary.offline : summary.total}`;
+    note.textContent = `${agents.length}${of} agent${agents.length === 1 ? '' : 's'} shown`;
+  }
 
-  let timer: ReturnType<typeof setTimeout> | undefined;
-  live.on('agent', () => {
-    clearTimeout(timer);
-    timer = setTimeout(reload, 400);
+  let generation = 0;
+  /**
+   * The newest request wins, except that a refresh (live updates) never drops a "Show more" under way; it
+   * reloads as many agents as are shown, so it does not undo one either.
+   */
+  async function load(mode: 'first' | 'more' | 'refresh'): Promise<void> {
+    if (mode === 'refresh' && more.disabled) return;
+    const mine = ++generation;
+    const limit = mode === 'refresh' ? Math.min(MAX_PAGE, Math.max(PAGE, agents.length)) : PAGE;
+    if (mode === 'more') more.disabled = true;
+    try {
+      const page = await get<AgentPage>(
+        `/api/agents${query({ q: filters.q, status: filters.status, limit, cursor: mode === 'more' ? cursor : null })}`,
+      );
+      if (mine !== generation) return;
+      agents = mode === 'more' ? [...agents, ...page.agents] : page.agents;
+      cursor = page.nextCursor;
+      render(page.summary);
+    } finally {
+      if (mode === 'more') more.disabled = false;
+    }
+  }
+  const run = (mode: 'first' | 'more' | 'refresh') =>
+    void load(mode).catch((e: Error) => (note.textContent = e.message));
+
+  let debounce: ReturnType<typeof setTimeout> | undefined;
+  form.addEventListener('submit', (e) => e.preventDefault());
+  search.addEventListener('input', () => {
+    filters.q = search.value.trim();
+    clearTimeout(debounce);
+    debounce = setTimeout(() => run('first'), 250);
   });
-  setInterval(reload, 15_000);
-  return { element, reload };
+  status.addEventListener('change', () => {
+    filters.status = status.value;
+    run('first');
+  });
+  more.addEventListener('click', () => run('more'));
+
+  // With many agents a heartbeat arrives every few milliseconds: one refresh a second at most, not one each.
+  let pending = false;
+  live.on('agent', () => {
+    if (pending) return;
+    pending = true;
+    setTimeout(() => {
+      pending = false;
+      run('refresh');
+    }, 1000);
+  });
+  setInterval(() => run('refresh'), 15_000);
+  return { element, reload: () => run('refresh') };
 }

@@ -1,5 +1,5 @@
 import { get, live, query } from '../api.js';
-import { h, replace } from '../dom.js';
+import { field, h, replace } from '../dom.js';
 import { ago, dateTime, duration, money } from '../format.js';
 import type { Project, TaskPage, TaskStatus, TaskSummary } from '../types.js';
 import { statusBadge } from './status.js';
@@ -42,8 +42,6 @@ export function createTasksView(): TasksView {
   let listed: (tasks: TaskSummary[]) => void = () => {};
   let projectNames = new Map<string, string>();
 
-  const field = (label: string, control: HTMLElement) =>
-    h('label', { className: 'field' }, [h('span', { text: label }), control]);
   const search = h('input', {
     type: 'search',
     name: 'q',
