@@ -96,6 +96,13 @@ export async function apiGet(cloud: Cloud, path: string): Promise<number> {
   return res.status;
 }
 
+/** A dashboard read with the browser's session, answered 200: its JSON body. */
+export async function apiJson<T>(cloud: Cloud, path: string): Promise<T> {
+  const res = await fetch(`${cloud.url}${path}`, { headers: { cookie: await sessionCookie(cloud) } });
+  if (res.status !== 200) throw new Error(`GET ${path}: HTTP ${res.status} ${await res.text()}`);
+  return (await res.json()) as T;
+}
+
 /** What a person types into the web console, through its HTTP API. */
 export async function consoleMessage(cloud: Cloud, channelId: string, text: string): Promise<void> {
   const res = await fetch(`${cloud.url}/api/console/messages`, {
