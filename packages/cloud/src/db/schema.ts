@@ -243,6 +243,26 @@ export interface TaskTotalsTable {
   duration_ms: number;
 }
 
+/**
+ * Maintained by triggers on `tasks` (migration 016): tasks created and their cost per bucket of creation time,
+ * by `dim`: `time` (key '', quarter-hour buckets), `project` and `user` (key the id, day buckets, UTC).
+ */
+export interface TaskCostsTable {
+  dim: string;
+  key: string;
+  /** Start of the bucket, epoch ms. */
+  bucket: number;
+  slot: number;
+  tasks: number;
+  cost_usd: number;
+}
+
+/** Maintained by triggers on `archived_tasks` (migration 016): the number of archives, spread over slots. */
+export interface ArchiveTotalsTable {
+  slot: number;
+  archives: number;
+}
+
 export interface Schema {
   projects: ProjectsTable;
   tasks: TasksTable;
@@ -261,4 +281,6 @@ export interface Schema {
   task_plans: TaskPlansTable;
   cancel_requests: CancelRequestsTable;
   console_credentials: ConsoleCredentialsTable;
+  task_costs: TaskCostsTable;
+  archive_totals: ArchiveTotalsTable;
 }

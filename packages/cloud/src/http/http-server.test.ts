@@ -454,6 +454,9 @@ describe('HTTP server', () => {
     const byUser = await json<{ buckets: unknown[] }>(api('/api/costs?by=user'));
     expect(byUser.buckets).toEqual([{ key: 'U1', costUsd: 0.042, tasks: 1 }]);
     expect((await api('/api/costs?by=planet')).status).toBe(400);
+    // Days are counted in quarter-hours, as every time zone's offset is.
+    expect((await api('/api/costs?by=day&tz=-345')).status).toBe(200);
+    expect((await api('/api/costs?by=day&tz=7')).status).toBe(400);
   });
 
   it('runs task page buttons through the command layer, as Slack buttons and /bm commands, and returns its answer', async () => {

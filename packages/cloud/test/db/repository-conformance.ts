@@ -1,11 +1,13 @@
 import {
   IllegalTransitionError,
+  isTerminalStatus,
   judgeTransition,
+  systemClock,
   TASK_STATUSES,
   type TaskStatus,
   type TaskSubmission,
 } from '@bematic/protocol';
-import { sql } from 'kysely';
+import { type RawBuilder, sql } from 'kysely';
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
 import type { Database } from '../../src/db/database.js';
 import { DuplicateRecordError, RecordNotFoundError } from '../../src/db/errors.js';
@@ -18,10 +20,13 @@ import type {
   NewTask,
   Repositories,
   Task,
+  TaskSearch,
 } from '../../src/db/repositories/types.js';
 import type { Schema } from '../../src/db/schema.js';
+import { RetentionService } from '../../src/retention/retention-service.js';
 
 const T0 = 1_700_000_000_000;
+const DAY = 86_400_000;
 const TABLES: readonly (keyof Schema)[] = [
   'sessions',
   'offline_queue',
@@ -37,6 +42,9 @@ const TABLES: readonly (keyof Schema)[] = [
   'permission_requests',
   'task_totals',
   'console_credentials',
+  // Kept by triggers on the tables above: emptied after them.
+  'task_costs',
+  'archive_totals',
 ];
 
 function submission(overrides: Partial<TaskSubmission> = {}): TaskSubmission {
@@ -69,6 +77,42 @@ function newTask(overrides: Partial<NewTask> = {}): NewTask {
     submission: submission(),
     ...overrides,
   };
+}
+
+/** What another writer does: a task row copied by one INSERT … SELECT, under a new id and with a new prompt. */
+async function copyTask(
+  database: Database,
+  from: string,
+  id: string,
+  prompt: RawBuilder<string>,
+): Promise<void> {
+  const columns = [
+    'project_id',
+    'agent_id',
+    'bot_name',
+    'command',
+    'model',
+    'priority',
+    'status',
+    'user_id',
+    'channel_id',
+    'submission',
+    'files_changed',
+    'commands_run',
+    'result',
+    'input_tokens',
+    'output_tokens',
+    'cache_read_tokens',
+    'cache_creation_tokens',
+    'cost_usd',
+    'duration_ms',
+    'num_turns',
+    'continuations',
+    'created_at',
+    'updated_at',
+  ].map((c) => sql.ref(c));
+  await sql`insert into tasks (id, prompt, ${sql.join(columns)})
+    select ${id}, ${prompt}, ${sql.join(columns)} from tasks where id = ${from}`.execute(database.db);
 }
 
 /**
@@ -1701,28 +1745,23 @@ export function describeRepositoryConformance(name: string, open: () => Promise<
         ).toEqual(['task_twin_a']);
       });
 
-      it('bounds a text search to a window of the newest rows and says where the next page resumes', async () => {
-        const statuses: TaskStatus[] = ['completed', 'failed'];
-        for (let i = 0; i < 20; i++) {
+      it('answers a rare word whole from the text index; a common or short one a bounded window at a time', async () => {
+        for (let i = 0; i < 30; i++) {
           if (i % 2 === 0) tick(1000);
-          await repos.tasks.create(
-            newTask({
-              id: `task_${String(i).padStart(2, '0')}`,
-              prompt: i % 7 === 0 ? 'a rare needle' : `hay ${i}`,
-              status: statuses[i % 2],
-            }),
-          );
+          const prompt = i % 7 === 0 ? 'a rare needle' : i % 3 === 0 ? 'some sparse straw' : `hay ${i}`;
+          await repos.tasks.create(newTask({ id: `task_${String(i).padStart(2, '0')}`, prompt }));
         }
-        const want = ['task_14', 'task_07', 'task_00'];
-        for (const status of [undefined, statuses]) {
+        /** Every page of a search, as the dashboard walks them (a short page with a cursor goes on). */
+        const walk = async (text: string, status?: TaskStatus[]) => {
           const found: string[] = [];
           let before: { createdAt: number; id: string } | undefined;
           let calls = 0;
-          for (; calls < 30; calls++) {
+          while (calls < 40) {
+            calls++;
             const page = await repos.taskSearch.searchPage({
               limit: 2,
-              text: 'NEEDLE',
-              scanLimit: 4,
+              text,
+              scanLimit: 6,
               ...(status ? { status } : {}),
               ...(before ? { before } : {}),
             });
@@ -1732,47 +1771,235 @@ export function describeRepositoryConformance(name: string, open: () => Promise<
             if (!next) break;
             before = next;
           }
-          expect(found).toEqual(want);
-          // Four rows tested per call (per status): it takes several calls to read all twenty.
-          expect(calls).toBeGreaterThanOrEqual(status ? 2 : 4);
-        }
+          return { found, calls };
+        };
+        const needles = ['task_28', 'task_21', 'task_14', 'task_07', 'task_00'];
+        // Five matches, no more than the six rows a call may test: the index answers, two per page.
+        expect(await walk('NEEDLE')).toEqual({ found: needles, calls: 3 });
+        expect(await walk('NEEDLE', ['pending', 'failed'])).toEqual({ found: needles, calls: 3 });
+        // More matches than that: six rows tested per call, so the thirty take at least five calls.
+        const straws = [
+          'task_27',
+          'task_24',
+          'task_18',
+          'task_15',
+          'task_12',
+          'task_09',
+          'task_06',
+          'task_03',
+        ];
+        const straw = await walk('Straw');
+        expect(straw.found).toEqual(straws);
+        expect(straw.calls).toBeGreaterThanOrEqual(5);
+        // Too short for the text index: the same bounded windows.
+        const short = await walk('ne');
+        expect(short.found).toEqual(needles);
+        expect(short.calls).toBeGreaterThanOrEqual(5);
         // Without a window bound set, the default window covers this small history in one call.
         const all = await repos.taskSearch.searchPage({ limit: 10, text: 'needle' });
-        expect(all.rows.map((r) => r.id)).toEqual(want);
+        expect(all.rows.map((r) => r.id)).toEqual(needles);
         expect(all.scannedTo).toBeNull();
       });
 
-      it('keeps keyset pages stable while tasks are added, for one status and for several', async () => {
+      it('finds the tasks whose request or result holds the text, ignoring case, as a test of every row does', async () => {
+        const corpus: Array<[prompt: string, result: string | null]> = [
+          ['Fix the LOGIN bug in auth.ts', 'Done: login retries twice.'],
+          ['fix the login page layout', null],
+          ['Refactor the billing service', 'billing now streams invoices'],
+          ['Write tests for the 100% coverage goal', 'coverage is at 87 percent'],
+          ['rename a_b to a-b in config.yaml', 'renamed a_b'],
+          ['say "hi" to the new hire', 'said hi'],
+          ['Une ÉCOLE est un lieu', 'merci'],
+          ['une école de plus', null],
+          ['alpha', 'beta'],
+          ['upgrade node to 20 in CI', 'CI is green on Node 20'],
+          ['investigate the flaky checkout test', 'the checkout test waits for the server now'],
+        ];
+        for (let i = 0; i < 40; i++) {
+          if (i % 3 === 0) tick(1000);
+          const [prompt, result] = corpus[(i * 7) % corpus.length] ?? ['', null];
+          const t = await repos.tasks.create(newTask({ id: `task_${String(i).padStart(2, '0')}`, prompt }));
+          if (result !== null) await repos.tasks.update(t.id, { result: `${result} (run ${i})` });
+        }
+        const rows = await database.db
+          .selectFrom('tasks')
+          .select(['id', 'prompt', 'result', 'created_at'])
+          .execute();
+        // The text as the engine folds it: PostgreSQL's lower() knows every letter, SQLite's only A to Z.
+        const fold = (v: string) =>
+          database.dialect === 'postgres' ? v.toLowerCase() : v.replace(/[A-Z]/g, (c) => c.toLowerCase());
+        const expected = (text: string) =>
+          rows
+            .filter((r) => [r.prompt, r.result ?? ''].some((v) => fold(v).includes(text.toLowerCase())))
+            .sort((a, b) => b.created_at - a.created_at || (a.id < b.id ? 1 : -1))
+            .map((r) => r.id);
+        const terms = [
+          'login',
+          'LOGIN',
+          'ogi',
+          'the checkout test',
+          'billing',
+          'INVOICES',
+          '100%',
+          'a_b',
+          '"hi"',
+          'école',
+          'run 3',
+          '(run 12)',
+          'CI',
+          'ab',
+          'alphabeta',
+          'no such words',
+        ];
+        for (const text of terms) {
+          for (const scanLimit of [3, 1000]) {
+            const found: string[] = [];
+            let before: { createdAt: number; id: string } | undefined;
+            for (let calls = 0; calls < 100; calls++) {
+              const page = await repos.taskSearch.searchPage({
+                limit: 4,
+                text,
+                scanLimit,
+                ...(before ? { before } : {}),
+              });
+              found.push(...page.rows.map((r) => r.id));
+              const last = page.rows.length >= 4 ? page.rows[page.rows.length - 1] : undefined;
+              const next = last ? { createdAt: last.createdAt, id: last.id } : page.scannedTo;
+              if (!next) break;
+              before = next;
+            }
+            expect({ text, scanLimit, found }).toEqual({ text, scanLimit, found: expected(text) });
+          }
+        }
+        expect(expected('login').length).toBeGreaterThan(4);
+        const written = (word: string) => rows.filter((r) => r.prompt.includes(word)).length;
+        expect(written('école')).toBeGreaterThan(0);
+        expect(expected('ÉCOLE')).toHaveLength(
+          written('école') + (database.dialect === 'postgres' ? written('ÉCOLE') : 0),
+        );
+        expect(expected('alphabeta')).toEqual([]);
+      });
+
+      it('keeps the text index in step with creates, updates, deletes, archives, restores and other writers', async () => {
+        const retention = new RetentionService({ repos, clock: { ...systemClock, now: () => now } });
+        const ids: string[] = [];
+        for (let i = 0; i < 40; i++) {
+          tick(1000);
+          ids.push(
+            (await repos.tasks.create(newTask({ prompt: `routine chore ${i}`, status: 'running' }))).id,
+          );
+        }
+        /** One call, with the newest rows (the first window) holding no match: only the index can answer. */
+        const found = async (text: string) => {
+          const page = await repos.taskSearch.searchPage({ limit: 5, text });
+          expect(page.scannedTo).toBeNull();
+          return page.rows.map((r) => r.id).sort();
+        };
+        const [a, b, c, d] = ids as [string, string, string, string];
+        await repos.tasks.transition(a, 'completed', { result: 'found the Zebra in the logs', costUsd: 0.5 });
+        await repos.tasks.update(b, { result: 'a zebra crossing' });
+        expect(await found('zebra')).toEqual([a, b].sort());
+        await repos.tasks.update(b, { result: 'a giraffe' });
+        expect(await found('zebra')).toEqual([a]);
+        expect(await found('giraffe')).toEqual([b]);
+        await repos.tasks.delete(b);
+        expect(await found('giraffe')).toEqual([]);
+
+        const { archiveId } = await retention.archive(a, 'test', 'U1');
+        expect(await found('zebra')).toEqual([]);
+        tick(1000);
+        const restored = await retention.restore(archiveId, 'U1');
+        expect(await found('zebra')).toEqual([restored]);
+
+        // Another writer, in statements of many rows.
+        await sql`update tasks set prompt = ${'an Okapi sighting'} where id in (${c}, ${d})`.execute(
+          database.db,
+        );
+        expect(await found('okapi')).toEqual([c, d].sort());
+        await copyTask(database, c, 'task_copy', sql`prompt || ${' and a quokka'}`);
+        expect(await found('quokka')).toEqual(['task_copy']);
+        expect(await found('okapi')).toEqual([c, d, 'task_copy'].sort());
+        await sql`delete from tasks where lower(prompt) like ${'%okapi%'}`.execute(database.db);
+        expect(await found('okapi')).toEqual([]);
+
+        if (database.dialect === 'sqlite') {
+          // The index holds exactly the rows that are there: nothing stale behind the final test of each row.
+          const count = async (q: string) =>
+            Number(
+              (
+                await sql<{
+                  n: number;
+                }>`select count(*) as n from task_search where task_search match ${q}`.execute(database.db)
+              ).rows[0]?.n,
+            );
+          expect(await count('"zebra"')).toBe(1);
+          expect(await count('"giraffe"')).toBe(0);
+          expect(await count('"okapi"')).toBe(0);
+          expect(await count('"chore"')).toBe(
+            Number(
+              (await database.db.selectFrom('tasks').select(sql<number>`count(*)`.as('n')).executeTakeFirst())
+                ?.n,
+            ),
+          );
+        }
+      });
+
+      it('returns every task once across keyset pages while tasks are added, for every kind of filter', async () => {
         const statuses: TaskStatus[] = ['completed', 'failed', 'running'];
         for (let i = 0; i < 30; i++) {
           // Pairs share a created_at, so page boundaries fall between twins too.
           if (i % 2 === 0) tick(1000);
           await repos.tasks.create(
-            newTask({ id: `task_${String(i).padStart(2, '0')}`, status: statuses[i % 3] }),
+            newTask({
+              id: `task_${String(i).padStart(2, '0')}`,
+              status: statuses[i % 3],
+              botName: i % 4 === 0 ? 'reviewer' : 'coder',
+              prompt: i % 5 === 0 ? 'a keyed needle' : 'plain hay',
+            }),
           );
         }
-        for (const filter of [undefined, ['completed', 'failed'] as TaskStatus[]]) {
-          const before = await repos.taskSearch.search({ limit: 100 });
-          const expected = before.filter((t) => !filter || filter.includes(t.status)).map((t) => t.id);
+        const filters: Array<Partial<TaskSearch>> = [
+          {},
+          { status: ['completed', 'failed'] },
+          { botName: 'reviewer' },
+          // Answered from the text index, and tested window by window.
+          { text: 'needle' },
+          { text: 'hay', scanLimit: 6 },
+          { text: 'needle', status: ['completed', 'running'] },
+        ];
+        for (const [n, filter] of filters.entries()) {
+          const all = (await repos.taskSearch.search({ limit: 100 })).map((t) => t.id);
+          const expected = (await repos.taskSearch.search({ ...filter, limit: 100, scanLimit: 1000 })).map(
+            (t) => t.id,
+          );
+          expect(expected.length).toBeGreaterThan(3);
+          expect(expected.length).toBeLessThanOrEqual(all.length);
           const seen: string[] = [];
           let cursor: { createdAt: number; id: string } | undefined;
-          for (let page = 0; page < 20; page++) {
-            const rows = await repos.taskSearch.search({
+          for (let page = 0; page < 40; page++) {
+            const { rows, scannedTo } = await repos.taskSearch.searchPage({
+              ...filter,
               limit: 4,
-              ...(filter ? { status: filter } : {}),
               ...(cursor ? { before: cursor } : {}),
             });
             seen.push(...rows.map((t) => t.id));
-            const last = rows[rows.length - 1];
-            if (!last) break;
-            cursor = { createdAt: last.createdAt, id: last.id };
-            // Newer tasks arrive between pages, some in the very millisecond of the cursor's page.
+            const last = rows.length >= 4 ? rows[rows.length - 1] : undefined;
+            const next = last ? { createdAt: last.createdAt, id: last.id } : scannedTo;
+            if (!next) break;
+            cursor = next;
+            // Newer tasks that match every filter arrive between pages, some in the very millisecond of the
+            // cursor's page.
             await repos.tasks.create(
-              newTask({ id: `task_new_${filter ? 's' : 'a'}${page}`, status: 'completed' }),
+              newTask({
+                id: `task_new_${n}_${page}`,
+                status: 'completed',
+                botName: 'reviewer',
+                prompt: 'a keyed needle in hay',
+              }),
             );
             tick(1);
           }
-          expect(seen).toEqual(expected);
+          expect({ filter, seen }).toEqual({ filter, seen: expected });
         }
       });
 
@@ -1891,6 +2118,181 @@ export function describeRepositoryConformance(name: string, open: () => Promise<
           costUsd: 0.5,
           tasks: 2,
         });
+      });
+
+      it('keeps cost buckets and the archive count equal to a recount through every kind of writer', async () => {
+        let seed = 11;
+        const random = () => {
+          seed = (seed * 1103515245 + 12345) % 2 ** 31;
+          return seed / 2 ** 31;
+        };
+        const pick = <T>(xs: readonly T[]): T => xs[Math.floor(random() * xs.length)] as T;
+        // Costs in 1/1024 dollars add up exactly in any order, so the recount compares without rounding.
+        const cost = () => Math.floor(random() * 4096) / 1024;
+        const retention = new RetentionService({ repos, clock: { ...systemClock, now: () => now } });
+        const ids: string[] = [];
+        const archives: string[] = [];
+        const done = new Set<string>();
+        for (let i = 0; i < 160; i++) {
+          tick(Math.floor(random() * 6 * 3_600_000));
+          const r = random();
+          const live = ids.length > 0 ? pick(ids) : undefined;
+          const task = live ? await repos.tasks.findById(live) : undefined;
+          if (r < 0.3 || !task) {
+            const t = await repos.tasks.create(
+              newTask({
+                projectId: pick(['proj_a', 'proj_b', 'proj_c']),
+                userId: pick(['U1', 'U2', 'U3', 'U4']),
+              }),
+            );
+            ids.push(t.id);
+            done.add('create');
+          } else if (r < 0.5 && !isTerminalStatus(task.status)) {
+            // The lifecycle's path: sent, running (its cost so far), completed with its cost.
+            if (task.status === 'pending') await repos.tasks.transition(task.id, 'submitted');
+            await repos.tasks.transition(task.id, 'running', { costUsd: cost() });
+            await repos.tasks.transition(task.id, 'completed', { costUsd: cost() });
+            done.add('complete');
+          } else if (r < 0.57) {
+            await repos.tasks.update(task.id, { costUsd: cost() });
+            done.add('update');
+          } else if (r < 0.62) {
+            await repos.tasks.delete(task.id);
+            ids.splice(ids.indexOf(task.id), 1);
+            done.add('delete');
+          } else if (r < 0.75) {
+            if (!isTerminalStatus(task.status)) await repos.tasks.transition(task.id, 'cancelled');
+            archives.push((await retention.archive(task.id, 'test', 'U1')).archiveId);
+            ids.splice(ids.indexOf(task.id), 1);
+            done.add('archive');
+          } else if (r < 0.8 && archives.length > 0) {
+            const archiveId = pick(archives);
+            archives.splice(archives.indexOf(archiveId), 1);
+            ids.push(await retention.restore(archiveId, 'U1'));
+            done.add('restore');
+          } else if (r < 0.86) {
+            const copy = `task_copy_${i}`;
+            await copyTask(database, task.id, copy, sql`prompt`);
+            ids.push(copy);
+            done.add('insert select');
+          } else if (r < 0.93) {
+            await sql`update tasks set cost_usd = cost_usd + ${0.25}, user_id = ${pick(['U1', 'U5'])}
+              where project_id = ${task.projectId}`.execute(database.db);
+            done.add('update many');
+          } else {
+            // Created times moved back two days: their buckets move with them.
+            await sql`update tasks set created_at = created_at - ${2 * DAY} where user_id = ${task.userId}`.execute(
+              database.db,
+            );
+            done.add('move');
+          }
+        }
+        expect([...done].sort()).toEqual(
+          [
+            'archive',
+            'complete',
+            'create',
+            'delete',
+            'insert select',
+            'move',
+            'restore',
+            'update',
+            'update many',
+          ].sort(),
+        );
+        expect(archives.length).toBeGreaterThan(0);
+        const rows = await database.db
+          .selectFrom('tasks')
+          .select(['project_id', 'user_id', 'created_at', 'cost_usd'])
+          .execute();
+        expect(rows.length).toBeGreaterThan(20);
+
+        const widths = { time: 900_000, project: DAY, user: DAY };
+        const recount = new Map<string, { tasks: number; cost: number }>();
+        for (const r of rows) {
+          for (const [dim, key] of [
+            ['time', ''],
+            ['project', r.project_id],
+            ['user', r.user_id],
+          ] as const) {
+            const at = `${dim}/${key}/${Math.floor(r.created_at / widths[dim]) * widths[dim]}`;
+            const b = recount.get(at) ?? { tasks: 0, cost: 0 };
+            b.tasks += 1;
+            b.cost += r.cost_usd;
+            recount.set(at, b);
+          }
+        }
+        const kept = await database.db
+          .selectFrom('task_costs')
+          .select([
+            'dim',
+            'key',
+            'bucket',
+            sql<number>`sum(tasks)`.as('tasks'),
+            sql<number>`sum(cost_usd)`.as('cost'),
+          ])
+          .groupBy(['dim', 'key', 'bucket'])
+          .execute();
+        const stored = new Map(
+          kept
+            .filter((k) => Number(k.tasks) !== 0 || Number(k.cost) !== 0)
+            .map((k) => [`${k.dim}/${k.key}/${k.bucket}`, { tasks: Number(k.tasks), cost: Number(k.cost) }]),
+        );
+        expect(stored).toEqual(recount);
+
+        // What the chart is given, for viewers in several time zones, from midnight or from any instant.
+        const end = now;
+        const usd = (b: { key: string; costUsd: number; tasks: number }) => ({
+          ...b,
+          costUsd: Math.round(b.costUsd * 1e6) / 1e6,
+        });
+        for (const tz of [0, -60, 330, -345, 600]) {
+          const offset = tz * 60_000;
+          const midnight = Math.floor((end - offset) / DAY) * DAY + offset;
+          for (const since of [midnight - 13 * DAY, midnight - 5 * DAY, end - 9 * DAY - 123_457]) {
+            const inRange = rows.filter((r) => r.created_at >= since);
+            const byDay = new Map<string, { key: string; costUsd: number; tasks: number }>();
+            for (const r of inRange) {
+              const key = new Date(r.created_at - offset).toISOString().slice(0, 10);
+              const b = byDay.get(key) ?? { key, costUsd: 0, tasks: 0 };
+              b.costUsd += r.cost_usd;
+              b.tasks += 1;
+              byDay.set(key, b);
+            }
+            const days = (await repos.taskSearch.costs('day', since, tz)).filter((d) => d.tasks !== 0);
+            expect({ tz, since, days }).toEqual({
+              tz,
+              since,
+              days: [...byDay.values()].sort((a, b) => a.key.localeCompare(b.key)).map(usd),
+            });
+            for (const by of ['project', 'user'] as const) {
+              const sums = new Map<string, { key: string; costUsd: number; tasks: number }>();
+              for (const r of inRange) {
+                const key = by === 'project' ? r.project_id : r.user_id;
+                const b = sums.get(key) ?? { key, costUsd: 0, tasks: 0 };
+                b.costUsd += r.cost_usd;
+                b.tasks += 1;
+                sums.set(key, b);
+              }
+              const want = [...sums.values()]
+                .sort((a, b) => b.costUsd - a.costUsd || (a.key < b.key ? -1 : 1))
+                .map(usd);
+              expect({ by, since, got: await repos.taskSearch.costs(by, since, tz) }).toEqual({
+                by,
+                since,
+                got: want,
+              });
+            }
+          }
+        }
+        await expect(repos.taskSearch.costs('day', T0, 7)).rejects.toThrow(/multiple of 15/);
+
+        const archived = await database.db
+          .selectFrom('archived_tasks')
+          .select(sql<number>`count(*)`.as('n'))
+          .executeTakeFirstOrThrow();
+        expect(Number(archived.n)).toBeGreaterThan(0);
+        expect(await repos.archivedTasks.count()).toBe(Number(archived.n));
       });
     });
 

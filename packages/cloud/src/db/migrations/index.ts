@@ -17,6 +17,7 @@ import { agentHealth } from './012-agent-health.js';
 import { cancelRequests } from './013-cancel-requests.js';
 import { consoleCredentials } from './014-console-credentials.js';
 import { planFirst } from './015-plan-first.js';
+import { historyReads } from './016-history-reads.js';
 import { agentListing } from './017-agent-listing.js';
 
 /**
@@ -40,6 +41,7 @@ export const MIGRATIONS: Readonly<Record<string, Migration>> = {
   '013-cancel-requests': cancelRequests,
   '014-console-credentials': consoleCredentials,
   '015-plan-first': planFirst,
+  '016-history-reads': historyReads,
   '017-agent-listing': agentListing,
 };
 

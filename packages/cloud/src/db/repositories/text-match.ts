@@ -1,4 +1,7 @@
-/** Rows a substring search tests per request at most (a few milliseconds of synchronous SQLite work). */
+/**
+ * Rows a substring search tests per request at most, and the most matches a term may have for its index to
+ * answer it whole (a few milliseconds of synchronous work either way).
+ */
 export const TEXT_SCAN_ROWS = 5000;
 
 /**

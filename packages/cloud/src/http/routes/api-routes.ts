@@ -30,8 +30,8 @@ const ListAgentsQuery = z.object({
 const CostQuery = z.object({
   by: z.enum(['day', 'project', 'user']).default('day'),
   days: z.coerce.number().int().min(1).max(90).default(14),
-  /** The browser's Date#getTimezoneOffset(), so days are the viewer's days. */
-  tz: z.coerce.number().int().min(-840).max(840).default(0),
+  /** The browser's Date#getTimezoneOffset(), so days are the viewer's days (every zone's is whole quarter-hours). */
+  tz: z.coerce.number().int().min(-840).max(840).multipleOf(15).default(0),
 });
 const TaskActionBody = z.object({ action: z.enum(TASK_ACTIONS) });
 const AuditQuery = z.object({
