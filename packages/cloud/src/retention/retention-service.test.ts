@@ -249,6 +249,30 @@ describe('RetentionService', () => {
     expect(await t.repos.tasks.findById(parent.id)).toBeUndefined();
   });
 
+  it('archives one batch per run, newest first below the cutoff, over more candidates than one page', async () => {
+    const made: string[] = [];
+    for (let i = 0; i < 130; i++) {
+      t.clock.now += 60_000;
+      made.push((await completedTask(t.repos)).id);
+    }
+    // A parent whose subtask still runs is refused, and does not count against the batch.
+    const refused = made[125] ?? '';
+    await t.repos.tasks.create(newTaskInput({ parentTaskId: refused }));
+    t.clock.now += 40 * DAY;
+    const svc = service({ policy: { retentionDays: 30, batchSize: 110 } });
+    const left = async () => new Set((await t.repos.tasks.list({ status: 'completed' })).map((x) => x.id));
+
+    expect(await svc.runOnce()).toBe(110);
+    const newest = made.filter((id) => id !== refused).slice(-110);
+    const after = await left();
+    for (const id of newest) expect(after.has(id)).toBe(false);
+    expect([...after].sort()).toEqual([...made.slice(0, 19), refused].sort());
+
+    expect(await svc.runOnce()).toBe(19);
+    expect([...(await left())]).toEqual([refused]);
+    expect(await svc.runOnce()).toBe(0);
+  });
+
   it('does nothing when retention is disabled', async () => {
     await completedTask(t.repos);
     t.clock.now += 365 * DAY;

@@ -17,6 +17,9 @@ import type { MetricsCollector } from '../metrics/metrics-collector.js';
 
 const DAY_MS = 24 * 3600_000;
 
+/** Candidates of a retention run read per keyset page. */
+const SWEEP_PAGE = 100;
+
 export interface RetentionPolicy {
   /** Terminal tasks older than this many days are archived by the scheduled job; 0 disables it. */
   retentionDays: number;
@@ -256,29 +259,42 @@ export class RetentionService {
     // Created before the cutoff is necessary (a task completes after it is
     // created) but not sufficient; isExpiredByPolicy decides.
     const cutoff = this.clock.now() - this.policy.retentionDays * DAY_MS;
-    const candidates = await this.repos.tasks.list({
-      status: ['completed', 'failed', 'cancelled'],
-      olderThan: cutoff,
-      // Some candidates are refused (restored lately, active subtasks); look a little beyond one batch.
-      limit: this.policy.batchSize * 4,
-    });
+    // Some candidates are refused (restored lately, active subtasks); look a little beyond one batch.
+    let budget = this.policy.batchSize * 4;
     let archived = 0;
-    for (const task of candidates) {
-      if (archived >= this.policy.batchSize) break;
-      if (!this.isExpiredByPolicy(task)) continue;
-      try {
-        await this.archiveTask(
-          task,
-          `retention policy: older than ${this.policy.retentionDays} days`,
-          'system',
-          'policy',
-        );
-        archived++;
-      } catch (err) {
-        if (err instanceof RetentionError)
-          this.logger.debug({ taskId: task.id, reason: err.message }, 'not archived');
-        else this.logger.warn({ err, taskId: task.id }, 'archival failed');
+    let before: { createdAt: number; id: string } | undefined;
+    while (archived < this.policy.batchSize && budget > 0) {
+      // Newest first, a keyset page of list rows at a time, each read whole only when its turn comes: the
+      // history below the cutoff is never sorted, nor decoded thousands of rows at once.
+      const limit = Math.min(budget, SWEEP_PAGE);
+      const page = await this.repos.taskSearch.search({
+        status: ['completed', 'failed', 'cancelled'],
+        to: cutoff,
+        limit,
+        ...(before ? { before } : {}),
+      });
+      budget -= page.length;
+      for (const candidate of page) {
+        if (archived >= this.policy.batchSize) break;
+        const task = await this.repos.tasks.findById(candidate.id);
+        if (!task || !this.isExpiredByPolicy(task)) continue;
+        try {
+          await this.archiveTask(
+            task,
+            `retention policy: older than ${this.policy.retentionDays} days`,
+            'system',
+            'policy',
+          );
+          archived++;
+        } catch (err) {
+          if (err instanceof RetentionError)
+            this.logger.debug({ taskId: task.id, reason: err.message }, 'not archived');
+          else this.logger.warn({ err, taskId: task.id }, 'archival failed');
+        }
       }
+      const last = page[page.length - 1];
+      if (!last || page.length < limit) break;
+      before = { createdAt: last.createdAt, id: last.id };
     }
     if (archived > 0) this.logger.info({ archived }, 'retention run archived tasks');
     return archived;
