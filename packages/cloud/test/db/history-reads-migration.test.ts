@@ -115,7 +115,9 @@ function describeMigration(name: string, open: () => Promise<Database>): void {
       await repos.tasks.update(late.id, { costUsd: 0.5 });
       await repos.tasks.delete((await repos.tasks.list({ limit: 1, olderThan: now - DAY }))[0]?.id ?? '');
 
-      expect((await migrateToLatest(database)).applied).toEqual([NAME]);
+      // Back to 015 reverted every later migration too: they all apply again.
+      const after015 = Object.keys(MIGRATIONS).filter((n) => n > '015-plan-first');
+      expect((await migrateToLatest(database)).applied).toEqual(after015);
       await expectReadsMatchRows(database, repos, now);
     });
   });
