@@ -206,7 +206,9 @@ export class KyselyTaskSearchRepository implements TaskSearchRepository {
     const phrase = `"${text.replaceAll('"', '""')}"`;
     const { rows } = await sql<{ n: number }>`select count(*) as n from
       (select 1 from task_search where task_search match ${phrase} limit ${cap + 1})`.execute(this.db);
-    if (Number(rows[0]?.n) > cap) return undefined;
+    const count = Number(rows[0]?.n);
+    if (count > cap) return undefined;
+    if (count === 0) return [];
     const matches = await sql<{ id: string }>`select d.task_id as id from task_search
       join task_search_docs d on d.doc = task_search.rowid where task_search match ${phrase}`.execute(
       this.db,
