@@ -408,20 +408,15 @@ export function describeRepositoryConformance(name: string, open: () => Promise<
         expect(await ids({ projectId: 'p2', agentId: 'a2', status: 'completed' })).toEqual(['t4']);
       });
 
-      it('counts by status, with zero for every unused status', async () => {
-        await repos.tasks.create(newTask());
-        await repos.tasks.create(newTask());
+      it('counts by status, with zero for every unused status, as tasks move and go', async () => {
+        const a = await repos.tasks.create(newTask());
+        const b = await repos.tasks.create(newTask());
         await repos.tasks.create(newTask({ status: 'running' }));
-        const counts = await repos.tasks.countByStatus();
-        expect(counts).toEqual({
-          pending: 2,
-          queued: 0,
-          submitted: 0,
-          running: 1,
-          completed: 0,
-          failed: 0,
-          cancelled: 0,
-        });
+        const zero = Object.fromEntries(TASK_STATUSES.map((s) => [s, 0]));
+        expect(await repos.tasks.countByStatus()).toEqual({ ...zero, pending: 2, running: 1 });
+        await repos.tasks.transition(a.id, 'cancelled');
+        await repos.tasks.delete(b.id);
+        expect(await repos.tasks.countByStatus()).toEqual({ ...zero, running: 1, cancelled: 1 });
       });
 
       it('walks a task through its lifecycle, stamping start and completion', async () => {

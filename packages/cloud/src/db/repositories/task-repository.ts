@@ -249,10 +249,11 @@ export class KyselyTaskRepository implements TaskRepository {
     return (await q.execute()).map(toTask);
   }
 
+  /** From the totals the database keeps per status (migration 008), not a count of the history. */
   async countByStatus(): Promise<Record<TaskStatus, number>> {
     const rows = await this.db
-      .selectFrom('tasks')
-      .select(({ fn }) => ['status', fn.countAll().as('n')])
+      .selectFrom('task_totals')
+      .select(['status', sql<number>`sum(tasks)`.as('n')])
       .groupBy('status')
       .execute();
     const counts = Object.fromEntries(TASK_STATUSES.map((s) => [s, 0])) as Record<TaskStatus, number>;
