@@ -197,10 +197,12 @@ export class KyselyTaskSearchRepository implements TaskSearchRepository {
   /** The ids of every task `text` occurs in, from the text index; undefined when there are more than `cap`. */
   private async matchingIds(text: string, pattern: string, cap: number): Promise<string[] | undefined> {
     if (dialectOf(this.db) === 'postgres') {
-      // The planner reads the trigram indexes for a rare word and, for a common one, the table until the limit.
-      const { rows } = await sql<{ id: string }>`select id from tasks where ${textCondition(pattern)}
-        limit ${cap + 1}`.execute(this.db);
-      return rows.length > cap ? undefined : rows.map((r) => r.id);
+      // The planner reads the trigram indexes for a rare word and, for a common one, the table until the
+      // limit; the ids come back only when they are all there is.
+      const { rows } = await sql<{ ids: string[] | null }>`select
+        case when count(*) <= ${cap} then coalesce(array_agg(id), '{}') end as ids
+        from (select id from tasks where ${textCondition(pattern)} limit ${cap + 1}) m`.execute(this.db);
+      return rows[0]?.ids ?? undefined;
     }
     // Counted in the index alone first: a common word then costs `cap` index entries and no look-ups.
     const phrase = `"${text.replaceAll('"', '""')}"`;
