@@ -76,7 +76,7 @@ export async function snapshot(db: BenchDatabase, copyPath: string): Promise<Dat
         if (suffix === '' || err.code !== 'ENOENT') throw err;
       });
     return {
-      replay: async (statements) => replaySqlite(copyPath, statements),
+      replay: (statements) => replaySqlite(copyPath, statements),
       drop: async () => {
         for (const suffix of ['', '-wal', '-shm']) await rm(`${copyPath}${suffix}`, { force: true });
       },
@@ -95,36 +95,50 @@ export async function snapshot(db: BenchDatabase, copyPath: string): Promise<Dat
   };
 }
 
-function replaySqlite(file: string, statements: readonly RecordedStatement[]): ReplayResult {
+/**
+ * Runs each statement with `execute`, in order, one at a time, and times them; a statement the copy refuses is
+ * counted and handed to `refused` (PostgreSQL must end its aborted transaction), and the replay goes on.
+ */
+async function replayEach(
+  statements: readonly RecordedStatement[],
+  execute: (s: RecordedStatement) => unknown,
+  refused: () => Promise<void> = async () => {},
+): Promise<ReplayResult> {
+  let errors = 0;
+  let commits = 0;
+  const costs = new StatementCosts();
+  const t0 = now();
+  for (const s of statements) {
+    const started = now();
+    try {
+      await execute(s);
+      if (isCommit(s.sql)) commits++;
+    } catch {
+      errors++;
+      await refused();
+    }
+    costs.add(s.sql, now() - started);
+  }
+  return { statements: statements.length, commits, ms: now() - t0, errors, costliest: costs.top(10) };
+}
+
+async function replaySqlite(file: string, statements: readonly RecordedStatement[]): Promise<ReplayResult> {
   const db = new Database(file);
   // As the cloud opens it (packages/cloud/src/db/database.ts).
   db.pragma('journal_mode = WAL');
   db.pragma('synchronous = NORMAL');
   db.pragma('foreign_keys = ON');
   const prepared = new Map<string, Database.Statement>();
-  let errors = 0;
-  let commits = 0;
-  const costs = new StatementCosts();
   try {
-    const t0 = now();
-    for (const s of statements) {
-      const started = now();
+    return await replayEach(statements, (s) => {
       let stmt = prepared.get(s.sql);
       if (!stmt) {
         stmt = db.prepare(s.sql);
         prepared.set(s.sql, stmt);
       }
-      try {
-        // As Kysely's SQLite driver runs them: the parameters as one array.
-        if (stmt.reader) stmt.all(s.parameters);
-        else stmt.run(s.parameters);
-        if (isCommit(s.sql)) commits++;
-      } catch {
-        errors++;
-      }
-      costs.add(s.sql, now() - started);
-    }
-    return { statements: statements.length, commits, ms: now() - t0, errors, costliest: costs.top(10) };
+      // As Kysely's SQLite driver runs them: the parameters as one array.
+      return stmt.reader ? stmt.all(s.parameters) : stmt.run(s.parameters);
+    });
   } finally {
     db.close();
   }
@@ -134,24 +148,17 @@ function replaySqlite(file: string, statements: readonly RecordedStatement[]): R
 async function replayPostgres(url: string, statements: readonly RecordedStatement[]): Promise<ReplayResult> {
   const client = new pg.Client({ connectionString: url });
   await client.connect();
-  let errors = 0;
-  let commits = 0;
-  const costs = new StatementCosts();
   try {
-    const t0 = now();
-    for (const s of statements) {
-      const started = now();
-      try {
-        await client.query(s.sql, s.parameters as unknown[]);
-        if (isCommit(s.sql)) commits++;
-      } catch {
-        // A failed statement aborts PostgreSQL's transaction: end it as the cloud's retry would.
-        errors++;
-        await client.query('rollback').catch(() => undefined);
-      }
-      costs.add(s.sql, now() - started);
-    }
-    return { statements: statements.length, commits, ms: now() - t0, errors, costliest: costs.top(10) };
+    return await replayEach(
+      statements,
+      (s) => client.query(s.sql, s.parameters as unknown[]),
+      // A failed statement aborts PostgreSQL's transaction: end it as the cloud's retry would.
+      () =>
+        client.query('rollback').then(
+          () => undefined,
+          () => undefined,
+        ),
+    );
   } finally {
     await client.end();
   }

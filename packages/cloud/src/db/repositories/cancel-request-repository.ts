@@ -33,15 +33,4 @@ export class KyselyCancelRequestRepository implements CancelRequestRepository {
     const res = await this.db.deleteFrom('cancel_requests').where('task_id', '=', taskId).executeTakeFirst();
     return res.numDeletedRows > 0n;
   }
-
-  /** remove for many in one statement: the task ids whose request was removed. */
-  async removeMany(taskIds: readonly string[]): Promise<Set<string>> {
-    if (taskIds.length === 0) return new Set();
-    const rows = await this.db
-      .deleteFrom('cancel_requests')
-      .where('task_id', 'in', taskIds)
-      .returning('task_id')
-      .execute();
-    return new Set(rows.map((r) => r.task_id));
-  }
 }

@@ -77,7 +77,6 @@ export function createRepositories(db: Kysely<Schema>, opts: RepositoryOptions =
  */
 function groupWrites(top: Omit<Repositories, 'transaction'>, group: GroupCommit, now: Clock['now']): void {
   const steps = (trx: Kysely<Schema>) => new KyselyTaskStepRepository(trx, now);
-  const queue = (trx: Kysely<Schema>) => new KyselyOfflineQueueRepository(trx, now);
   const messages = (trx: Kysely<Schema>) => new KyselyConsoleMessageRepository(trx);
   // Audit entries of one batch go in one multi-row INSERT.
   top.audit.log = group.collector((trx, entries: readonly NewAuditEntry[]) =>
@@ -94,15 +93,18 @@ function groupWrites(top: Omit<Repositories, 'transaction'>, group: GroupCommit,
     group.run((trx) => steps(trx).mergeDetail(taskId, toolUseId, detail));
   // Removals by task id of one batch in one DELETE; each caller learns whether its row was there (an id
   // asked for twice: the first caller).
-  const removals = (remove: (trx: Kysely<Schema>, ids: readonly string[]) => Promise<Set<string>>) =>
+  const removals = (table: 'offline_queue' | 'cancel_requests') =>
     group.collector(async (trx, ids: readonly string[]) => {
-      const gone = await remove(trx, [...new Set(ids)]);
+      const rows = await trx
+        .deleteFrom(table)
+        .where('task_id', 'in', [...new Set(ids)])
+        .returning('task_id')
+        .execute();
+      const gone = new Set(rows.map((r) => r.task_id));
       return ids.map((id) => gone.delete(id));
     });
-  top.offlineQueue.removeByTask = removals((trx, ids) => queue(trx).removeByTasks(ids));
-  top.cancelRequests.remove = removals((trx, ids) =>
-    new KyselyCancelRequestRepository(trx, now).removeMany(ids),
-  );
+  top.offlineQueue.removeByTask = removals('offline_queue');
+  top.cancelRequests.remove = removals('cancel_requests');
   top.consoleMessages.insert = (m) => group.run((trx) => messages(trx).insert(m));
   top.consoleMessages.update = (...args) => group.run((trx) => messages(trx).update(...args));
 }

@@ -205,17 +205,6 @@ export class KyselyOfflineQueueRepository implements OfflineQueueRepository {
     return res.numDeletedRows > 0n;
   }
 
-  /** removeByTask for many in one statement: the task ids whose row was removed. */
-  async removeByTasks(taskIds: readonly string[]): Promise<Set<string>> {
-    if (taskIds.length === 0) return new Set();
-    const rows = await this.db
-      .deleteFrom('offline_queue')
-      .where('task_id', 'in', taskIds)
-      .returning('task_id')
-      .execute();
-    return new Set(rows.map((r) => r.task_id));
-  }
-
   /** One DELETE … RETURNING, so an expired entry is handed to exactly one caller. */
   async takeExpired(now: number): Promise<OfflineQueueEntry[]> {
     const rows = await this.db
