@@ -1,13 +1,12 @@
-import { randomUUID } from 'node:crypto';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
-import { sql } from 'kysely';
 import { afterAll, afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { createDatabase, type Database } from '../../src/db/database.js';
 import { migrateToLatest } from '../../src/db/migrations/index.js';
 import { createRepositories } from '../../src/db/repositories/index.js';
 import type { Repositories } from '../../src/db/repositories/types.js';
+import { openPostgresSchema } from '../support/database.js';
 
 const tempDirs: string[] = [];
 afterAll(() => {
@@ -30,15 +29,7 @@ const targets: Array<{ name: string; open: () => Promise<Database>; skip: boolea
     name: 'PostgreSQL',
     skip: !postgresUrl,
     open: async () => {
-      const schema = `bematic_test_${randomUUID().replaceAll('-', '').slice(0, 12)}`;
-      const database = await createDatabase(postgresUrl ?? '', { schema });
-      return {
-        ...database,
-        close: async () => {
-          await sql`drop schema if exists ${sql.id(schema)} cascade`.execute(database.db);
-          await database.close();
-        },
-      };
+      return openPostgresSchema(postgresUrl ?? '', 'bematic_test');
     },
   },
 ];

@@ -1,4 +1,3 @@
-import { randomUUID } from 'node:crypto';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
@@ -8,7 +7,7 @@ import { createDatabase, type Database } from '../../src/db/database.js';
 import { MIGRATIONS, migrateToLatest } from '../../src/db/migrations/index.js';
 import { createRepositories } from '../../src/db/repositories/index.js';
 import type { Repositories } from '../../src/db/repositories/types.js';
-import { newTaskInput } from '../support/database.js';
+import { newTaskInput, openPostgresSchema } from '../support/database.js';
 
 const DAY = 86_400_000;
 const T0 = 1_700_000_000_000;
@@ -138,14 +137,6 @@ describeMigration('SQLite', async () => {
 const postgresUrl = process.env.BEMATIC_TEST_POSTGRES_URL;
 describe.skipIf(!postgresUrl)('PostgreSQL', () => {
   describeMigration('PostgreSQL', async () => {
-    const schema = `bematic_016_${randomUUID().replaceAll('-', '').slice(0, 12)}`;
-    const database = await createDatabase(postgresUrl ?? '', { schema });
-    return {
-      ...database,
-      close: async () => {
-        await sql`drop schema if exists ${sql.id(schema)} cascade`.execute(database.db);
-        await database.close();
-      },
-    };
+    return openPostgresSchema(postgresUrl ?? '', 'bematic_016');
   });
 });

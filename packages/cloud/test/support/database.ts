@@ -1,7 +1,9 @@
+import { randomUUID } from 'node:crypto';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import type { TaskSubmission } from '@bematic/protocol';
+import { sql } from 'kysely';
 import { createDatabase, type Database } from '../../src/db/database.js';
 import { migrateToLatest } from '../../src/db/migrations/index.js';
 import { createRepositories } from '../../src/db/repositories/index.js';
@@ -30,6 +32,19 @@ export async function openTestDb(startAt = 1_700_000_000_000): Promise<TestDb> {
     async close() {
       await database.close();
       rmSync(dir, { recursive: true, force: true });
+    },
+  };
+}
+
+/** A PostgreSQL database in a schema of its own (`prefix` + a random suffix), dropped with it on close. */
+export async function openPostgresSchema(url: string, prefix: string): Promise<Database> {
+  const schema = `${prefix}_${randomUUID().replaceAll('-', '').slice(0, 12)}`;
+  const database = await createDatabase(url, { schema });
+  return {
+    ...database,
+    close: async () => {
+      await sql`drop schema if exists ${sql.id(schema)} cascade`.execute(database.db);
+      await database.close();
     },
   };
 }
