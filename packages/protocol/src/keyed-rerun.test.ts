@@ -1,14 +1,6 @@
 import { describe, expect, it } from 'vitest';
+import { gate } from '../test/gate.js';
 import { KeyedRerun } from './keyed-rerun.js';
-
-/** A pass that ends when the test says so. */
-function gate() {
-  let open!: () => void;
-  const opened = new Promise<void>((resolve) => {
-    open = resolve;
-  });
-  return { open, opened };
-}
 
 describe('KeyedRerun', () => {
   it('folds the requests made during a pass into one more pass, per key', async () => {

@@ -1,14 +1,6 @@
 import { describe, expect, it } from 'vitest';
+import { gate } from '../test/gate.js';
 import { KeyedSequence } from './keyed-sequence.js';
-
-/** A run that ends when the test says so. */
-function gate() {
-  let open!: () => void;
-  const opened = new Promise<void>((resolve) => {
-    open = resolve;
-  });
-  return { open, opened };
-}
 
 describe('KeyedSequence', () => {
   it('runs one key in order, one at a time, and other keys meanwhile', async () => {
